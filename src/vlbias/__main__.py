@@ -1,0 +1,3 @@
+from vlbias.cli import run
+
+run()

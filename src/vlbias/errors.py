@@ -1,0 +1,67 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad spec, a missing file, an image that does not decode, a key that a
+``vectors:`` file lacks) is a :class:`VlbiasError`. Its message is one line that names the input and says what
+to do. The command line prints that line and exits non-zero; it never shows a traceback for these.
+Anything that is not a ``VlbiasError`` is a bug in vlbias and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class VlbiasError(Exception):
+    """An error caused by the user's input, with a one-line message saying what to do."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))  # always one line
+
+
+class SpecError(VlbiasError):
+    """A model spec that does not parse or names an unknown backend, architecture or tag."""
+
+
+class WeightsUnavailableError(VlbiasError):
+    """Model weights that cannot be downloaded or found on disk."""
+
+
+class ModalityError(VlbiasError):
+    """A model asked for a modality it does not have (e.g. images from a text-only model)."""
+
+
+class StimulusError(VlbiasError):
+    """A bad stimulus: missing file, undecodable image, empty list, malformed test file."""
+
+
+class ImageDecodeError(StimulusError):
+    """One or more images could not be read or decoded."""
+
+    def __init__(self, message: str, bad: Sequence[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.bad = list(bad)
+
+
+class MissingKeysError(VlbiasError):
+    """Texts or images that a ``vectors:`` file has no vector for."""
+
+    def __init__(self, source: str, kind: str, missing: Sequence[str]):
+        self.source = source
+        self.kind = kind
+        self.missing = list(missing)
+        shown = ", ".join(repr(m) for m in self.missing[:8])
+        more = f" and {len(self.missing) - 8} more" if len(self.missing) > 8 else ""
+        super().__init__(
+            f"{source} has no vector for {len(self.missing)} {kind}(s): {shown}{more}; add them to the file, "
+            f"or pass --drop-missing to leave them out"
+        )
+
+
+class CacheError(VlbiasError):
+    """The embedding cache cannot be used (e.g. the directory is not writable)."""
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
