@@ -1,0 +1,379 @@
+"""OpenCLIP backend.
+
+Specs:
+
+- ``openclip:ARCH/TAG``: a pretrained pair of ``open_clip.list_pretrained()``, e.g.
+  ``openclip:ViT-B-32/laion2b_s34b_b79k``, with the preprocessing registered for that tag.
+- ``openclip:ARCH/random`` (or ``random-SEED``): the architecture with seeded random weights. Same code path as a
+  pretrained model; used by the tests and for calibrating audits against an untrained network.
+- ``openclip:ARCH/PATH``: a checkpoint file, with the architecture's default preprocessing.
+- ``openclip:ARCH/TAG@PATH``: a local copy of a tag's weights (for machines without internet), with the tag's
+  preprocessing.
+- ``openclip:hf-hub:ORG/REPO`` and ``openclip:local-dir:PATH``: a model with its own ``open_clip_config.json``.
+
+The table of known pairs ships with vlbias (``data/models/openclip_pretrained.csv``) so specs are validated
+without importing open_clip; pairs that a newer installed open_clip knows are accepted too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import difflib
+import logging
+import os
+import re
+from functools import lru_cache
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlbias.cache.fingerprints import file_fingerprint, tree_fingerprint
+from vlbias.errors import SpecError, WeightsUnavailableError
+from vlbias.models import hub
+from vlbias.models.base import Encoder
+
+DESCRIPTION = (
+    "OpenCLIP dual encoders: openclip:ARCH/TAG (pretrained tag, random, checkpoint path or TAG@PATH), "
+    "openclip:hf-hub:ORG/REPO, openclip:local-dir:PATH"
+)
+TABLE = "openclip_pretrained.csv"
+_RANDOM = re.compile(r"^random(?:-(\d+))?$")
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+@lru_cache(maxsize=1)
+def pretrained_table() -> list[dict[str, str]]:
+    """The known (architecture, tag) pairs with their download locations, as shipped with vlbias."""
+    text = resources.files("vlbias.data.models").joinpath(TABLE).read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+def known_pairs() -> dict[str, dict[str, dict[str, str]]]:
+    pairs: dict[str, dict[str, dict[str, str]]] = {}
+    for row in pretrained_table():
+        pairs.setdefault(row["architecture"], {})[row["tag"]] = row
+    return pairs
+
+
+def write_pretrained_table(path: str | os.PathLike) -> int:
+    """Regenerate the shipped pair table from the installed open_clip; returns the number of rows."""
+    import open_clip
+
+    from vlbias.utils.io import atomic_path
+
+    fields = ["architecture", "tag", "hf_hub", "url", "quick_gelu"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        n = 0
+        for arch, tag in open_clip.list_pretrained():
+            cfg = open_clip.get_pretrained_cfg(arch, tag)
+            w.writerow(
+                {
+                    "architecture": arch,
+                    "tag": tag,
+                    "hf_hub": cfg.get("hf_hub", ""),
+                    "url": cfg.get("url", ""),
+                    "quick_gelu": int(bool(cfg.get("quick_gelu", False))),
+                }
+            )
+            n += 1
+    return n
+
+
+def weights_location(row: dict[str, str]) -> str:
+    """Where a tag's weights are downloaded from (open_clip prefers the Hugging Face hub over the URL)."""
+    if row.get("hf_hub"):
+        repo, filename = os.path.split(row["hf_hub"])  # 'org/name/' means the default file name
+        return f"https://huggingface.co/{repo}/resolve/main/{filename or 'open_clip_pytorch_model.bin'}"
+    return row.get("url", "")
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "missing"
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    """open_clip logs 'initialized randomly' on the root logger; that is the point of a random spec."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _cached_weights(cfg: dict) -> Path | None:
+    """A tag's weights file if it is already on this machine (hub cache or open_clip's URL cache)."""
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or "open_clip_pytorch_model.bin"
+        stem = filename.rsplit(".", 1)[0]
+        candidates = [filename, f"{stem}.safetensors"]
+        if filename == "open_clip_pytorch_model.bin":
+            candidates.append("open_clip_model.safetensors")
+        for name in candidates:
+            hit = hub.cached_file(repo, name)
+            if hit is not None:
+                return hit
+    if cfg.get("url"):
+        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(cfg["url"])
+        if local.is_file():
+            return local
+    return None
+
+
+def _installed_archs() -> list[str]:
+    import open_clip
+
+    return open_clip.list_models()
+
+
+class Backend(Encoder):
+    def _parse(self) -> None:
+        target = self.spec.target
+        self.arch: str | None = None
+        self.tag: str | None = None
+        self.path: Path | None = None
+        self.seed = 0
+        if target.startswith(("hf-hub:", "local-dir:")):
+            self.kind = target.split(":", 1)[0]
+            self.model_name = target
+            if self.kind == "local-dir":
+                self.path = Path(target.split(":", 1)[1]).expanduser()
+                if not (self.path / "open_clip_config.json").is_file():
+                    raise SpecError(
+                        f"{self.spec}: no open_clip_config.json in {self.path}; local-dir: needs a folder with "
+                        f"open_clip_config.json and the weights"
+                    )
+            return
+        arch, sep, tag = target.partition("/")
+        if not sep or not tag:
+            raise SpecError(
+                f"model spec {self.spec} names no weights; write openclip:{arch}/TAG with TAG a pretrained tag "
+                f"(see `vlbias models`), 'random', or a checkpoint path"
+            )
+        self.arch, self.model_name = arch, arch
+        self._check_arch(arch)
+        m = _RANDOM.match(tag)
+        if m:
+            self.kind, self.seed = "random", int(m.group(1) or 0)
+            return
+        if tag.startswith(("hf-hub:", "local-dir:")):
+            self.kind, self.model_name = tag.split(":", 1)[0], tag
+            return
+        if "@" in tag and not Path(tag).exists():
+            tag, _, file = tag.partition("@")
+            self._check_tag(arch, tag)
+            self.kind, self.tag, self.path = "tag_file", tag, Path(file).expanduser()
+            if not self.path.is_file():
+                raise SpecError(f"{self.spec}: weights file not found: {self.path}")
+            return
+        if tag in known_pairs().get(arch, {}):
+            self.kind, self.tag = "tag", tag
+            return
+        looks_like_path = "/" in tag or os.sep in tag or tag.lower().endswith(_WEIGHT_SUFFIXES)
+        if looks_like_path or Path(tag).exists():
+            self.kind, self.path = "file", Path(tag).expanduser()
+            if not self.path.is_file():
+                raise SpecError(f"{self.spec}: checkpoint file not found: {self.path}; check the path")
+            return
+        self._check_tag(arch, tag)
+        self.kind, self.tag = "tag", tag
+
+    def _check_arch(self, arch: str) -> None:
+        if arch in known_pairs():
+            return
+        archs = _installed_archs()
+        if arch not in archs:
+            close = difflib.get_close_matches(arch, archs, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "see `vlbias models` for the known ones"
+            raise SpecError(f"unknown open_clip architecture {arch!r} in {self.spec}; {hint}")
+
+    def _check_tag(self, arch: str, tag: str) -> None:
+        tags = set(known_pairs().get(arch, {}))
+        if tag in tags:
+            return
+        import open_clip
+
+        tags |= set(open_clip.list_pretrained_tags_by_model(arch))
+        if tag not in tags:
+            listed = ", ".join(sorted(tags)) if tags else "none (use 'random' or a checkpoint path)"
+            raise SpecError(f"unknown pretrained tag {tag!r} for {arch} in {self.spec}; known tags: {listed}")
+
+    # -------------------------------------------------------------- identity
+    def _identity_payload(self) -> dict[str, Any]:
+        p: dict[str, Any] = {"kind": self.kind, "precision": self.precision}
+        if self.kind == "tag":
+            p.update(arch=self.arch, tag=self.tag)
+        elif self.kind == "tag_file":
+            p.update(arch=self.arch, tag=self.tag, weights=file_fingerprint(self.path, self.memo_root))
+        elif self.kind == "random":
+            # random weights depend on the library versions that initialise them
+            p.update(
+                arch=self.arch, seed=self.seed, open_clip=_pkg_version("open_clip_torch"), torch=_pkg_version("torch")
+            )
+        elif self.kind == "file":
+            p.update(arch=self.arch, weights=file_fingerprint(self.path, self.memo_root))
+        elif self.kind == "local-dir":
+            p.update(folder=tree_fingerprint(self.path, self.memo_root))
+        else:  # hf-hub
+            p.update(model=self.model_name)
+        return p
+
+    # -------------------------------------------------------------- loading
+    def _tag_row(self) -> dict[str, str]:
+        row = known_pairs().get(self.arch, {}).get(self.tag)
+        if row:
+            return row
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(self.arch, self.tag)
+        return {"hf_hub": cfg.get("hf_hub", ""), "url": cfg.get("url", "")}
+
+    def _unavailable(self, reason: str) -> WeightsUnavailableError:
+        where = weights_location(self._tag_row())
+        filename = where.rsplit("/", 1)[-1] or "the checkpoint"
+        return WeightsUnavailableError(
+            f"cannot get the weights of {self.spec} from {where} ({reason}): download {filename} on a machine "
+            f"with internet and use --model openclip:{self.arch}/{self.tag}@/path/to/{filename}, or copy a "
+            f"Hugging Face cache that holds it to $HF_HOME"
+        )
+
+    def prefetch(self) -> Path | None:
+        """Download a tag's weights if they are not local yet; returns the local weights file."""
+        if self.kind != "tag":
+            return self.path
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(self.arch, self.tag)
+        if not cfg:
+            raise SpecError(
+                f"the installed open_clip ({_pkg_version('open_clip_torch')}) does not know {self.arch}/{self.tag}; "
+                f"upgrade open_clip_torch"
+            )
+        hub.quiet()
+        local = _cached_weights(cfg)
+        if local is not None:
+            return local
+        source_up = hub.reachable() if cfg.get("hf_hub") else hub.url_reachable(cfg.get("url", ""))
+        if not source_up:
+            raise self._unavailable("offline: the download server cannot be reached")
+        try:
+            return Path(open_clip.download_pretrained(cfg))
+        except Exception as e:  # noqa: BLE001 - any download failure means the weights are unreachable
+            raise self._unavailable(f"download failed: {type(e).__name__}") from None
+
+    def _load(self) -> None:
+        import open_clip
+        import torch
+
+        kw: dict[str, Any] = {"precision": self.precision, "device": self.device}
+        try:
+            if self.kind in ("tag", "tag_file"):
+                # a tag's weights always load from a local file, with the tag's preprocessing and activation
+                weights = self.prefetch() if self.kind == "tag" else self.path
+                cfg = open_clip.get_pretrained_cfg(self.arch, self.tag)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    self.arch,
+                    pretrained=str(weights),
+                    force_quick_gelu=bool(cfg.get("quick_gelu", False)),
+                    image_mean=cfg.get("mean"),
+                    image_std=cfg.get("std"),
+                    image_interpolation=cfg.get("interpolation"),
+                    image_resize_mode=cfg.get("resize_mode"),
+                    **kw,
+                )
+            elif self.kind == "random":
+                with torch.random.fork_rng(devices=[]), _quiet_logging():
+                    torch.manual_seed(self.seed)
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        self.arch, pretrained=None, pretrained_text=False, **kw
+                    )
+            elif self.kind == "file":
+                model, _, preprocess = open_clip.create_model_and_transforms(self.arch, pretrained=str(self.path), **kw)
+            else:
+                if self.kind == "hf-hub" and not hub.reachable():
+                    repo = self.model_name.split(":", 1)[1]
+                    snapshot = hub.cached_snapshot(repo)
+                    if snapshot is None:
+                        raise WeightsUnavailableError(
+                            f"cannot download {self.spec} (offline): download the repository {repo} on a machine "
+                            f"with internet and use openclip:local-dir:PATH"
+                        )
+                    self.model_name = f"local-dir:{snapshot}"
+                model, _, preprocess = open_clip.create_model_and_transforms(self.model_name, **kw)
+            tokenizer = open_clip.get_tokenizer(self.model_name)
+        except (WeightsUnavailableError, SpecError):
+            raise
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if self.kind in ("file", "tag_file", "tag"):
+                raise WeightsUnavailableError(
+                    f"cannot load the weights of {self.spec} ({msg[:200]}); check that the file holds weights of "
+                    f"this architecture"
+                ) from None
+            raise WeightsUnavailableError(f"cannot load {self.spec} ({msg[:200]})") from None
+        model.eval()
+        self._model = model
+        self._preprocess = preprocess
+        self._tokenizer = tokenizer
+        self._input_dtype = open_clip.get_input_dtype(self.precision)
+
+    def _info(self) -> dict[str, Any]:
+        import open_clip
+
+        model = self._model
+        visual = getattr(model, "visual", None)
+        n_total = sum(p.numel() for p in model.parameters())
+        n_image = sum(p.numel() for p in visual.parameters()) if visual is not None else None
+        scale = getattr(model, "logit_scale", None)
+        bias = getattr(model, "logit_bias", None)
+        pre = open_clip.get_model_preprocess_cfg(model)
+        embed_dim = getattr(visual, "output_dim", None)
+        if embed_dim is None:
+            embed_dim = int(self._embed_texts(["a"]).shape[1])
+        return {
+            "architecture": self.arch or self.model_name,
+            "pretrained": self.tag or (str(self.path) if self.path else ("random" if self.kind == "random" else None)),
+            "embed_dim": int(embed_dim),
+            "n_params": int(n_total),
+            "n_params_image": int(n_image) if n_image is not None else None,
+            "n_params_text": int(n_total - n_image) if n_image is not None else None,
+            "preprocessing": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pre.items()},
+            "logit_scale": float(scale.exp().item()) if scale is not None else None,
+            "logit_bias": float(bias.item()) if bias is not None else None,
+            "extra": {
+                "open_clip": _pkg_version("open_clip_torch"),
+                "kind": self.kind,
+                **({"seed": self.seed} if self.kind == "random" else {}),
+            },
+        }
+
+    # -------------------------------------------------------------- encoding
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tokens = self._tokenizer(texts).to(self.device)
+        with torch.inference_mode():
+            feats = self._model.encode_text(tokens)
+        return feats.float().cpu().numpy()
+
+    def _image_preprocess(self):
+        return self._preprocess
+
+    def _embed_images(self, batch) -> np.ndarray:
+        import torch
+
+        batch = batch.to(self.device, dtype=self._input_dtype, non_blocking=True)
+        with torch.inference_mode():
+            feats = self._model.encode_image(batch)
+        return feats.float().cpu().numpy()

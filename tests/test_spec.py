@@ -1,0 +1,103 @@
+"""Model specs: parsing, validation and the one-line errors for bad specs (no weights are loaded here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlbias.errors import SpecError
+from vlbias.models import ModelSpec, backend_names, load_model
+
+
+def test_builtin_backends_are_discovered():
+    assert {"openclip", "hf", "st", "vectors"} <= set(backend_names())
+
+
+@pytest.mark.parametrize(
+    "text, backend, target",
+    [
+        ("openclip:ViT-B-32/laion2b_s34b_b79k", "openclip", "ViT-B-32/laion2b_s34b_b79k"),
+        ("  hf:openai/clip-vit-base-patch32 ", "hf", "openai/clip-vit-base-patch32"),
+        ("vectors:C:/data/x.txt", "vectors", "C:/data/x.txt"),
+    ],
+)
+def test_parse(text, backend, target):
+    spec = ModelSpec.parse(text)
+    assert (spec.backend, spec.target) == (backend, target)
+    assert str(spec) == f"{backend}:{target}"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "empty model spec"),
+        ("ViT-B-32", "no backend prefix"),
+        ("clip:ViT-B-32/openai", "unknown backend 'clip'"),
+        ("openclip:", "names no model"),
+        ("openclip:ViT-B-32", "names no weights"),
+        ("openclip:ViT-B-99/random", "unknown open_clip architecture 'ViT-B-99'"),
+        ("openclip:ViT-B-32/laion9000", "unknown pretrained tag 'laion9000' for ViT-B-32"),
+        ("openclip:ViT-B-32/missing/ckpt.pt", "checkpoint file not found"),
+        ("openclip:ViT-B-32/laion2b_s34b_b79k@/nope/w.bin", "weights file not found"),
+        ("openclip:local-dir:/nope", "no open_clip_config.json"),
+        ("vectors:/nope/vectors.txt", "vectors file not found"),
+    ],
+)
+def test_bad_specs_raise_one_line(text, fragment):
+    with pytest.raises(SpecError) as exc:
+        load_model(text)
+    msg = str(exc.value)
+    assert fragment in msg
+    assert "\n" not in msg
+
+
+def test_unknown_architecture_suggests_close_names():
+    with pytest.raises(SpecError, match="did you mean .*ViT-B-32"):
+        load_model("openclip:ViT-B-23/random")
+
+
+def test_openclip_spec_kinds(tmp_path):
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"x")
+    cases = {
+        "openclip:ViT-B-32/laion2b_s34b_b79k": ("tag", 0),
+        "openclip:ViT-B-32/random": ("random", 0),
+        "openclip:ViT-B-32/random-7": ("random", 7),
+        f"openclip:ViT-B-32/{ckpt}": ("file", 0),
+        f"openclip:ViT-B-32/openai@{ckpt}": ("tag_file", 0),
+        "openclip:hf-hub:timm/ViT-B-16-SigLIP": ("hf-hub", 0),
+    }
+    for text, (kind, seed) in cases.items():
+        enc = load_model(text)
+        assert (enc.kind, enc.seed) == (kind, seed), text
+
+
+def test_identity_is_cheap_and_separates_what_changes_vectors(tmp_path):
+    a = load_model("openclip:ViT-B-32/random")
+    assert a.identity == load_model("openclip:ViT-B-32/random", device="cpu", batch_size=3).identity
+    others = [
+        load_model("openclip:ViT-B-32/random-1"),
+        load_model("openclip:ViT-B-32/random", precision="fp16"),
+        load_model("openclip:ViT-B-16/random"),
+        load_model("openclip:ViT-B-32/laion2b_s34b_b79k"),
+    ]
+    assert len({a.identity, *(o.identity for o in others)}) == 5
+    # a checkpoint is identified by its content, not its path
+    w1, w2 = tmp_path / "a.pt", tmp_path / "b.pt"
+    w1.write_bytes(b"weights")
+    w2.write_bytes(b"weights")
+    assert load_model(f"openclip:ViT-B-32/{w1}").identity == load_model(f"openclip:ViT-B-32/{w2}").identity
+    w2.write_bytes(b"other weights")
+    assert load_model(f"openclip:ViT-B-32/{w1}").identity != load_model(f"openclip:ViT-B-32/{w2}").identity
+
+
+def test_construction_imports_no_deep_learning_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from vlbias.models import load_model; "
+        "e = load_model('openclip:ViT-B-32/laion2b_s34b_b79k'); e.identity; "
+        "bad = [m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
