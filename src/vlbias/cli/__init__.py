@@ -1,0 +1,79 @@
+"""The ``vlbias`` command line: a thin layer that parses options and calls the library.
+
+Subcommands live in their own modules and are imported only when run, so ``vlbias --help`` and commands that
+load no model start without importing torch, open_clip or transformers. A new command is one module here plus
+one line in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from vlbias import __version__
+
+#: command name -> (module, attribute, one-line help shown by `vlbias --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "models": ("vlbias.cli.models", "models", "List the backends and known models."),
+    "embed": ("vlbias.cli.embed", "embed", "Embed texts or images with a model into a Parquet file."),
+    "cache": ("vlbias.cli.cache", "cache", "Inspect or clear the embedding cache."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="vlbias", message="%(prog)s %(version)s")
+def cli() -> None:
+    """vlbias: audit social bias in vision-language embedding models.
+
+    Models are named by one spec string everywhere, e.g. openclip:ViT-B-32/laion2b_s34b_b79k,
+    hf:openai/clip-vit-base-patch32, st:all-MiniLM-L6-v2 or vectors:embeddings.parquet.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    from vlbias.errors import VlbiasError
+
+    try:
+        cli.main(args=argv, prog_name="vlbias", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("vlbias: aborted", err=True)
+        return 1
+    except click.exceptions.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "vlbias"
+        click.echo(f"{where}: error: {e.format_message()} (see '{where} --help')", err=True)
+        return e.exit_code
+    except click.exceptions.ClickException as e:
+        click.echo(f"vlbias: error: {e.format_message()}", err=True)
+        return e.exit_code
+    except VlbiasError as e:
+        click.echo(f"vlbias: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("vlbias: interrupted; outputs are written atomically, so nothing was left half-written", err=True)
+        return 130
+    except BrokenPipeError:
+        return 141
+    return 0
+
+
+def run() -> None:  # console-script entry point
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Options shared by commands that load a model, and small output helpers."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cache_dir_option(fn: Callable) -> Callable:
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="VLBIAS_CACHE",
+        show_envvar=True,
+        help="Embedding cache folder [default: the platform's user cache folder].",
+    )(fn)
+
+
+def model_options(fn: Callable) -> Callable:
+    """--model and the encoding options; the wrapped command receives ``encoder_kwargs``."""
+
+    @click.option(
+        "--model",
+        "-m",
+        "model",
+        required=True,
+        metavar="SPEC",
+        help="Model spec, e.g. openclip:ViT-B-32/laion2b_s34b_b79k (see `vlbias models`).",
+    )
+    @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+    @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: 64].")
+    @click.option(
+        "--precision",
+        type=click.Choice(["fp32", "fp16", "bf16"]),
+        default="fp32",
+        show_default=True,
+        help="fp16/bf16 run on a GPU only; fp32 gives the same vectors (and cache) on every machine.",
+    )
+    @click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Image decoding processes [default: chosen from the CPU count].",
+    )
+    @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+    @cache_dir_option
+    @functools.wraps(fn)
+    def wrapper(*args, device, batch_size, precision, workers, no_cache, cache_dir, **kwargs):
+        kwargs["encoder_kwargs"] = {
+            "device": device,
+            "batch_size": batch_size,
+            "precision": precision,
+            "num_workers": workers,
+            "cache": False if no_cache else cache_dir,
+        }
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, width=None if os.isatty(1) else 120)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import sys
+
+import click
+
+from vlbias.cli._common import cache_dir_option, console, human_bytes
+
+
+@click.group()
+def cache():
+    """Inspect or clear the embedding cache."""
+
+
+@cache.command()
+@cache_dir_option
+def info(cache_dir):
+    """Entries, size and counts per model."""
+    from rich.table import Table
+
+    from vlbias.cache import EmbeddingCache
+    from vlbias.errors import plural
+
+    store = EmbeddingCache(cache_dir)
+    entries = store.entries()
+    out = console()
+    out.print(f"cache folder: {store.root}")
+    if not entries:
+        out.print("empty")
+        return
+    table = Table("model", "identity", "texts", "images", "size", "created")
+    for e in entries:
+        table.add_row(
+            e.spec,
+            e.identity[:12],
+            str(e.counts.get("text", 0)),
+            str(e.counts.get("image", 0)),
+            human_bytes(e.size_bytes),
+            e.created,
+        )
+    total = sum(e.size_bytes for e in entries)
+    n = sum(sum(e.counts.values()) for e in entries)
+    table.add_section()
+    table.add_row(plural(len(entries), "model"), "", "", "", human_bytes(total), plural(n, "embedding"))
+    out.print(table)
+
+
+@cache.command()
+@click.option("--model", "-m", "models", multiple=True, metavar="SPEC", help="Clear only this model (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before clearing everything.")
+@cache_dir_option
+def clear(models, yes, cache_dir):
+    """Delete cached embeddings (all, or those of --model SPEC)."""
+    from vlbias.cache import EmbeddingCache
+    from vlbias.errors import VlbiasError
+
+    store = EmbeddingCache(cache_dir)
+    if not models and not yes:
+        if not sys.stdin.isatty():
+            raise VlbiasError("clearing the whole cache needs --yes (or name models with --model SPEC)")
+        click.confirm(f"delete every cached embedding in {store.root}?", abort=True)
+    removed = store.clear(models or None)
+    if models and not removed:
+        raise VlbiasError(f"no cache entries for {', '.join(models)}; `vlbias cache info` lists the cached models")
+    freed = sum(e.size_bytes for e in removed)
+    click.echo(f"removed {len(removed)} model cache file(s), {human_bytes(freed)}", err=True)

@@ -1,0 +1,211 @@
+"""The command line: fast start, embed round trips, and one clear line (never a traceback) for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import write_images, write_w2v_text
+from vlbias import __version__
+from vlbias.cli import main
+from vlbias.models import load_model
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"vlbias {__version__}"
+
+
+def test_commands_that_load_no_model_import_no_deep_learning_library():
+    code = (
+        "import sys, contextlib, io\n"
+        "from vlbias.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for args in (['--help'], ['models'], ['cache', 'info'], ['embed', '--help']):\n"
+        "        assert main(args) == 0, args\n"
+        "heavy = {'torch', 'open_clip', 'transformers', 'sentence_transformers'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_console_script_runs():
+    out = subprocess.run(["vlbias", "--version"], capture_output=True, text=True, check=True).stdout
+    assert __version__ in out
+
+
+def test_models_lists_backends_and_pairs(capsys):
+    code, out, _ = run(["models"], capsys)
+    assert code == 0
+    for fragment in ("openclip:", "hf:", "st:", "vectors:", "ViT-B-32", "laion2b_s34b_b79k"):
+        assert fragment in out
+    code, out, _ = run(["models", "--format", "csv"], capsys)
+    assert "openclip:ViT-B-32/laion2b_s34b_b79k,openclip,ViT-B-32,laion2b_s34b_b79k" in out.splitlines()
+
+
+def test_embed_texts_round_trip(tmp_path, capsys):
+    texts = tmp_path / "t.txt"
+    texts.write_text("This is a tulip.\n\nThese are ants.\nThis is a tulip.\n", encoding="utf-8")
+    out = tmp_path / "t.parquet"
+    code, _, err = run(["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", texts, "--out", out], capsys)
+    assert code == 0 and "wrote 2 embeddings" in err
+    df = pd.read_parquet(out)
+    assert df["key"].tolist() == ["This is a tulip.", "These are ants."]
+    direct = load_model("st:all-MiniLM-L6-v2", cache=False).encode_texts(df["key"].tolist())
+    np.testing.assert_allclose(np.stack(df["vector"]), direct, atol=1e-6)
+    again = load_model(f"vectors:{out}").encode_texts(["These are ants."])  # the output is a vectors: file
+    np.testing.assert_allclose(again[0], direct[1], atol=1e-6)
+
+
+def test_embed_images_round_trip_and_skips(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    write_images(root / "a", n=3)
+    write_images(root / "b", n=2, fmt="PNG")
+    out = tmp_path / "i.parquet"
+    code, _, _ = run(["embed", "-m", "openclip:ViT-S-32-alt/random", "--images", root, "--out", out], capsys)
+    assert code == 0
+    df = pd.read_parquet(out)
+    assert df["key"].tolist() == ["a/img000.jpg", "a/img001.jpg", "a/img002.jpg", "b/img000.png", "b/img001.png"]
+    assert df["error"].isna().all() and df["sha256"].str.len().eq(64).all()
+    direct = load_model("openclip:ViT-S-32-alt/random", cache=False).encode_images([root / k for k in df["key"]])
+    np.testing.assert_allclose(np.stack(df["vector"]), direct, atol=1e-6)
+
+    (root / "a" / "broken.jpg").write_bytes(b"garbage")
+    (root / "readme.txt").write_text("not an image")
+    out2 = tmp_path / "i2.parquet"
+    args = ["embed", "-m", "openclip:ViT-S-32-alt/random", "--images", root, "--out", out2, "--skip-bad-images"]
+    code, _, err = run(args, capsys)
+    assert code == 0 and "2 skipped" in err
+    df2 = pd.read_parquet(out2).set_index("key")
+    assert df2.loc["a/broken.jpg", "vector"] is None and "cannot identify" in df2.loc["a/broken.jpg", "error"]
+    assert df2.loc["readme.txt", "error"] == "not an image file"
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    d = tmp_path
+    (d / "texts.txt").write_text("a cat\na dog\n")
+    (d / "empty.txt").write_text("\n\n")
+    (d / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    write_images(d / "corrupt", n=2)
+    (d / "corrupt" / "bad.jpg").write_bytes(b"not an image")
+    write_images(d / "mixed", n=2)
+    (d / "mixed" / "notes.txt").write_text("hello")
+    (d / "emptydir").mkdir()
+    (d / "mixed_dims.txt").write_text("a 1 2 3\nb 1 2\n")
+    write_w2v_text(d / "vec.txt", ["a"], np.ones((1, 3), np.float32))
+    return d
+
+
+BAD = [
+    (["-m", "nope:x", "--texts", "texts.txt"], "unknown backend 'nope'"),
+    (["-m", "openclip:ViT-Q-1/random", "--texts", "texts.txt"], "unknown open_clip architecture"),
+    (["-m", "openclip:ViT-B-32/laion3000", "--texts", "texts.txt"], "unknown pretrained tag 'laion3000'"),
+    (["-m", "openclip:ViT-B-32/laion2b_s34b_b79k", "--texts", "texts.txt"], "laion2b_s34b_b79k@/path/to/"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--texts", "missing.txt"], "texts file not found"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--texts", "empty.txt"], "holds no texts"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--texts", "latin1.txt"], "is not UTF-8 text"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--images", "corrupt"], "cannot decode image"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--images", "mixed"], "is not an image file"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--images", "emptydir"], "is empty"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--images", "nowhere"], "not found"),
+    (["-m", "st:all-MiniLM-L6-v2", "--images", "mixed", "--skip-bad-images"], "text-only model"),
+    (["-m", "vectors:mixed_dims.txt", "--texts", "texts.txt"], "has 2 values where the others have 3"),
+    (["-m", "vectors:vec.txt", "--texts", "texts.txt"], "has no vector for 2 text(s)"),
+    (["-m", "vectors:nowhere.txt", "--texts", "texts.txt"], "vectors file not found"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--texts", "texts.txt", "--images", "mixed"], "exactly one of"),
+    (["-m", "openclip:ViT-S-32-alt/random"], "exactly one of"),
+    (["--texts", "texts.txt"], "Missing option '--model'"),
+    (["-m", "openclip:ViT-S-32-alt/random", "--texts", "texts.txt", "--batch-size", "0"], "--batch-size"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD, ids=[b[1][:30] for b in BAD])
+def test_bad_input_one_line_no_output(bad_inputs, args, fragment, capsys, monkeypatch):
+    monkeypatch.chdir(bad_inputs)
+    out = bad_inputs / "out.parquet"
+    out.write_bytes(b"previous output")
+    code, _, err = run(["embed", *args, "--out", out], capsys)
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out.read_bytes() == b"previous output"  # nothing half-written over it
+    assert [p.name for p in bad_inputs.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
+    r = subprocess.run(
+        ["vlbias", "embed", "-m", "openclip:ViT-B-32/nonsense", "--texts", "x", "--out", str(tmp_path / "o.parquet")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("vlbias: error: unknown pretrained tag 'nonsense'")
+
+
+def test_out_must_be_parquet(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("a\n")
+    code, _, err = run(
+        ["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", tmp_path / "t.txt", "--out", tmp_path / "o.csv"], capsys
+    )
+    assert code == 2 and "must be a .parquet file" in err
+
+
+def test_cache_info_and_clear(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    (tmp_path / "t.txt").write_text("a\nb\n")
+    for model in ("st:all-MiniLM-L6-v2", "openclip:ViT-S-32-alt/random"):
+        code, _, _ = run(
+            [
+                "embed",
+                "-m",
+                model,
+                "--texts",
+                tmp_path / "t.txt",
+                "--out",
+                tmp_path / "o.parquet",
+                "--cache-dir",
+                cache,
+            ],
+            capsys,
+        )
+        assert code == 0
+    code, out, _ = run(["cache", "info", "--cache-dir", cache], capsys)
+    assert code == 0 and "st:all-MiniLM-L6-v2" in out and "openclip:ViT-S-32-alt/random" in out
+    assert "2 models" in out and "4 embeddings" in out
+    code, _, err = run(["cache", "clear", "--model", "st:all-MiniLM-L6-v2", "--cache-dir", cache], capsys)
+    assert code == 0 and "removed 1" in err
+    code, out, _ = run(["cache", "info", "--cache-dir", cache], capsys)
+    assert "st:all-MiniLM-L6-v2" not in out and "openclip:ViT-S-32-alt/random" in out
+    code, _, err = run(["cache", "clear", "--model", "st:nothing", "--cache-dir", cache], capsys)
+    assert code == 2 and "no cache entries for st:nothing" in err
+    code, _, err = run(["cache", "clear", "--yes", "--cache-dir", cache], capsys)
+    assert code == 0
+    code, out, _ = run(["cache", "info", "--cache-dir", cache], capsys)
+    assert "empty" in out
+
+
+def test_warm_rerun_uses_the_cache(tmp_path, capsys, monkeypatch):
+    """The second embed of the same images loads no model: everything comes from the cache."""
+    write_images(tmp_path / "imgs", n=3)
+    args = ["embed", "-m", "openclip:ViT-S-32-alt/random", "--images", tmp_path / "imgs", "--cache-dir", tmp_path / "c"]
+    assert run([*args, "--out", tmp_path / "a.parquet"], capsys)[0] == 0
+    from vlbias.models.backends import openclip
+
+    def refuse(self):
+        raise AssertionError("model loaded on a warm cache")
+
+    monkeypatch.setattr(openclip.Backend, "_load", refuse)
+    assert run([*args, "--out", tmp_path / "b.parquet"], capsys)[0] == 0
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    np.testing.assert_array_equal(np.stack(a["vector"]), np.stack(b["vector"]))
