@@ -1,0 +1,5 @@
+"""Audits: each takes an encoder and stimuli and returns an :class:`~vlbias.audits.base.AuditResult`."""
+
+from vlbias.audits.base import AuditResult, RunRecord
+
+__all__ = ["AuditResult", "RunRecord"]

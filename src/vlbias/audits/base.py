@@ -1,0 +1,115 @@
+"""What every audit returns: named result tables plus the record of how they were made.
+
+An audit (association tests, zero-shot misclassification, social perception) takes an encoder and stimuli and
+returns an :class:`AuditResult`. Its tables are pandas DataFrames; the main one is ``tables["results"]``. Every
+row of every table is stamped with the model spec and identity, the audit, the vlbias version, the run's config
+hash and seed, so a row found later in a results database can be traced to the run that made it and re-run.
+
+``AuditResult.write(DIR)`` writes ``<table>.parquet`` and ``<table>.csv`` per table, ``skipped.csv`` and
+``record.json``, atomically: the folder appears complete or not at all. ``AuditResult.read(DIR)`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlbias import __version__
+from vlbias.utils.io import atomic_dir, stable_hash
+
+STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
+
+
+@dataclass
+class RunRecord:
+    """Provenance of one audit run: enough to re-run it."""
+
+    audit: str
+    model: dict[str, Any]  # ModelInfo.to_dict() (at least spec and identity)
+    options: dict[str, Any]  # the audit's options, JSON-serialisable
+    seed: int | None = None
+    stimuli: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "version", "sha256", ...}]
+    vlbias_version: str = __version__
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of what determines the results: audit, model identity, options, seed and stimuli."""
+        return stable_hash(
+            {
+                "audit": self.audit,
+                "model": self.model.get("identity") or self.model.get("spec"),
+                "options": self.options,
+                "seed": self.seed,
+                "stimuli": self.stimuli,
+            },
+            n=16,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "config_hash": self.config_hash}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        d = {k: v for k, v in d.items() if k != "config_hash"}
+        return cls(**d)
+
+
+@dataclass
+class AuditResult:
+    audit: str
+    tables: dict[str, pd.DataFrame]
+    record: RunRecord
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item", "reason"]))
+
+    @property
+    def results(self) -> pd.DataFrame:
+        return self.tables["results"]
+
+    def stamped(self, name: str = "results") -> pd.DataFrame:
+        """A table with the provenance columns added in front."""
+        df = self.tables[name].copy()
+        stamp = {
+            "model": self.record.model.get("spec"),
+            "model_identity": self.record.model.get("identity"),
+            "audit": self.audit,
+            "vlbias_version": self.record.vlbias_version,
+            "config_hash": self.record.config_hash,
+            "seed": self.record.seed,
+        }
+        for i, (col, value) in enumerate(stamp.items()):
+            if col not in df.columns:
+                df.insert(i, col, value)
+        return df
+
+    def write(self, out_dir: str | os.PathLike, csv: bool = True) -> Path:
+        out_dir = Path(out_dir)
+        with atomic_dir(out_dir) as tmp:
+            for name in self.tables:
+                df = self.stamped(name)
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+                if csv:
+                    df.to_csv(tmp / f"{name}.csv", index=False)
+            self.skipped.to_csv(tmp / "skipped.csv", index=False)
+            (tmp / "record.json").write_text(json.dumps(self.record.to_dict(), indent=2, default=str) + "\n")
+        return out_dir
+
+    @classmethod
+    def read(cls, out_dir: str | os.PathLike) -> AuditResult:
+        from vlbias.errors import VlbiasError
+
+        out_dir = Path(out_dir)
+        rec_path = out_dir / "record.json"
+        if not rec_path.is_file():
+            raise VlbiasError(f"{out_dir} is not an audit output folder (no record.json)")
+        record = RunRecord.from_dict(json.loads(rec_path.read_text()))
+        tables = {p.stem: pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))}
+        skipped_path = out_dir / "skipped.csv"
+        skipped = pd.read_csv(skipped_path) if skipped_path.is_file() else pd.DataFrame(columns=["item", "reason"])
+        return cls(audit=record.audit, tables=tables, record=record, skipped=skipped)

@@ -1,0 +1,51 @@
+"""The shared audit result: provenance stamping, atomic writes and read-back."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from vlbias.audits import AuditResult, RunRecord
+
+
+def _result():
+    rec = RunRecord(audit="demo", model={"spec": "vectors:x.txt", "identity": "abc"}, options={"n": 3}, seed=7)
+    return AuditResult("demo", {"results": pd.DataFrame({"test": ["t1", "t2"], "effect_size": [0.5, -1.0]})}, rec)
+
+
+def test_write_and_read_back(tmp_path):
+    res = _result()
+    res.write(tmp_path / "out")
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["record.json", "results.csv", "results.parquet", "skipped.csv"]
+    back = AuditResult.read(tmp_path / "out")
+    assert back.record.config_hash == res.record.config_hash
+    df = back.results
+    assert list(df.columns[:6]) == ["model", "model_identity", "audit", "vlbias_version", "config_hash", "seed"]
+    assert df["effect_size"].tolist() == [0.5, -1.0] and set(df["seed"]) == {7}
+
+
+def test_config_hash_tracks_what_determines_results():
+    base = _result().record
+    changed = [
+        RunRecord(audit="demo", model={"spec": "vectors:x.txt", "identity": "abd"}, options={"n": 3}, seed=7),
+        RunRecord(audit="demo", model={"spec": "vectors:x.txt", "identity": "abc"}, options={"n": 4}, seed=7),
+        RunRecord(audit="demo", model={"spec": "vectors:x.txt", "identity": "abc"}, options={"n": 3}, seed=8),
+    ]
+    assert len({base.config_hash, *(c.config_hash for c in changed)}) == 4
+    same = RunRecord(audit="demo", model={"spec": "other", "identity": "abc"}, options={"n": 3}, seed=7)
+    assert same.config_hash == base.config_hash  # the identity, not the spell-out, names the model
+
+
+def test_failed_write_leaves_old_output_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _result().write(out)
+    before = (out / "results.csv").read_text()
+    bad = _result()
+    bad.tables["broken"] = pd.DataFrame({"x": [object()]})  # cannot be written to Parquet
+    import pyarrow as pa
+
+    with pytest.raises(pa.ArrowException):
+        bad.write(out)
+    assert (out / "results.csv").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left behind
