@@ -1,0 +1,118 @@
+"""The face-dataset contract shared by the zero-shot and social-perception audits.
+
+A dataset spec is ``NAME:PATH`` (``cfd:/data/CFD``, ``fairface:/data/fairface``, ``utkface:/data/UTKFace``,
+``causalface:/data/causalface``, ``manifest:/data/faces.csv``). Each loader is one module in
+:mod:`vlbias.datasets` named after its prefix, defining ``DESCRIPTION`` and ``load(path, **options) ->
+FaceDataset``. Adding a dataset is adding that module (and its test with a fixture folder in the real layout).
+
+Every loader yields one table, one row per image, with at least these columns (common vocabulary):
+
+============  ==============================================================================================
+path          absolute image path (str)
+key           path relative to the dataset root, ``/``-separated (the ``vectors:`` image key)
+identity      the person (CFD model id, CausalFace seed, …; the file stem when a dataset has no person ids)
+race          lower-case common label: white, black, latino_hispanic, east_asian, southeast_asian, asian,
+              indian, middle_eastern, multiracial, other
+race_label    the dataset's own label, unchanged
+gender        female | male
+age           numeric age in years where the dataset has one (NaN otherwise)
+age_group     the dataset's age bin where it has bins (FairFace "20-29"), else derived or empty
+============  ==============================================================================================
+
+plus any dataset-specific columns (CFD's rated traits, CausalFace's varied attribute and level, …). Bootstrap
+intervals resample ``identity``, never images, so several images of one person count once.
+
+The loader also returns a :class:`LoadReport` of what it could not match: images without metadata, metadata
+without images, labels outside the vocabulary, malformed file names. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from vlbias.errors import VlbiasError
+
+REQUIRED_COLUMNS = ("path", "key", "identity", "race", "race_label", "gender", "age", "age_group")
+RACES = (
+    "white",
+    "black",
+    "latino_hispanic",
+    "east_asian",
+    "southeast_asian",
+    "asian",
+    "indian",
+    "middle_eastern",
+    "multiracial",
+    "other",
+)
+GENDERS = ("female", "male")
+
+
+@dataclass
+class LoadReport:
+    images_without_metadata: list[str] = field(default_factory=list)
+    metadata_without_images: list[str] = field(default_factory=list)
+    unknown_labels: list[str] = field(default_factory=list)  # "column=value (n rows)"
+    malformed: list[str] = field(default_factory=list)  # file names that do not parse
+    notes: list[str] = field(default_factory=list)
+
+    def as_frame(self) -> pd.DataFrame:
+        rows = []
+        for kind in ("images_without_metadata", "metadata_without_images", "unknown_labels", "malformed", "notes"):
+            rows += [{"item": item, "reason": kind} for item in getattr(self, kind)]
+        return pd.DataFrame(rows, columns=["item", "reason"])
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(getattr(self, k))} {k.replace('_', ' ')}"
+            for k in ("images_without_metadata", "metadata_without_images", "unknown_labels", "malformed")
+            if getattr(self, k)
+        ]
+        return "; ".join(parts) if parts else "everything matched"
+
+
+@dataclass
+class FaceDataset:
+    name: str  # loader prefix, e.g. "cfd"
+    root: Path
+    table: pd.DataFrame
+    report: LoadReport = field(default_factory=LoadReport)
+    version: str = ""  # dataset release, e.g. "CFD 3.0"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.table.columns]
+        if missing:
+            raise ValueError(f"{self.name} loader produced no column(s) {missing}")  # a loader bug, not user error
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.root}"
+
+
+@lru_cache(maxsize=1)
+def _loaders() -> tuple[str, ...]:
+    import vlbias.datasets as pkg
+
+    return tuple(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name != "base")
+
+
+def dataset_names() -> list[str]:
+    return list(_loaders())
+
+
+def load_dataset(spec: str, **options) -> FaceDataset:
+    """Load ``NAME:PATH`` with the loader named NAME."""
+    name, sep, path = spec.partition(":")
+    if not sep or not path:
+        raise VlbiasError(f"dataset spec {spec!r} must be NAME:PATH with NAME one of {', '.join(dataset_names())}")
+    if name not in _loaders():
+        raise VlbiasError(f"unknown dataset {name!r} in {spec!r}; known datasets: {', '.join(dataset_names())}")
+    module = importlib.import_module(f"vlbias.datasets.{name}")
+    return module.load(Path(path).expanduser(), **options)
