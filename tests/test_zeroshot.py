@@ -128,6 +128,23 @@ def test_class_and_template_files(tmp_path):
         split_tasks(["race:white", "age:old"], ["race:a {c}"])
 
 
+def test_model_set_lookup():
+    from vlbias.stimuli.zeroshot import model_facts, model_set_of
+
+    assert model_set_of(["openclip:ViT-L-14/laion2b_s32b_b82k", "openclip:ViT-B-16/laion400m_e31"]) == "birhane2024"
+    assert model_set_of(["openclip:ViT-L-14/laion2b_s32b_b82k", "vectors:x.parquet"]) is None
+    assert model_facts("openclip:ViT-B-16-plus-240/laion400m_e32") == {
+        "architecture": "ViT-B-16-plus-240",
+        "pretraining_data": "laion400m",
+        "dataset_size": 413000000,
+    }
+    assert model_set("birhane2024")["compare"] == {
+        "by": "pretraining_data",
+        "baseline": "laion400m",
+        "pair_by": "architecture",
+    }
+
+
 def test_group_by_parsing():
     assert parse_group_by("race,gender") == [["race", "gender"]]
     assert parse_group_by("race;race, gender") == [["race"], ["race", "gender"]]
@@ -468,6 +485,10 @@ def test_compare_runs_api_pairs_and_errors(cfd, birhane_vectors, tmp_path):
     )
     with pytest.raises(VlbiasError, match="different scales"):
         compare_runs([runs[0], other], by="data", facts=facts)
+    with pytest.raises(VlbiasError, match="no arch of the data level\\(s\\) big is also at the baseline"):
+        compare_runs(
+            runs, by="data", baseline="small", pair_by="arch", facts={**facts, specs[2]: {"data": "big", "arch": "C"}}
+        )
     with pytest.raises(VlbiasError, match="a comparison needs models at two levels"):
         compare_runs(runs[:2], by="arch", facts={specs[0]: {"arch": "A"}, specs[1]: {"arch": "A"}})
 
@@ -557,3 +578,17 @@ def test_help_and_model_set_listing_import_no_heavy_library():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_groupings_the_dataset_cannot_fill_are_left_out_with_a_note(tmp_path):
+    rows = [{"path": f"{i}.jpg", "gender": "female"} for i in range(3)]  # no race column
+    csv_path = make_manifest(tmp_path / "m", rows)
+    prompts = [fill("A photo of a {c}", c) for c in BIRHANE]
+    path = tmp_path / "v.parquet"
+    write_parquet_vectors(path, prompts + [r["path"] for r in rows], np.concatenate([np.eye(8), np.eye(8)[:3]]))
+    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": f"manifest:{csv_path}", "n_boot": 10})
+    assert set(res.tables["results"]["grouping"]) == {"all"}
+    assert res.tables["disparity"].empty
+    notes = res.skipped[res.skipped["reason"] == "notes"]["item"].tolist()
+    assert notes == ["task labels: no image has a value for race, gender; grouping left out"]
+    assert res.tables["results"].set_index("label").loc["human being", "top1_pct"] == pytest.approx(100 / 3)

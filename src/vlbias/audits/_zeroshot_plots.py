@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,7 @@ def _figure(n_panels: int, width_per: float = 3.4, height_per: float = 2.9):
 
     ncols = min(_NCOLS, n_panels)
     nrows = math.ceil(n_panels / ncols)
-    fig = Figure(figsize=(width_per * ncols + 0.6, height_per * nrows + 1.2), layout="constrained")
+    fig = Figure(figsize=(max(width_per * ncols + 0.6, 7.5), height_per * nrows + 1.2), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
@@ -61,10 +62,13 @@ def _group_bars(ax, df: pd.DataFrame, x_col: str, hue_col: str | None, y: str, l
 
 
 def _finish(fig, title: str, warning: str | None, path: Path, handles=None, hue_title: str | None = None) -> Path:
-    fig.suptitle(title, fontsize=11)
+    chars = int(fig.get_figwidth() * 11)  # about 11 characters per inch at 11 pt
+    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in title.splitlines()), fontsize=11)
     if handles:
-        fig.legend(handles=handles, title=hue_title, loc="outside right upper", fontsize=8, title_fontsize=8)
+        fig.legend(handles=handles, title=hue_title, loc="outside right center", fontsize=8, title_fontsize=8)
     if warning:
+        height = fig.get_figheight()
+        fig.get_layout_engine().set(rect=(0, 0.35 / height, 1, 1 - 0.35 / height))  # room for the footer
         fig.text(
             0.5,
             0.002,
@@ -85,7 +89,10 @@ def _panels(
     """One panel per label; bars per group (x: first grouping column, colour: second) with interval whiskers."""
     low, high = ("low", "high") if y == "difference" else (f"{y}_low", f"{y}_high")
     cols = grouping.split("+")
-    x_col, hue_col = (cols[0], cols[1]) if len(cols) == 2 else ("group", None)
+    if len(cols) == 2:
+        x_col, hue_col = cols
+    else:
+        x_col, hue_col = (cols[0] if len(cols) == 1 and cols[0] in df.columns else "group"), None
     labels = list(dict.fromkeys(df["label"]))
     fig, axes = _figure(len(labels))
     handles = []
@@ -97,6 +104,9 @@ def _panels(
         ax.set_xlabel(x_col.replace("_", " "), fontsize=8)
         if zero_line:
             ax.axhline(0, color="#555555", linewidth=0.8)
+        else:  # shares, probabilities and accuracies start at zero
+            top = pd.concat([sub[y], sub[high]]).max(skipna=True)
+            ax.set_ylim(0, max(float(top) * 1.08, 1.0) if pd.notna(top) else 1.0)
         ax.grid(axis="y", alpha=0.3)
     return _finish(fig, title, warning, path, handles, hue_col)
 
@@ -124,7 +134,8 @@ def plot_audit(
                 grouping,
                 "top1_pct",
                 "top-1 share (% of images)",
-                f"{model}: share of images labelled as each class, by {grouping.replace('+', ' × ')} ({task}; {ci})",
+                f"{model}: share of images labelled as each class, by {grouping.replace('+', ' × ')}\n"
+                f"({task}: {template}; {ci})",
                 warning,
                 folder / f"{_slug('share', task, tag, grouping)}.png",
             )
@@ -140,7 +151,8 @@ def plot_audit(
                 grouping,
                 "mean_pct",
                 "mean probability (%)",
-                f"{model}: mean probability of each class, by {grouping.replace('+', ' × ')} ({task}; {ci})",
+                f"{model}: mean probability of each class, by {grouping.replace('+', ' × ')}\n"
+                f"({task}: {template}; {ci})",
                 warning,
                 folder / f"{_slug('probability', task, tag, grouping)}.png",
             )

@@ -197,6 +197,88 @@ def _ordered(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=table.index)
 
 
+def label_values(
+    top: np.ndarray, probs: np.ndarray, classes: list[str], categories: dict[str, tuple[str, ...]]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Per image, the top-1 indicator of each class and category, then the probability of each (n x 2L).
+
+    A category (e.g. crime-related) counts an image whose top-1 class is any of its members; its probability is the
+    members' summed probability. Returns the values, the L labels and their kinds (class or category).
+    """
+    cats = {name: [classes.index(m) for m in members if m in classes] for name, members in categories.items()}
+    cats = {name: idx for name, idx in cats.items() if idx}
+    labels = list(classes) + list(cats)
+    n, c = len(top), len(classes)
+    ind = np.zeros((n, len(labels)))
+    ind[np.arange(n), top] = 1.0
+    pr = np.zeros((n, len(labels)))
+    pr[:, :c] = probs
+    for k, idx in enumerate(cats.values()):
+        ind[:, c + k] = ind[:, idx].sum(axis=1)
+        pr[:, c + k] = probs[:, idx].sum(axis=1)
+    return np.concatenate([ind, pr], axis=1), labels, ["class"] * c + ["category"] * len(cats)
+
+
+def _group_values(stats, g: int) -> dict[str, Any]:
+    row = stats.groups.iloc[g]
+    cols = [c for c in stats.group_columns if c != "group"]  # "group" is group_means' name for no grouping
+    return {c: row[c] for c in cols} | {"n_images": int(row["n"]), "n_people": int(row["n_clusters"])}
+
+
+def _summary_rows(stats, base: dict, labels: list[str], kinds: list[str]) -> list[dict]:
+    """One row per group and label: counts, top-1 share (%) and mean probability, each with its interval."""
+    low, high = stats.interval()
+    n_labels = len(labels)
+    rows = []
+    for g, group in enumerate(stats.labels()):
+        for k, label in enumerate(labels):
+            rows.append(
+                {
+                    **base,
+                    "group": group,
+                    **_group_values(stats, g),
+                    "label": label,
+                    "kind": kinds[k],
+                    "top1_pct": stats.estimate[g, k] * 100,
+                    "top1_pct_low": low[g, k] * 100,
+                    "top1_pct_high": high[g, k] * 100,
+                    "mean_prob": stats.estimate[g, n_labels + k],
+                    "mean_prob_low": low[g, n_labels + k],
+                    "mean_prob_high": high[g, n_labels + k],
+                }
+            )
+    return rows
+
+
+def _disparity_rows(stats, base: dict, labels: list[str], kinds: list[str]) -> pd.DataFrame:
+    """Largest minus smallest group per label, for the top-1 share (percentage points) and the mean probability."""
+    d = stats.disparity()
+    if d.empty:
+        return d
+    n_labels = len(labels)
+    d["label"] = labels * 2
+    d["kind"] = kinds * 2
+    d["metric"] = ["top1_pct"] * n_labels + ["mean_prob"] * n_labels
+    for col in ("max", "min", "difference", "difference_low", "difference_high"):
+        d.loc[d["metric"] == "top1_pct", col] *= 100
+    return d.drop(columns="value").assign(**base)
+
+
+def _accuracy_rows(acc, base: dict) -> list[dict]:
+    low, high = acc.interval()
+    return [
+        {
+            **base,
+            "group": group,
+            **_group_values(acc, g),
+            "accuracy_pct": acc.estimate[g, 0] * 100,
+            "accuracy_pct_low": low[g, 0] * 100,
+            "accuracy_pct_high": high[g, 0] * 100,
+        }
+        for g, group in enumerate(acc.labels())
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------- the audit
 def run(encoder, options: dict[str, Any]) -> AuditResult:
     from vlbias.stats.groups import group_means
@@ -256,6 +338,8 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
         raise VlbiasError(f"no image of {dataset.spec} could be encoded")
 
     image_rows, summary, accuracy, disparity, notes = [], [], [], [], []
+    if protocol.datasets and dataset.name not in protocol.datasets:
+        notes.append(f"protocol {protocol.name} was published on {', '.join(protocol.datasets)}, not {dataset.name}")
     keep_cols = [c for c in table.columns if c != "path"]
     for task in protocol.tasks:
         truth, scoring = _truth(task, table)
@@ -287,81 +371,24 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
                 rows[f"p_{c}"] = probs[:, j]
             image_rows.append(rows)
 
-            # values: top-1 indicators and probabilities of each class and category
-            labels = classes + list(task.categories)
-            kinds = ["class"] * len(classes) + ["category"] * len(task.categories)
-            ind = np.zeros((len(top), len(labels)))
-            ind[np.arange(len(top)), top] = 1.0
-            pr = np.zeros((len(top), len(labels)))
-            pr[:, : len(classes)] = probs
-            for k, members in enumerate(task.categories.values()):
-                idx = [classes.index(m) for m in members]
-                ind[:, len(classes) + k] = ind[:, idx].sum(axis=1)
-                pr[:, len(classes) + k] = probs[:, idx].sum(axis=1)
-            values = np.concatenate([ind, pr], axis=1)
+            values, labels, kinds = label_values(top, probs, classes, task.categories)
             for grouping in groupings:
+                base = {"task": task.name, "template": template, "grouping": "+".join(grouping) or "all"}
                 gframe = _ordered(table, grouping) if grouping else None
                 stats = group_means(values, gframe, table["identity"], n_boot=n_boot, ci=ci, seed=seed)
-                low, high = stats.interval()
-                L = len(labels)
-                base = {"task": task.name, "template": template, "grouping": "+".join(grouping) or "all"}
-                for g, glabel in enumerate(stats.labels() if grouping else ["all"]):
-                    gvals = {c: stats.groups.iloc[g][c] for c in grouping}
-                    for k, lab in enumerate(labels):
-                        summary.append(
-                            {
-                                **base,
-                                "group": glabel,
-                                **gvals,
-                                "label": lab,
-                                "kind": kinds[k],
-                                "n_images": int(stats.groups.iloc[g]["n"]),
-                                "n_people": int(stats.groups.iloc[g]["n_clusters"]),
-                                "top1_pct": stats.estimate[g, k] * 100,
-                                "top1_pct_low": low[g, k] * 100,
-                                "top1_pct_high": high[g, k] * 100,
-                                "mean_prob": stats.estimate[g, L + k],
-                                "mean_prob_low": low[g, L + k],
-                                "mean_prob_high": high[g, L + k],
-                            }
-                        )
-                if grouping:
-                    d = stats.disparity()
-                    if not d.empty:
-                        d["label"] = [labels[k % L] for k in range(2 * L)]
-                        d["kind"] = [kinds[k % L] for k in range(2 * L)]
-                        d["metric"] = ["top1_pct"] * L + ["mean_prob"] * L
-                        for col in ("max", "min", "difference", "difference_low", "difference_high"):
-                            d.loc[d["metric"] == "top1_pct", col] *= 100
-                        disparity.append(d.drop(columns="value").assign(**base))
-                if correct is not None:
+                if not len(stats.groups):
+                    notes.append(f"task {task.name}: no image has a value for {', '.join(grouping)}; grouping left out")
+                    continue
+                summary += _summary_rows(stats, base, labels, kinds)
+                disparity.append(_disparity_rows(stats, base, labels, kinds))
+                if correct is not None and not np.isnan(correct).all():
                     known = ~np.isnan(correct)
-                    if not known.any():
-                        continue
                     gsub = _ordered(table[known], grouping) if grouping else None
                     acc = group_means(correct[known], gsub, table["identity"][known], n_boot=n_boot, ci=ci, seed=seed)
-                    a_low, a_high = acc.interval()
-                    for g, glabel in enumerate(acc.labels() if grouping else ["all"]):
-                        accuracy.append(
-                            {
-                                **base,
-                                "group": glabel,
-                                **{c: acc.groups.iloc[g][c] for c in grouping},
-                                "scoring": scoring,
-                                "n_images": int(acc.groups.iloc[g]["n"]),
-                                "n_people": int(acc.groups.iloc[g]["n_clusters"]),
-                                "accuracy_pct": acc.estimate[g, 0] * 100,
-                                "accuracy_pct_low": a_low[g, 0] * 100,
-                                "accuracy_pct_high": a_high[g, 0] * 100,
-                            }
-                        )
-                    if grouping:
-                        d = acc.disparity(scale=100)
-                        if not d.empty:
-                            d = d.drop(columns="value").assign(
-                                label="correct", kind="accuracy", metric="accuracy_pct", **base
-                            )
-                            disparity.append(d)
+                    accuracy += _accuracy_rows(acc, {**base, "scoring": scoring})
+                    if grouping and len(acc.groups) > 1:
+                        d = acc.disparity(scale=100).drop(columns="value")
+                        disparity.append(d.assign(label="correct", kind="accuracy", metric="accuracy_pct", **base))
 
     tables = {
         "results": _front(pd.DataFrame(summary), ["task", "template", "grouping", "group"]),
@@ -382,7 +409,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     if accuracy:
         tables["accuracy"] = _front(pd.DataFrame(accuracy), ["task", "template", "grouping", "group"])
     if notes:
-        skipped.append(pd.DataFrame([{"item": n, "reason": "notes"} for n in notes]))
+        skipped.append(pd.DataFrame([{"item": n, "reason": "notes"} for n in dict.fromkeys(notes)]))
     record = RunRecord(
         audit="zeroshot",
         model=model_record(encoder),
@@ -492,6 +519,15 @@ def compare_runs(
         baseline = sorted(set(levels))[0]
     elif baseline not in levels:
         raise VlbiasError(f"baseline {baseline!r} is no model's {by}; levels: {', '.join(sorted(set(levels)))}")
+    if keys is not None:
+        base_keys = {k for k, lv in zip(keys, levels) if lv == baseline}
+        paired_levels = {lv for k, lv in zip(keys, levels) if lv != baseline and k in base_keys}
+        unmatched = sorted(set(levels) - {baseline} - paired_levels)
+        if unmatched:
+            raise VlbiasError(
+                f"no {pair_by} of the {by} level(s) {', '.join(unmatched)} is also at the baseline {baseline!r}; "
+                f"add runs of those models, or compare without --pair-by"
+            )
 
     tasks = {t["name"]: t for t in next(v for k, v in stim[0].items() if k.startswith("protocol:")).get("tasks", [])}
     images = [r.tables["images"] for r in runs]
@@ -510,17 +546,12 @@ def compare_runs(
         info = tasks.get(task_name, {})
         classes = info.get("classes") or [c[2:] for c in base_rows.columns if c.startswith("p_")]
         categories = info.get("categories") or {}
-        labels = classes + list(categories)
         vals = []
-        for s in subs:
-            top1 = s["top1"].to_numpy()
-            ind = np.stack([top1 == c for c in classes] + [np.isin(top1, m) for m in categories.values()], axis=1)
-            pr = np.stack(
-                [s[f"p_{c}"].to_numpy() for c in classes]
-                + [s[[f"p_{c}" for c in m]].sum(axis=1).to_numpy() for m in categories.values()],
-                axis=1,
-            )
-            vals.append(np.concatenate([ind, pr], axis=1).astype(np.float64))
+        for sub in subs:
+            top = pd.Categorical(sub["top1"], categories=classes).codes
+            probs = sub[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
+            v, labels, kinds = label_values(top, probs, classes, categories)
+            vals.append(v)
         values = np.stack(vals)
         names = [f"top1_pct|{lab}" for lab in labels] + [f"mean_prob|{lab}" for lab in labels]
         groupings = [list(g) for g in info.get("group_by", [])] + [[]]
@@ -549,7 +580,7 @@ def compare_runs(
             diff.insert(2, "grouping", "+".join(grouping) or "all")
             diff["metric"] = metric_label[0].to_numpy()
             diff["label"] = metric_label[1].to_numpy()
-            diff["kind"] = np.where(diff["label"].isin(classes), "class", "category")
+            diff["kind"] = diff["label"].map(dict(zip(labels, kinds)))
             rows.append(diff.drop(columns="value"))
             frame = stats.frame()
             unit_value = frame["value"].str.split("|", n=2, expand=True)

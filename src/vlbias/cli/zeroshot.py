@@ -152,9 +152,21 @@ def zeroshot(
     _summary(result, out)
 
 
-def _summary(result, out: Path) -> None:
+def _print_pivot(con, df, value: str, title: str, fmt: str) -> None:
+    """One value as a group x label table on the console."""
     from rich.table import Table
 
+    pivot = df.pivot_table(index="group", columns="label", values=value, sort=False)
+    t = Table(title=title, title_justify="left")
+    t.add_column("group")
+    for col in pivot.columns:
+        t.add_column(str(col), justify="right")
+    for group, row in pivot.iterrows():
+        t.add_row(str(group), *(fmt.format(v) for v in row))
+    con.print(t)
+
+
+def _summary(result, out: Path) -> None:
     _echo_warning(result.content_warning)
     res = result.tables["results"]
     n_images = result.record.stimuli[0].get("n_images")
@@ -162,14 +174,13 @@ def _summary(result, out: Path) -> None:
     for (task, template, grouping), df in res.groupby(["task", "template", "grouping"], sort=False):
         if grouping == "all" and res.loc[res["task"] == task, "grouping"].nunique() > 1:
             continue
-        pivot = df.pivot_table(index="group", columns="label", values="top1_pct", sort=False)
-        t = Table(title=f"{task}: top-1 share (%) by {grouping.replace('+', ' × ')} — {template}", title_justify="left")
-        t.add_column("group")
-        for col in pivot.columns:
-            t.add_column(str(col), justify="right")
-        for group, row in pivot.iterrows():
-            t.add_row(str(group), *(f"{v:.1f}" for v in row))
-        con.print(t)
+        title = f"{task}: top-1 share (%) by {grouping.replace('+', ' × ')} — {template}"
+        _print_pivot(con, df, "top1_pct", title, "{:.1f}")
+    acc = result.tables.get("accuracy")
+    if acc is not None:
+        for grouping, df in acc.groupby("grouping", sort=False):
+            df = df.assign(label=df["task"] + " (" + df["scoring"] + ")")
+            _print_pivot(con, df, "accuracy_pct", f"accuracy (%) by {grouping.replace('+', ' × ')}", "{:.1f}")
     skipped = len(result.skipped)
     note = f"; {skipped} item(s) in skipped.csv" if skipped else ""
     click.echo(f"wrote {out} ({n_images} images{note})", err=True)
@@ -187,7 +198,11 @@ def _summary(result, out: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="CSV with a 'model' column (specs) and fact columns, for models no named set lists.",
 )
-@click.option("--model-set", default=None, help="Named model set whose facts and comparison defaults to use.")
+@click.option(
+    "--model-set",
+    default=None,
+    help="Named model set whose comparison defaults to use [default: the set that lists every run's model].",
+)
 @click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
@@ -205,6 +220,7 @@ def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_
     """
     from vlbias.errors import VlbiasError
     from vlbias.stimuli.zeroshot import model_set as get_set
+    from vlbias.stimuli.zeroshot import model_set_of
 
     if print_set:
         for m in get_set(print_set)["models"]:
@@ -216,12 +232,10 @@ def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_
 
     if len(runs) < 2:
         raise VlbiasError("give the output folders of at least two zeroshot runs")
+    results = [AuditResult.read(r) for r in runs]
+    model_set = model_set or model_set_of([r.record.model.get("spec") for r in results])
     defaults = get_set(model_set).get("compare", {}) if model_set else {}
     facts = _read_meta(models_meta) if models_meta else {}
-    if model_set:
-        for m in get_set(model_set)["models"]:
-            facts.setdefault(m["spec"], {k: v for k, v in m.items() if k != "spec"})
-    results = [AuditResult.read(r) for r in runs]
     result = compare_runs(
         results,
         by=by or defaults.get("by", "pretraining_data"),
@@ -239,17 +253,9 @@ def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_
     comp = result.tables["results"]
     top = comp[(comp["metric"] == "top1_pct") & (comp["grouping"] != "all")]
     con = console(stderr=True)
-    from rich.table import Table
-
     for (task, level), df in top.groupby(["task", "level"], sort=False):
-        pivot = df.pivot_table(index="group", columns="label", values="difference", sort=False)
-        t = Table(title=f"{task}: {level} minus {df['baseline'].iloc[0]}, top-1 share (pp)", title_justify="left")
-        t.add_column("group")
-        for col in pivot.columns:
-            t.add_column(str(col), justify="right")
-        for group, row in pivot.iterrows():
-            t.add_row(str(group), *(f"{v:+.1f}" for v in row))
-        con.print(t)
+        title = f"{task}: {level} minus {df['baseline'].iloc[0]}, top-1 share (pp)"
+        _print_pivot(con, df, "difference", title, "{:+.1f}")
     click.echo(f"wrote {out}", err=True)
 
 

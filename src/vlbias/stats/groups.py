@@ -111,6 +111,12 @@ def _percentile_interval(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.nd
     return low, high
 
 
+def _resample_counts(rng: np.random.Generator, m: int, b: int) -> np.ndarray:
+    """(b, m) float counts: how often each of m clusters is drawn in each of b resamples of size m."""
+    draws = rng.integers(0, m, size=(b, m)) + (np.arange(b) * m)[:, None]
+    return np.bincount(draws.ravel(), minlength=b * m).reshape(b, m).astype(np.float64)
+
+
 def _as_matrix(values) -> tuple[np.ndarray, list[str]]:
     if isinstance(values, pd.DataFrame):
         return values.to_numpy(dtype=np.float64), [str(c) for c in values.columns]
@@ -157,6 +163,11 @@ def group_means(
     gcols = list(gframe.columns)
     keep = gframe.notna().all(axis=1).to_numpy() & clusters.notna().to_numpy()
     mat, gframe, clusters = mat[keep], gframe[keep].reset_index(drop=True), clusters[keep].reset_index(drop=True)
+    if not len(mat):  # no row has a group: no groups
+        empty = pd.DataFrame({**{c: [] for c in gcols}, "n": [], "n_clusters": []})
+        return GroupStats(
+            gcols, empty, names, np.zeros((0, mat.shape[1])), np.zeros((n_boot, 0, mat.shape[1])), ci, True
+        )
 
     grouped = gframe.groupby(gcols, sort=True, observed=True, dropna=True)
     gid = grouped.ngroup().to_numpy()
@@ -189,13 +200,13 @@ def group_means(
             s, c, m = sums[sel], counts[sel], len(sel)
             for start in range(0, n_boot, _CHUNK):
                 b = min(_CHUNK, n_boot - start)
-                w = rng.multinomial(m, np.full(m, 1.0 / m), size=b).astype(np.float64)
+                w = _resample_counts(rng, m, b)
                 reps[start : start + b, g] = (w @ s) / (w @ c)[:, None]
     else:
         for start in range(0, n_boot, _CHUNK):
             b = min(_CHUNK, n_boot - start)
             m = n_clusters_total
-            w = rng.multinomial(m, np.full(m, 1.0 / m), size=b).astype(np.float64)
+            w = _resample_counts(rng, m, b)
             for g in range(G):
                 sel = np.flatnonzero(pair_group == g)
                 wg = w[:, pair_cluster[sel]]

@@ -291,3 +291,12 @@ def model_facts(spec: str) -> dict[str, Any]:
             if m["spec"] == spec:
                 return {k: v for k, v in m.items() if k != "spec"}
     return {}
+
+
+def model_set_of(specs: list[str]) -> str | None:
+    """The first named set that lists every one of the specs, if any."""
+    for name, s in sorted(_model_sets().items()):
+        listed = {m["spec"] for m in s["models"]}
+        if set(specs) <= listed:
+            return name
+    return None
