@@ -590,5 +590,8 @@ def test_groupings_the_dataset_cannot_fill_are_left_out_with_a_note(tmp_path):
     assert set(res.tables["results"]["grouping"]) == {"all"}
     assert res.tables["disparity"].empty
     notes = res.skipped[res.skipped["reason"] == "notes"]["item"].tolist()
-    assert notes == ["task labels: no image has a value for race, gender; grouping left out"]
+    assert notes == [
+        "protocol birhane2024 was published on cfd, not manifest",
+        "task labels: no image has a value for race, gender; grouping left out",
+    ]
     assert res.tables["results"].set_index("label").loc["human being", "top1_pct"] == pytest.approx(100 / 3)
