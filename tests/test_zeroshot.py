@@ -595,3 +595,15 @@ def test_groupings_the_dataset_cannot_fill_are_left_out_with_a_note(tmp_path):
         "task labels: no image has a value for race, gender; grouping left out",
     ]
     assert res.tables["results"].set_index("label").loc["human being", "top1_pct"] == pytest.approx(100 / 3)
+
+
+def test_a_failing_extras_step_leaves_no_output(cfd, birhane_vectors, tmp_path):
+    res = AUDIT.run(load_model(f"vectors:{birhane_vectors['path']}"), {"dataset": f"cfd:{cfd['root']}", "n_boot": 0})
+
+    def broken(folder):
+        (folder / "plots").mkdir()
+        raise RuntimeError("plotting failed")
+
+    with pytest.raises(RuntimeError):
+        res.write(tmp_path / "out", extras=broken)
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
