@@ -19,6 +19,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("vlbias.cli.models", "models", "List the backends and known models."),
     "embed": ("vlbias.cli.embed", "embed", "Embed texts or images with a model into a Parquet file."),
     "cache": ("vlbias.cli.cache", "cache", "Inspect or clear the embedding cache."),
+    "zeroshot": ("vlbias.cli.zeroshot", "zeroshot", "Zero-shot misclassification audit of face images, by group."),
+    "zeroshot-compare": (
+        "vlbias.cli.zeroshot",
+        "zeroshot_compare",
+        "Compare zeroshot runs of models grouped by a fact.",
+    ),
 }
 
 
