@@ -134,6 +134,13 @@ def test_effect_summary_and_mann_whitney():
     assert (t["p_holm"] >= t["p"]).all()
 
 
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.2, 0.001, 0.04, 0.5])
+    np.testing.assert_allclose(sp.holm(p), multipletests(p, method="holm")[1])
+
+
 # ---------------------------------------------------------------------------------------------------- shares
 
 

@@ -183,8 +183,6 @@ def pairwise_mannwhitney(samples: dict[str, np.ndarray]) -> pd.DataFrame:
     ``prob_superiority`` is U / (n1 n2) = P(X > Y) + P(X = Y) / 2 for X from the first sample and Y from the
     second (0.5: no difference); ``rank_biserial`` = 2 prob_superiority - 1.
     """
-    from statsmodels.stats.multitest import multipletests
-
     rows = []
     for a, b in itertools.combinations(samples, 2):
         x, y = np.asarray(samples[a], float), np.asarray(samples[b], float)
@@ -206,7 +204,18 @@ def pairwise_mannwhitney(samples: dict[str, np.ndarray]) -> pd.DataFrame:
         )
     out = pd.DataFrame(rows)
     if len(out):
-        out["p_holm"] = multipletests(out["p"].to_numpy(), method="holm")[1]
+        out["p_holm"] = holm(out["p"].to_numpy())
+    return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control; Holm 1979)."""
+    p = np.asarray(p, dtype=np.float64)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
     return out
 
 
@@ -382,7 +391,8 @@ def variance_shares(
             if len(jj):
                 sol = np.linalg.pinv(a, rcond=1e-10, hermitian=True) @ c
                 explained = explained + np.einsum("bjm,bjm->bm", c, sol)
-            out[:, s] = 1 - (yy - explained) / tss
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[:, s] = 1 - (yy - explained) / tss  # a resample without variance gives NaN
         return out
 
     weights = {s: _shapley_weights(s, n_f) for s in subsets}
@@ -393,7 +403,8 @@ def variance_shares(
         for i in range(n_f):
             for s in subsets:
                 if not s >> i & 1:
-                    contrib[:, i] += weights[s] * (r2[:, s | 1 << i] - r2[:, s])
+                    with np.errstate(invalid="ignore"):
+                        contrib[:, i] += weights[s] * (r2[:, s | 1 << i] - r2[:, s])
         return contrib
 
     point_r2 = r2_table(np.ones((1, n_cl)))
@@ -518,20 +529,6 @@ def regression_coefficients(
 # ---------------------------------------------------------------------------------------------------- curves
 
 
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, int]:
-    """Mean and t interval of independent values (NaN interval for fewer than two)."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    k = len(x)
-    if k == 0:
-        return (np.nan, np.nan, np.nan, 0)
-    mean = float(x.mean())
-    if k < 2:
-        return (mean, np.nan, np.nan, k)
-    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * x.std(ddof=1) / math.sqrt(k)
-    return (mean, mean - half, mean + half, k)
-
-
 #: fewest clusters for cluster-robust standard errors; below it they are unreliable (and can be undefined)
 MIN_CLUSTERS = 10
 
@@ -605,48 +602,56 @@ def level_curves(
     data = frame[[x, group, cluster, *values]].dropna(subset=[x, group])
     levels = np.sort(data[x].unique())
     group_names = sorted(data[group].unique(), key=str)
-    fits_rows, means_rows, grid_rows = [], [], []
     grid = np.linspace(levels.min(), levels.max(), grid_points) if len(levels) else np.empty(0)
+    # level means: every cluster's mean first (an identity with several images counts once), then across clusters
+    per_cluster = data.groupby([group, x, cluster], sort=True)[list(values)].mean()
+    agg = per_cluster.groupby(level=[0, 1]).agg(["mean", "std", "count"])
+    means_parts = []
     for v in values:
-        per_cluster = data.groupby([group, x, cluster], sort=True)[v].mean().reset_index()
-        for gname in group_names:
-            gdata = data[data[group] == gname]
-            fit_at_levels = None
-            if gdata[x].nunique() >= 3:
-                coefs, fitted = quadratic_fit(
-                    gdata[x], gdata[v], gdata[cluster], np.concatenate([levels, grid]), confidence
+        m, sd, k = agg[(v, "mean")], agg[(v, "std")], agg[(v, "count")]
+        half = stats.t.ppf(0.5 + confidence / 2, np.maximum(k - 1, 1)) * sd / np.sqrt(k)
+        half = half.where(k >= 2)
+        part = pd.DataFrame({"value": v, "mean": m, "ci_low": m - half, "ci_high": m + half, "n_clusters": k})
+        means_parts.append(part.rename_axis(["group", "level"]).reset_index())
+    means = pd.concat(means_parts, ignore_index=True)[
+        ["value", "group", "level", "mean", "ci_low", "ci_high", "n_clusters"]
+    ]
+    fits_rows, grid_parts, at_levels = [], [], []
+    for gname in group_names:
+        gdata = data[data[group] == gname]
+        if gdata[x].nunique() < 3:
+            continue
+        lo_x, hi_x = gdata[x].min(), gdata[x].max()
+        for v in values:
+            coefs, fitted = quadratic_fit(
+                gdata[x], gdata[v], gdata[cluster], np.concatenate([levels, grid]), confidence
+            )
+            fl = fitted.iloc[: len(levels)]
+            inside = fl.loc[(fl["x"] >= lo_x) & (fl["x"] <= hi_x), "fit"]
+            b1, b2 = coefs["b1"], coefs["b2"]
+            fits_rows.append(
+                {
+                    "value": v,
+                    "group": gname,
+                    **coefs,
+                    "vertex": -b1 / (2 * b2) if b2 != 0 else np.nan,
+                    "shape": "U" if b2 > 0 else "inverted U" if b2 < 0 else "line",
+                    "fitted_range": float(inside.max() - inside.min()),
+                    "n": len(gdata),
+                }
+            )
+            grid_parts.append(fitted.iloc[len(levels) :].assign(value=v, group=gname))
+            at_levels.append(
+                fl.rename(columns={"x": "level", "ci_low": "fit_ci_low", "ci_high": "fit_ci_high"}).assign(
+                    value=v, group=gname
                 )
-                fit_at_levels = fitted.iloc[: len(levels)].set_index("x")
-                fitted_grid = fitted.iloc[len(levels) :]
-                lo_x, hi_x = gdata[x].min(), gdata[x].max()
-                inside = fit_at_levels.loc[(fit_at_levels.index >= lo_x) & (fit_at_levels.index <= hi_x), "fit"]
-                b1, b2 = coefs["b1"], coefs["b2"]
-                vertex = -b1 / (2 * b2) if b2 != 0 else np.nan
-                fits_rows.append(
-                    {
-                        "value": v,
-                        "group": gname,
-                        **coefs,
-                        "vertex": vertex,
-                        "shape": "U" if b2 > 0 else "inverted U" if b2 < 0 else "line",
-                        "fitted_range": float(inside.max() - inside.min()),
-                        "n": len(gdata),
-                    }
-                )
-                for _, r in fitted_grid.iterrows():
-                    grid_rows.append({"value": v, "group": gname, **r.to_dict()})
-            pc = per_cluster[per_cluster[group] == gname]
-            for lv, sub in pc.groupby(x):
-                mean, lo, hi, k = t_interval(sub[v].to_numpy(), confidence)
-                row = {"value": v, "group": gname, "level": lv, "mean": mean, "ci_low": lo, "ci_high": hi}
-                row["n_clusters"] = k
-                if fit_at_levels is not None and lv in fit_at_levels.index:
-                    f = fit_at_levels.loc[lv]
-                    row.update(fit=f["fit"], fit_ci_low=f["ci_low"], fit_ci_high=f["ci_high"])
-                means_rows.append(row)
-    means = pd.DataFrame(means_rows)
+            )
+    if at_levels:
+        means = means.merge(pd.concat(at_levels), on=["value", "group", "level"], how="left")
     fits = pd.DataFrame(fits_rows)
-    grid_frame = pd.DataFrame(grid_rows)
+    grid_frame = pd.concat(grid_parts, ignore_index=True) if grid_parts else pd.DataFrame()
+    if len(grid_frame):
+        grid_frame = grid_frame[["value", "group", "x", "fit", "ci_low", "ci_high"]]
     extremes = _extremes(
         data, values, x=x, group=group, cluster=cluster, levels=levels, groups=group_names, n_boot=n_boot, rng=rng
     )
