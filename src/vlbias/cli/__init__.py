@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("vlbias.cli.models", "models", "List the backends and known models."),
     "embed": ("vlbias.cli.embed", "embed", "Embed texts or images with a model into a Parquet file."),
     "cache": ("vlbias.cli.cache", "cache", "Inspect or clear the embedding cache."),
+    "perception": (
+        "vlbias.cli.perception",
+        "perception",
+        "Social perception of faces: Delta scores, factor effects, skew.",
+    ),
 }
 
 
