@@ -145,6 +145,8 @@ def test_results_table_is_stamped_and_written(four_faces, tmp_path):
     back = pd.read_parquet(out / "results.parquet")
     assert {"model", "model_identity", "config_hash", "analysis", "metric", "value"} <= set(back.columns)
     assert set(back["analysis"]) == {"regression", "markedness", "skew"}
+    plain = AUDIT.run(enc, {**opts, "bootstrap": 0, "permutations": 0}).tables["results"]
+    assert plain["ci_low"].isna().all() and plain["p"].isna().all() and plain["value"].notna().all()
     assert res.record.options["dataset"] == "toy:" + str(opts["dataset"].root)
     assert [s["name"] for s in res.record.stimuli][:2] == ["toy", "lexicon:toy"]
 
@@ -294,6 +296,15 @@ def test_observational_dataset_runs_the_same_probe(tmp_path):
     female = sk[(sk["grouping"] == "gender") & (sk["ranking"] == "warm") & (sk["kind"] == "scale")].iloc[0]
     assert female.max_skew_group == "female" and female.max_skew > female.max_skew_null_p95
     assert female.max_skew_p < 0.05 and female.ndkl > female.ndkl_null_p95
+    # numeric ages (UTKFace) are binned as FairFace bins them
+    ages = np.random.default_rng(1).choice([1, 5, 25, 33, 47, 88], size=240)
+    utk = FaceDataset(name="utkface", root=ds.root, table=ds.table.assign(age=ages, age_group=""))
+    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": utk, "analyses": "regression,curves", "bootstrap": 0})
+    means = res.tables["level_means"]
+    assert set(means["level"]) == {1.0, 6.0, 24.5, 34.5, 44.5, 70.0}
+    assert set(means["unit"]) == {"years, FairFace age-bin midpoint"}
+    coefs = res.tables["regression_coefficients"]
+    assert set(coefs.loc[coefs["attribute"] == "age", "level"]) == {"20-29", "3-9", "30-39", "40-49", "70+"}
     with pytest.raises(VlbiasError, match="analysis 'factors' cannot run on fairface: it needs a controlled dataset"):
         AUDIT.run(load_model(f"vectors:{path}"), {"dataset": ds, "analyses": "factors,skew", **FAST})
 
@@ -303,9 +314,7 @@ def test_observational_dataset_runs_the_same_probe(tmp_path):
 
 def test_grammatical_articles_embed_other_prompts(causalface, tmp_path):
     enc, ds = _planted(causalface, tmp_path, _smiling)
-    with pytest.raises(
-        MissingKeysError, match="no vector for 48 prompt.* 'A photo of an asian person.', .*every word"
-    ):
+    with pytest.raises(MissingKeysError, match="no vector for 48 prompt.* 'A photo of an asian person.', .*every word"):
         AUDIT.run(enc, {"dataset": f"causalface:{causalface}", "article": "grammatical", "analyses": "skew", **FAST})
     path = planted_vectors(tmp_path / "g.npz", ds.table, _prompts("grammatical"), _smiling)
     res = AUDIT.run(

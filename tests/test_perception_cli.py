@@ -102,17 +102,21 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
     assert set(effects["dimension"]) == {"lighting", "pose", "smiling", "identity", "age", "gender", "race"}
 
 
-def test_rerun_from_the_cache_loads_no_weights_and_gives_the_same_scores(tree, cache):
+def test_rerun_from_the_cache_loads_no_weights_and_gives_the_same_scores(tree, cache, tmp_path):
     opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "bootstrap": 0, "permutations": 0}
     first = AUDIT.run(load_model(MODEL, cache=cache, device="cpu"), opts)  # the end-to-end test filled the cache
     enc = load_model(MODEL, cache=cache, device="cpu")
     again = AUDIT.run(enc, opts)
     assert not enc._loaded  # every prompt and every cropped image came from the cache
     pd.testing.assert_frame_equal(first.tables["scores"], again.tables["scores"])
-    pose = {**opts, "dataset_options": {"attributes": "pose"}}  # 24 images: recomputed without the cache
+    # recomputed without the cache, in batches of 7: the 36 pose images, and only the prompts of one word
+    lex = tmp_path / "one.yaml"
+    lex.write_text("scales:\n  w: [warm]\n", encoding="utf-8")
+    pose = {**opts, "dataset_options": {"attributes": "pose"}, "lexicons": [str(lex)]}
     fresh = AUDIT.run(load_model(MODEL, cache=False, device="cpu", batch_size=7), pose).tables["scores"]
     cached = first.tables["scores"].set_index("key").loc[fresh["key"]]
-    for col in ("cos_neutral", "warm", "communion-"):
+    assert len(fresh) == 36
+    for col in ("cos_neutral", "word:warm", "word:female"):
         assert fresh[col].to_numpy() == pytest.approx(cached[col].to_numpy(), abs=1e-4)
 
 

@@ -245,6 +245,12 @@ def test_regression_coefficients_recover_planted_effects():
     assert set(coefs["reference"]) == {"1", "female"} and coefs["interval"].str.startswith("cluster-robust").all()
 
 
+def test_confounded_attributes_are_said_to_be_unidentified():
+    a = np.tile([0, 1], 20)
+    coefs = sp.regression_coefficients(np.arange(40.0), {"a": a, "b": a * 2})
+    assert coefs["interval"].str.contains("rank-deficient").all()
+
+
 # ---------------------------------------------------------------------------------------------------- curves
 
 

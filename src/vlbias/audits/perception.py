@@ -332,7 +332,7 @@ def _design(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
             d["age_x"] = groups.map(_age_group_midpoint)
         elif age.notna().any():
             d["age"] = age.map(_fairface_bin)
-            d["age_x"] = age
+            d["age_x"] = d["age"].map(lambda b: _age_group_midpoint(b) if isinstance(b, str) else np.nan)
     return d, controlled
 
 
@@ -526,7 +526,7 @@ class _Context:
 
     def _age_unit(self) -> str:
         groups = self.table["age_group"].fillna("").astype(str)
-        return "years, age-group midpoint" if groups.ne("").all() else "years"
+        return "years, age-group midpoint" if groups.ne("").all() else "years, FairFace age-bin midpoint"
 
     def curves(self) -> dict[str, pd.DataFrame]:
         from vlbias.stats import perception as sp
@@ -658,88 +658,89 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+SUMMARY_COLUMNS = ["analysis", "metric", "attribute", "scale", "item", "value", "ci_low", "ci_high", "rank", "p"]
+
+
+def _headline(frame: pd.DataFrame | None, analysis: str, metric: str, **columns: str) -> pd.DataFrame:
+    """Summary rows from an analysis table: ``metric`` is formatted with each row's columns; ``columns`` maps a
+    summary column to the table column that fills it (missing when the table lacks it, e.g. without bootstrap)."""
+    if frame is None or not len(frame):
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    out = pd.DataFrame({"analysis": analysis, "metric": [metric.format(**r) for r in frame.to_dict("records")]})
+    for col, source in columns.items():
+        out[col] = frame[source].to_numpy() if source in frame.columns else np.nan
+    return out
+
+
 def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
     """The headline numbers of every analysis that ran, one row each (the table sweeps compare across models)."""
-    cols = ["analysis", "metric", "attribute", "scale", "item", "value", "ci_low", "ci_high", "rank", "p"]
-    rows: list[dict] = []
-    fe = tables.get("factor_effects")
-    if fe is not None and len(fe):
-        for r in fe.itertuples():
-            rows.append(
-                dict(
-                    analysis="factors",
-                    metric="median |change| (Delta points)",
-                    attribute=r.dimension,
-                    scale=r.scale,
-                    item=r.dimension,
-                    value=r.median,
-                    ci_low=r.median_ci_low,
-                    ci_high=r.median_ci_high,
-                    rank=r.rank,
-                )
-            )
-    vs = tables.get("variance_shares")
-    if vs is not None and len(vs):
-        for r in vs.itertuples():
-            rows.append(
-                dict(
-                    analysis="regression",
-                    metric="share of explained variance",
-                    attribute=r.attribute,
-                    scale=r.scale,
-                    item=r.attribute,
-                    value=r.share,
-                    ci_low=getattr(r, "share_ci_low", np.nan),
-                    ci_high=getattr(r, "share_ci_high", np.nan),
-                    rank=r.rank,
-                )
-            )
-    ex = tables.get("extreme_groups")
+    ex, mk, sk = tables.get("extreme_groups"), tables.get("markedness"), tables.get("skew")
     if ex is not None and len(ex):
-        for r in ex[ex["rank"] == 1].itertuples():
-            rows.append(
-                dict(
-                    analysis="curves",
-                    metric=f"most extreme group over {r.attribute} (mean |deviation|, Delta points)",
-                    attribute=r.attribute,
-                    scale=r.scale,
-                    item=r.group,
-                    value=r.deviation,
-                    rank=1,
-                    p=r.p_most_extreme,
-                )
-            )
-    mk = tables.get("markedness")
+        ex = ex[ex["rank"] == 1]
     if mk is not None and len(mk) and "share_neutral_closer" in mk:
-        for r in mk[mk["share_neutral_closer"].notna()].itertuples():
-            rows.append(
-                dict(
-                    analysis="markedness",
-                    metric=f"share neutral prompt closer than own {r.dimension}",
-                    attribute=r.dimension,
-                    scale="",
-                    item=r.group,
-                    value=r.share_neutral_closer,
-                    ci_low=getattr(r, "share_neutral_closer_ci_low", np.nan),
-                    ci_high=getattr(r, "share_neutral_closer_ci_high", np.nan),
-                )
-            )
-    sk = tables.get("skew")
-    if sk is not None and len(sk):
-        for r in sk.itertuples():
-            for metric, p in (("max_skew", "max_skew_p"), ("ndkl", "ndkl_p")):
-                rows.append(
-                    dict(
-                        analysis="skew",
-                        metric=f"{metric}@{r.k}" if metric == "max_skew" else f"ndkl@{r.k}",
-                        attribute=r.grouping,
-                        scale=r.ranking,
-                        item=r.grouping,
-                        value=getattr(r, metric),
-                        p=getattr(r, p, np.nan),
-                    )
-                )
-    out = pd.DataFrame(rows, columns=cols)
+        mk = mk[mk["share_neutral_closer"].notna()]
+    parts = [
+        _headline(
+            tables.get("factor_effects"),
+            "factors",
+            "median |change| (Delta points)",
+            attribute="dimension",
+            scale="scale",
+            item="dimension",
+            value="median",
+            ci_low="median_ci_low",
+            ci_high="median_ci_high",
+            rank="rank",
+        ),
+        _headline(
+            tables.get("variance_shares"),
+            "regression",
+            "share of explained variance",
+            attribute="attribute",
+            scale="scale",
+            item="attribute",
+            value="share",
+            ci_low="share_ci_low",
+            ci_high="share_ci_high",
+            rank="rank",
+        ),
+        _headline(
+            ex,
+            "curves",
+            "most extreme group over {attribute} (mean |deviation|, Delta points)",
+            attribute="attribute",
+            scale="scale",
+            item="group",
+            value="deviation",
+            rank="rank",
+            p="p_most_extreme",
+        ),
+        _headline(
+            mk,
+            "markedness",
+            "share neutral prompt closer than own {dimension}",
+            attribute="dimension",
+            item="group",
+            value="share_neutral_closer",
+            ci_low="share_neutral_closer_ci_low",
+            ci_high="share_neutral_closer_ci_high",
+        ),
+        _headline(
+            sk,
+            "skew",
+            "max_skew@{k}",
+            attribute="grouping",
+            scale="ranking",
+            item="grouping",
+            value="max_skew",
+            p="max_skew_p",
+        ),
+        _headline(
+            sk, "skew", "ndkl@{k}", attribute="grouping", scale="ranking", item="grouping", value="ndkl", p="ndkl_p"
+        ),
+    ]
+    out = pd.concat([p for p in parts if len(p)] or [pd.DataFrame(columns=SUMMARY_COLUMNS)], ignore_index=True)
+    out = out.reindex(columns=SUMMARY_COLUMNS)
     out["rank"] = out["rank"].astype("Int64")
     return out
 

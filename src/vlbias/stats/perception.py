@@ -348,7 +348,15 @@ def variance_shares(
     np.add.at(cl_y, cl, y)
     cl_yy = np.zeros((n_cl, m))
     np.add.at(cl_yy, cl, y * y)
-    cnt_dense = cnt.toarray() if absorb is not None else None
+    n_p = cells_design.shape[1]
+    dd = np.einsum("kp,kq->kpq", cells_design, cells_design).reshape(n_cells, n_p * n_p)
+    if absorb is not None:
+        # identity blocks are linear in the cluster weights w: with MD = (cluster x cell counts) D,
+        # G_IJ' G_II^-1 G_IJ = sum_c (w_c / n_c) MD_c MD_c', and likewise for the cross products with y
+        md = cnt.toarray() @ cells_design  # (n_cl, P)
+        h_c = np.einsum("cp,cq->cpq", md, md).reshape(n_cl, n_p * n_p) / cl_n[:, None]
+        hy_c = np.einsum("cp,cm->cpm", md, cl_y).reshape(n_cl, n_p * m) / cl_n[:, None]
+        s_c = cl_y**2 / cl_n[:, None]
 
     base_cols = np.concatenate([cols[c] for c in ["(intercept)", *(covariates or {})]])
     n_f = len(names)
@@ -363,16 +371,12 @@ def variance_shares(
         ys = w @ cl_y
         nn = w @ cl_n
         tss = yy - ys**2 / nn[:, None]
-        gram = np.einsum("kp,bk,kq->bpq", cells_design, cc, cells_design, optimize=True)
+        gram = (cc @ dd).reshape(b, n_p, n_p)
         xy = np.einsum("kp,bkm->bpm", cells_design, cy, optimize=True)
         if absorb is not None:
-            n_i = w * cl_n  # (b, n_cl)
-            inv = np.divide(1.0, n_i, out=np.zeros_like(n_i), where=n_i > 0)
-            g_ij = np.einsum("bc,ck,kp->bcp", w, cnt_dense, cells_design, optimize=True)
-            b_i = w[:, :, None] * cl_y[None]
-            h = np.einsum("bcp,bc,bcq->bpq", g_ij, inv, g_ij, optimize=True)
-            hy = np.einsum("bcp,bc,bcm->bpm", g_ij, inv, b_i, optimize=True)
-            s_i = np.einsum("bcm,bc->bm", b_i**2, inv)
+            h = (w @ h_c).reshape(b, n_p, n_p)
+            hy = (w @ hy_c).reshape(b, n_p, m)
+            s_i = w @ s_c
         out = np.empty((b, len(subsets), m))
         for s in subsets:
             members = [names[i] for i in range(n_f) if s >> i & 1]
@@ -413,7 +417,7 @@ def variance_shares(
     boot_c, boot_s = [], []
     if n_boot:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng, max_cells=2_000_000 if absorb else 20_000_000):
+        for w in bootstrap_weights(n_cl, n_boot, rng, max_cells=20_000_000):
             c = lmg(r2_table(w))
             boot_c.append(c)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -535,7 +539,8 @@ MIN_CLUSTERS = 10
 
 def robust_ols(y: np.ndarray, x: np.ndarray, clusters: np.ndarray | None):
     """statsmodels OLS with cluster-robust covariance (by ``clusters``) when there are at least MIN_CLUSTERS
-    clusters of which some hold several rows, else heteroskedasticity-robust HC1. Returns (fit, description)."""
+    clusters of which some hold several rows, else heteroskedasticity-robust HC1. Returns (fit, description);
+    a rank-deficient design (attributes perfectly confounded in the data) is said so in the description."""
     import warnings
 
     import statsmodels.api as sm
@@ -544,13 +549,17 @@ def robust_ols(y: np.ndarray, x: np.ndarray, clusters: np.ndarray | None):
     groups = pd.factorize(pd.Series(clusters), use_na_sentinel=False)[0] if clusters is not None else None
     n_groups = len(np.unique(groups)) if groups is not None else 0
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore")  # few clusters or a confounded design: said in the description
         if groups is not None and MIN_CLUSTERS <= n_groups < len(y):
-            return model.fit(cov_type="cluster", cov_kwds={"groups": groups}), f"cluster-robust ({n_groups} identities)"
-        fit = model.fit(cov_type="HC1")
-    if groups is not None and n_groups < len(y):
-        return fit, f"HC1 (only {n_groups} identities: too few to cluster)"
-    return fit, "HC1"
+            fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+            what = f"cluster-robust ({n_groups} identities)"
+        else:
+            fit = model.fit(cov_type="HC1")
+            few = groups is not None and n_groups < len(y)
+            what = f"HC1 (only {n_groups} identities: too few to cluster)" if few else "HC1"
+    if model.rank < x.shape[1]:
+        what += "; rank-deficient: some attributes are confounded in these data, coefficients not identified"
+    return fit, what
 
 
 def quadratic_fit(x: np.ndarray, y: np.ndarray, clusters: np.ndarray | None, grid: np.ndarray, confidence: float):
@@ -694,6 +703,19 @@ def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -
     # only levels every group has enter the deviation (so a missing level cannot make a group look extreme)
     point_means = group_means(np.ones((1, n_cl)))[0]  # (V, G, L)
     common = ~np.isnan(point_means).any(axis=(0, 1))
+    if not common.any():  # no level that every group has: no comparison to make
+        return pd.DataFrame(
+            columns=[
+                "value",
+                "group",
+                "deviation",
+                "direction",
+                "mean_difference",
+                "rank",
+                "p_most_extreme",
+                "n_levels",
+            ]
+        )
     point_dev = _deviation(point_means[..., common])  # (V, G)
     signed = np.nanmean(point_means[..., common] - np.nanmean(point_means[..., common], axis=1, keepdims=True), axis=2)
     wins = np.zeros_like(point_dev)
