@@ -229,7 +229,7 @@ def cluster_codes(clusters: np.ndarray | None, n: int) -> tuple[np.ndarray, int]
     return codes.astype(np.int64), int(codes.max()) + 1
 
 
-def bootstrap_weights(n_clusters: int, n_boot: int, rng: np.random.Generator, max_cells: int = 5_000_000):
+def bootstrap_weights(n_clusters: int, n_boot: int, rng: np.random.Generator, max_cells: int = 4_000_000):
     """Yield (b, n_clusters) multinomial resampling counts, in chunks of bounded size, ``n_boot`` rows in all."""
     chunk = max(1, min(n_boot, max_cells // max(n_clusters, 1)))
     p = np.full(n_clusters, 1.0 / n_clusters)
@@ -417,7 +417,7 @@ def variance_shares(
     boot_c, boot_s = [], []
     if n_boot:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng, max_cells=20_000_000):
+        for w in bootstrap_weights(n_cl, n_boot, rng):
             c = lmg(r2_table(w))
             boot_c.append(c)
             with np.errstate(invalid="ignore", divide="ignore"):
