@@ -25,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "zeroshot_compare",
         "Compare zeroshot runs of models grouped by a fact.",
     ),
+    "perception": (
+        "vlbias.cli.perception",
+        "perception",
+        "Social perception of faces: Delta scores, factor effects, skew.",
+    ),
 }
 
 
