@@ -396,35 +396,58 @@ class _Embeddings:
         vecs = np.stack([self.text_vectors[t] for t in kept]) if kept else np.zeros((0, 1))
         return kept, vecs, dropped
 
-    def image_side(self, side: Side) -> tuple[list[str] | None, np.ndarray | None, int, str]:
-        ident = side.identity()
-        if ident in self.images:
-            keys, vecs, reason, dropped = self.images[ident]
-            return keys, vecs, dropped, reason
-        res = resolve_images(side.images, self.opts["stimuli_dir"], self.opts["image_sets"] or {})
-        if res.paths is None:
-            self.images[ident] = (None, None, res.reason, 0)
-            return None, None, 0, res.reason
-        if not res.paths:
-            raise StimulusError(f"image set {side.name} is empty; give it at least two images")
+    def prepare_images(self, sides: list[Side]) -> None:
+        """Resolve every image side, then encode all images that share a root in one call (fuller batches, one
+        loader), so each image is decoded and encoded once per run."""
+        resolved: dict[str, tuple[Side, ResolvedImages]] = {}
+        for side in sides:
+            ident = side.identity()
+            if ident in resolved or ident in self.images:
+                continue
+            res = resolve_images(side.images, self.opts["stimuli_dir"], self.opts["image_sets"] or {})
+            if res.paths is None:
+                self.images[ident] = (None, None, res.reason, 0)
+                continue
+            if not res.paths:
+                raise StimulusError(f"image set {side.name} is empty; give it at least two images")
+            resolved[ident] = (side, res)
+        by_root: dict[Path | None, list[Path]] = {}
+        for _, res in resolved.values():
+            by_root.setdefault(res.root, []).extend(res.paths)
         skip = self.opts["skip_bad_images"] or self.opts["drop_missing"]
-        enc = self.encoder.try_encode_images(res.paths, root=res.root, skip_bad=skip)
-        keys = [_image_label(p, res.root) for p in res.paths]
-        reason = ""
-        if res.expected is not None:
-            bad = [
-                str(p)
-                for p, k in zip(res.paths, enc.keys)
-                if k is not None and len(k) == 64 and k != res.expected.get(str(p))
-            ]
-            if bad:
-                reason = f"{bad[0]} does not match the iEAT manifest; run `vlbias stimuli fetch ieat` again"
-        for _i, item, why in enc.skipped:
-            self.skipped.append((item, f"image skipped: {why}"))
-        kept = [k for k, ok in zip(keys, enc.ok) if ok]
-        dropped = len(keys) - len(kept)
-        self.images[ident] = (kept, enc.vectors, reason, dropped)
-        return kept, enc.vectors, dropped, reason
+        found: dict[Path, tuple[np.ndarray | None, str | None]] = {}
+        for root, paths in by_root.items():
+            paths = list(dict.fromkeys(paths))
+            enc = self.encoder.try_encode_images(paths, root=root, skip_bad=skip)
+            full = enc.full()
+            keys = enc.keys or [None] * len(paths)
+            for i, p in enumerate(paths):
+                found[p] = (full[i] if enc.ok[i] else None, keys[i])
+            for _i, item, why in enc.skipped:
+                self.skipped.append((item, f"image skipped: {why}"))
+        for ident, (_side, res) in resolved.items():
+            labels = [_image_label(p, res.root) for p in res.paths]
+            reason = ""
+            if res.expected is not None:
+                bad = [
+                    p.name
+                    for p in res.paths
+                    if isinstance(found[p][1], str)
+                    and len(found[p][1]) == 64
+                    and found[p][1] != res.expected.get(str(p))
+                ]
+                if bad:
+                    reason = (
+                        f"iEAT image {bad[0]} in {res.paths[0].parent} does not match the iEAT manifest; "
+                        f"run `vlbias stimuli fetch ieat` again"
+                    )
+            kept = [(lab, found[p][0]) for lab, p in zip(labels, res.paths) if found[p][0] is not None]
+            vecs = np.stack([v for _, v in kept]) if kept else np.zeros((0, 1), dtype=np.float32)
+            self.images[ident] = ([lab for lab, _ in kept], vecs, reason, len(labels) - len(kept))
+
+    def image_side(self, side: Side) -> tuple[list[str] | None, np.ndarray | None, int, str]:
+        keys, vecs, reason, dropped = self.images[side.identity()]
+        return keys, vecs, dropped, reason
 
 
 def _image_label(path: Path, root: Path | None) -> str:
@@ -442,6 +465,8 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     has_images = "image" in tuple(getattr(encoder, "modalities", ("text", "image")))
     emb = _Embeddings(encoder, opts)
     emb.prepare_texts([t for r in rows if r.sides for s in r.sides.values() if s.modality == "text" for t in s.texts])
+    if has_images:
+        emb.prepare_images([s for r in rows if r.sides for s in r.sides.values() if s.modality == "image"])
     results, items = [], []
     with progress("association tests", len(rows), "tests") as bar:
         for row in rows:

@@ -202,6 +202,17 @@ def _str_list(value: Any, origin: str, what: str) -> tuple[str, ...]:
     return items
 
 
+def _check_size(items: tuple[str, ...] | None, origin: str, role: str, name: str) -> None:
+    if items is None:
+        return
+    if not items:
+        raise StimulusError(f"{origin}: set {role} ({name}) is empty; list at least two items")
+    if len(items) < 2:
+        raise StimulusError(
+            f"{origin}: set {role} ({name}) has only 1 item; an association test needs at least 2 per set"
+        )
+
+
 def _image_side(value: Any, base: Path | None, origin: str, role: str) -> ImageSide:
     if isinstance(value, str):
         return ImageSide(ref=value, root=base)
@@ -242,8 +253,8 @@ def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: t
     images = _image_side(raw["images"], base, origin, role) if "images" in raw else None
     if words is None and texts is None and images is None:
         raise StimulusError(f"{origin}: set {role} ({name}) has no words, texts or images")
-    if (words is not None and not words) or (texts is not None and not texts):
-        raise StimulusError(f"{origin}: set {role} ({name}) is empty; list at least two items")
+    _check_size(words, origin, role, name)
+    _check_size(texts, origin, role, name)
     classes: dict[str, str] = {}
     for cls, members in (raw.get("classes") or {}).items():
         for w in _str_list(members, origin, f"set {role} classes.{cls}"):
@@ -408,6 +419,7 @@ def read_seat(raw: dict, path: Path) -> EATTest:
         examples = _str_list(entry["examples"], str(path), f"{key}.examples")
         if not examples:
             raise StimulusError(f"{path}: {key}.examples is empty; list at least two items")
+        _check_size(examples, str(path), role, str(entry["category"]))
         sets[role] = StimulusSet(name=str(entry["category"]), texts=examples)
     extra = sorted(set(raw) - set(_SEAT_KEYS))
     return EATTest(name=path.stem, origin=str(path), source="SEAT test file", extra={"ignored_keys": extra}, **sets)
@@ -427,7 +439,6 @@ def read_wefe(raw: dict, path: Path, chosen: list[str] | None) -> EATTest:
         if set_name not in raw:
             raise StimulusError(f"{path} has no word set {set_name!r}; its sets: {', '.join(names)}")
         words = _str_list(raw[set_name], str(path), f"set {set_name!r}")
-        if not words:
-            raise StimulusError(f"{path}: word set {set_name!r} is empty")
+        _check_size(words, str(path), role, set_name)
         sets[role] = StimulusSet(name=set_name, texts=words, words=words)
     return EATTest(name=f"{path.stem}:{'/'.join(chosen)}", origin=str(path), source="WEFE word sets", **sets)
