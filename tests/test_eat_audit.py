@@ -15,7 +15,7 @@ from vlbias.audits.eat import AUDIT, plan_battery, resolve_images
 from vlbias.audits.registry import get_audit
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.models import load_model
-from vlbias.stats.eat import association, eat
+from vlbias.stats.eat import association, eat, sc_eat
 from vlbias.stimuli.eat_tests import ORDERS, ImageSide, get_test
 
 FAST = {"permutations": 500, "n_bootstrap": 0}
@@ -54,7 +54,8 @@ def small_test(tmp_path):
 def test_audit_agrees_with_the_statistics(small_test):
     f, spec, sets = small_test
     enc = load_model(spec)
-    res = AUDIT.run(enc, {"test_files": [str(f)], "permutations": "exact", "n_bootstrap": 300, "seed": 5})
+    opts = {"test_files": [str(f)], "permutations": "exact", "n_bootstrap": 300, "seed": 5, "item_tests": True}
+    res = AUDIT.run(enc, {**opts, "item_permutations": 50})
     row = res.results.iloc[0]
     vecs = [enc.encode_texts(s) for s in sets]
     direct = eat(*vecs, permutations="exact", n_bootstrap=300, seed=5)
@@ -66,6 +67,8 @@ def test_audit_agrees_with_the_statistics(small_test):
     items = res.tables["items"]
     assert list(items["item"]) == sets[0] + sets[1] and set(items["role"]) == {"X", "Y"}
     np.testing.assert_allclose(items["association"], association(np.vstack(vecs[:2]), vecs[2], vecs[3]), rtol=1e-6)
+    sc = sc_eat(vecs[1][2], vecs[2], vecs[3], permutations=50, seed=5, n_bootstrap=0)  # item y2 alone: exact (C(8,4))
+    assert (items.iloc[8]["sc_effect_size"], items.iloc[8]["sc_p_value"]) == (pytest.approx(sc.effect_size), sc.p_value)
     assert res.skipped.empty and res.record.seed == 5
     assert res.record.stimuli[0]["name"] == "small"
 

@@ -137,7 +137,7 @@ def test_same_seed_same_p_on_any_machine():
     # inputs from integer arithmetic only, so they are bit-identical everywhere; the p-values are pinned
     v = ((np.arange(50) * 7919) % 101) / 101.0
     r = subset_sum_test(v, 25, permutations=200_000, seed=2024)
-    assert (r.p_value, r.n_extreme) == (126677 / 200001, 126676)
+    assert (r.p_value, r.n_extreme) == (127003 / 200001, 127002)
     big = ((np.arange(130) * 104729) % 257) / 257.0  # three super-blocks: hypergeometric shares
     rb = subset_sum_test(big, 60, permutations=20_000, seed=7)
     assert rb.n_extreme == 18022

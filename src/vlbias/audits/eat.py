@@ -31,6 +31,7 @@ from vlbias.stats.eat import (
     DEFAULT_PERMUTATIONS,
     EATInputError,
     eat,
+    sc_eat,
 )
 from vlbias.stats.permutation import ALTERNATIVES
 from vlbias.stimuli import ieat
@@ -44,7 +45,7 @@ from vlbias.stimuli.eat_tests import (
     get_test,
     read_test_file,
 )
-from vlbias.utils.io import stable_hash
+from vlbias.utils.io import sha256_file, stable_hash
 from vlbias.utils.progress import progress
 
 BATTERIES = ("standard",)
@@ -76,6 +77,8 @@ RESULT_COLUMNS = [
     "dropped",
 ]
 
+ITEM_COLUMNS = ["concept", "test", "order", "role", "item", "association", "sc_effect_size", "sc_p_value"]
+
 DEFAULTS: dict[str, Any] = {
     "tests": [],
     "test_files": [],
@@ -86,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "n_bootstrap": DEFAULT_BOOTSTRAP,
     "confidence": DEFAULT_CONFIDENCE,
+    "item_tests": False,
+    "item_permutations": 10_000,
     "drop_missing": False,
     "skip_bad_images": False,
     "stimuli_dir": None,
@@ -104,6 +109,8 @@ OPTIONS_HELP = {
     "seed": "seed of the permutations and the bootstrap",
     "n_bootstrap": "bootstrap resamples for the effect size's interval (0: none)",
     "confidence": "confidence level of the interval",
+    "item_tests": "also test every target item alone (SC-EAT against A and B): sc_effect_size, sc_p_value in items",
+    "item_permutations": "permutation budget of each item's SC-EAT",
     "drop_missing": "drop texts/images a vectors: model has no vector for (and undecodable images), and say how many",
     "skip_bad_images": "skip undecodable images instead of failing",
     "stimuli_dir": "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
@@ -341,7 +348,12 @@ def plan(opts: dict[str, Any]) -> tuple[list[RowPlan], list[dict[str, Any]]]:
         provenance.append({"name": t.name, "origin": t.origin, "sha256": stable_hash(_test_payload(t), 64)})
     if battery:
         rows += plan_battery(battery, opts)
-        provenance.append({"name": f"battery:{battery}", "valence": opts["valence"]})
+        entry = {"name": f"battery:{battery}", "valence": opts["valence"]}
+        if opts["valence"] == "nrc-oasis":
+            oasis = Path(opts["oasis"]).expanduser()
+            entry["nrc_vad_sha256"] = sha256_file(Path(opts["nrc_vad"]).expanduser())
+            entry["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
+        provenance.append(entry)
     if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
         provenance.append(
             {
@@ -475,7 +487,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
             items += row_items
             bar.advance(1)
     table = pd.DataFrame(results, columns=RESULT_COLUMNS)
-    items_table = pd.DataFrame(items, columns=["concept", "test", "order", "role", "item", "association"])
+    items_table = pd.DataFrame(items, columns=ITEM_COLUMNS)
     skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
     skipped += emb.skipped
     record = RunRecord(
@@ -593,11 +605,22 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: dict[str, Any], has_images: b
     )
     scores = res.scores
     nx = len(labels["X"])
-    items = [
-        (row.concept, row.test, row.order, role, item, float(s))
-        for role, group, offset in (("X", labels["X"], 0), ("Y", labels["Y"], nx))
-        for item, s in zip(group, scores[offset : offset + len(group)])
-    ]
+    items = []
+    for role, group, offset in (("X", labels["X"], 0), ("Y", labels["Y"], nx)):
+        for i, (item, s) in enumerate(zip(group, scores[offset : offset + len(group)])):
+            d = p = float("nan")
+            if opts["item_tests"]:  # SC-EAT of the item against A and B (same seed: same re-partitions)
+                sc = sc_eat(
+                    vecs[role][i],
+                    vecs["A"],
+                    vecs["B"],
+                    permutations=opts["item_permutations"],
+                    alternative=opts["alternative"],
+                    seed=opts["seed"],
+                    n_bootstrap=0,
+                )
+                d, p = sc.effect_size, sc.p_value
+            items.append((row.concept, row.test, row.order, role, item, float(s), d, p))
     return rec, items
 
 

@@ -90,6 +90,14 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True
 )
+@click.option("--item-tests", is_flag=True, help="Also test each target item alone (SC-EAT vs A and B): items table.")
+@click.option(
+    "--item-permutations",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Permutation budget of each item's SC-EAT.",
+)
 @click.option(
     "--drop-missing",
     is_flag=True,
@@ -156,6 +164,8 @@ def eat(
     seed,
     n_bootstrap,
     confidence,
+    item_tests,
+    item_permutations,
     drop_missing,
     skip_bad_images,
     stimuli_dir,
@@ -191,6 +201,8 @@ def eat(
         "seed": seed,
         "n_bootstrap": n_bootstrap,
         "confidence": confidence,
+        "item_tests": item_tests,
+        "item_permutations": item_permutations,
         "drop_missing": drop_missing,
         "skip_bad_images": skip_bad_images,
         "stimuli_dir": str(stimuli_dir) if stimuli_dir else None,

@@ -14,10 +14,12 @@ Two ways to count:
   second block's sums are sorted so that each first-block sum counts its partners with one binary search
   (meet in the middle). The count is the one that enumerating every partition gives.
 - **sampled**: ``N`` uniformly random partitions, with ``p = (1 + #extreme) / (1 + N)``. A uniform ``k``-subset
-  is drawn as one uniform integer rank in ``[0, C(n, k))`` (``numpy.random.Generator.integers``, exact) and
-  decoded into per-block subsets through tabulated block subset sums, so each sample costs a handful of
-  vectorised operations whatever ``k`` is, instead of a shuffle. Pools larger than fits a 64-bit rank are cut into
-  super-blocks whose shares of the group are drawn from their exact (hypergeometric) distribution first.
+  is drawn as one uniform integer rank in ``[0, C(n, k))`` (rejection sampling on the generator's raw 64-bit
+  outputs, exact) and decoded into one subset per block of at most 17 items, whose subset sums are tabulated once:
+  a guide table finds how many items each block contributes, and a mixed-radix split of the rank picks each
+  block's subset. Each sample then costs a few vectorised operations per block whatever ``k`` is, instead of a
+  shuffle. Pools of more than 56 items (whose ranks would not be exact in doubles) are cut into super-blocks whose
+  shares of the group are drawn from their exact (hypergeometric) distribution first.
 
 Ties count as extreme. Sums of the same items in another order can differ in the last bits, so comparisons allow
 a relative tolerance of ``max(1e-12, 4 n eps) * Σ|v - mean(v)|``, far below any real difference of two
@@ -37,10 +39,9 @@ import numpy as np
 ALTERNATIVES = ("greater", "less", "two-sided")
 #: largest pool the exact counter accepts: two blocks of at most 2**22 tabulated subset sums
 EXACT_MAX_BLOCK = 22
-#: sampling: items per tabulated block (2**17 sums, 1 MiB) and per super-block (ranks below 2**57)
+#: sampling: items per tabulated block (2**17 sums, 1 MiB) and per super-block (ranks below C(56, 28) < 2**53)
 SAMPLE_BLOCK = 17
-SUPER_BLOCK = 60
-_SHIFT = np.uint64(57)
+SUPER_BLOCK = 56
 _CHUNK = 1 << 14
 
 
@@ -147,7 +148,7 @@ def block_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------------- exact
 def _exact_count(v: np.ndarray, k: int, hi: float, lo: float) -> int:
     n = v.size
-    if n <= EXACT_MAX_BLOCK:
+    if n <= 12:
         sums, off = block_sums(v)
         group = sums[off[k] : off[k + 1]]
         return int(np.count_nonzero(group >= hi) + np.count_nonzero(group <= lo))
@@ -169,70 +170,133 @@ def _exact_count(v: np.ndarray, k: int, hi: float, lo: float) -> int:
 # ---------------------------------------------------------------------------------------------------- sampled
 @dataclass
 class _SuperBlock:
-    start: int
+    """Decoding tables of one super-block (at most SUPER_BLOCK items, cut into blocks of at most SAMPLE_BLOCK).
+
+    Ranks of the ``c``-subsets of the super-block are ordered by composition (how many items each block
+    contributes), then by the index of each block's subset, mixed-radix. A composition is found from a rank in
+    a guide table (the composition holding the first rank of each bucket of ranks) plus a short forward scan."""
+
     size: int
-    tables: list[tuple[np.ndarray, np.ndarray]]  # per block: (sums, offsets)
-    keys: np.ndarray  # (need << 57) | cum, sorted: one entry per (need, composition of need over blocks)
-    cum: np.ndarray  # ranks before the composition
-    radix: list[np.ndarray]  # per block: C(m_b, c_b) of the composition
-    offset: list[np.ndarray]  # per block: where the c_b-subsets start in the block's table
+    tables: list[tuple[np.ndarray, np.ndarray]]  # per block: (subset sums by size, offsets)
+    cum: np.ndarray  # per composition: first rank
+    cum_next: np.ndarray  # per composition: first rank of the next composition of the same total (or the total)
+    radix: list[np.ndarray]  # per block: C(m_b, c_b) of each composition
+    offset: list[np.ndarray]  # per block: where each composition's c_b-subsets start in the block's table
+    guide: np.ndarray  # bucket -> composition holding the bucket's first rank
+    guide_base: np.ndarray  # per total c: first bucket of c
+    guide_shift: np.ndarray  # per total c: rank >> shift is the bucket within c
     n_subsets: np.ndarray  # C(size, c) for c = 0..size
+
+    def __post_init__(self):
+        # decoding runs in doubles: every rank, radix and offset is an integer below 2**53, so exact
+        if self.n_subsets.max() >= 2**53:
+            raise ValueError(f"a super-block of {self.size} items has ranks beyond 2**53")
+        self.cum_f = self.cum.astype(np.float64)
+        self.cum_next_f = self.cum_next.astype(np.float64)
+        self.radix_f = [r.astype(np.float64) for r in self.radix]
+        self.offset_f = [o.astype(np.float64) for o in self.offset]
 
 
 @lru_cache(maxsize=64)
-def _compositions(sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """All count vectors (c_0..c_{B-1}), 0 <= c_b <= m_b, sorted by their total, then lexicographically, with
-    the number of subsets each one covers and the cumulative rank at which it starts among equal totals."""
-    counts = np.array(list(itertools.product(*(range(m + 1) for m in sizes))), dtype=np.int64).reshape(-1, len(sizes))
-    need = counts.sum(axis=1)
-    order = np.lexsort(tuple(counts[:, b] for b in reversed(range(len(sizes)))) + (need,))
-    counts, need = counts[order], need[order]
+def _compositions(sizes: tuple[int, ...], needs: tuple[int, ...]) -> tuple:
+    """Count vectors (c_0..c_{B-1}), 0 <= c_b <= m_b, summing to one of ``needs``: sorted by total, then
+    lexicographically, with the first rank of each and the guide tables over ranks."""
+    grid = np.array(list(itertools.product(*(range(m + 1) for m in sizes))), dtype=np.int64).reshape(-1, len(sizes))
+    total = grid.sum(axis=1)
+    grid, total = grid[np.isin(total, needs)], total[np.isin(total, needs)]
+    order = np.lexsort(tuple(grid[:, b] for b in reversed(range(len(sizes)))) + (total,))
+    counts, total = grid[order], total[order]
     binom = [np.array([comb(m, c) for c in range(m + 1)], dtype=np.uint64) for m in sizes]
     ways = np.ones(len(counts), dtype=np.uint64)
     for b in range(len(sizes)):
         ways *= binom[b][counts[:, b]]
     cum = np.zeros(len(counts), dtype=np.uint64)
-    for t in np.unique(need):
-        sel = np.flatnonzero(need == t)
-        cum[sel[1:]] = np.cumsum(ways[sel[:-1]], dtype=np.uint64)
-    return counts, need, cum, binom
+    cum_next = np.zeros(len(counts), dtype=np.uint64)
+    size = sum(sizes)
+    guide_base = np.zeros(size + 1, dtype=np.int64)
+    guide_shift = np.zeros(size + 1, dtype=np.uint64)
+    guides = []
+    n_buckets = 0
+    for t in needs:
+        sel = np.flatnonzero(total == t)
+        cum[sel] = np.concatenate([[0], np.cumsum(ways[sel[:-1]], dtype=np.uint64)]).astype(np.uint64)
+        n_t = comb(size, t)
+        cum_next[sel] = np.concatenate([cum[sel[1:]], np.array([n_t], dtype=np.uint64)])
+        # about four buckets per composition, so the forward scan is short
+        bits = max(0, n_t.bit_length() - max(1, (4 * len(sel)).bit_length()))
+        firsts = np.arange(((n_t - 1) >> bits) + 1, dtype=np.uint64) << np.uint64(bits)
+        guides.append(sel[np.searchsorted(cum[sel], firsts, side="right") - 1])
+        guide_base[t], guide_shift[t] = n_buckets, bits
+        n_buckets += len(firsts)
+    return counts, cum, cum_next, binom, np.concatenate(guides), guide_base, guide_shift
 
 
-def _super_block(v: np.ndarray, start: int, size: int) -> _SuperBlock:
+def _super_block(v: np.ndarray, start: int, size: int, needs: tuple[int, ...]) -> _SuperBlock:
     sizes = tuple(_split(size, -(-size // SAMPLE_BLOCK)))
-    counts, need, cum, binom = _compositions(sizes)
+    counts, cum, cum_next, binom, guide, guide_base, guide_shift = _compositions(sizes, needs)
     tables, pos = [], start
     for m in sizes:
         tables.append(block_sums(v[pos : pos + m]))
         pos += m
-    keys = (need.astype(np.uint64) << _SHIFT) | cum
     return _SuperBlock(
-        start=start,
         size=size,
         tables=tables,
-        keys=keys,
         cum=cum,
+        cum_next=cum_next,
         radix=[binom[b][counts[:, b]] for b in range(len(sizes))],
         offset=[tables[b][1][counts[:, b]].astype(np.int64) for b in range(len(sizes))],
+        guide=guide,
+        guide_base=guide_base,
+        guide_shift=guide_shift,
         n_subsets=np.array([comb(size, c) for c in range(size + 1)], dtype=np.uint64),
     )
 
 
-def _decode(sb: _SuperBlock, need: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Sum of the ``rank``-th ``need``-subset of the super-block (ranks in [0, C(size, need)))."""
-    pos = np.searchsorted(sb.keys, (need.astype(np.uint64) << _SHIFT) | rank, side="right") - 1
-    r = rank - sb.cum[pos]
-    out = np.zeros(rank.size)
+def _decode(sb: _SuperBlock, need: np.ndarray | int, rank: np.ndarray) -> np.ndarray:
+    """Sum of the ``rank``-th ``need``-subset of the super-block (ranks in [0, C(size, need))); ``need`` is one
+    number for every row, or one per row."""
+    if isinstance(need, (int, np.integer)):
+        pos = sb.guide[(rank >> sb.guide_shift[need]).astype(np.intp) + sb.guide_base[need]]
+    else:
+        pos = sb.guide[sb.guide_base[need] + (rank >> sb.guide_shift[need]).astype(np.intp)]
+    # ranks (< C(56, 28) < 2**53) and radices are exact doubles, so floor(r / radix) is the exact quotient
+    rank = rank.astype(np.float64)
+    cum, cum_next, radices, offsets = sb.cum_f, sb.cum_next_f, sb.radix_f, sb.offset_f
+    active = np.flatnonzero(cum_next[pos] <= rank)
+    while active.size:  # the bucket's first composition may end before the rank: scan forward
+        pos[active] += 1
+        active = active[cum_next[pos[active]] <= rank[active]]
+    r = rank - cum[pos]
+    out = None
     last = len(sb.tables) - 1
     for b, (sums, _) in enumerate(sb.tables):
         if b < last:
-            radix = sb.radix[b][pos]
-            q = r // radix
+            radix = radices[b][pos]
+            q = r / radix
+            np.floor(q, out=q)
             idx = r - q * radix
             r = q
         else:
             idx = r
-        out += sums[sb.offset[b][pos] + idx.astype(np.int64)]
+        idx += offsets[b][pos]
+        part = sums[idx.astype(np.intp)]
+        if out is None:
+            out = part
+        else:
+            out += part
+    return out
+
+
+def _uniform_below(rng: np.random.Generator, bound: int, size: int) -> np.ndarray:
+    """Exactly uniform integers in [0, bound) from the generator's raw 64-bit outputs: the top bits of each,
+    with the (at most half) draws at or above the bound drawn again."""
+    shift = np.uint64(64 - max(1, (bound - 1).bit_length()))
+    limit = np.uint64(bound)
+    out = rng.bit_generator.random_raw(size) >> shift
+    bad = np.flatnonzero(out >= limit)
+    while bad.size:
+        out[bad] = rng.bit_generator.random_raw(bad.size) >> shift
+        bad = bad[out[bad] >= limit]
     return out
 
 
@@ -251,25 +315,25 @@ def sample_subset_sums(
     n_super = -(-n // super_block)
     sizes = _split(n, n_super)
     starts = np.cumsum([0] + sizes[:-1])
-    blocks = [_super_block(v, int(s), m) for s, m in zip(starts, sizes)]
     rest = [n - int(s) - m for s, m in zip(starts, sizes)]  # items after each super-block
-    total = np.uint64(comb(n, k)) if n_super == 1 else None
+    blocks = []
+    for s, m in zip(starts, sizes):
+        needs = (k,) if n_super == 1 else tuple(range(max(0, k - (n - m)), min(m, k) + 1))
+        blocks.append(_super_block(v, int(s), m, needs))
+    total = comb(n, k)
     done = 0
     while done < n_samples:
         c = min(chunk, n_samples - done)
         if n_super == 1:
-            rank = rng.integers(0, total, size=c, dtype=np.uint64)
-            sums = _decode(blocks[0], np.full(c, k, dtype=np.uint64), rank)
+            rank = _uniform_below(rng, total, c)
+            sums = _decode(blocks[0], k, rank)
         else:
             sums = np.zeros(c)
             need = np.full(c, k, dtype=np.int64)
             for sb, after in zip(blocks, rest):
-                if after:
-                    share = rng.hypergeometric(sb.size, after, need)
-                else:
-                    share = need
+                share = rng.hypergeometric(sb.size, after, need) if after else need
                 rank = rng.integers(0, sb.n_subsets[share], dtype=np.uint64)
-                sums += _decode(sb, share.astype(np.uint64), rank)
+                sums += _decode(sb, share, rank)
                 need = need - share
         done += c
         yield sums

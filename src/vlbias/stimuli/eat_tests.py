@@ -77,9 +77,6 @@ class StimulusSet:
     word_class: str | None = None
     classes: tuple[tuple[str, str], ...] = ()  # (word, class) overrides
 
-    def with_texts(self, texts: list[str]) -> StimulusSet:
-        return replace(self, texts=tuple(texts))
-
 
 @dataclass(frozen=True)
 class EATTest:
