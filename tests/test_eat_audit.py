@@ -167,6 +167,8 @@ def test_user_supplied_image_sets(tmp_path, image_dir):
         resolve_images(ImageSide(ref="ieat/cats/grumpy"), tmp_path, {})
     fetched = resolve_images(ImageSide(ref="ieat/age/young"), tmp_path, {})
     assert fetched.paths is None and "iEAT images age/young not fetched" in fetched.reason
+    own = resolve_images(ImageSide(ref="ieat/age/young"), tmp_path, {"ieat/age/young": str(image_dir)})
+    assert own.paths == got.paths and own.expected is None  # a user's replacement is not checked against iEAT
 
 
 def test_a_test_file_with_a_missing_image_folder_is_an_error(tmp_path, small_test):

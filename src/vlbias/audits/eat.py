@@ -114,7 +114,7 @@ OPTIONS_HELP = {
     "drop_missing": "drop texts/images a vectors: model has no vector for (and undecodable images), and say how many",
     "skip_bad_images": "skip undecodable images instead of failing",
     "stimuli_dir": "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
-    "image_sets": "KEY -> folder for image sets the user supplies (e.g. instruments)",
+    "image_sets": "KEY -> folder for image sets the user supplies (instruments, or an iEAT set such as ieat/age/old)",
     "valence": "battery valence stimuli: default (test words, iEAT images) or nrc-oasis (needs nrc_vad and oasis)",
     "nrc_vad": "NRC-VAD lexicon file (valence nrc-oasis)",
     "oasis": "OASIS folder with OASIS.csv and Images/ (valence nrc-oasis)",
@@ -246,8 +246,8 @@ def plan_battery(name: str, options: dict[str, Any]) -> list[RowPlan]:
             a_text, b_text = (t.A, t.B) if nrc is None else (nrc["A_text"], nrc["B_text"])
             combined = replace(
                 t,
-                X=replace(t.X, images=img_x.images, name=t.X.name),
-                Y=replace(t.Y, images=img_y.images, name=t.Y.name),
+                X=replace(t.X, images=img_x.images),
+                Y=replace(t.Y, images=img_y.images),
                 A=replace(a_text, images=val_a.images),
                 B=replace(b_text, images=val_b.images),
             )
@@ -277,8 +277,9 @@ class ResolvedImages:
 def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> ResolvedImages:
     from vlbias.stimuli.imagesets import image_source
 
-    if side.key and side.key in image_sets:
-        src = image_source(image_sets[side.key])
+    supplied = next((image_sets[k] for k in (side.key, side.ref) if k and k in image_sets), None)
+    if supplied is not None:  # the user's own folder for this set (by its key, or its iEAT name)
+        src = image_source(supplied)
         return ResolvedImages(src.paths, src.root)
     if side.missing:
         return ResolvedImages(None, None, " ".join(side.missing.split()))

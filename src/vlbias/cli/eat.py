@@ -117,7 +117,7 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
     "image_sets",
     multiple=True,
     metavar="KEY=DIR",
-    help="Supply an image set the battery lacks, e.g. instruments=DIR.",
+    help="Supply an image set: one the battery lacks (instruments=DIR) or your own for an iEAT set (ieat/age/old=DIR).",
 )
 @click.option(
     "--valence",
