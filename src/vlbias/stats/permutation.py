@@ -19,12 +19,14 @@ Two ways to count:
   a guide table finds how many items each block contributes, and a mixed-radix split of the rank picks each
   block's subset. Each sample then costs a few vectorised operations per block whatever ``k`` is, instead of a
   shuffle. Pools of more than 56 items (whose ranks would not be exact in doubles) are cut into super-blocks whose
-  shares of the group are drawn from their exact (hypergeometric) distribution first.
+  shares of the group are drawn first, by inverting their hypergeometric distribution (tabulated with basic IEEE
+  arithmetic, so identically on every machine).
 
 Ties count as extreme. Sums of the same items in another order can differ in the last bits, so comparisons allow
 a relative tolerance of ``max(1e-12, 4 n eps) * Σ|v - mean(v)|``, far below any real difference of two
 partitions. The same seed gives the same p-value on any machine: all randomness comes from
-``Generator(PCG64(seed))`` through integer-exact methods.
+``Generator(PCG64(seed))``: raw 64-bit outputs and uniform doubles, turned into partitions by integer-exact or
+IEEE-basic arithmetic only.
 """
 
 from __future__ import annotations
@@ -287,6 +289,66 @@ def _decode(sb: _SuperBlock, need: np.ndarray | int, rank: np.ndarray) -> np.nda
     return out
 
 
+@dataclass
+class _ShareTable:
+    """How many of ``need`` items fall in a super-block of ``size`` items followed by ``rest`` others: the
+    hypergeometric distribution, for every ``need`` in a range, as inverse-CDF tables with a guide.
+
+    Probabilities come from ratios of consecutive terms, C(M, c+1) C(R, n-c-1) / (C(M, c) C(R, n-c)), computed
+    outward from the mode with IEEE basic arithmetic only (no log or gamma functions), so every machine builds the
+    same table; a uniform double picks the share."""
+
+    first_need: int
+    width: int  # size + 1 entries per need
+    lo: np.ndarray  # flat (need, c): lower edge of c's interval in [0, 1)
+    lo_next: np.ndarray  # lower edge of the next entry (2.0 after the last)
+    guide: np.ndarray  # flat (need, bucket): last entry whose lower edge is at most the bucket's start
+    buckets: int
+
+
+def _share_table(size: int, rest: int, needs: range, buckets: int = 64) -> _ShareTable:
+    nu = np.arange(needs.start, needs.stop, dtype=np.int64)
+    c_lo, c_hi = np.maximum(0, nu - rest), np.minimum(size, nu)
+    mode = np.clip(((nu + 1) * (size + 1)) // (size + rest + 2), c_lo, c_hi)
+    rows = np.arange(len(nu))
+    w = np.zeros((len(nu), size + 1))
+    w[rows, mode] = 1.0
+
+    def ratio(c: int) -> np.ndarray:  # P(c + 1) / P(c)
+        num = ((size - c) * (nu - c)).astype(np.float64)
+        den = ((c + 1) * (rest - nu + c + 1)).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return num / den
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # masked-out entries only
+        for c in range(size):  # upward from the mode
+            up = (c >= mode) & (c + 1 <= c_hi)
+            w[:, c + 1] = np.where(up, w[:, c] * ratio(c), w[:, c + 1])
+        for c in range(size - 1, -1, -1):  # downward
+            down = (c < mode) & (c >= c_lo)
+            w[:, c] = np.where(down, w[:, c + 1] / np.where(down, ratio(c), 1.0), w[:, c])
+    cum = np.cumsum(w, axis=1)
+    lo = np.hstack([np.zeros((len(nu), 1)), cum[:, :-1]]) / cum[:, -1:]
+    lo[w == 0] = 2.0  # impossible shares are never picked
+    lo = np.minimum.accumulate(lo[:, ::-1], axis=1)[:, ::-1]  # keep the edges sorted within each need
+    lo_next = np.hstack([lo[:, 1:], np.full((len(nu), 1), 2.0)])
+    starts = np.arange(buckets) / buckets
+    guide = np.stack([np.searchsorted(lo[i], starts, side="right") - 1 for i in rows])
+    guide = (guide + (rows * (size + 1))[:, None]).ravel()
+    return _ShareTable(int(nu[0]), size + 1, lo.ravel(), lo_next.ravel(), guide, buckets)
+
+
+def _draw_share(t: _ShareTable, need: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    u = rng.random(need.size)
+    row = need - t.first_need
+    pos = t.guide[row * t.buckets + (u * t.buckets).astype(np.intp)]
+    active = np.flatnonzero(t.lo_next[pos] <= u)
+    while active.size:
+        pos[active] += 1
+        active = active[t.lo_next[pos[active]] <= u[active]]
+    return pos - row * t.width
+
+
 def _uniform_below(rng: np.random.Generator, bound: int, size: int) -> np.ndarray:
     """Exactly uniform integers in [0, bound) from the generator's raw 64-bit outputs: the top bits of each,
     with the (at most half) draws at or above the bound drawn again."""
@@ -316,10 +378,13 @@ def sample_subset_sums(
     sizes = _split(n, n_super)
     starts = np.cumsum([0] + sizes[:-1])
     rest = [n - int(s) - m for s, m in zip(starts, sizes)]  # items after each super-block
-    blocks = []
-    for s, m in zip(starts, sizes):
+    blocks, shares = [], []
+    for s, m, after in zip(starts, sizes, rest):
         needs = (k,) if n_super == 1 else tuple(range(max(0, k - (n - m)), min(m, k) + 1))
         blocks.append(_super_block(v, int(s), m, needs))
+        if n_super > 1 and after:
+            before = int(s)  # items of the group still to place: between k - before and k
+            shares.append(_share_table(m, after, range(max(0, k - before), min(k, m + after) + 1)))
     total = comb(n, k)
     done = 0
     while done < n_samples:
@@ -330,8 +395,8 @@ def sample_subset_sums(
         else:
             sums = np.zeros(c)
             need = np.full(c, k, dtype=np.int64)
-            for sb, after in zip(blocks, rest):
-                share = rng.hypergeometric(sb.size, after, need) if after else need
+            for j, sb in enumerate(blocks):
+                share = _draw_share(shares[j], need, rng) if j < len(shares) else need
                 rank = rng.integers(0, sb.n_subsets[share], dtype=np.uint64)
                 sums += _decode(sb, share, rank)
                 need = need - share
