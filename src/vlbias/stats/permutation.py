@@ -134,16 +134,23 @@ def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
+@lru_cache(maxsize=32)
+def _size_order(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bitmasks 0 .. 2**m - 1 grouped by popcount (increasing within a group), and the group offsets."""
+    sizes = np.zeros(1, dtype=np.int8)
+    for _ in range(m):
+        sizes = np.concatenate([sizes, sizes + 1])
+    order = np.argsort(sizes, kind="stable")
+    return order, np.searchsorted(sizes[order], np.arange(m + 2))
+
+
 def block_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sums of all 2**m subsets of ``values``, grouped by size: (sums, offsets) with the subsets of size c at
     ``sums[offsets[c]:offsets[c + 1]]``, each group in increasing bitmask order."""
     sums = np.zeros(1)
-    sizes = np.zeros(1, dtype=np.int64)
     for x in values:
         sums = np.concatenate([sums, sums + x])
-        sizes = np.concatenate([sizes, sizes + 1])
-    order = np.argsort(sizes, kind="stable")
-    offsets = np.searchsorted(sizes[order], np.arange(len(values) + 2))
+    order, offsets = _size_order(len(values))
     return sums[order], offsets
 
 
