@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import console, model_options
+from vlbias.cli.stimuli import STIMULI_DIR
 
 ORDER_CHOICES = ("all-text", "all-image", "image-as-target", "text-as-target")
 
@@ -104,14 +105,7 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
     help="Drop texts/images a vectors: model lacks (and undecodable images) and report how many.",
 )
 @click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images instead of failing.")
-@click.option(
-    "--stimuli-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    envvar="VLBIAS_STIMULI",
-    show_envvar=True,
-    help="Folder of fetched stimuli (`vlbias stimuli fetch ieat`).",
-)
+@STIMULI_DIR
 @click.option(
     "--image-set",
     "image_sets",

@@ -12,7 +12,7 @@ STIMULI_DIR = click.option(
     default=None,
     envvar="VLBIAS_STIMULI",
     show_envvar=True,
-    help="Where stimuli are stored [default: the platform's user data folder].",
+    help="Folder of fetched stimuli (`vlbias stimuli fetch ieat`) [default: the platform's user data folder].",
 )
 
 

@@ -208,6 +208,25 @@ def _bootstrap_sc(Wn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tup
 
 
 # ---------------------------------------------------------------------------------------------------- tests
+def _result(scores, k, perm, ci, kind, sizes, confidence, n_bootstrap, seed) -> EATResult:
+    return EATResult(
+        effect_size=_effect(scores[:k], scores[k:]),
+        p_value=perm.p_value,
+        statistic=float(scores[:k].sum() - scores[k:].sum()),
+        n_permutations=perm.n_permutations,
+        exact=perm.exact,
+        alternative=perm.alternative,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        sizes=sizes,
+        kind=kind,
+        scores=scores,
+    )
+
+
 def eat(
     X,
     Y,
@@ -227,22 +246,9 @@ def eat(
     nx = len(Xn)
     perm_seed, boot_seed = _seeds(seed)
     perm = _permutation(s, nx, permutations, alternative, perm_seed)
-    lo, hi = _bootstrap_eat(Xn, Yn, An, Bn, n_bootstrap, confidence, boot_seed)
-    return EATResult(
-        effect_size=_effect(s[:nx], s[nx:]),
-        p_value=perm.p_value,
-        statistic=float(s[:nx].sum() - s[nx:].sum()),
-        n_permutations=perm.n_permutations,
-        exact=perm.exact,
-        alternative=alternative,
-        ci_low=lo,
-        ci_high=hi,
-        confidence=confidence,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        sizes=(nx, len(Yn), len(An), len(Bn)),
-        scores=s,
-    )
+    ci = _bootstrap_eat(Xn, Yn, An, Bn, n_bootstrap, confidence, boot_seed)
+    sizes = (nx, len(Yn), len(An), len(Bn))
+    return _result(s, nx, perm, ci, "eat", sizes, confidence, n_bootstrap, seed)
 
 
 def sc_eat(
@@ -265,23 +271,9 @@ def sc_eat(
     na = len(An)
     perm_seed, boot_seed = _seeds(seed)
     perm = _permutation(c, na, permutations, alternative, perm_seed)
-    lo, hi = _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, boot_seed)
-    return EATResult(
-        effect_size=_effect(c[:na], c[na:]),
-        p_value=perm.p_value,
-        statistic=float(c[:na].sum() - c[na:].sum()),
-        n_permutations=perm.n_permutations,
-        exact=perm.exact,
-        alternative=alternative,
-        ci_low=lo,
-        ci_high=hi,
-        confidence=confidence,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        sizes=(len(Wn), 0, na, len(Bn)),
-        kind="sc-eat",
-        scores=c,
-    )
+    ci = _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, boot_seed)
+    sizes = (len(Wn), 0, na, len(Bn))
+    return _result(c, na, perm, ci, "sc-eat", sizes, confidence, n_bootstrap, seed)
 
 
 def sc_eat_each(W, A, B, **kw) -> list[EATResult]:

@@ -216,21 +216,21 @@ def _image_side(value: Any, base: Path | None, origin: str, role: str) -> ImageS
     if isinstance(value, list):
         return ImageSide(files=_str_list(value, origin, f"set {role} 'images'"), root=base)
     if isinstance(value, dict):
-        unknown = set(value) - {"ref", "key", "missing", "name"}
-        if unknown:
-            raise StimulusError(f"{origin}: set {role} 'images' has unknown key(s) {', '.join(sorted(unknown))}")
+        _check_mapping(value, {"ref", "key", "missing", "name"}, f"{origin}: set {role} 'images'", "a ref")
         return ImageSide(ref=value.get("ref"), root=base, key=value.get("key"), missing=value.get("missing"))
     raise StimulusError(f"{origin}: set {role} 'images' must be a folder, a manifest or a list of image files")
 
 
-def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: tuple[str, ...]) -> StimulusSet:
+def _check_mapping(raw: Any, known: set[str], where: str, what: str) -> None:
     if not isinstance(raw, dict):
-        raise StimulusError(f"{origin}: set {role} must be a mapping with a name and words, texts or images")
-    unknown = set(raw) - _SET_KEYS
+        raise StimulusError(f"{where} must be a mapping with {what}")
+    unknown = set(raw) - known
     if unknown:
-        raise StimulusError(
-            f"{origin}: set {role} has unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(_SET_KEYS))}"
-        )
+        raise StimulusError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(known))}")
+
+
+def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: tuple[str, ...]) -> StimulusSet:
+    _check_mapping(raw, _SET_KEYS, f"{origin}: set {role}", "a name and words, texts or images")
     if "from" in raw:
         ref = raw["from"]
         m = re.fullmatch(r"([\w.-]+)\.([XYAB])", str(ref))
@@ -276,13 +276,7 @@ def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: t
 
 
 def parse_test(raw: Any, name: str, origin: str, base: Path | None = None, resolving: tuple[str, ...] = ()) -> EATTest:
-    if not isinstance(raw, dict):
-        raise StimulusError(f"{origin} must hold a mapping with sets X, Y, A and B")
-    unknown = set(raw) - _TEST_KEYS
-    if unknown:
-        raise StimulusError(
-            f"{origin} has unknown key(s) {', '.join(sorted(unknown))}; a test has {', '.join(sorted(_TEST_KEYS))}"
-        )
+    _check_mapping(raw, _TEST_KEYS, origin, "sets X, Y, A and B")
     missing = [r for r in ROLES if r not in raw]
     if missing:
         raise StimulusError(f"{origin} has no set {', '.join(missing)}; a test needs sets X, Y, A and B")
