@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("vlbias.cli.models", "models", "List the backends and known models."),
     "embed": ("vlbias.cli.embed", "embed", "Embed texts or images with a model into a Parquet file."),
     "cache": ("vlbias.cli.cache", "cache", "Inspect or clear the embedding cache."),
+    "eat": ("vlbias.cli.eat", "eat", "Run embedding association tests (WEAT, SEAT, iEAT, cross-modal battery)."),
+    "stimuli": ("vlbias.cli.stimuli", "stimuli", "Fetch, verify and list stimuli (association tests, iEAT images)."),
     "zeroshot": ("vlbias.cli.zeroshot", "zeroshot", "Zero-shot misclassification audit of face images, by group."),
     "zeroshot-compare": (
         "vlbias.cli.zeroshot",

@@ -1,0 +1,637 @@
+"""The EAT audit: embedding association tests of a model, one test at a time or as the standard battery.
+
+Tests come from :mod:`vlbias.stimuli.eat_tests` (packaged WEAT/SEAT tests, YAML, SEAT JSON, WEFE word sets); the
+standard battery (``vlbias/data/eat/battery.yaml``) reproduces the 26 unimodal and cross-modal EATs per model of
+Ghate et al. (2025). Each (test, order) becomes one row of ``tables["results"]``; rows whose stimuli are missing
+(iEAT images not fetched, instrument images that are not public, image rows of a text-only model) stay in the table
+with ``status = "skipped"`` and the reason, and are listed in ``skipped`` too. ``tables["items"]`` holds the
+association ``s(w, A, B)`` of every target item of every row.
+
+Statistics are :func:`vlbias.stats.eat.eat`: Caliskan's effect size, the permutation p-value (exact within the
+budget, else sampled) and a bootstrap interval. Embeddings come from the encoder (and its cache); every text and
+image is encoded once per run however many rows use it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.registry import AuditSpec
+from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
+from vlbias.stats.eat import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_PERMUTATIONS,
+    EATInputError,
+    eat,
+    sc_eat,
+)
+from vlbias.stats.permutation import ALTERNATIVES
+from vlbias.stimuli import ieat
+from vlbias.stimuli.eat_tests import (
+    ORDERS,
+    ROLES,
+    EATTest,
+    ImageSide,
+    StimulusSet,
+    expand,
+    get_test,
+    read_test_file,
+)
+from vlbias.utils.io import sha256_file, stable_hash
+from vlbias.utils.progress import progress
+
+BATTERIES = ("standard",)
+VALENCE_VARIANTS = ("default", "nrc-oasis")
+RESULT_COLUMNS = [
+    "concept",
+    "test",
+    "order",
+    "status",
+    "reason",
+    "x_name",
+    "y_name",
+    "a_name",
+    "b_name",
+    "x_size",
+    "y_size",
+    "a_size",
+    "b_size",
+    "target_modality",
+    "attribute_modality",
+    "effect_size",
+    "p_value",
+    "n_permutations",
+    "exact",
+    "alternative",
+    "ci_low",
+    "ci_high",
+    "confidence",
+    "dropped",
+]
+
+ITEM_COLUMNS = ["concept", "test", "order", "role", "item", "association", "sc_effect_size", "sc_p_value"]
+
+DEFAULTS: dict[str, Any] = {
+    "tests": [],
+    "test_files": [],
+    "battery": None,
+    "orders": None,
+    "permutations": DEFAULT_PERMUTATIONS,
+    "alternative": "greater",
+    "seed": 0,
+    "n_bootstrap": DEFAULT_BOOTSTRAP,
+    "confidence": DEFAULT_CONFIDENCE,
+    "item_tests": False,
+    "item_permutations": 10_000,
+    "drop_missing": False,
+    "skip_bad_images": False,
+    "stimuli_dir": None,
+    "image_sets": {},
+    "valence": "default",
+    "nrc_vad": None,
+    "oasis": None,
+}
+OPTIONS_HELP = {
+    "tests": "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...)",
+    "test_files": "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
+    "battery": "'standard': the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given)",
+    "orders": f"orders to run, any of {', '.join(ORDERS)} [default: every order a test supports]",
+    "permutations": "permutation budget N (exact when C(|X|+|Y|, |X|) <= N, else N sampled), or 'exact'",
+    "alternative": f"one of {', '.join(ALTERNATIVES)}",
+    "seed": "seed of the permutations and the bootstrap",
+    "n_bootstrap": "bootstrap resamples for the effect size's interval (0: none)",
+    "confidence": "confidence level of the interval",
+    "item_tests": "also test every target item alone (SC-EAT against A and B): sc_effect_size, sc_p_value in items",
+    "item_permutations": "permutation budget of each item's SC-EAT",
+    "drop_missing": "drop texts/images a vectors: model has no vector for (and undecodable images), and say how many",
+    "skip_bad_images": "skip undecodable images instead of failing",
+    "stimuli_dir": "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
+    "image_sets": "KEY -> folder for image sets the user supplies (instruments, or an iEAT set such as ieat/age/old)",
+    "valence": "battery valence stimuli: default (test words, iEAT images) or nrc-oasis (needs nrc_vad and oasis)",
+    "nrc_vad": "NRC-VAD lexicon file (valence nrc-oasis)",
+    "oasis": "OASIS folder with OASIS.csv and Images/ (valence nrc-oasis)",
+}
+
+
+# ---------------------------------------------------------------------------------------------------- planning
+@dataclass
+class Side:
+    """One of the four sets of a row, in one modality."""
+
+    name: str
+    modality: str  # text | image
+    texts: tuple[str, ...] | None = None
+    images: ImageSide | None = None
+
+    def identity(self) -> str:
+        if self.modality == "text":
+            return "text:" + stable_hash(list(self.texts or ()))
+        return "image:" + (self.images.identity() if self.images else "")
+
+
+@dataclass
+class RowPlan:
+    concept: str
+    test: str
+    order: str
+    sides: dict[str, Side] | None  # None: the row cannot run (reason says why)
+    reason: str = ""
+    names: dict[str, str] = field(default_factory=dict)
+
+    def key(self) -> tuple:
+        if self.sides is None:
+            return (self.concept, self.test, self.order)
+        return (self.order, *(self.sides[r].identity() for r in ROLES))
+
+
+def _side(s: StimulusSet, modality: str) -> Side:
+    if modality == "text":
+        return Side(s.name, "text", texts=s.texts)
+    return Side(s.name, "image", images=s.images)
+
+
+_ORDER_MODALITIES = {
+    "all-text": ("text", "text"),
+    "all-image": ("image", "image"),
+    "image-as-target": ("image", "text"),
+    "text-as-target": ("text", "image"),
+}
+
+
+def plan_test(test: EATTest, orders: list[str] | None, concept: str = "") -> list[RowPlan]:
+    available = test.orders()
+    wanted = orders if orders is not None else available
+    rows = []
+    for order in wanted:
+        names = {r: s.name for r, s in test.sets().items()}
+        if order not in available:
+            tm, am = _ORDER_MODALITIES[order]
+            rows.append(
+                RowPlan(
+                    concept, test.name, order, None, f"test {test.name} has no {tm} targets or {am} attributes", names
+                )
+            )
+            continue
+        tm, am = _ORDER_MODALITIES[order]
+        sides = {r: _side(getattr(test, r), tm if r in "XY" else am) for r in ROLES}
+        rows.append(RowPlan(concept, test.name, order, sides, names=names))
+    return rows
+
+
+def _battery_spec(name: str) -> dict[str, Any]:
+    import yaml
+
+    if name not in BATTERIES:
+        raise VlbiasError(f"unknown battery {name!r}; batteries: {', '.join(BATTERIES)}")
+    text = resources.files("vlbias.data").joinpath("eat/battery.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _image_side(entry: dict[str, Any]) -> StimulusSet:
+    side = ImageSide(ref=entry.get("ref"), key=entry.get("key"), missing=entry.get("missing"))
+    return StimulusSet(name=entry["name"], images=side)
+
+
+def _nrc_oasis_sets(options: dict[str, Any], spec: dict[str, Any]) -> dict[str, StimulusSet]:
+    from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
+
+    if not options.get("nrc_vad") or not options.get("oasis"):
+        raise VlbiasError("valence nrc-oasis needs both the NRC-VAD lexicon (--nrc-vad FILE) and OASIS (--oasis DIR)")
+    n = int(spec.get("top", 25))
+    top, bottom = extreme_words(options["nrc_vad"], n)
+    template = spec.get("template", "the_word")
+    good, bad = extreme_oasis_images(options["oasis"], n)
+    root = good[0].parent
+    return {
+        "A_text": StimulusSet("Pleasant (NRC-VAD)", texts=tuple(expand(tuple(top), template, {})), words=tuple(top)),
+        "B_text": StimulusSet(
+            "Unpleasant (NRC-VAD)", texts=tuple(expand(tuple(bottom), template, {})), words=tuple(bottom)
+        ),
+        "A_image": StimulusSet(
+            "Pleasant images (OASIS)", images=ImageSide(files=tuple(p.name for p in good), root=root)
+        ),
+        "B_image": StimulusSet(
+            "Unpleasant images (OASIS)", images=ImageSide(files=tuple(p.name for p in bad), root=root)
+        ),
+    }
+
+
+def plan_battery(name: str, options: dict[str, Any]) -> list[RowPlan]:
+    """The battery's rows: every text test (sentence version) of every concept in the four orders, with rows that
+    repeat an earlier row's four sides counted once."""
+    spec = _battery_spec(name)
+    variant = options.get("valence", "default")
+    if variant not in VALENCE_VARIANTS:
+        raise VlbiasError(f"unknown valence variant {variant!r}; use one of {', '.join(VALENCE_VARIANTS)}")
+    valence = spec["valence"][variant]
+    nrc = _nrc_oasis_sets(options, valence) if variant == "nrc-oasis" else None
+    if nrc is None:
+        val_a, val_b = _image_side(valence["images"]["A"]), _image_side(valence["images"]["B"])
+    else:
+        val_a, val_b = nrc["A_image"], nrc["B_image"]
+    rows: list[RowPlan] = []
+    seen: set[tuple] = set()
+    for concept in spec["concepts"]:
+        img_x, img_y = _image_side(concept["images"]["X"]), _image_side(concept["images"]["Y"])
+        for text_name in concept["text"]:
+            t = get_test(f"sent-{text_name}")
+            a_text, b_text = (t.A, t.B) if nrc is None else (nrc["A_text"], nrc["B_text"])
+            combined = replace(
+                t,
+                X=replace(t.X, images=img_x.images),
+                Y=replace(t.Y, images=img_y.images),
+                A=replace(a_text, images=val_a.images),
+                B=replace(b_text, images=val_b.images),
+            )
+            for row in plan_test(combined, options.get("orders"), concept["name"]):
+                if row.sides is not None:
+                    for role, img in (("X", img_x), ("Y", img_y), ("A", val_a), ("B", val_b)):
+                        if row.sides[role].modality == "image":
+                            row.sides[role].name = img.name
+                if row.order == "all-image":
+                    row.test = f"ieat-{concept['name']}"
+                if row.key() in seen:
+                    continue
+                seen.add(row.key())
+                rows.append(row)
+    return sorted(rows, key=lambda r: ORDERS.index(r.order))  # stable: concepts keep their order
+
+
+# ---------------------------------------------------------------------------------------------------- resolving
+@dataclass
+class ResolvedImages:
+    paths: list[Path] | None
+    root: Path | None
+    reason: str = ""
+    expected: dict[str, str] | None = None  # path -> sha256 for manifest-backed (iEAT) sets
+
+
+def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> ResolvedImages:
+    from vlbias.stimuli.imagesets import image_source
+
+    supplied = next((image_sets[k] for k in (side.key, side.ref) if k and k in image_sets), None)
+    if supplied is not None:  # the user's own folder for this set (by its key, or its iEAT name)
+        src = image_source(supplied)
+        return ResolvedImages(src.paths, src.root)
+    if side.missing:
+        return ResolvedImages(None, None, " ".join(side.missing.split()))
+    if side.files is not None:
+        root = side.root or Path.cwd()
+        paths = [Path(f) if Path(f).is_absolute() else root / f for f in side.files]
+        absent = [str(p) for p in paths if not p.is_file()]
+        if absent:
+            raise StimulusError(
+                f"image not found: {absent[0]}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+            )
+        return ResolvedImages(paths, root)
+    ref = side.ref or ""
+    if ref.startswith("ieat/"):
+        rel = ref[len("ieat/") :].strip("/")
+        root = ieat.ieat_dir(stimuli_dir)
+        entries = [e for e in ieat.manifest() if e.path.rsplit("/", 1)[0] == rel]
+        if not entries:
+            raise StimulusError(f"{ref} is not an iEAT set vlbias knows; known: {', '.join(ieat.manifest_sets())}")
+        paths = [root / e.path for e in entries]
+        absent = [p for p in paths if not p.is_file()]
+        if absent:
+            what = "not fetched" if len(absent) == len(paths) else f"{len(absent)} of {len(paths)} images missing"
+            return ResolvedImages(None, root, f"iEAT images {rel} {what} under {root}; run `vlbias stimuli fetch ieat`")
+        return ResolvedImages(paths, root, expected={str(root / e.path): e.sha256 for e in entries})
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and side.root is not None:
+        path = side.root / path
+    src = image_source(path)
+    if src.non_images:
+        raise StimulusError(f"{src.non_images[0]} in image set {path} is not an image; remove it")
+    return ResolvedImages(src.paths, src.root)
+
+
+# ---------------------------------------------------------------------------------------------------- running
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    opts = AUDIT.validate_options(options)
+    perms = opts["permutations"]
+    if isinstance(perms, str) and perms != "exact":
+        try:
+            opts["permutations"] = int(perms)
+        except ValueError:
+            raise VlbiasError(f"permutations must be a positive number or 'exact' (got {perms!r})") from None
+    orders = opts["orders"]
+    if orders is not None:
+        orders = [orders] if isinstance(orders, str) else list(orders)
+        bad = [o for o in orders if o not in ORDERS]
+        if bad:
+            raise VlbiasError(f"unknown order(s) {', '.join(bad)}; use {', '.join(ORDERS)}")
+        opts["orders"] = orders
+    if opts["alternative"] not in ALTERNATIVES:
+        raise VlbiasError(f"unknown alternative {opts['alternative']!r}; use one of {', '.join(ALTERNATIVES)}")
+    for key in ("tests", "test_files"):
+        if isinstance(opts[key], str):
+            opts[key] = [opts[key]]
+    return opts
+
+
+def plan(opts: dict[str, Any]) -> tuple[list[RowPlan], list[dict[str, Any]]]:
+    """Rows to run and the stimuli provenance of the run."""
+    rows: list[RowPlan] = []
+    provenance: list[dict[str, Any]] = []
+    tests = [get_test(n) for n in opts["tests"]] + [read_test_file(f) for f in opts["test_files"]]
+    battery = opts["battery"] or (None if tests else "standard")
+    for t in tests:
+        rows += plan_test(t, opts["orders"], concept="")
+        provenance.append({"name": t.name, "origin": t.origin, "sha256": stable_hash(_test_payload(t), 64)})
+    if battery:
+        rows += plan_battery(battery, opts)
+        entry = {"name": f"battery:{battery}", "valence": opts["valence"]}
+        if opts["valence"] == "nrc-oasis":
+            oasis = Path(opts["oasis"]).expanduser()
+            entry["nrc_vad_sha256"] = sha256_file(Path(opts["nrc_vad"]).expanduser())
+            entry["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
+        provenance.append(entry)
+    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
+        provenance.append(
+            {
+                "name": "ieat",
+                "version": ieat.IEAT_COMMIT,
+                "manifest": stable_hash([e.sha256 for e in ieat.manifest()], 64),
+            }
+        )
+    if not rows:
+        raise VlbiasError("no test to run; give --test NAME, --test-file FILE or --battery standard")
+    return rows, provenance
+
+
+def _test_payload(t: EATTest) -> dict[str, Any]:
+    return {
+        r: {"name": s.name, "texts": list(s.texts or ()), "images": s.images.identity() if s.images else None}
+        for r, s in t.sets().items()
+    }
+
+
+class _Embeddings:
+    """Encodes every text and image side once, recording what had to be dropped."""
+
+    def __init__(self, encoder, opts: dict[str, Any]):
+        self.encoder = encoder
+        self.opts = opts
+        self.text_vectors: dict[str, np.ndarray] = {}
+        self.dropped_texts: set[str] = set()
+        # side identity -> (item labels, vectors, reason it cannot run, items dropped)
+        self.images: dict[str, tuple[list[str] | None, np.ndarray | None, str, int]] = {}
+        self.skipped: list[tuple[str, str]] = []
+
+    def prepare_texts(self, texts: list[str]) -> None:
+        texts = list(dict.fromkeys(texts))
+        if not texts:
+            return
+        missing = self.encoder.missing_texts(texts)
+        if missing:
+            if not self.opts["drop_missing"]:
+                raise MissingKeysError(str(self.encoder.spec), "text", missing)
+            self.dropped_texts = set(missing)
+            for t in missing:
+                self.skipped.append((t, "text has no vector in the model (dropped by --drop-missing)"))
+            texts = [t for t in texts if t not in self.dropped_texts]
+        if texts:
+            vecs = self.encoder.encode_texts(texts)
+            self.text_vectors = dict(zip(texts, vecs))
+
+    def text_side(self, side: Side) -> tuple[list[str], np.ndarray, int]:
+        kept = [t for t in side.texts or () if t in self.text_vectors]
+        dropped = len(side.texts or ()) - len(kept)
+        vecs = np.stack([self.text_vectors[t] for t in kept]) if kept else np.zeros((0, 1))
+        return kept, vecs, dropped
+
+    def prepare_images(self, sides: list[Side]) -> None:
+        """Resolve every image side, then encode all images that share a root in one call (fuller batches, one
+        loader), so each image is decoded and encoded once per run."""
+        resolved: dict[str, tuple[Side, ResolvedImages]] = {}
+        for side in sides:
+            ident = side.identity()
+            if ident in resolved or ident in self.images:
+                continue
+            res = resolve_images(side.images, self.opts["stimuli_dir"], self.opts["image_sets"] or {})
+            if res.paths is None:
+                self.images[ident] = (None, None, res.reason, 0)
+                continue
+            if not res.paths:
+                raise StimulusError(f"image set {side.name} is empty; give it at least two images")
+            resolved[ident] = (side, res)
+        by_root: dict[Path | None, list[Path]] = {}
+        for _, res in resolved.values():
+            by_root.setdefault(res.root, []).extend(res.paths)
+        skip = self.opts["skip_bad_images"] or self.opts["drop_missing"]
+        found: dict[Path, tuple[np.ndarray | None, str | None]] = {}
+        for root, paths in by_root.items():
+            paths = list(dict.fromkeys(paths))
+            enc = self.encoder.try_encode_images(paths, root=root, skip_bad=skip)
+            full = enc.full()
+            keys = enc.keys or [None] * len(paths)
+            for i, p in enumerate(paths):
+                found[p] = (full[i] if enc.ok[i] else None, keys[i])
+            for _i, item, why in enc.skipped:
+                self.skipped.append((item, f"image skipped: {why}"))
+        for ident, (_side, res) in resolved.items():
+            labels = [_image_label(p, res.root) for p in res.paths]
+            reason = ""
+            if res.expected is not None:
+                bad = [
+                    p.name
+                    for p in res.paths
+                    if isinstance(found[p][1], str)
+                    and len(found[p][1]) == 64
+                    and found[p][1] != res.expected.get(str(p))
+                ]
+                if bad:
+                    reason = (
+                        f"iEAT image {bad[0]} in {res.paths[0].parent} does not match the iEAT manifest; "
+                        f"run `vlbias stimuli fetch ieat` again"
+                    )
+            kept = [(lab, found[p][0]) for lab, p in zip(labels, res.paths) if found[p][0] is not None]
+            vecs = np.stack([v for _, v in kept]) if kept else np.zeros((0, 1), dtype=np.float32)
+            self.images[ident] = ([lab for lab, _ in kept], vecs, reason, len(labels) - len(kept))
+
+    def image_side(self, side: Side) -> tuple[list[str] | None, np.ndarray | None, int, str]:
+        keys, vecs, reason, dropped = self.images[side.identity()]
+        return keys, vecs, dropped, reason
+
+
+def _image_label(path: Path, root: Path | None) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix() if root else path.as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def run(encoder, options: dict[str, Any]) -> AuditResult:
+    import pandas as pd
+
+    opts = _options(options)
+    rows, provenance = plan(opts)
+    has_images = "image" in tuple(getattr(encoder, "modalities", ("text", "image")))
+    emb = _Embeddings(encoder, opts)
+    emb.prepare_texts([t for r in rows if r.sides for s in r.sides.values() if s.modality == "text" for t in s.texts])
+    if has_images:
+        emb.prepare_images([s for r in rows if r.sides for s in r.sides.values() if s.modality == "image"])
+    results, items = [], []
+    with progress("association tests", len(rows), "tests") as bar:
+        for row in rows:
+            record, row_items = _run_row(row, emb, opts, has_images)
+            results.append(record)
+            items += row_items
+            bar.advance(1)
+    table = pd.DataFrame(results, columns=RESULT_COLUMNS)
+    items_table = pd.DataFrame(items, columns=ITEM_COLUMNS)
+    skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
+    skipped += emb.skipped
+    record = RunRecord(
+        audit=AUDIT.name,
+        model={"spec": str(encoder.spec), "identity": encoder.identity},
+        options=_jsonable(opts),
+        seed=opts["seed"],
+        stimuli=provenance,
+    )
+    return AuditResult(
+        audit=AUDIT.name,
+        tables={"results": table, "items": items_table},
+        record=record,
+        skipped=pd.DataFrame(skipped, columns=["item", "reason"]),
+    )
+
+
+def _jsonable(opts: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in opts.items():
+        if isinstance(v, os.PathLike):
+            v = str(v)
+        elif isinstance(v, dict):
+            v = {str(a): str(b) for a, b in v.items()}
+        elif isinstance(v, (list, tuple)):
+            v = [str(x) for x in v]
+        out[k] = v
+    return out
+
+
+def _base_record(row: RowPlan) -> dict[str, Any]:
+    names = {r: (row.sides[r].name if row.sides else row.names.get(r, "")) for r in ROLES}
+    tm, am = _ORDER_MODALITIES[row.order]
+    rec = dict.fromkeys(RESULT_COLUMNS)
+    rec.update(
+        concept=row.concept,
+        test=row.test,
+        order=row.order,
+        status="skipped",
+        reason=row.reason,
+        x_name=names["X"],
+        y_name=names["Y"],
+        a_name=names["A"],
+        b_name=names["B"],
+        target_modality=tm,
+        attribute_modality=am,
+        alternative=None,
+        exact=None,
+        dropped=0,
+    )
+    for c in ("x_size", "y_size", "a_size", "b_size", "n_permutations"):
+        rec[c] = 0
+    for c in ("effect_size", "p_value", "ci_low", "ci_high", "confidence"):
+        rec[c] = float("nan")
+    return rec
+
+
+def _run_row(row: RowPlan, emb: _Embeddings, opts: dict[str, Any], has_images: bool):
+    rec = _base_record(row)
+    if row.sides is None:
+        return rec, []
+    if not has_images and any(s.modality == "image" for s in row.sides.values()):
+        rec["reason"] = f"{emb.encoder.spec} is a text-only model"
+        return rec, []
+    labels, vecs, dropped = {}, {}, 0
+    for role, side in row.sides.items():
+        if side.modality == "text":
+            keys, v, d = emb.text_side(side)
+        else:
+            keys, v, d, reason = emb.image_side(side)
+            if reason:
+                rec["reason"] = reason
+                return rec, []
+        labels[role], vecs[role] = keys, v
+        dropped += d
+        rec[f"{role.lower()}_size"] = len(keys)
+    rec["dropped"] = dropped
+    dims = {r: v.shape[1] for r, v in vecs.items() if len(v)}
+    if len(set(dims.values())) > 1:
+        raise EATInputError(
+            f"{row.test} [{row.order}]: embeddings of different dimensions "
+            f"({', '.join(f'{r}: {d}' for r, d in dims.items())}); all four sets must come from one embedding space"
+        )
+    small = [r for r in ROLES if len(labels[r]) < 2]
+    if small:
+        r = small[0]
+        rec["reason"] = (
+            f"set {r} ({row.sides[r].name}) has {len(labels[r])} item(s) left"
+            + (f" after dropping {dropped}" if dropped else "")
+            + "; an association test needs at least 2"
+        )
+        return rec, []
+    res = eat(
+        vecs["X"],
+        vecs["Y"],
+        vecs["A"],
+        vecs["B"],
+        permutations=opts["permutations"],
+        alternative=opts["alternative"],
+        seed=opts["seed"],
+        n_bootstrap=opts["n_bootstrap"],
+        confidence=opts["confidence"],
+    )
+    rec.update(
+        status="ok",
+        reason="",
+        effect_size=res.effect_size,
+        p_value=res.p_value,
+        n_permutations=res.n_permutations,
+        exact=res.exact,
+        alternative=res.alternative,
+        ci_low=res.ci_low,
+        ci_high=res.ci_high,
+        confidence=res.confidence,
+    )
+    scores = res.scores
+    nx = len(labels["X"])
+    items = []
+    for role, group, offset in (("X", labels["X"], 0), ("Y", labels["Y"], nx)):
+        for i, (item, s) in enumerate(zip(group, scores[offset : offset + len(group)])):
+            d = p = float("nan")
+            if opts["item_tests"]:  # SC-EAT of the item against A and B (same seed: same re-partitions)
+                sc = sc_eat(
+                    vecs[role][i],
+                    vecs["A"],
+                    vecs["B"],
+                    permutations=opts["item_permutations"],
+                    alternative=opts["alternative"],
+                    seed=opts["seed"],
+                    n_bootstrap=0,
+                )
+                d, p = sc.effect_size, sc.p_value
+            items.append((row.concept, row.test, row.order, role, item, float(s), d, p))
+    return rec, items
+
+
+AUDIT = AuditSpec(
+    name="eat",
+    description="Embedding association tests (WEAT, SEAT, iEAT, cross-modal); the 26-row battery of Ghate et al. 2025",
+    run=run,
+    modalities=("text",),
+    defaults=DEFAULTS,
+    options_help=OPTIONS_HELP,
+)
+
+__all__ = ["AUDIT", "plan", "plan_battery", "plan_test", "run"]

@@ -1,0 +1,283 @@
+"""Embedding Association Tests (WEAT, SEAT, iEAT and cross-modal EATs) on arrays of embeddings.
+
+Definitions (Caliskan, Bryson & Narayanan 2017):
+
+- ``s(w, A, B) = mean_{a in A} cos(w, a) - mean_{b in B} cos(w, b)``
+- effect size ``d = (mean_{x in X} s(x, A, B) - mean_{y in Y} s(y, A, B)) / std_{w in X ∪ Y} s(w, A, B)`` with
+  the sample standard deviation (``ddof=1``)
+- one-sided permutation p-value ``Pr[S(X_i, Y_i) >= S(X, Y)]`` over re-partitions of ``X ∪ Y`` into sets of
+  sizes ``|X|`` and ``|Y|``, ``S(X, Y) = Σ_x s(x, A, B) - Σ_y s(y, A, B)``, ties counted as extreme; exact when
+  ``C(|X| + |Y|, |X|)`` is within the permutation budget, else sampled with ``p = (1 + #) / (1 + N)``
+  (:mod:`vlbias.stats.permutation`). ``|X| != |Y|`` is allowed.
+
+The single-category test (SC-EAT; Caliskan et al. 2017's WEFAT, Toney-Wails & Caliskan 2021's SC-WEAT) scores one
+target ``w`` (or a set ``W``, through each attribute's mean cosine to the set) against ``A`` and ``B``:
+``d = (mean_{a in A} c(a) - mean_{b in B} c(b)) / std_{x in A ∪ B} c(x)`` with ``c(x) = mean_{w in W} cos(w, x)``,
+and permutes ``A ∪ B``.
+
+Every result carries a percentile bootstrap confidence interval for ``d`` that resamples with replacement within
+each of X, Y, A and B. Inputs need not be normalised; they must be finite and non-zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vlbias.errors import VlbiasError
+from vlbias.stats.permutation import ALTERNATIVES, subset_sum_test
+
+DEFAULT_PERMUTATIONS = 1_000_000
+DEFAULT_BOOTSTRAP = 2000
+DEFAULT_CONFIDENCE = 0.95
+
+
+class EATInputError(VlbiasError, ValueError):
+    """Arrays that cannot form an association test (an empty set, a set of one, mixed dimensions, ...)."""
+
+
+@dataclass(frozen=True)
+class EATResult:
+    """One association test: effect size, p-value and their provenance."""
+
+    effect_size: float
+    p_value: float
+    statistic: float  # S(X, Y) = Σ_x s(x) - Σ_y s(y) (SC-EAT: Σ_a c(a) - Σ_b c(b))
+    n_permutations: int
+    exact: bool
+    alternative: str
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_bootstrap: int
+    seed: int | None
+    sizes: tuple[int, int, int, int]  # |X|, |Y|, |A|, |B| (SC-EAT: |W|, 0, |A|, |B|)
+    kind: str = "eat"  # "eat" or "sc-eat"
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # s(w) of X then Y; c(x) of A then B
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("scores")
+        d["sizes"] = list(self.sizes)
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------- basics
+def _as_set(a, name: str, dim: int | None = None, min_size: int = 2) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 1 and arr.size and min_size <= 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise EATInputError(f"set {name} must be a 2-D array of embeddings (one row per item); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise EATInputError(f"set {name} is empty; every set needs at least {min_size} items")
+    if arr.shape[0] < min_size:
+        raise EATInputError(
+            f"set {name} has only {arr.shape[0]} item; an association test needs at least {min_size} per set"
+        )
+    if dim is not None and arr.shape[1] != dim:
+        raise EATInputError(
+            f"set {name} has embeddings of dimension {arr.shape[1]} but the others have {dim}; "
+            f"all four sets must come from the same embedding space"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise EATInputError(f"set {name} holds a value that is not finite (NaN or infinity)")
+    norms = np.linalg.norm(arr, axis=1)
+    if np.any(norms == 0):
+        raise EATInputError(
+            f"set {name} holds an all-zero embedding (item {int(np.argmin(norms))}), which has no direction"
+        )
+    return arr / norms[:, None]
+
+
+def _sets(X, Y, A, B, min_size: int = 2) -> tuple[np.ndarray, ...]:
+    Xn = _as_set(X, "X", min_size=min_size)
+    d = Xn.shape[1]
+    return Xn, _as_set(Y, "Y", d, min_size), _as_set(A, "A", d), _as_set(B, "B", d)
+
+
+def association(W, A, B) -> np.ndarray:
+    """``s(w, A, B)`` for every row ``w`` of ``W``."""
+    Wn = _as_set(W, "W", min_size=1)
+    d = Wn.shape[1]
+    An, Bn = _as_set(A, "A", d), _as_set(B, "B", d)
+    return (Wn @ An.T).mean(axis=1) - (Wn @ Bn.T).mean(axis=1)
+
+
+def _effect(sx: np.ndarray, sy: np.ndarray) -> float:
+    sd = np.std(np.concatenate([sx, sy]), ddof=1)
+    if not sd > 0:
+        return float("nan")
+    return float((sx.mean() - sy.mean()) / sd)
+
+
+def effect_size(X, Y, A, B) -> float:
+    """Caliskan's effect size ``d`` (NaN when every ``s(w, A, B)`` is equal)."""
+    Xn, Yn, An, Bn = _sets(X, Y, A, B)
+    s = association(np.vstack([Xn, Yn]), An, Bn)
+    return _effect(s[: len(Xn)], s[len(Xn) :])
+
+
+def _seeds(seed) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    perm, boot = ss.spawn(2)
+    return perm, boot
+
+
+def _check_common(alternative: str, n_bootstrap: int, confidence: float) -> None:
+    if alternative not in ALTERNATIVES:
+        raise EATInputError(f"unknown alternative {alternative!r}; use one of {', '.join(ALTERNATIVES)}")
+    if n_bootstrap < 0:
+        raise EATInputError(f"the number of bootstrap resamples must be 0 or more (got {n_bootstrap})")
+    if not 0 < confidence < 1:
+        raise EATInputError(f"the confidence level must be between 0 and 1 (got {confidence})")
+
+
+def _permutation(scores, k, permutations, alternative, seed):
+    if isinstance(permutations, str) and permutations != "exact":
+        raise EATInputError(f"permutations must be a positive number or 'exact' (got {permutations!r})")
+    try:
+        return subset_sum_test(scores, k, permutations=permutations, alternative=alternative, seed=seed)
+    except ValueError as e:
+        raise EATInputError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------------- bootstrap
+def _weighted_d(S: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+    """d per column of S (items × resamples), items weighted by resample counts (X rows first, then Y)."""
+    nx = wx.shape[0]
+    sx, sy = S[:nx], S[nx:]
+    Nx, Ny = wx.sum(axis=0), wy.sum(axis=0)
+    m1x, m1y = (wx * sx).sum(axis=0), (wy * sy).sum(axis=0)
+    m2 = (wx * sx * sx).sum(axis=0) + (wy * sy * sy).sum(axis=0)
+    n = Nx + Ny
+    var = (m2 - (m1x + m1y) ** 2 / n) / (n - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = (m1x / Nx - m1y / Ny) / np.sqrt(np.where(var > 0, var, np.nan))
+    return d
+
+
+def _counts(rng: np.random.Generator, n: int, reps: int) -> np.ndarray:
+    """Resampling with replacement as counts: (n, reps)."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=reps).T.astype(np.float64)
+
+
+def _ci(d: np.ndarray, confidence: float) -> tuple[float, float]:
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan")
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(d, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _bootstrap_eat(Xn, Yn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tuple[float, float]:
+    if n_boot == 0:
+        return float("nan"), float("nan")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    W = np.vstack([Xn, Yn])
+    CA, CB = W @ An.T, W @ Bn.T
+    out = []
+    for start in range(0, n_boot, chunk):
+        r = min(chunk, n_boot - start)
+        wa, wb = _counts(rng, len(An), r), _counts(rng, len(Bn), r)
+        wx, wy = _counts(rng, len(Xn), r), _counts(rng, len(Yn), r)
+        S = CA @ wa / len(An) - CB @ wb / len(Bn)
+        out.append(_weighted_d(S, wx, wy))
+    return _ci(np.concatenate(out), confidence)
+
+
+def _bootstrap_sc(Wn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tuple[float, float]:
+    if n_boot == 0:
+        return float("nan"), float("nan")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    CA, CB = An @ Wn.T, Bn @ Wn.T  # attributes × targets
+    out = []
+    for start in range(0, n_boot, chunk):
+        r = min(chunk, n_boot - start)
+        if len(Wn) > 1:
+            ww = _counts(rng, len(Wn), r)
+            S = np.vstack([CA @ ww, CB @ ww]) / len(Wn)
+        else:
+            S = np.repeat(np.vstack([CA, CB]), r, axis=1)
+        wa, wb = _counts(rng, len(An), r), _counts(rng, len(Bn), r)
+        out.append(_weighted_d(S, wa, wb))
+    return _ci(np.concatenate(out), confidence)
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+def _result(scores, k, perm, ci, kind, sizes, confidence, n_bootstrap, seed) -> EATResult:
+    return EATResult(
+        effect_size=_effect(scores[:k], scores[k:]),
+        p_value=perm.p_value,
+        statistic=float(scores[:k].sum() - scores[k:].sum()),
+        n_permutations=perm.n_permutations,
+        exact=perm.exact,
+        alternative=perm.alternative,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        sizes=sizes,
+        kind=kind,
+        scores=scores,
+    )
+
+
+def eat(
+    X,
+    Y,
+    A,
+    B,
+    *,
+    permutations: int | str = DEFAULT_PERMUTATIONS,
+    alternative: str = "greater",
+    seed: int | None = 0,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> EATResult:
+    """An embedding association test of targets X, Y against attributes A, B (rows are embeddings)."""
+    _check_common(alternative, n_bootstrap, confidence)
+    Xn, Yn, An, Bn = _sets(X, Y, A, B)
+    s = association(np.vstack([Xn, Yn]), An, Bn)
+    nx = len(Xn)
+    perm_seed, boot_seed = _seeds(seed)
+    perm = _permutation(s, nx, permutations, alternative, perm_seed)
+    ci = _bootstrap_eat(Xn, Yn, An, Bn, n_bootstrap, confidence, boot_seed)
+    sizes = (nx, len(Yn), len(An), len(Bn))
+    return _result(s, nx, perm, ci, "eat", sizes, confidence, n_bootstrap, seed)
+
+
+def sc_eat(
+    W,
+    A,
+    B,
+    *,
+    permutations: int | str = DEFAULT_PERMUTATIONS,
+    alternative: str = "greater",
+    seed: int | None = 0,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> EATResult:
+    """Single-category test: one target vector (or a set W) against A and B, permuting A ∪ B."""
+    _check_common(alternative, n_bootstrap, confidence)
+    Wn = _as_set(W, "W", min_size=1)
+    d = Wn.shape[1]
+    An, Bn = _as_set(A, "A", d), _as_set(B, "B", d)
+    c = np.concatenate([An @ Wn.T, Bn @ Wn.T]).mean(axis=1)  # mean cosine of each attribute to the target(s)
+    na = len(An)
+    perm_seed, boot_seed = _seeds(seed)
+    perm = _permutation(c, na, permutations, alternative, perm_seed)
+    ci = _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, boot_seed)
+    sizes = (len(Wn), 0, na, len(Bn))
+    return _result(c, na, perm, ci, "sc-eat", sizes, confidence, n_bootstrap, seed)
+
+
+def sc_eat_each(W, A, B, **kw) -> list[EATResult]:
+    """SC-EAT for every row of W separately (per-word or per-image scores). All rows share the same seed, so the
+    same re-partitions of A ∪ B are drawn for each."""
+    Wn = _as_set(W, "W", min_size=1)
+    return [sc_eat(w[None, :], A, B, **kw) for w in Wn]

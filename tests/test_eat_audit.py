@@ -1,0 +1,248 @@
+"""The eat audit: agreement with the statistics on exact vectors, missing stimuli, the battery's 26 rows, the
+valence variants and the audit contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import write_images
+from vlbias.audits.base import AuditResult
+from vlbias.audits.eat import AUDIT, plan_battery, resolve_images
+from vlbias.audits.registry import get_audit
+from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
+from vlbias.models import load_model
+from vlbias.stats.eat import association, eat, sc_eat
+from vlbias.stimuli.eat_tests import ORDERS, ImageSide, get_test
+
+FAST = {"permutations": 500, "n_bootstrap": 0}
+
+
+def write_vectors(path, keys, dim=16, seed=0, shift=None):
+    """An .npz vectors file: random vectors, plus a planted direction for keys in ``shift``."""
+    rng = np.random.default_rng(seed)
+    vecs = rng.standard_normal((len(keys), dim)).astype(np.float32)
+    for i, k in enumerate(keys):
+        if shift and k in shift:
+            vecs[i] += shift[k]
+    np.savez(path, keys=np.array(keys), vectors=vecs)
+    return f"vectors:{path}"
+
+
+def seat_file(path, sets):
+    obj = {k: {"category": c, "examples": ex} for k, (c, ex) in zip(("targ1", "targ2", "attr1", "attr2"), sets)}
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_test(tmp_path):
+    X = [f"x{i} is here." for i in range(6)]
+    Y = [f"y{i} is here." for i in range(5)]
+    A = [f"a{i} is good." for i in range(4)]
+    B = [f"b{i} is bad." for i in range(4)]
+    f = seat_file(tmp_path / "small.json", [("Xs", X), ("Ys", Y), ("As", A), ("Bs", B)])
+    e = np.eye(16, dtype=np.float32)
+    shift = {**{k: 1.5 * e[0] for k in X + A}, **{k: 1.5 * e[1] for k in Y + B}}
+    spec = write_vectors(tmp_path / "v.npz", X + Y + A + B, shift=shift)
+    return f, spec, (X, Y, A, B)
+
+
+def test_audit_agrees_with_the_statistics(small_test):
+    f, spec, sets = small_test
+    enc = load_model(spec)
+    opts = {"test_files": [str(f)], "permutations": "exact", "n_bootstrap": 300, "seed": 5, "item_tests": True}
+    res = AUDIT.run(enc, {**opts, "item_permutations": 50})
+    row = res.results.iloc[0]
+    vecs = [enc.encode_texts(s) for s in sets]
+    direct = eat(*vecs, permutations="exact", n_bootstrap=300, seed=5)
+    assert (row.status, row.test, row.order) == ("ok", "small", "all-text")
+    assert (row.x_size, row.y_size, row.a_size, row.b_size) == (6, 5, 4, 4)
+    assert row.effect_size == pytest.approx(direct.effect_size) and row.effect_size > 0.5
+    assert row.p_value == direct.p_value and row.exact and row.n_permutations == 462
+    assert (row.ci_low, row.ci_high) == (pytest.approx(direct.ci_low), pytest.approx(direct.ci_high))
+    items = res.tables["items"]
+    assert list(items["item"]) == sets[0] + sets[1] and set(items["role"]) == {"X", "Y"}
+    np.testing.assert_allclose(items["association"], association(np.vstack(vecs[:2]), vecs[2], vecs[3]), rtol=1e-6)
+    sc = sc_eat(vecs[1][2], vecs[2], vecs[3], permutations=50, seed=5, n_bootstrap=0)  # item y2 alone: exact (C(8,4))
+    assert (items.iloc[8]["sc_effect_size"], items.iloc[8]["sc_p_value"]) == (pytest.approx(sc.effect_size), sc.p_value)
+    assert res.skipped.empty and res.record.seed == 5
+    assert res.record.stimuli[0]["name"] == "small"
+
+
+def test_missing_texts_error_or_drop(tmp_path, small_test):
+    f, _, (X, Y, A, B) = small_test
+    spec = write_vectors(tmp_path / "partial.npz", X[2:] + Y + A + B)
+    enc = load_model(spec)
+    with pytest.raises(
+        MissingKeysError, match=r"no vector for 2 text\(s\): 'x0 is here.', 'x1 is here.'.*--drop-missing"
+    ):
+        AUDIT.run(enc, {"test_files": [str(f)], **FAST})
+    res = AUDIT.run(enc, {"test_files": [str(f)], "drop_missing": True, **FAST})
+    row = res.results.iloc[0]
+    assert row.status == "ok" and row.dropped == 2 and row.x_size == 4
+    assert set(res.skipped["item"]) == {"x0 is here.", "x1 is here."}
+    # dropping can leave a set too small: the row is reported, not run
+    tiny = write_vectors(tmp_path / "tiny.npz", X[:1] + Y + A + B)
+    res = AUDIT.run(load_model(tiny), {"test_files": [str(f)], "drop_missing": True, **FAST})
+    row = res.results.iloc[0]
+    assert row.status == "skipped" and "set X (Xs) has 1 item(s) left after dropping 5" in row.reason
+
+
+def test_battery_has_26_rows_in_four_orders():
+    rows = plan_battery("standard", {"valence": "default"})
+    assert len(rows) == 26
+    counts = pd.Series([r.order for r in rows]).value_counts().to_dict()
+    assert counts == {"all-text": 8, "all-image": 5, "image-as-target": 5, "text-as-target": 8}
+    assert [r.order for r in rows] == sorted((r.order for r in rows), key=ORDERS.index)
+    text_rows = [r.test for r in rows if r.order == "all-text"]
+    assert text_rows == [
+        "sent-weat1",
+        "sent-weat2",
+        "sent-weat3",
+        "sent-weat3b",
+        "sent-weat4",
+        "sent-gender-names-valence",
+        "sent-gender-terms-valence",
+        "sent-weat10",
+    ]
+    assert [r.test for r in rows if r.order == "text-as-target"] == text_rows
+    # race has three text tests with the same attribute words: its image-as-target row is counted once
+    iat = {r.concept: r for r in rows if r.order == "image-as-target"}
+    assert list(iat) == ["flowers-insects", "instruments-weapons", "race", "gender", "age"]
+    assert iat["race"].test == "sent-weat3" and iat["race"].sides["A"].texts == get_test("sent-weat3").A.texts
+    assert iat["race"].sides["X"].name == "European-American faces"
+    all_image = [r for r in rows if r.order == "all-image"]
+    assert [r.test for r in all_image][0] == "ieat-flowers-insects"
+    assert all(r.sides["A"].images.ref == "ieat/valence/pleasant" for r in all_image)
+    with pytest.raises(VlbiasError, match="unknown battery"):
+        plan_battery("huge", {})
+    with pytest.raises(VlbiasError, match="unknown valence variant"):
+        plan_battery("standard", {"valence": "sunny"})
+
+
+def _battery_texts() -> list[str]:
+    return sorted(
+        {
+            t
+            for r in plan_battery("standard", {})
+            for s in (r.sides or {}).values()
+            if s.modality == "text"
+            for t in s.texts
+        }
+    )
+
+
+def test_battery_reports_missing_stimuli_and_text_only_models(tmp_path):
+    spec = write_vectors(tmp_path / "battery.npz", _battery_texts(), dim=8)
+    enc = load_model(spec)
+    res = AUDIT.run(enc, {"stimuli_dir": str(tmp_path / "nothing"), **FAST})
+    df = res.results
+    assert len(df) == 26 and (df["status"] == "ok").sum() == 8
+    assert set(df.loc[df.status == "ok", "order"]) == {"all-text"}
+    skipped = df[df.status == "skipped"]
+    assert skipped["reason"].str.contains("run `vlbias stimuli fetch ieat`|no public instrument images").all()
+    assert len(res.skipped) == 18 and skipped[["effect_size", "p_value"]].isna().all().all()
+    enc.modalities = ("text",)  # as a text-only model (st:, or an hf text encoder)
+    res = AUDIT.run(enc, {"stimuli_dir": str(tmp_path / "nothing"), **FAST})
+    reasons = res.results.loc[res.results.status == "skipped", "reason"]
+    assert (reasons == f"{spec} is a text-only model").all() and len(reasons) == 18
+
+
+def test_user_supplied_image_sets(tmp_path, image_dir):
+    side = ImageSide(key="instruments", missing="not public")
+    assert resolve_images(side, None, {}).reason == "not public"
+    got = resolve_images(side, None, {"instruments": str(image_dir)})
+    assert got.paths and all(p.parent == image_dir for p in got.paths) and got.reason == ""
+    rel = resolve_images(ImageSide(ref=image_dir.name, root=image_dir.parent), None, {})
+    assert len(rel.paths) == len(got.paths)
+    with pytest.raises(StimulusError, match="image folder or manifest not found"):
+        resolve_images(ImageSide(ref="nowhere", root=tmp_path), None, {})
+    with pytest.raises(StimulusError, match="image not found"):
+        resolve_images(ImageSide(files=("a.jpg",), root=tmp_path), None, {})
+    with pytest.raises(StimulusError, match="not an iEAT set vlbias knows"):
+        resolve_images(ImageSide(ref="ieat/cats/grumpy"), tmp_path, {})
+    fetched = resolve_images(ImageSide(ref="ieat/age/young"), tmp_path, {})
+    assert fetched.paths is None and "iEAT images age/young not fetched" in fetched.reason
+    own = resolve_images(ImageSide(ref="ieat/age/young"), tmp_path, {"ieat/age/young": str(image_dir)})
+    assert own.paths == got.paths and own.expected is None  # a user's replacement is not checked against iEAT
+
+
+def test_a_test_file_with_a_missing_image_folder_is_an_error(tmp_path, small_test):
+    f, spec, _ = small_test
+    (tmp_path / "img.yaml").write_text(
+        "X: {name: a, texts: [x0 is here., x1 is here.], images: no-such-folder}\n"
+        "Y: {name: b, texts: [y0 is here., y1 is here.], images: no-such-folder}\n"
+        "A: {name: c, texts: [a0 is good., a1 is good.]}\nB: {name: d, texts: [b0 is bad., b1 is bad.]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(StimulusError, match="image folder or manifest not found: .*no-such-folder"):
+        AUDIT.run(load_model(spec), {"test_files": [str(tmp_path / "img.yaml")], "orders": ["image-as-target"], **FAST})
+
+
+def _nrc_file(path, header="Word\tValence\tArousal\tDominance"):
+    lines = [header] + [f"w{i:02d}\t{i / 59:.3f}\t0.5\t0.5" for i in range(60)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _oasis_dir(tmp_path):
+    folder = tmp_path / "oasis"
+    images = folder / "Images"
+    themes = [f"Theme {i}" for i in range(60)]
+    paths = write_images(images, n=60, size=(24, 24))
+    for p, t in zip(paths, themes):
+        p.rename(images / f"{t}.jpg")
+    rows = ["Theme,Category,Valence_mean"] + [f"{t},Object,{(i * 37) % 60 / 10:.2f}" for i, t in enumerate(themes)]
+    (folder / "OASIS.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_nrc_oasis_valence_variant(tmp_path):
+    nrc, oasis = _nrc_file(tmp_path / "NRC-VAD-Lexicon.txt"), _oasis_dir(tmp_path)
+    rows = plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(nrc), "oasis": str(oasis)})
+    assert len(rows) == 26
+    text_row = next(r for r in rows if r.order == "all-text")
+    a, b = text_row.sides["A"].texts, text_row.sides["B"].texts
+    assert len(a) == len(b) == 25 * 6 and a[0] == "This is the word w59." and b[0] == "This is the word w00."
+    assert a[4] == "They are the word w59."
+    img_row = next(r for r in rows if r.order == "text-as-target")
+    files = img_row.sides["A"].images.files
+    assert len(files) == 25 and files[0] == "Theme 47.jpg"  # (47 * 37) % 60 = 59: the highest Valence_mean
+    # version 2 of the lexicon (lower-case header, scores in [-1, 1]) reads too
+    v2 = _nrc_file(tmp_path / "v2.txt", header="term\tvalence\tarousal\tdominance")
+    assert plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(v2), "oasis": str(oasis)})
+    with pytest.raises(VlbiasError, match="needs both the NRC-VAD lexicon"):
+        plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(nrc)})
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Word\tValence\nhappy\tvery\n", encoding="utf-8")
+    with pytest.raises(StimulusError, match="line 2 is not 'word<TAB>valence"):
+        plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(bad), "oasis": str(oasis)})
+    (oasis / "Images" / "Theme 47.jpg").unlink()
+    with pytest.raises(StimulusError, match="OASIS image\\(s\\) not found"):
+        plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(nrc), "oasis": str(oasis)})
+
+
+def test_audit_contract(tmp_path, small_test):
+    f, spec, _ = small_test
+    assert get_audit("eat") is AUDIT and "text" in AUDIT.modalities
+    assert set(AUDIT.options_help) == set(AUDIT.defaults)
+    with pytest.raises(VlbiasError, match="has no option 'colour'"):
+        AUDIT.run(load_model(spec), {"colour": "red"})
+    with pytest.raises(VlbiasError, match="unknown order"):
+        AUDIT.run(load_model(spec), {"test_files": [str(f)], "orders": ["sideways"]})
+    with pytest.raises(VlbiasError, match="positive number or 'exact'"):
+        AUDIT.run(load_model(spec), {"test_files": [str(f)], "permutations": "lots"})
+    res = AUDIT.run(load_model(spec), {"test_files": [str(f)], "orders": ["all-text", "all-image"], **FAST})
+    assert list(res.results["status"]) == ["ok", "skipped"]
+    assert "has no image targets or image attributes" in res.results.iloc[1]["reason"]
+    out = res.write(tmp_path / "out")
+    back = AuditResult.read(out)
+    stamped = back.tables["results"]
+    for col in ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed", "effect_size"):
+        assert col in stamped.columns
+    assert (stamped["audit"] == "eat").all() and (stamped["model"] == spec).all()
+    assert back.record.options["permutations"] == 500

@@ -1,0 +1,113 @@
+"""vlbias eat and vlbias stimuli on the command line: outputs, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_eat_audit import seat_file, write_vectors
+from vlbias.cli import main
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """A SEAT file and a vectors file in which X and A (and Y and B) share a direction."""
+    X = [f"This is x{i}." for i in range(7)]
+    Y = [f"This is y{i}." for i in range(7)]
+    A = [f"That is a{i}." for i in range(5)]
+    B = [f"That is b{i}." for i in range(5)]
+    f = seat_file(tmp_path / "planted.json", [("Xs", X), ("Ys", Y), ("As", A), ("Bs", B)])
+    e = np.eye(12, dtype=np.float32)
+    spec = write_vectors(
+        tmp_path / "v.npz",
+        X + Y + A + B,
+        dim=12,
+        shift={**{k: 3 * e[0] for k in X + A}, **{k: 3 * e[1] for k in Y + B}},
+    )
+    return f, spec
+
+
+def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
+    f, spec = planted
+    base = ["eat", "-m", spec, "--test-file", f, "--permutations", "exact", "--bootstrap", "200"]
+    code, out, err = run(base, capsys)
+    assert code == 0, err
+    assert "planted" in out and "all-text" in out and "✓" in out and "exact in 1" in out
+    code, out, _ = run([*base, "--format", "json"], capsys)
+    rows = json.loads(out)
+    assert len(rows) == 1 and rows[0]["effect_size"] > 1 and rows[0]["p_value"] < 0.01 and rows[0]["exact"]
+    assert rows[0]["model"] == spec and rows[0]["n_permutations"] == 3432
+    code, out, _ = run([*base, "--format", "csv", "--alternative", "less"], capsys)
+    df = pd.read_csv(pd.io.common.StringIO(out))
+    assert df.loc[0, "alternative"] == "less" and df.loc[0, "p_value"] > 0.99
+    code, _, err = run([*base, "--out", tmp_path / "r.parquet"], capsys)
+    assert code == 0 and "wrote 1 rows" in err
+    back = pd.read_parquet(tmp_path / "r.parquet")
+    assert back.loc[0, "effect_size"] == pytest.approx(rows[0]["effect_size"]) and "config_hash" in back
+    code, _, _ = run([*base, "--out", tmp_path / "folder"], capsys)
+    assert (
+        code == 0
+        and (tmp_path / "folder" / "record.json").is_file()
+        and (tmp_path / "folder" / "items.parquet").is_file()
+    )
+
+
+@pytest.mark.parametrize(
+    "extra,fragment",
+    [
+        (["--test", "weat99"], "unknown test 'weat99'"),
+        (["--test-file", "nope.json"], "test file not found"),
+        (["--permutations", "many"], "is neither a number nor 'exact'"),
+        (["--permutations", "0"], "must be at least 1"),
+        (["--orders", "sideways"], "unknown order(s) sideways"),
+        (["--image-set", "instruments"], "must be KEY=DIR"),
+        (["--test", "weat1"], "has no vector for"),
+        (["--valence", "nrc-oasis"], "needs both the NRC-VAD lexicon"),
+    ],
+)
+def test_bad_input_is_one_line(planted, extra, fragment, capsys):
+    _, spec = planted
+    code, out, err = run(["eat", "-m", spec, *extra], capsys)
+    assert code == 2 and fragment in err and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_drop_missing_reports_how_many(planted, capsys):
+    _, spec = planted
+    args = ["eat", "-m", spec, "--test", "weat7", "--drop-missing", "--permutations", "99"]
+    code, out, err = run(args, capsys)
+    assert code == 0 and "skipped" in out and "dropped 32 stimuli" in err
+    code, out, err = run([*args, "--format", "json"], capsys)
+    row = json.loads(out)[0]
+    assert row["status"] == "skipped" and row["reason"] == (
+        "set X (Math) has 0 item(s) left after dropping 32; an association test needs at least 2"
+    )
+
+
+def test_stimuli_list(tmp_path, capsys):
+    code, out, _ = run(["stimuli", "list", "--stimuli-dir", tmp_path], capsys)
+    assert code == 0 and "weat10" in out and "Flowers vs Insects" in out and "0 of 291 files" in out
+
+
+def test_help_imports_no_deep_learning_library():
+    code = (
+        "import sys, contextlib, io\n"
+        "from vlbias.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for args in (['--help'], ['eat', '--help'], ['stimuli', '--help'], ['stimuli', 'list']):\n"
+        "        assert main(args) == 0, args\n"
+        "heavy = {'torch', 'open_clip', 'transformers', 'sentence_transformers'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

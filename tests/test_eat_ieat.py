@@ -1,0 +1,127 @@
+"""Fetching and verifying the iEAT stimuli: local copies, downloads, checksums, and the real manifest."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import shutil
+import threading
+
+import pytest
+
+from tests.eat_fixtures import ieat_stimuli
+from tests.helpers import write_images
+from vlbias.cli import main
+from vlbias.stimuli import ieat
+
+
+@pytest.fixture
+def fake_ieat(tmp_path, monkeypatch):
+    """A small stand-in for the iEAT sets, in the repository's layout, with its own manifest."""
+    src = tmp_path / "src"
+    entries = []
+    for rel in ("age/young", "age/old"):
+        for p in write_images(src / rel, n=3, prefix=rel.replace("/", "-")):
+            data = p.read_bytes()
+            entries.append(
+                ieat.ManifestEntry(p.relative_to(src).as_posix(), hashlib.sha256(data).hexdigest(), len(data))
+            )
+    (src / "LICENSE").write_text("CC BY-NC-SA 4.0\n", encoding="utf-8")
+    monkeypatch.setattr(ieat, "manifest", lambda: entries)
+    return src, entries
+
+
+def test_fetch_from_a_local_copy_and_rerun(tmp_path, fake_ieat):
+    src, entries = fake_ieat
+    report = ieat.fetch(tmp_path / "store", from_dir=src)
+    assert (report.fetched, report.already) == (6, 0) and report.dest == tmp_path / "store" / "ieat"
+    assert (report.dest / "LICENSE").is_file() and "4d7639b" in (report.dest / "NOTICE.txt").read_text()
+    assert ieat.verify(tmp_path / "store").complete
+    again = ieat.fetch(tmp_path / "store", from_dir=src)
+    assert (again.fetched, again.already) == (0, 6)
+    # a clone of the repository works too: the sets sit under data/experiments
+    clone = tmp_path / "clone"
+    shutil.copytree(src, clone / "data" / "experiments")
+    assert ieat.fetch(tmp_path / "store2", from_dir=clone).fetched == 6
+    part = ieat.fetch(tmp_path / "store3", from_dir=src, sets=["age/old"])
+    assert part.fetched == 3 and ieat.verify(tmp_path / "store3").missing == [e.path for e in entries[:3]]
+
+
+def test_a_file_that_does_not_match_is_not_kept(tmp_path, fake_ieat):
+    src, entries = fake_ieat
+    victim = src / entries[4].path
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    with pytest.raises(ieat.FetchError, match=r"does not match the manifest .*not kept") as e:
+        ieat.fetch(tmp_path / "store", from_dir=src)
+    assert entries[4].path in str(e.value) and "\n" not in str(e.value)
+    dest = tmp_path / "store" / "ieat"
+    assert not (dest / entries[4].path).exists()  # nothing half-written or unverified
+    assert [p.name for p in (dest / "age" / "old").iterdir()] == [(dest / entries[3].path).name]
+    (src / entries[5].path).unlink()
+    victim.write_bytes(victim.read_bytes()[:-1])
+    with pytest.raises(ieat.FetchError, match="has no age/old/"):
+        ieat.fetch(tmp_path / "store", from_dir=src)
+
+
+@pytest.fixture
+def http_server(fake_ieat):
+    src, _ = fake_ieat
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(src))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_and_verify(tmp_path, fake_ieat, http_server):
+    report = ieat.fetch(tmp_path / "store", base_url=http_server)
+    assert report.fetched == 6 and ieat.verify(tmp_path / "store").complete
+    with pytest.raises(ieat.FetchError, match=r"HTTP 404"):
+        ieat.fetch(tmp_path / "other", base_url=http_server + "/missing")
+    with pytest.raises(ieat.FetchError, match="use --from DIR|pass --from DIR"):
+        ieat.fetch(tmp_path / "other", base_url="http://127.0.0.1:9", timeout=2)
+
+
+def test_cli_fetch_verify(tmp_path, fake_ieat, capsys):
+    src, entries = fake_ieat
+    store = tmp_path / "store"
+    assert main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)]) == 0
+    assert "6 fetched" in capsys.readouterr().err
+    assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 0
+    (store / "ieat" / entries[0].path).write_bytes(b"not an image")
+    assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "0 missing and 1 changed" in err and err.count("\n") == 2  # one line per command
+    assert main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)]) == 0
+    assert "1 fetched" in capsys.readouterr().err
+    assert main(["stimuli", "fetch", "ieat", "--from", str(tmp_path / "nope"), "--stimuli-dir", str(store)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+REAL = ieat_stimuli()
+
+
+@pytest.mark.skipif(REAL is None, reason="the iEAT stimuli (../shared/stimuli/ieat) are not present")
+def test_the_shipped_manifest_matches_the_real_stimuli(tmp_path):
+    entries = ieat.manifest()
+    assert len(entries) == 291 and len({e.path for e in entries}) == 291
+    assert ieat.manifest_sets() == [
+        "age/old",
+        "age/young",
+        "gender/female",
+        "gender/male",
+        "insect-flower/flower",
+        "insect-flower/insect",
+        "race/african-american",
+        "race/european-american",
+        "valence/pleasant",
+        "valence/unpleasant",
+        "weapon/weapon",
+    ]
+    report = ieat.verify(REAL)
+    assert report.complete and report.ok == 291
+    copied = ieat.fetch(tmp_path, from_dir=REAL / "ieat")
+    assert copied.fetched == 291 and ieat.verify(tmp_path).complete

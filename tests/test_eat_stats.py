@@ -1,0 +1,291 @@
+"""The EAT statistics: hand-computed cases, exact = enumerated, exact ≈ sampled, calibration under the null, a
+planted effect recovered, reproducibility, and every bad input."""
+
+from __future__ import annotations
+
+import itertools
+from math import comb
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from vlbias.stats.eat import EATInputError, association, eat, effect_size, sc_eat, sc_eat_each
+from vlbias.stats.permutation import sample_subset_sums, subset_sum_test
+
+C60, S60 = np.cos(np.pi / 3), np.sin(np.pi / 3)
+# 2-D case worked by hand: s(w) = cos(w, e1) - cos(w, e2)
+HX = [[1, 0], [C60, S60]]  # s = 1, 0.5 - 0.866 = -0.366
+HY = [[0, 1], [S60, C60]]  # s = -1, 0.366
+HA = [[1, 0], [1, 0]]
+HB = [[0, 1], [0, 1]]
+
+
+def test_hand_computed_case():
+    s = association(np.vstack([HX, HY]), HA, HB)
+    np.testing.assert_allclose(s, [1, C60 - S60, -1, S60 - C60])
+    # mean_X s - mean_Y s = 0.634; s over X ∪ Y = {1, -0.366, -1, 0.366}: mean 0, sample var 2.268 / 3
+    expected_d = (1 + C60 - S60) / np.sqrt((2 + 2 * (S60 - C60) ** 2) / 3)
+    assert expected_d == pytest.approx(0.7291482, abs=1e-6)
+    r = eat(HX, HY, HA, HB, n_bootstrap=0)
+    assert r.effect_size == pytest.approx(expected_d, rel=1e-12)
+    assert r.statistic == pytest.approx(2 * (1 + C60 - S60))
+    # the 6 partitions of {1, -.366, -1, .366} into pairs have X-sums .634, 0, 1.366, -1.366, 0, -.634
+    assert (r.p_value, r.n_permutations, r.exact) == (pytest.approx(2 / 6), 6, True)
+    assert eat(HX, HY, HA, HB, alternative="less", n_bootstrap=0).p_value == pytest.approx(5 / 6)
+    assert eat(HX, HY, HA, HB, alternative="two-sided", n_bootstrap=0).p_value == pytest.approx(4 / 6)
+    assert effect_size(HX, HY, HA, HB) == pytest.approx(expected_d)
+
+
+def test_sc_eat_hand_computed():
+    # w = e1 against A = {e1, (c60, s60)}, B = {e2, (s60, c60)}: cosines 1, .5 | 0, .866
+    r = sc_eat([1.0, 0.0], [[1, 0], [C60, S60]], [[0, 1], [S60, C60]], n_bootstrap=0)
+    c = np.array([1, C60, 0, S60])
+    assert r.effect_size == pytest.approx((c[:2].mean() - c[2:].mean()) / c.std(ddof=1))
+    # pairs of {1, .5, 0, .866}: sums 1.5 (observed), 1, 1.866, .5, 1.366, .866 -> 2 of 6 are >= 1.5
+    assert r.p_value == pytest.approx(2 / 6) and r.exact and r.sizes == (1, 0, 2, 2) and r.kind == "sc-eat"
+    # a set W scores each attribute by its mean cosine to the set
+    W = np.array([[1.0, 0.0], [0.0, 1.0]])
+    rs = sc_eat(W, [[1, 0], [C60, S60]], [[0, 1], [S60, C60]], n_bootstrap=0)
+    cw = np.array([0.5, (C60 + S60) / 2, 0.5, (C60 + S60) / 2])
+    assert rs.effect_size == pytest.approx((cw[:2].mean() - cw[2:].mean()) / cw.std(ddof=1))
+    each = sc_eat_each(W, [[1, 0], [C60, S60]], [[0, 1], [S60, C60]], n_bootstrap=0)
+    assert [e.effect_size for e in each] == pytest.approx([r.effect_size, -r.effect_size])
+
+
+def _caliskan_brute_force(X, Y, A, B):
+    """Every re-partition of X ∪ Y scored with Caliskan's S = Σ_X s - Σ_Y s, straight from the definition."""
+    W = np.vstack([X, Y])
+    Wn = W / np.linalg.norm(W, axis=1, keepdims=True)
+    An = A / np.linalg.norm(A, axis=1, keepdims=True)
+    Bn = B / np.linalg.norm(B, axis=1, keepdims=True)
+    s = [np.mean([w @ a for a in An]) - np.mean([w @ b for b in Bn]) for w in Wn]
+    nx, n = len(X), len(W)
+    stats, means = [], []
+    for xi in itertools.combinations(range(n), nx):
+        rest = [i for i in range(n) if i not in xi]
+        sx, sy = sum(s[i] for i in xi), sum(s[i] for i in rest)
+        stats.append(sx - sy)
+        means.append(sx / nx - sy / (n - nx))
+    obs = sum(s[:nx]) - sum(s[nx:])
+    obs_mean = sum(s[:nx]) / nx - sum(s[nx:]) / (n - nx)
+    stats, means, eps = np.array(stats), np.array(means), 1e-12
+    return {
+        "greater": np.mean(stats >= obs - eps),
+        "less": np.mean(stats <= obs + eps),
+        "two-sided": np.mean(np.abs(means) >= abs(obs_mean) - eps),
+    }
+
+
+@pytest.mark.parametrize("nx,ny", [(4, 4), (5, 7), (8, 3), (6, 6)])
+def test_exact_equals_enumeration(nx, ny):
+    rng = np.random.default_rng(nx * 10 + ny)
+    X, Y = rng.standard_normal((nx, 8)), rng.standard_normal((ny, 8))
+    X[:, 0] += 0.5  # a mild association, so p-values are not all near 0.5
+    A, B = rng.standard_normal((5, 8)) + np.eye(8)[0], rng.standard_normal((6, 8))
+    ref = _caliskan_brute_force(X, Y, A, B)
+    for alt, p in ref.items():
+        r = eat(X, Y, A, B, alternative=alt, permutations="exact", n_bootstrap=0)
+        assert r.exact and r.n_permutations == comb(nx + ny, nx)
+        assert r.p_value == pytest.approx(p, abs=1e-15), alt
+
+
+def test_exact_two_block_counter_equals_single_block():
+    # pools above 22 items are counted by meet in the middle across two blocks; it must agree with brute force
+    rng = np.random.default_rng(5)
+    v = rng.standard_normal(24)
+    k = 3  # C(24, 3) = 2024 partitions: enumerable directly
+    sums = np.array([v[list(c)].sum() for c in itertools.combinations(range(24), k)])
+    obs = v[:k].sum()
+    assert subset_sum_test(v, k, permutations="exact").p_value == pytest.approx(np.mean(sums >= obs - 1e-12))
+    assert subset_sum_test(v, k, permutations="exact", alternative="less").p_value == pytest.approx(
+        np.mean(sums <= obs + 1e-12)
+    )
+
+
+def test_exact_and_sampled_agree():
+    rng = np.random.default_rng(11)
+    X, Y, A, B = (rng.standard_normal((n, 16)) for n in (10, 10, 10, 10))
+    X[:, :2] += 0.3
+    A[:, :2] += 0.5
+    exact = eat(X, Y, A, B, permutations="exact", n_bootstrap=0)
+    n = 100_000
+    sampled = eat(X, Y, A, B, permutations=n, n_bootstrap=0, seed=3)
+    assert exact.exact and exact.n_permutations == 184756
+    assert not sampled.exact and sampled.n_permutations == n
+    se = np.sqrt(exact.p_value * (1 - exact.p_value) / n)
+    assert abs(sampled.p_value - exact.p_value) < 5 * se + 1 / n
+    # a budget that covers every partition gives the exact test
+    assert eat(X, Y, A, B, permutations=184756, n_bootstrap=0).exact
+    assert not eat(X, Y, A, B, permutations=184755, n_bootstrap=0).exact
+
+
+@pytest.mark.parametrize("super_block", [60, 4])
+def test_sampler_draws_uniform_subsets(super_block):
+    # powers of two make every subset's sum unique, so counting sums counts subsets (super_block=4 exercises the
+    # hypergeometric split between super-blocks)
+    v = 2.0 ** np.arange(9)
+    rng = np.random.Generator(np.random.PCG64(1))
+    sums = np.concatenate(list(sample_subset_sums(v, 4, 126 * 400, rng, super_block=super_block, chunk=5000)))
+    values, counts = np.unique(sums, return_counts=True)
+    assert len(values) == comb(9, 4)
+    assert all(bin(int(x)).count("1") == 4 for x in values)
+    assert chisquare(counts).pvalue > 1e-3
+
+
+def test_super_block_shares_follow_the_hypergeometric_distribution():
+    from scipy.stats import hypergeom
+
+    from vlbias.stats.permutation import _draw_share, _share_table
+
+    for size, rest, needs in [(5, 7, range(0, 13)), (54, 646, range(296, 351)), (20, 3, range(0, 24))]:
+        table = _share_table(size, rest, needs)
+        lo = table.lo.reshape(len(needs), size + 1)
+        for j, nu in enumerate(needs):
+            width = np.clip(np.minimum(np.append(lo[j, 1:], 2.0), 1.0) - lo[j], 0, None) * (lo[j] < 1)
+            np.testing.assert_allclose(width, hypergeom.pmf(np.arange(size + 1), size + rest, size, nu), atol=1e-12)
+    draws = _draw_share(_share_table(5, 7, range(0, 13)), np.full(100_000, 6), np.random.default_rng(0))
+    expected = hypergeom.pmf(np.arange(6), 12, 5, 6) * 100_000
+    assert chisquare(np.bincount(draws, minlength=6), expected).pvalue > 1e-3
+
+
+def test_same_seed_same_p_on_any_machine():
+    # inputs from integer arithmetic only, so they are bit-identical everywhere; the p-values are pinned
+    v = ((np.arange(50) * 7919) % 101) / 101.0
+    r = subset_sum_test(v, 25, permutations=200_000, seed=2024)
+    assert (r.p_value, r.n_extreme) == (127003 / 200001, 127002)
+    big = ((np.arange(130) * 104729) % 257) / 257.0  # three super-blocks: hypergeometric shares
+    rb = subset_sum_test(big, 60, permutations=20_000, seed=7)
+    assert rb.n_extreme == 18032
+    assert subset_sum_test(v, 25, permutations=200_000, seed=2025).n_extreme != r.n_extreme
+
+
+def test_ties_survive_summation_order():
+    # 0.1 + 0.2 != 0.3 + 0.0 in floating point, yet the partitions {0.1, 0.2} and {0.3, 0.0} tie
+    r = subset_sum_test([0.1, 0.2, 0.3, 0.0], 2, permutations="exact")
+    assert r.p_value == pytest.approx(4 / 6)
+    assert subset_sum_test([0.1, 0.2, 0.3, 0.0], 2, permutations="exact", alternative="less").p_value == (
+        pytest.approx(4 / 6)
+    )
+    # all scores equal: every partition ties
+    assert eat([[1, 0], [1, 0]], [[1, 0], [1, 0]], HA, HB, n_bootstrap=0).p_value == 1.0
+
+
+def test_sign_flips_when_targets_swap():
+    rng = np.random.default_rng(3)
+    X, Y, A, B = (rng.standard_normal((n, 10)) for n in (6, 7, 5, 5))
+    xy = eat(X, Y, A, B, n_bootstrap=300, seed=1)
+    yx = eat(Y, X, A, B, n_bootstrap=300, seed=1)
+    assert yx.effect_size == pytest.approx(-xy.effect_size)
+    assert yx.statistic == pytest.approx(-xy.statistic)
+    assert yx.p_value == pytest.approx(eat(X, Y, A, B, alternative="less", n_bootstrap=0).p_value)
+    ab = eat(X, Y, B, A, n_bootstrap=0)  # swapping the attributes flips d too
+    assert ab.effect_size == pytest.approx(-xy.effect_size)
+
+
+def _null_rejection_rate(n_sims, sizes, permutations, alternative, seed):
+    rng = np.random.default_rng(seed)
+    rejections = 0
+    for i in range(n_sims):
+        X, Y, A, B = (rng.standard_normal((n, 12)) for n in sizes)
+        p = eat(X, Y, A, B, permutations=permutations, alternative=alternative, n_bootstrap=0, seed=i).p_value
+        rejections += p <= 0.05
+    return rejections / n_sims
+
+
+@pytest.mark.parametrize(
+    "sizes,permutations,alternative",
+    [
+        ((6, 6, 5, 5), "exact", "greater"),  # 924 partitions: the exact test's size is 46/924
+        ((7, 5, 4, 6), "exact", "two-sided"),  # unequal sizes
+        ((10, 10, 4, 4), 99, "greater"),  # sampled with the +1 correction: size exactly 5/100
+    ],
+)
+def test_type_one_error_is_calibrated(sizes, permutations, alternative):
+    # 4000 null simulations: the standard error of the rejection rate at 0.05 is 0.0034, so [0.04, 0.06] is a
+    # ±3 SE band that a miscalibrated test (e.g. without ties or the +1 correction) leaves
+    rate = _null_rejection_rate(4000, sizes, permutations, alternative, seed=sum(sizes))
+    assert 0.04 <= rate <= 0.06, rate
+
+
+def test_sc_eat_type_one_error_is_calibrated():
+    rng = np.random.default_rng(8)
+    rejections = 0
+    for i in range(3000):
+        w, A, B = rng.standard_normal(12), rng.standard_normal((6, 12)), rng.standard_normal((6, 12))
+        rejections += sc_eat(w, A, B, n_bootstrap=0, seed=i).p_value <= 0.05
+    assert 0.04 <= rejections / 3000 <= 0.06
+
+
+def _planted(rng, n, mu, sigma, eps=0.2, dim=12):
+    """Targets whose s(w, A, B) is exactly sqrt(2) cos(phi) / sqrt(1 + eps^2) with cos(phi) ~ N(mu, sigma)."""
+    cos_phi = np.clip(rng.normal(mu, sigma, n), -1, 1)
+    z = rng.standard_normal((n, dim - 3))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    w = np.zeros((n, dim))
+    w[:, 0], w[:, 1] = cos_phi / np.sqrt(2), -cos_phi / np.sqrt(2)
+    w[:, 3:] = np.sqrt(1 - cos_phi**2)[:, None] * z
+    return w
+
+
+def test_planted_association_is_recovered_within_its_interval():
+    # A = {e1 ± eps e3}, B = {e2 ± eps e3}: s(w) is linear in cos(phi), so X ~ N(mu_x, sigma), Y ~ N(mu_y, sigma)
+    # gives population d = (mu_x - mu_y) / sqrt(sigma^2 + (mu_x - mu_y)^2 / 4) for equal group sizes
+    eps, mu_x, mu_y, sigma = 0.2, 0.10, -0.05, 0.15
+    A = np.array([[1, 0, eps] + [0] * 9, [1, 0, -eps] + [0] * 9])
+    B = np.array([[0, 1, eps] + [0] * 9, [0, 1, -eps] + [0] * 9])
+    delta = mu_x - mu_y
+    d_true = delta / np.sqrt(sigma**2 + delta**2 / 4)
+    rng = np.random.default_rng(2)
+    covered, estimates = 0, []
+    n_sims = 150
+    for i in range(n_sims):
+        X, Y = _planted(rng, 40, mu_x, sigma), _planted(rng, 40, mu_y, sigma)
+        r = eat(X, Y, A, B, permutations=2000, n_bootstrap=400, seed=i)
+        estimates.append(r.effect_size)
+        covered += r.ci_low <= d_true <= r.ci_high
+    assert np.mean(estimates) == pytest.approx(d_true, abs=0.05)
+    assert 0.88 <= covered / n_sims <= 0.99  # nominal 95% (percentile intervals run a little narrow)
+    one = eat(_planted(rng, 60, mu_x, sigma), _planted(rng, 60, mu_y, sigma), A, B, seed=0)
+    assert one.ci_low <= d_true <= one.ci_high and one.p_value < 0.001
+
+
+def test_bootstrap_is_seeded_and_optional():
+    rng = np.random.default_rng(4)
+    X, Y, A, B = (rng.standard_normal((n, 6)) for n in (5, 5, 4, 4))
+    a = eat(X, Y, A, B, seed=9, n_bootstrap=500)
+    b = eat(X, Y, A, B, seed=9, n_bootstrap=500)
+    assert (a.ci_low, a.ci_high, a.p_value) == (b.ci_low, b.ci_high, b.p_value)
+    assert a.ci_low < a.effect_size < a.ci_high
+    c = eat(X, Y, A, B, seed=9, n_bootstrap=0)
+    assert np.isnan(c.ci_low) and c.p_value == a.p_value  # the p-value does not depend on the bootstrap
+
+
+@pytest.mark.parametrize(
+    "args,kw,message",
+    [
+        (([], HY, HA, HB), {}, "set X must be a 2-D array"),
+        ((np.zeros((0, 2)), HY, HA, HB), {}, "set X is empty"),
+        (([[1, 0]], HY, HA, HB), {}, "set X has only 1 item"),
+        ((HX, HY, [[1, 0]], HB), {}, "set A has only 1 item"),
+        ((HX, HY, HA, [[0, 1, 0], [1, 0, 0]]), {}, "set B has embeddings of dimension 3"),
+        ((HX, [[np.nan, 1], [0, 1]], HA, HB), {}, "set Y holds a value that is not finite"),
+        ((HX, [[0, 0], [0, 1]], HA, HB), {}, "all-zero embedding"),
+        ((HX, HY, HA, HB), {"alternative": "bigger"}, "unknown alternative"),
+        ((HX, HY, HA, HB), {"permutations": 0}, "at least 1"),
+        ((HX, HY, HA, HB), {"permutations": "all"}, "positive number or 'exact'"),
+        ((HX, HY, HA, HB), {"n_bootstrap": -1}, "0 or more"),
+        ((HX, HY, HA, HB), {"confidence": 1.5}, "between 0 and 1"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(args, kw, message):
+    with pytest.raises(EATInputError, match=message) as e:
+        eat(*args, **kw)
+    assert "\n" not in str(e.value)
+
+
+def test_exact_refused_when_too_large():
+    rng = np.random.default_rng(0)
+    X, Y, A, B = (rng.standard_normal((n, 4)) for n in (25, 25, 3, 3))
+    with pytest.raises(EATInputError, match="too many to count"):
+        eat(X, Y, A, B, permutations="exact", n_bootstrap=0)
