@@ -399,11 +399,12 @@ def write_openclip_catalogue(path: str | os.PathLike, on_arch=None) -> int:
 def model_facts(spec: str, catalogue: pd.DataFrame | None = None, profile: bool = False) -> dict[str, Any]:
     """Catalogue facts for any spec, for ModelInfo and the results database.
 
-    A catalogue row if there is one; for ``openclip:ARCH/random`` and ``openclip:ARCH/PATH`` the architecture's
-    facts (its family, and with ``profile`` its parameters and FLOPs, computed on the meta device); else only the
-    backend.
+    A catalogue row if there is one. For other open_clip specs of an architecture (``ARCH/random``, a checkpoint)
+    the architecture's facts: from a catalogue row of the same architecture, or with ``profile`` computed on the
+    meta device (for architectures without pretrained tags); pretraining facts stay empty. Else only the backend.
     """
-    row = lookup(spec, catalogue)
+    df = catalogue if catalogue is not None else load_catalogue()
+    row = lookup(spec, df)
     if row is not None:
         return row
     facts: dict[str, Any] = {"spec": spec, "backend": spec.partition(":")[0]}
@@ -414,7 +415,11 @@ def model_facts(spec: str, catalogue: pd.DataFrame | None = None, profile: bool 
     ):
         arch = spec.split(":", 1)[1].split("/", 1)[0]
         facts.update(architecture=arch, architecture_family=architecture_family(arch))
-        if profile:
+        same = df[df["architecture"] == arch] if "architecture" in df.columns else df.iloc[0:0]
+        if len(same):
+            first = {k: _py(v) for k, v in same.iloc[0].to_dict().items()}
+            facts.update({k: first.get(k) for k in ARCHITECTURE_COLUMNS})
+        elif profile:
             from vlbias.models.openclip_profile import architecture_facts
 
             try:
@@ -422,3 +427,20 @@ def model_facts(spec: str, catalogue: pd.DataFrame | None = None, profile: bool 
             except KeyError:
                 pass
     return facts
+
+
+#: facts that belong to the architecture (the same for every tag of it)
+ARCHITECTURE_COLUMNS = (
+    "architecture_family",
+    "image_tower",
+    "text_tower",
+    "image_size",
+    "patch_size",
+    "embed_dim",
+    "n_params",
+    "n_params_image",
+    "n_params_text",
+    "gflops",
+    "gflops_image",
+    "gflops_text",
+)

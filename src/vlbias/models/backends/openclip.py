@@ -119,6 +119,18 @@ def _installed_archs() -> list[str]:
     return open_clip.list_models()
 
 
+@lru_cache(maxsize=1)
+def _config_file_archs() -> frozenset[str]:
+    """Architectures of the installed open_clip's bundled config files, found without importing it (or torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model_configs"
+    return frozenset(p.stem for p in folder.glob("*.json"))
+
+
 class Backend(Encoder):
     def _parse(self) -> None:
         target = self.spec.target
@@ -172,7 +184,7 @@ class Backend(Encoder):
         self.kind, self.tag = "tag", tag
 
     def _check_arch(self, arch: str) -> None:
-        if arch in known_pairs():
+        if arch in known_pairs() or arch in _config_file_archs():
             return
         archs = _installed_archs()
         if arch not in archs:
