@@ -94,8 +94,16 @@ def read_accuracy(source: str | os.PathLike, metrics: list[str] | None = None) -
     if metrics:
         missing = [m for m in metrics if m not in set(df["metric"])]
         if missing:
-            known = ", ".join(sorted(set(df["metric"]))[:12])
-            raise VlbiasError(f"{path} has no metric {', '.join(map(repr, missing))}; its metrics include {known}")
+            import difflib
+
+            names = sorted(set(df["metric"]))
+            prefix = [n for n in names if n.startswith(missing[0].lower())]
+            close = list(dict.fromkeys(prefix + difflib.get_close_matches(missing[0], names, n=3, cutoff=0.5)))[:6]
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise VlbiasError(
+                f"{path} has no metric {', '.join(map(repr, missing))}; {hint}its {len(names)} metrics include "
+                f"{', '.join(names[:12])}"
+            )
         df = df[df["metric"].isin(metrics)]
     dup = df.duplicated(["spec", "metric", "task"], keep=False)
     if dup.any():

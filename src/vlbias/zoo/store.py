@@ -218,12 +218,12 @@ class ResultsStore:
         try:
             con = duckdb.connect(str(self.db_path), read_only=True)
             try:
-                row = con.execute("SELECT fingerprint FROM _meta").fetchone()
+                rows = con.execute("SELECT fingerprint FROM _meta").fetchall()
             finally:
                 con.close()
         except duckdb.Error:
             return True
-        return row is None or row[0] != self._fingerprint()
+        return not rows or rows[0][0] != self._fingerprint()
 
     def ingest(self, force: bool = False) -> IngestSummary | None:
         """Rebuild the database from the parts (if anything changed, or ``force``); atomic, under a lock."""
@@ -270,7 +270,9 @@ class ResultsStore:
                     f"CREATE TABLE {schema}.{quote(table)} AS SELECT * FROM read_parquet(?, union_by_name = true)",
                     [files],
                 )
-                counts[f"{audit}.{table}"] = con.execute(f"SELECT count(*) FROM {schema}.{quote(table)}").fetchone()[0]
+                counts[f"{audit}.{table}"] = con.execute(f"SELECT count(*) FROM {schema}.{quote(table)}").fetchall()[0][
+                    0
+                ]
                 self._joined_view(con, schema, table, models)
             for folder, target in (("accuracy", "accuracy"), ("analysis", None)):
                 files = sorted(str(p) for p in (self.root / folder).glob("*.parquet"))
@@ -280,7 +282,7 @@ class ResultsStore:
                     con.execute(
                         f"CREATE TABLE {target} AS SELECT * FROM read_parquet(?, union_by_name = true)", [files]
                     )
-                    counts[target] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+                    counts[target] = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
                 else:
                     con.execute("CREATE SCHEMA IF NOT EXISTS analysis")
                     for f in files:
@@ -288,7 +290,7 @@ class ResultsStore:
                         con.execute(f"CREATE TABLE analysis.{name} AS SELECT * FROM read_parquet(?)", [f])
                         counts[f"analysis.{Path(f).stem}"] = con.execute(
                             f"SELECT count(*) FROM analysis.{name}"
-                        ).fetchone()[0]
+                        ).fetchall()[0][0]
             meta = pd.DataFrame(
                 [{"fingerprint": fingerprint, "vlbias_version": __version__, "parts": n_parts, "built": time.time()}]
             )
@@ -422,7 +424,7 @@ class ResultsStore:
             out = []
             for schema, name, kind in rows:
                 full = name if schema == "main" else f"{schema}.{name}"
-                n = con.execute(f"SELECT count(*) FROM {quote(schema)}.{quote(name)}").fetchone()[0]
+                n = con.execute(f"SELECT count(*) FROM {quote(schema)}.{quote(name)}").fetchall()[0][0]
                 out.append({"table": full, "rows": n, "kind": "view" if kind == "VIEW" else "table"})
         finally:
             con.close()
@@ -445,7 +447,7 @@ class ResultsStore:
                 ref = ".".join(quote(p) for p in name.split(".", 1))
                 dest = out_dir / f"{name}.{fmt}"
                 with atomic_path(dest, suffix=f".{fmt}") as tmp:
-                    write_table(con.execute(f"SELECT * FROM {ref}"), tmp, fmt)
+                    write_table(con.sql(f"SELECT * FROM {ref}"), tmp, fmt)
                 written.append(dest)
         finally:
             con.close()
@@ -454,7 +456,7 @@ class ResultsStore:
 
 def write_table(relation, path: Path, fmt: str) -> None:
     """A query result to Parquet or CSV through Arrow (no SQL string holds the path)."""
-    table = relation.fetch_arrow_table() if hasattr(relation, "fetch_arrow_table") else relation.arrow()
+    table = relation.to_arrow_table()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
