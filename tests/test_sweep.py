@@ -379,3 +379,16 @@ def test_dry_run_lists_the_grid(zoo, capsys):
     assert main(["sweep", str(zoo.config), "--out", str(zoo.root / "reference"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "15 tasks: 5 models x 2 audit settings" in out and out.count("[   done]") == 13
+
+
+def test_sweep_commands_start_without_deep_learning_libraries():
+    code = (
+        "import sys, contextlib, io\n"
+        "from vlbias.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for args in (['sweep', '--help'], ['results', '--help'], ['analyze', '--help'], ['models', '--details']):\n"
+        "        assert main(args) == 0, args\n"
+        "heavy = {'torch', 'open_clip', 'transformers', 'ray', 'statsmodels', 'matplotlib'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
