@@ -303,6 +303,24 @@ def test_unavailable_weights_fail_the_model_once_not_the_sweep(zoo, tmp_path):
     assert summary.state.done == 3
 
 
+def test_config_accuracy_is_imported_once(zoo, tmp_path):
+    import yaml
+
+    acc = tmp_path / "acc.csv"
+    acc.write_text(f"spec,average\nvectors:{zoo.stim['vectors']},0.5\nst:all-MiniLM-L6-v2,0.25\n", encoding="utf-8")
+    cfg = yaml.safe_load(zoo.config.read_text())
+    cfg.update(models=[f"vectors:{zoo.stim['vectors']}"], accuracy=str(acc))
+    path = tmp_path / "acc.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "acc-out"
+    run_sweep(load_config(path), out=out)
+    stamp = (out / "accuracy" / "acc.parquet").stat().st_mtime_ns
+    got = ResultsStore(out).query("SELECT spec, value FROM accuracy ORDER BY value")
+    assert got["value"].tolist() == [0.25, 0.5]
+    run_sweep(load_config(path), out=out)
+    assert (out / "accuracy" / "acc.parquet").stat().st_mtime_ns == stamp  # the same file is not imported again
+
+
 def test_ray_executor_on_a_local_instance(zoo, tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(

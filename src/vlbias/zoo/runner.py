@@ -207,6 +207,23 @@ def _write_model_facts(store: ResultsStore, identities: dict[str, str | None]) -
             store.write_model_facts(model, {**facts, "model_identity": identity})
 
 
+def _import_accuracy(store: ResultsStore, source: str) -> None:
+    """The config's downstream accuracy into the store, unless the same file is already there."""
+    import pandas as pd
+
+    from vlbias.utils.io import sha256_file
+    from vlbias.zoo.accuracy import fetch_openclip_results, load_accuracy
+
+    path = fetch_openclip_results() if source == "openclip" else Path(source)
+    name = "openclip" if source == "openclip" else path.stem
+    existing = store.accuracy_path(name)
+    if existing.is_file() and path.is_file():
+        have = set(pd.read_parquet(existing, columns=["source_sha256"])["source_sha256"])
+        if have == {sha256_file(path)}:
+            return
+    store.write_accuracy(load_accuracy(str(path)), name)
+
+
 def _prefetch(model: str, encoder_kwargs: dict[str, Any]) -> None:
     """Download a model's weights (no loading); any failure is left for the real load to report."""
     try:
@@ -361,9 +378,6 @@ def run_sweep(
     else:
         outcomes = _ray(groups, str(root), encoder_kwargs, audits, event, address, state)
     if config.accuracy:
-        from vlbias.zoo.accuracy import load_accuracy
-
-        source = config.accuracy
-        store.write_accuracy(load_accuracy(source), Path(source).stem if source != "openclip" else "openclip")
+        _import_accuracy(store, config.accuracy)
     summary = store.ingest()
     return SweepSummary(root, len(mine), already, outcomes, state, summary)

@@ -146,8 +146,11 @@ class ResultsStore:
     def has_model_facts(self, spec: str) -> bool:
         return (self.root / "models" / f"{stable_hash(spec, n=16)}.json").is_file()
 
+    def accuracy_path(self, name: str) -> Path:
+        return self.root / "accuracy" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.parquet"
+
     def write_accuracy(self, df: pd.DataFrame, name: str) -> Path:
-        dest = self.root / "accuracy" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.parquet"
+        dest = self.accuracy_path(name)
         with atomic_path(dest) as tmp:
             df.to_parquet(tmp, index=False)
         return dest
