@@ -25,10 +25,12 @@ of `vlbias analyze`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,8 @@ if TYPE_CHECKING:
     from vlbias.zoo.plan import Task
 
 DB_NAME = "results.duckdb"
-_TMP_MAX_AGE_S = 600  # a part's temporary folder lives milliseconds; older ones belong to killed writers
+_TMP_MAX_AGE_S = 600
+_STALE_DB_TMP_S = 3600  # a part's temporary folder lives milliseconds; older ones belong to killed writers
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -59,6 +62,20 @@ def stimuli_label(stimuli: list[dict[str, Any]]) -> str | None:
     if not stimuli:
         return None
     return "; ".join(f"{s.get('name', '?')}@{s.get('version') or s.get('sha256', '')[:12] or '?'}" for s in stimuli)
+
+
+def _writer_dead(name: str) -> bool:
+    """Whether the ingestion that named a temporary database ``.results.duckdb.<host>-<pid>.tmp`` is gone."""
+    m = re.match(rf"^\.{re.escape(DB_NAME)}\.(.+)-(\d+)\.tmp", name)
+    if not m or m.group(1) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(m.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
@@ -252,9 +269,13 @@ class ResultsStore:
             n_parts += 1
             for pq in sorted(part.glob("*.parquet")):
                 by_table.setdefault((part.parent.name, pq.stem), []).append(str(pq))
-        for old in self.root.glob(f".{DB_NAME}.*.tmp*"):  # left by a killed ingestion (we hold the lock)
-            old.unlink(missing_ok=True)
-        tmp = self.root / f".{DB_NAME}.{os.getpid()}.tmp"
+        now = time.time()
+        for old in self.root.glob(f".{DB_NAME}.*.tmp*"):  # left by a killed ingestion
+            # we hold the lock, so none is in progress; the age check guards file systems whose locks do not work
+            with contextlib.suppress(FileNotFoundError):
+                if _writer_dead(old.name) or now - old.stat().st_mtime > _STALE_DB_TMP_S:
+                    old.unlink()
+        tmp = self.root / f".{DB_NAME}.{socket.gethostname()}-{os.getpid()}.tmp"
         counts: dict[str, int] = {}
         con = duckdb.connect(str(tmp))
         try:
