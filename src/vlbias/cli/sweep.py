@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -155,4 +154,3 @@ def _print_status(root: Path, cfg, tasks, show_tasks: bool) -> None:
         click.echo(f"  FAILED {t.label()}: {st.get('error_type', '')}: {st.get('error', '')}")
     if len(failed) > 20:
         click.echo(f'  ... and {len(failed) - 20} more failures (vlbias results query "select * from tasks")')
-    _ = os  # keep the module import light
