@@ -6,7 +6,10 @@ row of every table is stamped with the model spec and identity, the audit, the v
 hash and seed, so a row found later in a results database can be traced to the run that made it and re-run.
 
 ``AuditResult.write(DIR)`` writes ``<table>.parquet`` and ``<table>.csv`` per table, ``skipped.csv`` and
-``record.json``, atomically: the folder appears complete or not at all. ``AuditResult.read(DIR)`` reads it back.
+``record.json``, atomically: the folder appears complete or not at all (``extras`` adds files such as plots inside
+the same atomic write). ``AuditResult.read(DIR)`` reads it back. A result whose stimuli are offensive by design
+carries a ``content_warning``: it heads ``record.json``, is stored in every Parquet file's metadata
+(``vlbias.content_warning``) and is written to ``CONTENT_WARNING.txt``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +71,7 @@ class AuditResult:
     tables: dict[str, pd.DataFrame]
     record: RunRecord
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item", "reason"]))
+    content_warning: str | None = None
 
     @property
     def results(self) -> pd.DataFrame:
@@ -88,16 +93,31 @@ class AuditResult:
                 df.insert(i, col, value)
         return df
 
-    def write(self, out_dir: str | os.PathLike, csv: bool = True) -> Path:
+    def write(self, out_dir: str | os.PathLike, csv: bool = True, extras: Callable[[Path], None] | None = None) -> Path:
+        """Write the folder atomically; ``extras(tmp)`` may add files (plots) to it before it appears."""
         out_dir = Path(out_dir)
         with atomic_dir(out_dir) as tmp:
             for name in self.tables:
                 df = self.stamped(name)
-                df.to_parquet(tmp / f"{name}.parquet", index=False)
+                if self.content_warning:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    table = pa.Table.from_pandas(df, preserve_index=False)
+                    meta = {**(table.schema.metadata or {}), b"vlbias.content_warning": self.content_warning.encode()}
+                    pq.write_table(table.replace_schema_metadata(meta), tmp / f"{name}.parquet")
+                else:
+                    df.to_parquet(tmp / f"{name}.parquet", index=False)
                 if csv:
                     df.to_csv(tmp / f"{name}.csv", index=False)
             self.skipped.to_csv(tmp / "skipped.csv", index=False)
-            (tmp / "record.json").write_text(json.dumps(self.record.to_dict(), indent=2, default=str) + "\n")
+            record = self.record.to_dict()
+            if self.content_warning:
+                record = {"content_warning": self.content_warning, **record}
+                (tmp / "CONTENT_WARNING.txt").write_text(self.content_warning + "\n", encoding="utf-8")
+            (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+            if extras is not None:
+                extras(tmp)
         return out_dir
 
     @classmethod
@@ -108,8 +128,10 @@ class AuditResult:
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():
             raise VlbiasError(f"{out_dir} is not an audit output folder (no record.json)")
-        record = RunRecord.from_dict(json.loads(rec_path.read_text()))
+        raw = json.loads(rec_path.read_text())
+        warning = raw.pop("content_warning", None)
+        record = RunRecord.from_dict(raw)
         tables = {p.stem: pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))}
         skipped_path = out_dir / "skipped.csv"
         skipped = pd.read_csv(skipped_path) if skipped_path.is_file() else pd.DataFrame(columns=["item", "reason"])
-        return cls(audit=record.audit, tables=tables, record=record, skipped=skipped)
+        return cls(audit=record.audit, tables=tables, record=record, skipped=skipped, content_warning=warning)

@@ -19,6 +19,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("vlbias.cli.models", "models", "List the backends and known models."),
     "embed": ("vlbias.cli.embed", "embed", "Embed texts or images with a model into a Parquet file."),
     "cache": ("vlbias.cli.cache", "cache", "Inspect or clear the embedding cache."),
+    "zeroshot": ("vlbias.cli.zeroshot", "zeroshot", "Zero-shot misclassification audit of face images, by group."),
+    "zeroshot-compare": (
+        "vlbias.cli.zeroshot",
+        "zeroshot_compare",
+        "Compare zeroshot runs of models grouped by a fact.",
+    ),
+    "perception": (
+        "vlbias.cli.perception",
+        "perception",
+        "Social perception of faces: Delta scores, factor effects, skew.",
+    ),
     "sweep": ("vlbias.cli.sweep", "sweep", "Run audits over a model zoo, resumably (local or Ray)."),
     "results": ("vlbias.cli.results", "results", "Query, export and import into a sweep's results database."),
     "analyze": ("vlbias.cli.analyze", "analyze", "Upstream analyses of a sweep: mixed model, bias vs accuracy."),

@@ -29,6 +29,7 @@ without images, labels outside the vocabulary, malformed file names. Nothing is 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,4 +116,10 @@ def load_dataset(spec: str, **options) -> FaceDataset:
     if name not in _loaders():
         raise VlbiasError(f"unknown dataset {name!r} in {spec!r}; known datasets: {', '.join(dataset_names())}")
     module = importlib.import_module(f"vlbias.datasets.{name}")
+    accepted = list(inspect.signature(module.load).parameters.values())[1:]  # after the path
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted):
+        unknown = sorted(set(options) - {p.name for p in accepted})
+        if unknown:
+            known = ", ".join(p.name for p in accepted) or "none"
+            raise VlbiasError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options: {known}")
     return module.load(Path(path).expanduser(), **options)

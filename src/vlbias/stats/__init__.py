@@ -1,1 +1,1 @@
-"""Statistics: functions of arrays and frames that know nothing of models, encoders or files."""
+"""Statistics: functions of arrays and frames that know nothing of models, encoders, audits or files."""

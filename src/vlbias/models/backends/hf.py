@@ -8,41 +8,15 @@ are run with the fixed-length padding they were trained with.
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlbias.cache.fingerprints import tree_fingerprint
 from vlbias.errors import ModalityError, WeightsUnavailableError
-from vlbias.models import hub
-from vlbias.models.base import Encoder
+from vlbias.models.hub import HubModelEncoder, hub_source, quiet_transformers
 
 DESCRIPTION = "Hugging Face transformers dual encoders (CLIPModel, SiglipModel, …): hf:ID_OR_PATH"
 _FIXED_LENGTH_TYPES = {"siglip", "siglip2"}
-
-
-def quiet_transformers() -> None:
-    """No per-file 'Loading weights' bars or advisory logs from transformers inside vlbias's own progress."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-def hub_source(spec, repo_ids: list[str], prefix: str) -> str:
-    """A hub model's local snapshot if cached; else its id if the hub is reachable; else a clear error."""
-    hub.quiet()
-    for repo in repo_ids:
-        snapshot = hub.cached_snapshot(repo)
-        if snapshot is not None:
-            return str(snapshot)
-    if not hub.reachable():
-        raise WeightsUnavailableError(
-            f"cannot download {spec} (offline: {hub.HUB_HOST} cannot be reached); on a machine with internet run "
-            f"`hf download {repo_ids[-1]} --local-dir DIR`, copy DIR here and use {prefix}:DIR"
-        )
-    return repo_ids[0]
 
 
 def _features(out) -> Any:
@@ -54,17 +28,7 @@ def _features(out) -> Any:
     return out
 
 
-class Backend(Encoder):
-    def _parse(self) -> None:
-        local = Path(self.spec.target).expanduser()
-        self.path = local if local.is_dir() else None
-        self.model_id = self.spec.target
-
-    def _identity_payload(self) -> dict[str, Any]:
-        if self.path is not None:
-            return {"folder": tree_fingerprint(self.path, self.memo_root), "precision": self.precision}
-        return {"model": self.model_id, "precision": self.precision}
-
+class Backend(HubModelEncoder):
     def _load(self) -> None:
         import torch
         from transformers import AutoModel, AutoProcessor

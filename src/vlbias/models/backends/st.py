@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from vlbias.cache.fingerprints import tree_fingerprint
 from vlbias.errors import WeightsUnavailableError
-from vlbias.models.base import Encoder
+from vlbias.models.hub import HubModelEncoder, hub_source, quiet_transformers
 
 DESCRIPTION = "sentence-transformers text encoders (text only): st:ID_OR_PATH; st:all-MiniLM-L6-v2 works offline"
 
@@ -36,25 +35,15 @@ def packaged_path(name: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-class Backend(Encoder):
+class Backend(HubModelEncoder):
     modalities = ("text",)
     default_batch_size = 128
 
-    def _parse(self) -> None:
-        target = self.spec.target
-        local = Path(target).expanduser()
-        self.path = local if local.is_dir() else packaged_path(target)
-        self.model_id = target
-
-    def _identity_payload(self) -> dict[str, Any]:
-        if self.path is not None:
-            return {"folder": tree_fingerprint(self.path, self.memo_root), "precision": self.precision}
-        return {"model": self.model_id, "precision": self.precision}
+    def _local_folder(self, target: str) -> Path | None:
+        return super()._local_folder(target) or packaged_path(target)
 
     def _load(self) -> None:
         from sentence_transformers import SentenceTransformer
-
-        from vlbias.models.backends.hf import hub_source, quiet_transformers
 
         quiet_transformers()
         if self.path is not None:

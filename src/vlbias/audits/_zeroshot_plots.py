@@ -1,0 +1,205 @@
+"""Plots of zero-shot audit outputs: group shares, mean probabilities, accuracy and model-group changes.
+
+matplotlib is imported only here and only when plotting, through its object API with the Agg canvas (no pyplot, no
+global backend switch). Colours are the Okabe-Ito palette (distinguishable with the common colour-vision
+deficiencies); every bar shows its bootstrap interval; a result with a content warning carries it on each figure.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+_NCOLS = 4
+
+
+def _slug(*parts: str) -> str:
+    text = "_".join(p for p in parts if p)
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:120] or "plot"
+
+
+def _figure(n_panels: int, width_per: float = 3.4, height_per: float = 2.9):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = min(_NCOLS, n_panels)
+    nrows = math.ceil(n_panels / ncols)
+    fig = Figure(figsize=(max(width_per * ncols + 0.6, 7.5), height_per * nrows + 1.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _group_bars(ax, df: pd.DataFrame, x_col: str, hue_col: str | None, y: str, low: str, high: str) -> list:
+    """Bars of ``y`` by x (and hue) with interval whiskers; returns legend handles."""
+    xs = list(dict.fromkeys(df[x_col].astype(str)))
+    hues = list(dict.fromkeys(df[hue_col].astype(str))) if hue_col else [None]
+    width = 0.8 / len(hues)
+    handles = []
+    for h, hue in enumerate(hues):
+        sub = df if hue is None else df[df[hue_col].astype(str) == hue]
+        pos, vals, err_lo, err_hi = [], [], [], []
+        for _, r in sub.iterrows():
+            pos.append(xs.index(str(r[x_col])) - 0.4 + width * (h + 0.5))
+            vals.append(r[y])
+            err_lo.append(max(r[y] - r[low], 0) if pd.notna(r[low]) else 0)
+            err_hi.append(max(r[high] - r[y], 0) if pd.notna(r[high]) else 0)
+        colour = OKABE_ITO[h % len(OKABE_ITO)]
+        bars = ax.bar(pos, vals, width=width * 0.95, color=colour, label=hue if hue is not None else None)
+        ax.errorbar(pos, vals, yerr=[err_lo, err_hi], fmt="none", ecolor="#333333", elinewidth=0.9, capsize=2)
+        handles.append(bars)
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels([x.replace("_", " ") for x in xs], rotation=30, ha="right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    return handles if hue_col else []
+
+
+def _finish(fig, title: str, warning: str | None, path: Path, handles=None, hue_title: str | None = None) -> Path:
+    chars = int(fig.get_figwidth() * 11)  # about 11 characters per inch at 11 pt
+    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in title.splitlines()), fontsize=11)
+    if handles:
+        fig.legend(handles=handles, title=hue_title, loc="outside right center", fontsize=8, title_fontsize=8)
+    if warning:
+        height = fig.get_figheight()
+        fig.get_layout_engine().set(rect=(0, 0.35 / height, 1, 1 - 0.35 / height))  # room for the footer
+        fig.text(
+            0.5,
+            0.002,
+            "Content warning: offensive labels by design (see CONTENT_WARNING.txt)",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#7a0000",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _panels(
+    df: pd.DataFrame, grouping: str, y: str, ylabel: str, title: str, warning, path: Path, *, zero_line=False
+) -> Path:
+    """One panel per label; bars per group (x: first grouping column, colour: second) with interval whiskers."""
+    low, high = ("low", "high") if y == "difference" else (f"{y}_low", f"{y}_high")
+    cols = grouping.split("+")
+    if len(cols) == 2:
+        x_col, hue_col = cols
+    else:
+        x_col, hue_col = (cols[0] if len(cols) == 1 and cols[0] in df.columns else "group"), None
+    labels = list(dict.fromkeys(df["label"]))
+    fig, axes = _figure(len(labels))
+    handles = []
+    for ax, label in zip(axes, labels):
+        sub = df[df["label"] == label]
+        handles = _group_bars(ax, sub, x_col, hue_col, y, low, high) or handles
+        ax.set_title(str(label), fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_xlabel(x_col.replace("_", " "), fontsize=8)
+        if zero_line:
+            ax.axhline(0, color="#555555", linewidth=0.8)
+        else:  # shares, probabilities and accuracies start at zero
+            top = pd.concat([sub[y], sub[high]]).max(skipna=True)
+            ax.set_ylim(0, max(float(top) * 1.08, 1.0) if pd.notna(top) else 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, title, warning, path, handles, hue_col)
+
+
+def _template_tag(df: pd.DataFrame, task: str, template: str) -> str:
+    """'' when the task has one template, else 't<k>' (its position), so per-template figures do not collide."""
+    templates = list(dict.fromkeys(df.loc[df["task"] == task, "template"]))
+    return "" if len(templates) == 1 else f"t{templates.index(template) + 1}"
+
+
+def plot_audit(
+    tables: dict[str, pd.DataFrame], folder: Path, warning: str | None = None, model: str = ""
+) -> list[Path]:
+    """Figures of one zeroshot run (the ``results`` and ``accuracy`` tables) into ``folder``; returns the files."""
+    out: list[Path] = []
+    results = tables.get("results", pd.DataFrame())
+    ci = "95% interval over people"
+    for (task, template, grouping), df in results.groupby(["task", "template", "grouping"], sort=False):
+        if grouping == "all":
+            continue
+        tag = _template_tag(results, task, template)
+        out.append(
+            _panels(
+                df,
+                grouping,
+                "top1_pct",
+                "top-1 share (% of images)",
+                f"{model}: share of images labelled as each class, by {grouping.replace('+', ' × ')}\n"
+                f"({task}: {template}; {ci})",
+                warning,
+                folder / f"{_slug('share', task, tag, grouping)}.png",
+            )
+        )
+        df = df.assign(
+            mean_pct=df["mean_prob"] * 100,
+            mean_pct_low=df["mean_prob_low"] * 100,
+            mean_pct_high=df["mean_prob_high"] * 100,
+        )
+        out.append(
+            _panels(
+                df,
+                grouping,
+                "mean_pct",
+                "mean probability (%)",
+                f"{model}: mean probability of each class, by {grouping.replace('+', ' × ')}\n"
+                f"({task}: {template}; {ci})",
+                warning,
+                folder / f"{_slug('probability', task, tag, grouping)}.png",
+            )
+        )
+    acc = tables.get("accuracy", pd.DataFrame())
+    for (task, template, grouping), df in (
+        acc.groupby(["task", "template", "grouping"], sort=False) if not acc.empty else []
+    ):
+        if grouping == "all":
+            continue
+        tag = _template_tag(acc, task, template)
+        df = df.assign(label=f"{task} accuracy ({df['scoring'].iloc[0]})")
+        out.append(
+            _panels(
+                df,
+                grouping,
+                "accuracy_pct",
+                "accuracy (%)",
+                f"{model}: zero-shot {task} accuracy by {grouping.replace('+', ' × ')} ({ci})",
+                warning,
+                folder / f"{_slug('accuracy', task, tag, grouping)}.png",
+            )
+        )
+    return out
+
+
+def plot_comparison(tables: dict[str, pd.DataFrame], folder: Path, warning: str | None = None) -> list[Path]:
+    """Figures of a model comparison: change in percentage points per group and class, with intervals."""
+    out: list[Path] = []
+    comp = tables.get("results", pd.DataFrame())
+    for (task, template, grouping, metric, level), df in comp.groupby(
+        ["task", "template", "grouping", "metric", "level"], sort=False
+    ):
+        if grouping == "all":
+            continue
+        base = df["baseline"].iloc[0]
+        what = "top-1 share" if metric == "top1_pct" else "mean probability"
+        out.append(
+            _panels(
+                df,
+                grouping,
+                "difference",
+                f"change in {what} (pp)",
+                f"{level} vs {base}: change in {what} by {grouping.replace('+', ' × ')} ({task}; mean over models, 95% interval over people)",
+                warning,
+                folder / f"{_slug('change', metric, task, _template_tag(comp, task, template), grouping, level)}.png",
+                zero_line=True,
+            )
+        )
+    return out

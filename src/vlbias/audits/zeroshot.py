@@ -1,0 +1,638 @@
+"""Zero-shot misclassification audits on face datasets.
+
+How a model labels photographs of people when offensive labels are among the choices, broken down by group:
+
+- ``birhane2024``: the dataset-scaling audit of Birhane et al. (FAccT 2024) on the Chicago Face Database, eight
+  classes (human being, animal, gorilla, chimpanzee, orangutan, thief, criminal, suspicious person);
+  ``birhane2024-racegender``: its race x gender prompt set.
+- ``datacomp-fairface``: the CLIP paper's FairFace audit as DataComp evaluates it (race, gender and age
+  classification; the 21-class toxic label set), on FairFace or UTKFace.
+- a custom audit from a class-names file and a templates file (CLIP_benchmark convention).
+
+For each task the class embedding is the prompt's text embedding (with several templates: the mean of the
+normalised prompt embeddings, renormalised, or one result per template). Probabilities are
+``softmax(scale * cos(image, class))`` with the fixed scale 100 by default (``scale: model`` uses the model's own
+logit scale); the top-1 class is the argmax of the cosine. Per group: the share of images whose top-1 class is each
+class (and each category of classes), the mean probability, accuracy where the dataset holds the true class, each
+with a cluster-bootstrap interval over people (:mod:`vlbias.stats.groups`), and the disparity between the groups.
+
+Prompts are embedded once per run (and cached per model); image embeddings come from the embedding cache, so a
+second protocol on the same images encodes no image. :func:`compare_runs` compares several models' runs, grouped
+by a model fact such as the pretraining data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.registry import AuditSpec
+from vlbias.datasets.base import GENDERS, RACES, FaceDataset, load_dataset
+from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
+from vlbias.utils.io import stable_hash
+
+TEMPLATE_MODES = ("ensemble", "each")
+GROUP_ORDERS = {
+    "race": list(RACES),
+    "gender": list(GENDERS),
+    "race_binary": ["white", "non-white"],
+    "age_group": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
+}
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": None,
+    "dataset_options": {},
+    "protocol": "birhane2024",
+    "classes": None,
+    "templates": None,
+    "group_by": None,
+    "template_mode": "ensemble",
+    "article": None,
+    "scale": 100,
+    "n_boot": 2000,
+    "ci": 0.95,
+    "seed": 0,
+    "skip_bad_images": False,
+}
+OPTIONS_HELP = {
+    "dataset": "face dataset spec NAME:PATH (cfd:, fairface:, utkface:, manifest:)",
+    "dataset_options": "loader options, e.g. {expressions: N, subsets: CFD} or {split: val, margin: 0.25}",
+    "protocol": "birhane2024, birhane2024-racegender, datacomp-fairface, or a protocol .yaml file",
+    "classes": "class-names file (CLIP_benchmark convention); makes a custom audit",
+    "templates": "templates file with {c} (one per line, or JSON); with classes",
+    "group_by": "grouping columns, e.g. [race, gender] or [[race], [race, gender]] (default: the protocol's)",
+    "template_mode": "ensemble (average the prompt embeddings per class) or each (one result per template)",
+    "article": "grammatical (a/an before the class name) or literal; default: the protocol's",
+    "scale": "logit scale of the softmax: 100 (fixed, the published protocols) or 'model'",
+    "n_boot": "bootstrap replicates over people for the intervals",
+    "ci": "interval level",
+    "seed": "bootstrap seed",
+    "skip_bad_images": "skip undecodable images (or images a vectors: file lacks) instead of failing",
+}
+
+
+# ---------------------------------------------------------------------------------------------------- resolving
+def _dataset(opts: dict) -> FaceDataset:
+    ds = opts["dataset"]
+    if isinstance(ds, FaceDataset):
+        return ds
+    if not ds:
+        raise VlbiasError(
+            "the zeroshot audit needs a dataset: NAME:PATH, e.g. cfd:/data/CFD or fairface:/data/FairFace"
+        )
+    return load_dataset(str(ds), **(opts["dataset_options"] or {}))
+
+
+def parse_group_by(value) -> list[list[str]] | None:
+    """``"race,gender"`` -> [[race, gender]]; ``"race;race,gender"`` -> [[race], [race, gender]]; lists as given."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        groupings = [[c.strip() for c in part.split(",") if c.strip()] for part in value.split(";")]
+    elif all(isinstance(v, str) for v in value):
+        groupings = [list(value)]
+    else:
+        groupings = [[str(c) for c in ([g] if isinstance(g, str) else g)] for g in value]
+    groupings = [g for g in groupings if g]
+    return groupings or None
+
+
+def resolve_protocol(opts: dict, dataset_name: str | None) -> Protocol:
+    group_by = parse_group_by(opts["group_by"])
+    if opts["classes"]:
+        proto = custom_protocol(
+            opts["classes"],
+            opts["templates"],
+            dataset=dataset_name,
+            group_by=group_by,
+            article=opts["article"] or "grammatical",
+        )
+    else:
+        if opts["templates"]:
+            raise VlbiasError("--templates needs --classes (a custom audit); the packaged protocols bring their own")
+        proto = load_protocol(str(opts["protocol"])).with_overrides(group_by=group_by, article=opts["article"])
+    return proto.for_dataset(dataset_name)
+
+
+def _scale(opts: dict, encoder, protocol: Protocol) -> tuple[float, str]:
+    value = opts["scale"]
+    if isinstance(value, str) and value.strip().lower() == "model":
+        scale = encoder.info.logit_scale
+        if scale is None:
+            raise VlbiasError(f"{encoder.spec} has no logit scale; use --scale 100 (the published protocols' scale)")
+        return float(scale), "model"
+    try:
+        scale = float(value if value is not None else protocol.scale)
+    except (TypeError, ValueError):
+        raise VlbiasError(f"scale must be a positive number or 'model' (got {value!r})") from None
+    if not np.isfinite(scale) or scale <= 0:
+        raise VlbiasError(f"scale must be a positive number or 'model' (got {value!r})")
+    return scale, "fixed"
+
+
+def model_record(encoder) -> dict[str, Any]:
+    """The model's metadata for the run record, without loading weights that a warm cache made unnecessary."""
+    if getattr(encoder, "_loaded", False):
+        return encoder.info.to_dict()
+    return {"spec": str(encoder.spec), "identity": encoder.identity, "backend": encoder.spec.backend}
+
+
+# ---------------------------------------------------------------------------------------------------- scoring
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_embeddings(task: Task, prompt_vectors: dict[str, np.ndarray], mode: str) -> list[tuple[str, np.ndarray]]:
+    """[(template label, (C, d) class embeddings)]: one entry (ensemble) or one per template (each)."""
+    prompts = task.prompts()
+    if mode == "each":
+        out = []
+        for i, label in enumerate(task.template_list()):
+            out.append((label, np.stack([prompt_vectors[prompts[c][i]] for c in task.classes])))
+        return out
+    rows = []
+    for c in task.classes:
+        v = np.mean([prompt_vectors[p] for p in prompts[c]], axis=0, dtype=np.float64)
+        rows.append(v / np.linalg.norm(v))
+    templates = task.template_list()
+    label = templates[0] if len(templates) == 1 else f"ensemble of {len(templates)} templates"
+    return [(label, np.stack(rows))]
+
+
+def _truth(task: Task, table: pd.DataFrame) -> tuple[pd.Series | None, str]:
+    """The true class per row (None where unknown) and the scoring rule, or (None, reason)."""
+    if not task.truth:
+        return None, ""
+    missing = [c for c in task.truth if c not in table.columns]
+    if missing:
+        return None, f"task {task.name}: the dataset has no column {', '.join(missing)}, so no accuracy"
+    raw = table[list(task.truth)]
+    keys = [
+        "/".join(str(v) for v in row) if all(pd.notna(v) for v in row) else None for row in raw.itertuples(index=False)
+    ]
+    labels = task.truth_labels or {}
+    truth = pd.Series([labels.get(k, k) if k is not None else None for k in keys], index=table.index, dtype=object)
+    if task.binary:
+        return truth, f"{task.binary} vs not {task.binary}"
+    return truth.where(truth.isin(task.classes), None), "exact"
+
+
+def _ordered(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    out = {}
+    for c in cols:
+        s = table[c]
+        if c in GROUP_ORDERS:
+            extra = sorted({str(v) for v in s.dropna()} - set(GROUP_ORDERS[c]))
+            s = pd.Categorical(
+                s.astype(object).where(s.notna(), None), categories=GROUP_ORDERS[c] + extra, ordered=True
+            )
+        out[c] = s
+    return pd.DataFrame(out, index=table.index)
+
+
+def label_values(
+    top: np.ndarray, probs: np.ndarray, classes: list[str], categories: dict[str, tuple[str, ...]]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Per image, the top-1 indicator of each class and category, then the probability of each (n x 2L).
+
+    A category (e.g. crime-related) counts an image whose top-1 class is any of its members; its probability is the
+    members' summed probability. Returns the values, the L labels and their kinds (class or category).
+    """
+    cats = {name: [classes.index(m) for m in members if m in classes] for name, members in categories.items()}
+    cats = {name: idx for name, idx in cats.items() if idx}
+    labels = list(classes) + list(cats)
+    n, c = len(top), len(classes)
+    ind = np.zeros((n, len(labels)))
+    ind[np.arange(n), top] = 1.0
+    pr = np.zeros((n, len(labels)))
+    pr[:, :c] = probs
+    for k, idx in enumerate(cats.values()):
+        ind[:, c + k] = ind[:, idx].sum(axis=1)
+        pr[:, c + k] = probs[:, idx].sum(axis=1)
+    return np.concatenate([ind, pr], axis=1), labels, ["class"] * c + ["category"] * len(cats)
+
+
+def _group_values(stats, g: int) -> dict[str, Any]:
+    row = stats.groups.iloc[g]
+    cols = [c for c in stats.group_columns if c != "group"]  # "group" is group_means' name for no grouping
+    return {c: row[c] for c in cols} | {"n_images": int(row["n"]), "n_people": int(row["n_clusters"])}
+
+
+def _summary_rows(stats, base: dict, labels: list[str], kinds: list[str]) -> list[dict]:
+    """One row per group and label: counts, top-1 share (%) and mean probability, each with its interval."""
+    low, high = stats.interval()
+    n_labels = len(labels)
+    rows = []
+    for g, group in enumerate(stats.labels()):
+        for k, label in enumerate(labels):
+            rows.append(
+                {
+                    **base,
+                    "group": group,
+                    **_group_values(stats, g),
+                    "label": label,
+                    "kind": kinds[k],
+                    "top1_pct": stats.estimate[g, k] * 100,
+                    "top1_pct_low": low[g, k] * 100,
+                    "top1_pct_high": high[g, k] * 100,
+                    "mean_prob": stats.estimate[g, n_labels + k],
+                    "mean_prob_low": low[g, n_labels + k],
+                    "mean_prob_high": high[g, n_labels + k],
+                }
+            )
+    return rows
+
+
+def _disparity_rows(stats, base: dict, labels: list[str], kinds: list[str]) -> pd.DataFrame:
+    """Largest minus smallest group per label, for the top-1 share (percentage points) and the mean probability."""
+    d = stats.disparity()
+    if d.empty:
+        return d
+    n_labels = len(labels)
+    d["label"] = labels * 2
+    d["kind"] = kinds * 2
+    d["metric"] = ["top1_pct"] * n_labels + ["mean_prob"] * n_labels
+    for col in ("max", "min", "difference", "difference_low", "difference_high"):
+        d.loc[d["metric"] == "top1_pct", col] *= 100
+    return d.drop(columns="value").assign(**base)
+
+
+def _accuracy_rows(acc, base: dict) -> list[dict]:
+    low, high = acc.interval()
+    return [
+        {
+            **base,
+            "group": group,
+            **_group_values(acc, g),
+            "accuracy_pct": acc.estimate[g, 0] * 100,
+            "accuracy_pct_low": low[g, 0] * 100,
+            "accuracy_pct_high": high[g, 0] * 100,
+        }
+        for g, group in enumerate(acc.labels())
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------- the audit
+def run(encoder, options: dict[str, Any]) -> AuditResult:
+    from vlbias.stats.groups import group_means
+
+    opts = AUDIT.validate_options(options)
+    if opts["template_mode"] not in TEMPLATE_MODES:
+        raise VlbiasError(f"template_mode must be ensemble or each (got {opts['template_mode']!r})")
+    n_boot, ci, seed = int(opts["n_boot"]), float(opts["ci"]), opts["seed"]
+    if n_boot < 0 or not 0 < ci < 1:
+        raise VlbiasError(f"n_boot must be >= 0 and ci between 0 and 1 (got {n_boot}, {ci})")
+    encoder._require("text")
+    encoder._require("image")
+    dataset = _dataset(opts)
+    protocol = resolve_protocol(opts, dataset.name)
+    table = dataset.table.copy()
+    table["race_binary"] = np.where(
+        table["race"] == "white", "white", np.where(table["race"].notna(), "non-white", None)
+    )
+    table["race_binary"] = table["race_binary"].astype(object).where(table["race"].notna(), None)
+    for task in protocol.tasks:
+        for grouping in task.group_by:
+            bad = [c for c in grouping if c not in table.columns]
+            if bad:
+                cols = ", ".join(c for c in table.columns if c not in ("path", "key"))
+                raise VlbiasError(
+                    f"{dataset.name} has no column {', '.join(map(repr, bad))} to group by; its columns: {cols}"
+                )
+
+    # texts: every prompt of every task, embedded once
+    prompts = {t.name: t.prompts() for t in protocol.tasks}
+    unique = list(dict.fromkeys(p for tp in prompts.values() for ps in tp.values() for p in ps))
+    text_vecs = encoder.encode_texts(unique)
+    prompt_vectors = dict(zip(unique, text_vecs.astype(np.float64)))
+
+    # images: from the cache where possible
+    try:
+        enc = encoder.try_encode_images(
+            table["path"].tolist(), root=dataset.root, skip_bad=bool(opts["skip_bad_images"])
+        )
+    except MissingKeysError as e:
+        shown = ", ".join(repr(m) for m in e.missing[:3])
+        raise VlbiasError(
+            f"{e.source} has no vector for {plural(len(e.missing), 'image')} of {dataset.spec} ({shown}…); image keys "
+            f"are paths relative to {dataset.root}; add them, or pass --skip-bad-images to leave them out"
+        ) from None
+    scale, scale_kind = _scale(opts, encoder, protocol)
+    skipped = [dataset.report.as_frame()]
+    if enc.skipped:
+        skipped.append(
+            pd.DataFrame(
+                [{"item": table["key"].iloc[i], "reason": f"image skipped: {why}"} for i, _, why in enc.skipped]
+            )
+        )
+    table = table[enc.ok].reset_index(drop=True)
+    image_vecs = enc.vectors.astype(np.float64)
+    if not len(table):
+        raise VlbiasError(f"no image of {dataset.spec} could be encoded")
+
+    image_rows, summary, accuracy, disparity, notes = [], [], [], [], []
+    if protocol.datasets and dataset.name not in protocol.datasets:
+        notes.append(f"protocol {protocol.name} was published on {', '.join(protocol.datasets)}, not {dataset.name}")
+    keep_cols = [c for c in table.columns if c != "path"]
+    for task in protocol.tasks:
+        truth, scoring = _truth(task, table)
+        if truth is None and scoring:
+            notes.append(scoring)
+        groupings = [list(g) for g in task.group_by] + [[]]
+        for template, class_vecs in class_embeddings(task, prompt_vectors, opts["template_mode"]):
+            cos = image_vecs @ class_vecs.T
+            probs = softmax(scale * cos)
+            top = cos.argmax(axis=1)
+            classes = list(task.classes)
+            top1 = np.array(classes, dtype=object)[top]
+            rows = table[keep_cols].copy()
+            rows.insert(0, "task", task.name)
+            rows.insert(1, "template", template)
+            rows["top1"] = top1
+            rows["top1_prob"] = probs[np.arange(len(top)), top]
+            correct = None
+            if truth is not None:
+                rows["truth"] = truth.to_numpy()
+                known = truth.notna().to_numpy()
+                if task.binary:
+                    is_b = truth.to_numpy() == task.binary
+                    correct = np.where(known, (top1 == task.binary) == is_b, np.nan)
+                else:
+                    correct = np.where(known, top1 == truth.to_numpy(), np.nan)
+                rows["correct"] = pd.array(np.where(known, correct == 1, None), dtype="boolean")
+            for j, c in enumerate(classes):
+                rows[f"p_{c}"] = probs[:, j]
+            image_rows.append(rows)
+
+            values, labels, kinds = label_values(top, probs, classes, task.categories)
+            for grouping in groupings:
+                base = {"task": task.name, "template": template, "grouping": "+".join(grouping) or "all"}
+                gframe = _ordered(table, grouping) if grouping else None
+                stats = group_means(values, gframe, table["identity"], n_boot=n_boot, ci=ci, seed=seed)
+                if not len(stats.groups):
+                    notes.append(f"task {task.name}: no image has a value for {', '.join(grouping)}; grouping left out")
+                    continue
+                summary += _summary_rows(stats, base, labels, kinds)
+                disparity.append(_disparity_rows(stats, base, labels, kinds))
+                if correct is not None and not np.isnan(correct).all():
+                    known = ~np.isnan(correct)
+                    gsub = _ordered(table[known], grouping) if grouping else None
+                    acc = group_means(correct[known], gsub, table["identity"][known], n_boot=n_boot, ci=ci, seed=seed)
+                    accuracy += _accuracy_rows(acc, {**base, "scoring": scoring})
+                    if grouping and len(acc.groups) > 1:
+                        d = acc.disparity(scale=100).drop(columns="value")
+                        disparity.append(d.assign(label="correct", kind="accuracy", metric="accuracy_pct", **base))
+
+    tables = {
+        "results": _front(pd.DataFrame(summary), ["task", "template", "grouping", "group"]),
+        "images": pd.concat(image_rows, ignore_index=True),
+        "disparity": _front(
+            pd.concat(disparity, ignore_index=True) if disparity else pd.DataFrame(),
+            ["task", "template", "grouping", "metric", "label", "kind"],
+        ),
+        "prompts": pd.DataFrame(
+            [
+                {"task": t.name, "class": c, "template": tpl, "prompt": p}
+                for t in protocol.tasks
+                for c, ps in prompts[t.name].items()
+                for tpl, p in zip(t.template_list(), ps)
+            ]
+        ),
+    }
+    if accuracy:
+        tables["accuracy"] = _front(pd.DataFrame(accuracy), ["task", "template", "grouping", "group"])
+    if notes:
+        skipped.append(pd.DataFrame([{"item": n, "reason": "notes"} for n in dict.fromkeys(notes)]))
+    record = RunRecord(
+        audit="zeroshot",
+        model=model_record(encoder),
+        options={
+            **{k: v for k, v in opts.items() if k not in ("dataset", "seed")},
+            "dataset": dataset.spec,
+            "dataset_options": dataset.options,
+            "protocol": protocol.name,
+            "scale": scale,
+            "scale_kind": scale_kind,
+        },
+        seed=seed,
+        stimuli=[
+            {
+                "name": f"dataset:{dataset.name}",
+                "version": dataset.version,
+                "n_images": int(len(table)),
+                "sha256": hashlib.sha256("\n".join(sorted(k or "" for k in enc.keys)).encode()).hexdigest(),
+            },
+            {
+                "name": f"protocol:{protocol.name}",
+                "version": protocol.version,
+                "source": protocol.source,
+                "citation": protocol.citation,
+                "tasks": [t.describe() for t in protocol.tasks],
+            },
+        ],
+    )
+    return AuditResult(
+        audit="zeroshot",
+        tables=tables,
+        record=record,
+        skipped=pd.concat(skipped, ignore_index=True),
+        content_warning=CONTENT_WARNING if protocol.offensive else None,
+    )
+
+
+def _front(df: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    if df.empty:
+        return df
+    cols = [c for c in first if c in df.columns]
+    return df[cols + [c for c in df.columns if c not in cols]]
+
+
+# ---------------------------------------------------------------------------------------------------- comparing models
+def compare_runs(
+    runs: list[AuditResult],
+    *,
+    by: str,
+    baseline: str | None = None,
+    pair_by: str | None = None,
+    facts: dict[str, dict[str, Any]] | None = None,
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int | None = 0,
+) -> AuditResult:
+    """Compare zero-shot runs of several models (one protocol, one dataset), models grouped by the fact ``by``.
+
+    Per task, template, grouping, group and label: the mean over the models of each level minus the mean over the
+    ``baseline`` level's models, in percentage points, for the top-1 share and the mean probability, with
+    cluster-bootstrap intervals over people (the same resampled people for every model). With ``pair_by`` (e.g.
+    ``architecture``) differences are taken within each value present at both levels and averaged, so the models
+    compared differ in ``by`` alone. Facts come from ``facts`` (model spec -> {fact: value}), else from the named
+    model sets.
+    """
+    from vlbias.stats.groups import compare_levels
+
+    if len(runs) < 2:
+        raise VlbiasError("a comparison needs the outputs of at least two runs")
+    specs = [r.record.model.get("spec") for r in runs]
+    for r, spec in zip(runs, specs):
+        if r.audit != "zeroshot" or "images" not in r.tables:
+            raise VlbiasError(f"the run of {spec} is not a zeroshot audit output; compare zeroshot runs only")
+    if len(set(specs)) != len(specs):
+        dup = sorted({s for s in specs if specs.count(s) > 1})
+        raise VlbiasError(f"model {dup[0]} appears in two runs; give each model's run once")
+    stim = [{s["name"]: s for s in r.record.stimuli} for r in runs]
+    for key in ("protocol", "dataset"):
+        seen = {
+            next((v.get("version"), v.get("name")) for k, v in st.items() if k.startswith(key + ":")) for st in stim
+        }
+        if len(seen) != 1:
+            raise VlbiasError(
+                f"the runs used different {key}s ({', '.join(sorted(str(x[1]) for x in seen))}); compare runs of one protocol on one dataset"
+            )
+    scales = {r.record.options.get("scale") for r in runs}
+    if len(scales) != 1:
+        raise VlbiasError(
+            f"the runs used different scales ({', '.join(map(str, sorted(scales)))}); rerun with one scale"
+        )
+
+    facts = facts or {}
+
+    def fact(spec: str, name: str):
+        value = facts.get(spec, {}).get(name, model_facts(spec).get(name))
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            raise VlbiasError(
+                f"no {name!r} known for model {spec}; give it in a --models-meta CSV (columns model,{name})"
+            )
+        return str(value)
+
+    levels = [fact(s, by) for s in specs]
+    keys = [fact(s, pair_by) for s in specs] if pair_by else None
+    if len(set(levels)) < 2:
+        raise VlbiasError(f"all runs have {by} = {levels[0]!r}; a comparison needs models at two levels of {by}")
+    if baseline is None:
+        baseline = sorted(set(levels))[0]
+    elif baseline not in levels:
+        raise VlbiasError(f"baseline {baseline!r} is no model's {by}; levels: {', '.join(sorted(set(levels)))}")
+    if keys is not None:
+        base_keys = {k for k, lv in zip(keys, levels) if lv == baseline}
+        paired_levels = {lv for k, lv in zip(keys, levels) if lv != baseline and k in base_keys}
+        unmatched = sorted(set(levels) - {baseline} - paired_levels)
+        if unmatched:
+            raise VlbiasError(
+                f"no {pair_by} of the {by} level(s) {', '.join(unmatched)} is also at the baseline {baseline!r}; "
+                f"add runs of those models, or compare without --pair-by"
+            )
+
+    tasks = {t["name"]: t for t in next(v for k, v in stim[0].items() if k.startswith("protocol:")).get("tasks", [])}
+    images = [r.tables["images"] for r in runs]
+    common = set.intersection(*(set(df["key"]) for df in images))
+    dropped = sorted(set.union(*(set(df["key"]) for df in images)) - common)
+    rows, model_rows = [], []
+    first = images[0]
+    for (task_name, template), _ in first.groupby(["task", "template"], sort=False):
+        subs = [
+            df[(df["task"] == task_name) & (df["template"] == template) & df["key"].isin(common)].sort_values("key")
+            for df in images
+        ]
+        if any(len(s) != len(subs[0]) for s in subs) or not len(subs[0]):
+            continue
+        base_rows = subs[0].reset_index(drop=True)
+        info = tasks.get(task_name, {})
+        classes = info.get("classes") or [c[2:] for c in base_rows.columns if c.startswith("p_")]
+        categories = info.get("categories") or {}
+        vals = []
+        for sub in subs:
+            top = pd.Categorical(sub["top1"], categories=classes).codes
+            probs = sub[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
+            v, labels, kinds = label_values(top, probs, classes, categories)
+            vals.append(v)
+        values = np.stack(vals)
+        names = [f"top1_pct|{lab}" for lab in labels] + [f"mean_prob|{lab}" for lab in labels]
+        groupings = [list(g) for g in info.get("group_by", [])] + [[]]
+        for grouping in groupings:
+            if any(c not in base_rows.columns for c in grouping):
+                continue
+            gframe = _ordered(base_rows, grouping) if grouping else None
+            diff, stats = compare_levels(
+                values,
+                levels,
+                gframe,
+                base_rows["identity"],
+                baseline=baseline,
+                value_names=names,
+                pairs=keys,
+                scale=100,
+                n_boot=n_boot,
+                ci=ci,
+                seed=seed,
+            )
+            if diff.empty:
+                continue
+            metric_label = diff["value"].str.split("|", n=1, expand=True)
+            diff.insert(0, "task", task_name)
+            diff.insert(1, "template", template)
+            diff.insert(2, "grouping", "+".join(grouping) or "all")
+            diff["metric"] = metric_label[0].to_numpy()
+            diff["label"] = metric_label[1].to_numpy()
+            diff["kind"] = diff["label"].map(dict(zip(labels, kinds)))
+            rows.append(diff.drop(columns="value"))
+            frame = stats.frame()
+            unit_value = frame["value"].str.split("|", n=2, expand=True)
+            frame = frame.rename(columns={"n": "n_images", "n_clusters": "n_people"})
+            frame["run_model"] = [specs[int(u)] for u in unit_value[0]]
+            frame[by] = [levels[int(u)] for u in unit_value[0]]
+            frame["metric"] = unit_value[1].to_numpy()
+            frame["label"] = unit_value[2].to_numpy()
+            pct = frame["metric"] == "top1_pct"
+            for col in ("estimate", "low", "high"):
+                frame.loc[pct, col] *= 100
+            frame.insert(0, "task", task_name)
+            frame.insert(1, "template", template)
+            frame.insert(2, "grouping", "+".join(grouping) or "all")
+            frame["group"] = np.repeat(stats.labels(), len(stats.values))
+            model_rows.append(frame.drop(columns="value"))
+    if not rows:
+        raise VlbiasError("the runs share no task and image set to compare")
+    comparison = pd.concat(rows, ignore_index=True)
+    per_model = pd.concat(model_rows, ignore_index=True)
+    identities = [r.record.model.get("identity") for r in runs]
+    record = RunRecord(
+        audit="zeroshot-compare",
+        model={"spec": f"{len(runs)} models", "identity": stable_hash(sorted(map(str, identities))), "models": specs},
+        options={
+            "by": by,
+            "baseline": baseline,
+            "pair_by": pair_by,
+            "levels": dict(zip(specs, levels)),
+            "n_boot": n_boot,
+            "ci": ci,
+        },
+        seed=seed,
+        stimuli=[v for k, v in stim[0].items()],
+    )
+    skipped = pd.DataFrame(
+        [{"item": k, "reason": "image not in every run"} for k in dropped], columns=["item", "reason"]
+    )
+    return AuditResult(
+        audit="zeroshot-compare",
+        tables={"results": comparison, "models": per_model},
+        record=record,
+        skipped=skipped,
+        content_warning=next((r.content_warning for r in runs if r.content_warning), None),
+    )
+
+
+AUDIT = AuditSpec(
+    name="zeroshot",
+    description="zero-shot misclassification of face images by group (Birhane et al. 2024; CLIP/DataComp FairFace; custom)",
+    run=run,
+    modalities=("text", "image"),
+    defaults=DEFAULTS,
+    options_help=OPTIONS_HELP,
+)

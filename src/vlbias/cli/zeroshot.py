@@ -1,0 +1,273 @@
+"""``vlbias zeroshot`` (one model, one dataset, one protocol) and ``vlbias zeroshot-compare`` (several runs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from vlbias.cli._common import console, model_options
+
+
+def _protocol_help() -> str:
+    from vlbias.stimuli.zeroshot import protocol_names
+
+    return f"Protocol: {', '.join(protocol_names())}, or a protocol .yaml file."
+
+
+def _dataset_options(pairs: tuple[str, ...]) -> dict:
+    from vlbias.errors import VlbiasError
+
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise VlbiasError(f"--dataset-option {pair!r} must be KEY=VALUE, e.g. expressions=N,HC or margin=1.25")
+        low = value.strip().lower()
+        out[key.strip().replace("-", "_")] = True if low == "true" else False if low == "false" else value.strip()
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")
+
+
+def _echo_warning(warning: str | None) -> None:
+    if warning:
+        click.echo(warning, err=True)
+
+
+@click.command()
+@model_options
+@click.option(
+    "--dataset",
+    "-d",
+    required=True,
+    metavar="NAME:PATH",
+    help="Face dataset: cfd:PATH, fairface:PATH, utkface:PATH or manifest:CSV.",
+)
+@click.option(
+    "--dataset-option",
+    "dataset_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Loader option, repeatable: cfd expressions=N,HC subsets=all norming=india; fairface split=val "
+    "margin=1.25; manifest race=COLUMN.",
+)
+@click.option("--protocol", "-p", default="birhane2024", show_default=True, help=_protocol_help())
+@click.option("--classes", type=click.Path(dir_okay=False, path_type=Path), help="Class names file: a custom audit.")
+@click.option(
+    "--templates", type=click.Path(dir_okay=False, path_type=Path), help="Templates file with {c} (with --classes)."
+)
+@click.option(
+    "--group-by",
+    metavar="COLS",
+    help="Grouping columns, e.g. race,gender; several groupings with ';' (race;race,gender).",
+)
+@click.option(
+    "--template-mode",
+    type=click.Choice(["ensemble", "each"]),
+    default="ensemble",
+    show_default=True,
+    help="Average the prompt embeddings of a class, or report each template.",
+)
+@click.option(
+    "--article",
+    type=click.Choice(["grammatical", "literal"]),
+    default=None,
+    help="a/an before the class name: grammatical or literal [default: the protocol's].",
+)
+@click.option(
+    "--scale",
+    default="100",
+    show_default=True,
+    help="Logit scale of the softmax: a number (the published protocols use 100) or 'model'.",
+)
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True, help="Replicates.")
+@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images instead of failing.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--no-plots", is_flag=True, help="Write the tables only.")
+def zeroshot(
+    model,
+    dataset,
+    dataset_option,
+    protocol,
+    classes,
+    templates,
+    group_by,
+    template_mode,
+    article,
+    scale,
+    n_boot,
+    ci,
+    seed,
+    skip_bad_images,
+    out,
+    no_plots,
+    encoder_kwargs,
+):
+    """Zero-shot misclassification audit of face images, by group.
+
+    \b
+    vlbias zeroshot -m openclip:ViT-B-32/laion2b_s34b_b79k -d "cfd:CFD Version 3.0" -p birhane2024
+    vlbias zeroshot -m openclip:ViT-B-32/laion2b_s34b_b79k -d fairface:FairFace -p datacomp-fairface
+    vlbias zeroshot -m SPEC -d manifest:faces.csv --classes classes.txt --templates templates.txt --group-by race
+
+    CONTENT WARNING: the packaged label sets pair photographs of people with dehumanising and criminalising labels,
+    by design.
+    """
+    from vlbias.audits._zeroshot_plots import plot_audit
+    from vlbias.audits.zeroshot import AUDIT
+    from vlbias.models import load_model
+
+    encoder = load_model(model, **encoder_kwargs)
+    options = {
+        "dataset": dataset,
+        "dataset_options": _dataset_options(dataset_option),
+        "protocol": protocol,
+        "classes": str(classes) if classes else None,
+        "templates": str(templates) if templates else None,
+        "group_by": group_by,
+        "template_mode": template_mode,
+        "article": article,
+        "scale": scale,
+        "n_boot": n_boot,
+        "ci": ci,
+        "seed": seed,
+        "skip_bad_images": skip_bad_images,
+    }
+    result = AUDIT.run(encoder, options)
+    name = "custom" if classes else Path(protocol).stem
+    out = out or Path(f"zeroshot-{_slug(name)}-{_slug(str(encoder.spec))}")
+    extras = None
+    if not no_plots:
+
+        def extras(tmp: Path) -> None:
+            plot_audit(result.tables, tmp / "plots", result.content_warning, model=str(encoder.spec))
+
+    result.write(out, extras=extras)
+    _summary(result, out)
+
+
+def _print_pivot(con, df, value: str, title: str, fmt: str) -> None:
+    """One value as a group x label table on the console."""
+    from rich.table import Table
+
+    pivot = df.pivot_table(index="group", columns="label", values=value, sort=False)
+    t = Table(title=title, title_justify="left")
+    t.add_column("group")
+    for col in pivot.columns:
+        t.add_column(str(col), justify="right")
+    for group, row in pivot.iterrows():
+        t.add_row(str(group), *(fmt.format(v) for v in row))
+    con.print(t)
+
+
+def _summary(result, out: Path) -> None:
+    _echo_warning(result.content_warning)
+    res = result.tables["results"]
+    n_images = result.record.stimuli[0].get("n_images")
+    con = console(stderr=True)
+    for (task, template, grouping), df in res.groupby(["task", "template", "grouping"], sort=False):
+        if grouping == "all" and res.loc[res["task"] == task, "grouping"].nunique() > 1:
+            continue
+        title = f"{task}: top-1 share (%) by {grouping.replace('+', ' × ')} — {template}"
+        _print_pivot(con, df, "top1_pct", title, "{:.1f}")
+    acc = result.tables.get("accuracy")
+    if acc is not None:
+        for grouping, df in acc.groupby("grouping", sort=False):
+            df = df.assign(label=df["task"] + " (" + df["scoring"] + ")")
+            _print_pivot(con, df, "accuracy_pct", f"accuracy (%) by {grouping.replace('+', ' × ')}", "{:.1f}")
+    skipped = len(result.skipped)
+    note = f"; {skipped} item(s) in skipped.csv" if skipped else ""
+    click.echo(f"wrote {out} ({n_images} images{note})", err=True)
+
+
+@click.command("zeroshot-compare")
+@click.argument("runs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--by", default=None, help="Model fact to group models by [default: the model set's, else pretraining_data]."
+)
+@click.option("--baseline", default=None, help="The level the others are compared with (e.g. laion400m).")
+@click.option("--pair-by", default=None, help="Compare within each value of this fact (e.g. architecture).")
+@click.option(
+    "--models-meta",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV with a 'model' column (specs) and fact columns, for models no named set lists.",
+)
+@click.option(
+    "--model-set",
+    default=None,
+    help="Named model set whose comparison defaults to use [default: the set that lists every run's model].",
+)
+@click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--no-plots", is_flag=True)
+def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_set, n_boot, ci, seed, out, no_plots):
+    """Compare zeroshot runs of several models, grouped by a model fact (e.g. pretraining data).
+
+    \b
+    for m in $(vlbias zeroshot-compare --print-set birhane2024); do
+        vlbias zeroshot -m "$m" -d "cfd:CFD Version 3.0" -o "runs/${m//[:\\/]/_}"
+    done
+    vlbias zeroshot-compare runs/* --model-set birhane2024 -o scaling
+    """
+    from vlbias.errors import VlbiasError
+    from vlbias.stimuli.zeroshot import model_set as get_set
+    from vlbias.stimuli.zeroshot import model_set_of
+
+    if print_set:
+        for m in get_set(print_set)["models"]:
+            click.echo(m["spec"])
+        return
+    from vlbias.audits._zeroshot_plots import plot_comparison
+    from vlbias.audits.base import AuditResult
+    from vlbias.audits.zeroshot import compare_runs
+
+    if len(runs) < 2:
+        raise VlbiasError("give the output folders of at least two zeroshot runs")
+    results = [AuditResult.read(r) for r in runs]
+    model_set = model_set or model_set_of([r.record.model.get("spec") for r in results])
+    defaults = get_set(model_set).get("compare", {}) if model_set else {}
+    facts = _read_meta(models_meta) if models_meta else {}
+    result = compare_runs(
+        results,
+        by=by or defaults.get("by", "pretraining_data"),
+        baseline=baseline or defaults.get("baseline"),
+        pair_by=pair_by or defaults.get("pair_by"),
+        facts=facts,
+        n_boot=n_boot,
+        ci=ci,
+        seed=seed,
+    )
+    out = out or Path("zeroshot-compare")
+    extras = None if no_plots else (lambda tmp: plot_comparison(result.tables, tmp / "plots", result.content_warning))
+    result.write(out, extras=extras)
+    _echo_warning(result.content_warning)
+    comp = result.tables["results"]
+    top = comp[(comp["metric"] == "top1_pct") & (comp["grouping"] != "all")]
+    con = console(stderr=True)
+    for (task, level), df in top.groupby(["task", "level"], sort=False):
+        title = f"{task}: {level} minus {df['baseline'].iloc[0]}, top-1 share (pp)"
+        _print_pivot(con, df, "difference", title, "{:+.1f}")
+    click.echo(f"wrote {out}", err=True)
+
+
+def _read_meta(path: Path) -> dict:
+    import pandas as pd
+
+    from vlbias.errors import VlbiasError
+
+    try:
+        df = pd.read_csv(path, dtype=str)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise VlbiasError(f"cannot read --models-meta {path} ({type(e).__name__}); give a CSV file") from None
+    if "model" not in df.columns:
+        raise VlbiasError(f"--models-meta {path} needs a 'model' column of model specs (found {', '.join(df.columns)})")
+    return {r["model"]: {k: v for k, v in r.items() if k != "model" and pd.notna(v)} for r in df.to_dict("records")}

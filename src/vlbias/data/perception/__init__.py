@@ -1,0 +1,1 @@
+"""Package data of the social-perception audit: lexicons (word lists) and prompt templates."""

@@ -1,0 +1,302 @@
+"""Zero-shot protocols and named model sets: package data in ``vlbias/data/zeroshot/``.
+
+A protocol (``protocols/<name>.yaml``, sources cited in each file) is a list of tasks. A task is a zero-shot
+classification: class names, templates (``{c}``), the article rule, the groupings to summarise by, optional
+categories (classes counted together, e.g. crime-related) and optionally the dataset column that holds each image's
+true class (then accuracy is reported too). A custom protocol is built from a class-names file and a templates
+file in the CLIP_benchmark convention (see :mod:`vlbias.stimuli.prompts`).
+
+Named model sets (``model_sets.yaml``) list model specs with the facts a comparison groups them by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vlbias.errors import StimulusError
+from vlbias.stimuli.prompts import ARTICLES, fill, normalise_template, read_classnames, read_templates, split_tasks
+from vlbias.utils.io import stable_hash
+
+#: labels whose use on photographs of people is offensive by design; outputs that use them carry a warning
+OFFENSIVE_LABELS = frozenset(
+    {"animal", "gorilla", "chimpanzee", "orangutan", "ape", "monkey", "thief", "criminal", "suspicious person"}
+)
+CONTENT_WARNING = (
+    "CONTENT WARNING: this audit's label set pairs photographs of people with dehumanising and criminalising labels "
+    "(e.g. 'gorilla', 'criminal'). They are offensive by design: the audit measures how often a model applies them, "
+    "and broken down by group, whether it applies them unequally. The labels are not endorsed."
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    classes: tuple[str, ...]
+    templates: tuple[str, ...] | dict[str, tuple[str, ...]]  # templates with {c}, or per-class prompts
+    article: str = "grammatical"
+    group_by: tuple[tuple[str, ...], ...] = ()
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    truth: tuple[str, ...] = ()  # dataset column(s) holding the true class
+    truth_labels: dict[str, str] | None = None  # column value(s) joined by "/" -> class name
+    binary: str | None = None  # score accuracy as "is <binary>" vs not (DataComp's white vs non-white)
+    classes_by_dataset: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def per_class_prompts(self) -> bool:
+        return isinstance(self.templates, dict)
+
+    def for_dataset(self, dataset: str | None) -> Task:
+        classes = self.classes_by_dataset.get(dataset or "", self.classes)
+        return replace(self, classes=tuple(classes), classes_by_dataset={})
+
+    def template_list(self) -> list[str]:
+        if self.per_class_prompts:
+            n = {len(v) for v in self.templates.values()}
+            if len(n) != 1:
+                raise StimulusError(
+                    f"task {self.name!r}: per-class prompts differ in number, so they cannot be reported per template; "
+                    f"use template_mode ensemble"
+                )
+            return [f"prompt {i + 1}" for i in range(n.pop())]
+        return list(self.templates)
+
+    def prompts(self) -> dict[str, list[str]]:
+        """Class -> its prompts, in template order."""
+        if self.per_class_prompts:
+            return {c: list(self.templates[c]) for c in self.classes}
+        return {c: [fill(t, c, self.article) for t in self.templates] for c in self.classes}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "templates": {k: list(v) for k, v in self.templates.items()}
+            if self.per_class_prompts
+            else list(self.templates),
+            "article": self.article,
+            "group_by": [list(g) for g in self.group_by],
+            "categories": {k: list(v) for k, v in self.categories.items()},
+            "truth": list(self.truth),
+            "binary": self.binary,
+        }
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    tasks: tuple[Task, ...]
+    title: str = ""
+    citation: str = ""
+    content_warning: bool = False
+    datasets: tuple[str, ...] = ()
+    scale: float = 100.0
+    model_set: str | None = None
+    source: str = ""  # "package" or the file it came from
+
+    @property
+    def offensive(self) -> bool:
+        return self.content_warning or any(c.lower() in OFFENSIVE_LABELS for t in self.tasks for c in t.classes)
+
+    def for_dataset(self, dataset: str | None) -> Protocol:
+        return replace(self, tasks=tuple(t.for_dataset(dataset) for t in self.tasks))
+
+    def with_overrides(self, group_by: list[list[str]] | None = None, article: str | None = None) -> Protocol:
+        tasks = self.tasks
+        if group_by is not None:
+            tasks = tuple(replace(t, group_by=tuple(tuple(g) for g in group_by)) for t in tasks)
+        if article is not None:
+            if article not in ARTICLES:
+                raise StimulusError(f"unknown article rule {article!r}; use grammatical or literal")
+            tasks = tuple(replace(t, article=article) for t in tasks)
+        return replace(self, tasks=tasks)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "citation": self.citation,
+            "scale": self.scale,
+            "tasks": [t.describe() for t in self.tasks],
+        }
+
+    @property
+    def version(self) -> str:
+        return stable_hash(self.describe(), n=12)
+
+
+def _data_dir():
+    return resources.files("vlbias.data").joinpath("zeroshot")
+
+
+def protocol_names() -> list[str]:
+    folder = _data_dir().joinpath("protocols")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _tuple_list(value, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) for x in value):
+        raise StimulusError(f"{what} must be a list of strings")
+    return tuple(str(x) for x in value)
+
+
+def parse_protocol(data: dict, source: str) -> Protocol:
+    """A protocol from its YAML mapping; every mistake is a one-line error naming the source."""
+    if not isinstance(data, dict) or "tasks" not in data or "name" not in data:
+        raise StimulusError(f"protocol {source} must be a mapping with 'name' and 'tasks'")
+    tasks = []
+    for i, t in enumerate(data["tasks"] or []):
+        where = f"protocol {source}, task {i + 1}"
+        if not isinstance(t, dict) or "classes" not in t or "templates" not in t:
+            raise StimulusError(f"{where} needs 'classes' and 'templates'")
+        classes = _tuple_list(t["classes"], f"{where}: classes")
+        by_dataset = {
+            k: _tuple_list(v, f"{where}: classes_by_dataset.{k}")
+            for k, v in (t.get("classes_by_dataset") or {}).items()
+        }
+        templates = tuple(normalise_template(x) for x in _tuple_list(t["templates"], f"{where}: templates"))
+        categories = {str(k): _tuple_list(v, f"{where}: category {k}") for k, v in (t.get("categories") or {}).items()}
+        all_classes = set(classes).union(*by_dataset.values()) if by_dataset else set(classes)
+        for cat, members in categories.items():
+            bad = [m for m in members if m not in all_classes]
+            if bad:
+                raise StimulusError(f"{where}: category {cat!r} names unknown class(es) {', '.join(map(repr, bad))}")
+        group_by = t.get("group_by") or []
+        group_by = tuple(_tuple_list(g, f"{where}: group_by") for g in group_by)
+        truth = _tuple_list(t["truth"], f"{where}: truth") if t.get("truth") else ()
+        labels = t.get("truth_labels")
+        if labels is not None:
+            labels = {str(k): str(v) for k, v in labels.items()}
+            bad = [v for v in labels.values() if v not in all_classes]
+            if bad:
+                raise StimulusError(f"{where}: truth_labels map to unknown class(es) {', '.join(map(repr, bad))}")
+        binary = (t.get("accuracy") or {}).get("binary")
+        article = t.get("article", "grammatical")
+        if article not in ARTICLES:
+            raise StimulusError(f"{where}: article must be grammatical or literal")
+        tasks.append(
+            Task(
+                name=str(t.get("name") or f"task{i + 1}"),
+                classes=classes,
+                templates=templates,
+                article=article,
+                group_by=group_by,
+                categories=categories,
+                truth=truth,
+                truth_labels=labels,
+                binary=binary,
+                classes_by_dataset=by_dataset,
+            )
+        )
+    if not tasks:
+        raise StimulusError(f"protocol {source} has no tasks")
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise StimulusError(f"protocol {source} has two tasks with the same name")
+    return Protocol(
+        name=str(data["name"]),
+        tasks=tuple(tasks),
+        title=str(data.get("title", "")),
+        citation=" ".join(str(data.get("citation", "")).split()),
+        content_warning=bool(data.get("content_warning", False)),
+        datasets=tuple(data.get("datasets") or ()),
+        scale=float(data.get("scale", 100)),
+        model_set=data.get("model_set"),
+        source=source,
+    )
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    """A packaged protocol by name, or a protocol YAML file by path."""
+    if name_or_path in protocol_names():
+        text = _data_dir().joinpath("protocols", f"{name_or_path}.yaml").read_text(encoding="utf-8")
+        return parse_protocol(yaml.safe_load(text), name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if not path.is_file():
+            raise StimulusError(f"protocol file not found: {path}; check the path")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise StimulusError(f"protocol file {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+        return parse_protocol(data, str(path))
+    raise StimulusError(
+        f"unknown protocol {name_or_path!r}; use one of {', '.join(protocol_names())}, a protocol .yaml file, "
+        f"or --classes FILE --templates FILE for a custom audit"
+    )
+
+
+def custom_protocol(
+    classes: str | Path,
+    templates: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    group_by: list[list[str]] | None = None,
+    article: str = "grammatical",
+) -> Protocol:
+    """A protocol from a class-names file and a templates file (CLIP_benchmark convention)."""
+    names = read_classnames(classes, dataset)
+    tpl = read_templates(templates, dataset) if templates is not None else ["a photo of a {c}."]
+    tasks: list[Task] = []
+    split = split_tasks(names, tpl) if isinstance(tpl, list) else None
+    if split is not None:
+        for task_name, (cls, tt) in split.items():
+            tasks.append(Task(name=task_name, classes=tuple(cls), templates=tuple(tt), article=article))
+    else:
+        if isinstance(tpl, dict):
+            missing = [c for c in names if c not in tpl]
+            if missing:
+                raise StimulusError(
+                    f"templates file {templates} has no prompts for class(es) {', '.join(map(repr, missing[:5]))}"
+                )
+            task_templates: Any = {c: tuple(tpl[c]) for c in names}
+        else:
+            task_templates = tuple(tpl)
+        tasks.append(Task(name="custom", classes=tuple(names), templates=task_templates, article=article))
+    if group_by:
+        tasks = [replace(t, group_by=tuple(tuple(g) for g in group_by)) for t in tasks]
+    source = f"{classes}" + (f" + {templates}" if templates else "")
+    proto = Protocol(name="custom", tasks=tuple(tasks), title="Custom zero-shot audit", source=source)
+    return replace(proto, content_warning=proto.offensive)
+
+
+@lru_cache(maxsize=1)
+def _model_sets() -> dict[str, Any]:
+    return yaml.safe_load(_data_dir().joinpath("model_sets.yaml").read_text(encoding="utf-8"))
+
+
+def model_set_names() -> list[str]:
+    return sorted(_model_sets())
+
+
+def model_set(name: str) -> dict[str, Any]:
+    """A named model set: ``title``, ``citation``, ``compare`` defaults and ``models`` (spec + facts)."""
+    sets = _model_sets()
+    if name not in sets:
+        raise StimulusError(f"unknown model set {name!r}; known sets: {', '.join(model_set_names())}")
+    return sets[name]
+
+
+def model_facts(spec: str) -> dict[str, Any]:
+    """Facts about a model spec from the named sets (empty if no set lists it)."""
+    for s in _model_sets().values():
+        for m in s["models"]:
+            if m["spec"] == spec:
+                return {k: v for k, v in m.items() if k != "spec"}
+    return {}
+
+
+def model_set_of(specs: list[str]) -> str | None:
+    """The first named set that lists every one of the specs, if any."""
+    for name, s in sorted(_model_sets().items()):
+        listed = {m["spec"] for m in s["models"]}
+        if set(specs) <= listed:
+            return name
+    return None

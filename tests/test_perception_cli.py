@@ -1,0 +1,171 @@
+"""`vlbias perception` end to end with a random-init CLIP on a CausalFace-layout folder, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.perception_fixtures import write_causalface
+from vlbias.audits.perception import AUDIT
+from vlbias.cli import main
+from vlbias.models import load_model
+
+MODEL = "openclip:ViT-S-32-alt/random"
+LEVELS = {"age": (0.8, 2.3, 4.4), "lighting": (-1, 6), "pose": (-3.0, 0.0, 3.0), "smiling": (-2.5, 0, 4)}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return write_causalface(tmp_path_factory.mktemp("cf"), seeds=(1, 2), levels=LEVELS, uncorrected_smiling=False)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("perception_cache")
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [
+        "perception",
+        "-m",
+        MODEL,
+        "-d",
+        f"causalface:{tree}",
+        "--bootstrap",
+        "30",
+        "--permutations",
+        "30",
+        "--k",
+        "30",
+        "--pairs",
+        "200",
+        "--cache-dir",
+        cache,
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    ]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    assert "factor effects (median |change|" in err and "wrote 14 tables for 132 images" in err
+    names = {p.name for p in out.iterdir()}
+    for table in (
+        "results",
+        "scores",
+        "factor_effects",
+        "factor_tests",
+        "factor_pairs",
+        "variance_shares",
+        "regression_coefficients",
+        "level_means",
+        "curve_fits",
+        "extreme_groups",
+        "markedness",
+        "skew",
+    ):
+        assert f"{table}.parquet" in names and f"{table}.csv" in names
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert plots == {
+        "factor_effects.png",
+        "factor_effects_by_scale.png",
+        "variance_shares.png",
+        "level_curves_age.png",
+        "level_curves_smiling.png",
+        "markedness.png",
+        "skew_race.png",
+        "skew_gender.png",
+        "skew_race_x_gender.png",
+    }
+    assert all((out / "plots" / p).stat().st_size > 10_000 for p in plots)
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores) == 132 and scores["model"].eq(MODEL).all()
+    assert {"warm", "competent", "agency+", "agency-", "beliefs+", "beliefs-", "communion+", "communion-"} <= set(
+        scores
+    )
+    assert scores["crop"].isin(["40,0,472,432", "0,0,432,432", "80,0,512,432"]).all()
+    assert scores["cos_neutral"].between(-1, 1).all()
+    record = json.loads((out / "record.json").read_text())
+    assert record["options"]["dataset"] == f"causalface:{tree}" and record["stimuli"][0]["n_images"] == 132
+    effects = pd.read_parquet(out / "factor_effects.parquet")
+    assert set(effects["dimension"]) == {"lighting", "pose", "smiling", "identity", "age", "gender", "race"}
+
+
+def test_rerun_from_the_cache_loads_no_weights_and_gives_the_same_scores(tree, cache, tmp_path):
+    opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "bootstrap": 0, "permutations": 0}
+    first = AUDIT.run(load_model(MODEL, cache=cache, device="cpu"), opts)  # the end-to-end test filled the cache
+    enc = load_model(MODEL, cache=cache, device="cpu")
+    again = AUDIT.run(enc, opts)
+    assert not enc._loaded  # every prompt and every cropped image came from the cache
+    pd.testing.assert_frame_equal(first.tables["scores"], again.tables["scores"])
+    # recomputed without the cache, in batches of 7: the 36 pose images, and only the prompts of one word
+    lex = tmp_path / "one.yaml"
+    lex.write_text("scales:\n  w: [warm]\n", encoding="utf-8")
+    pose = {**opts, "dataset_options": {"attributes": "pose"}, "lexicons": [str(lex)]}
+    fresh = AUDIT.run(load_model(MODEL, cache=False, device="cpu", batch_size=7), pose).tables["scores"]
+    cached = first.tables["scores"].set_index("key").loc[fresh["key"]]
+    assert len(fresh) == 36
+    for col in ("cos_neutral", "word:warm", "word:female"):
+        assert fresh[col].to_numpy() == pytest.approx(cached[col].to_numpy(), abs=1e-4)
+
+
+def test_help_imports_no_deep_learning_library():
+    code = (
+        "import sys, contextlib, io\n"
+        "from vlbias.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['perception', '--help']) == 0\n"
+        "heavy = {'torch', 'open_clip', 'transformers', 'matplotlib', 'statsmodels'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-d", "nowhere:/x"], "unknown dataset 'nowhere'"),
+        (["-d", "causalface"], "must be NAME:PATH"),
+        (["-d", "causalface:{tmp}/missing"], "CausalFace folder not found"),
+        (["--analyses", "factors,vibes"], "names no analysis vibes"),
+        (["--lexicon", "{tmp}/none.yaml"], "is neither a packaged one"),
+        (["--templates", "{tmp}/bad.txt"], "must hold the placeholder {w} exactly once"),
+        (["--min-level-gap", "age"], "--min-level-gap 'age' must be KEY=VALUE"),
+        (["--min-level-gap", "age=wide"], "the gap must be a number"),
+        (["--dataset-option", "background=purple"], "background='purple' must be original or removed"),
+        (["--out", "{tmp}/file.txt"], "is a file; give a folder"),
+        (["--out", "{tmp}/busy"], "is a folder with other files in it"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tree, tmp_path, capsys, extra, message):
+    (tmp_path / "bad.txt").write_text("no placeholder here\n")
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "thesis.tex").write_text("x")
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    args = [
+        "perception",
+        "-m",
+        "vectors:{}".format(tmp_path / "file.txt"),
+        "-d",
+        f"causalface:{tree}",
+        "-o",
+        tmp_path / "out",
+        *extra,
+    ]
+    code, out, err = run(args, capsys)
+    assert code == 2, err
+    assert err.startswith("vlbias: error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+    assert (tmp_path / "busy" / "thesis.tex").exists()
