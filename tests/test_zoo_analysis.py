@@ -288,13 +288,18 @@ def test_audit_zoo_analysis_hook(tmp_path):
 
     store, _, _ = planted_zoo(tmp_path / "zoo")
 
-    def by_family(tables):
-        t = tables["results"]
-        return {"by_family": t.groupby("dataset_family", as_index=False)["effect_size"].mean()}
+    def by_family(runs, facts, options):
+        rows = [
+            {"dataset_family": facts[r.record.model["spec"]]["dataset_family"], "effect_size": d}
+            for r in runs
+            for d in r.results["effect_size"]
+        ]
+        assert options == {"by": "dataset_family"}
+        return {"by_family": pd.DataFrame(rows).groupby("dataset_family", as_index=False)["effect_size"].mean()}
 
     register(replace(TEXTPROBE, name="eat", zoo_analysis=by_family), replace=True)
     try:
-        summary = analyze(store, tmp_path / "a", AnalysisSettings(), plots=False)
+        summary = analyze(store, tmp_path / "a", AnalysisSettings(compare={"by": "dataset_family"}), plots=False)
     finally:
         unregister("eat")
     got = summary["tables"]["eat_by_family"]

@@ -41,9 +41,12 @@ class AuditSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: option -> one-line help, for `--help` and config validation
     options_help: dict[str, str] = field(default_factory=dict)
-    #: optional model-zoo analysis for `vlbias analyze`: takes this audit's tables from the results database (each
-    #: row joined with its model's catalogue facts) and returns named result tables
-    zoo_analysis: Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]] | None = None
+    #: optional model-zoo analysis for `vlbias analyze`: takes this audit's runs in a sweep (each task's part read
+    #: back as an AuditResult), every swept model's catalogue facts (spec -> {fact: value}) and the analysis options
+    #: (``by``, ``baseline``, ``pair_by``), and returns named result tables
+    zoo_analysis: (
+        Callable[[list[AuditResult], dict[str, dict[str, Any]], dict[str, Any]], dict[str, pd.DataFrame]] | None
+    ) = None
 
     @property
     def takes_dataset(self) -> bool:

@@ -24,9 +24,34 @@ from vlbias.cli.results import db_option
 @click.option("--accuracy", default=None, help="Downstream accuracy file, or `openclip` [default: the database's].")
 @click.option("--metric", default=None, help="Downstream metric [default: average, else imagenet1k].")
 @click.option("--fdr", type=float, default=0.05, show_default=True, help="False discovery rate of the BH correction.")
+@click.option(
+    "--compare-by",
+    default=None,
+    metavar="FACT",
+    help="Model fact of the audits' own comparisons (zero-shot) [default: pretraining_dataset].",
+)
+@click.option("--baseline", default=None, help="Baseline level of --compare-by [default: the first].")
+@click.option("--pair-by", default=None, metavar="FACT", help="Compare within each value of this fact (architecture).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="[default: DB/analysis]")
 @click.option("--no-plots", is_flag=True)
-def analyze(db, audit, table, effect, by, where, reference, size_column, accuracy, metric, fdr, out, no_plots):
+def analyze(
+    db,
+    audit,
+    table,
+    effect,
+    by,
+    where,
+    reference,
+    size_column,
+    accuracy,
+    metric,
+    fdr,
+    compare_by,
+    baseline,
+    pair_by,
+    out,
+    no_plots,
+):
     """Upstream analyses of a sweep: which model facts predict bias (mixed model), and bias vs accuracy.
 
     The mixed model is the 131-model study's: effect_size ~ log_params + architecture_family + dataset_family +
@@ -58,23 +83,36 @@ def analyze(db, audit, table, effect, by, where, reference, size_column, accurac
         metric=metric,
         where=where,
         fdr=fdr,
+        compare={k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by)) if v},
     )
     summary = run(ResultsStore.open(db), out, settings, plots=not no_plots)
-    mm = summary["mixed_model"]
-    click.echo(
-        f"mixed model: {mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups "
-        f"({mm['rows_left_out']} rows of {len(mm['models_left_out'])} models without the needed facts left out); "
-        f"REML, converged: {mm['converged']}; reference levels: "
-        + ", ".join(f"{k}={v}" for k, v in mm["reference"].items())
-    )
+    tables = summary["tables"]
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
-        click.echo(summary["tables"]["mixed_model"].to_string(index=False))
-        for w in mm["warnings"]:
-            click.echo(f"  note: {w}")
-        corr = summary["tables"].get("bias_vs_accuracy")
-        if corr is not None:
-            click.echo(f"\nbias vs downstream accuracy ({settings.metric}), BH across {len(corr) // 2} tests:")
-            click.echo(corr.to_string(index=False))
+        mm = summary["mixed_model"]
+        if isinstance(mm, dict):
+            click.echo(
+                f"mixed model: {mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups "
+                f"({mm['rows_left_out']} rows of {len(mm['models_left_out'])} models without the needed facts left "
+                f"out); REML, converged: {mm['converged']}; reference levels: "
+                + ", ".join(f"{k}={v}" for k, v in mm["reference"].items())
+            )
+            click.echo(tables["mixed_model"].to_string(index=False))
+            for w in mm["warnings"]:
+                click.echo(f"  note: {w}")
+            corr = tables.get("bias_vs_accuracy")
+            if corr is not None:
+                click.echo(f"\nbias vs downstream accuracy ({settings.metric}), BH across {len(corr) // 2} tests:")
+                click.echo(corr.to_string(index=False))
+            else:
+                click.echo(f"\n{summary['bias_vs_accuracy']}")
         else:
-            click.echo(f"\n{summary['bias_vs_accuracy']}")
+            click.echo(mm)
+        for w in summary.get("content_warning", []):
+            click.echo(f"\nCONTENT WARNING: {w}")
+        for name, table in tables.items():
+            if name.endswith("_notes"):
+                for note in table["note"]:
+                    click.echo(f"  note ({name.removesuffix('_notes')}): {note}")
+            elif name not in ("mixed_model",) and not name.startswith(("mixed_model", "bias_vs")):
+                click.echo(f"{name}: {len(table)} rows")
     click.echo(f"tables and plots in {summary['out']}", err=True)

@@ -39,7 +39,7 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
       - where: "dataset_family == 'laion'"
     audits:
       eat: {}
-      zeroshot: [{protocol: birhane}]
+      zeroshot: [{protocol: birhane2024}]
     datasets: [cfd:/data/CFD]
 
     Each (model, audit, options) task runs once: run the same command again after a kill or a crash and it

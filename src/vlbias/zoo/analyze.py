@@ -44,6 +44,7 @@ class AnalysisSettings:
     accuracy: str | None = None  # a source for load_accuracy; None: the database's accuracy table
     metric: str | None = None
     where: str | None = None  # SQL condition on the result rows, e.g. "seed = 0"
+    compare: dict[str, Any] = field(default_factory=dict)  # options of the audits' zoo analyses: by, baseline, pair_by
     alpha: float = 0.05
     fdr: float = 0.05
 
@@ -226,60 +227,92 @@ def plot_bias_vs_accuracy(data: pd.DataFrame, corr: pd.DataFrame, s: AnalysisSet
 
 
 # ---------------------------------------------------------------------------------------------- all of it
-def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: bool = True) -> dict[str, Any]:
-    """Run the analyses that the data allow; write tables (and plots); return a summary."""
-    from vlbias.audits.registry import get_audit
-    from vlbias.utils.io import write_json
+def model_fact_map(store: ResultsStore) -> dict[str, dict[str, Any]]:
+    """Every swept model's catalogue facts (spec -> {fact: value}, unknown facts left out)."""
+    from vlbias.models.catalogue import _py
 
-    out = Path(out) if out is not None else store.root / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    df = load_results(store, s)
+    models = store.query("SELECT * FROM models")
+    out: dict[str, dict[str, Any]] = {}
+    for row in models.to_dict("records"):
+        out[row["model"]] = {k: v for k, v in ((k, _py(v)) for k, v in row.items()) if v is not None}
+    return out
+
+
+def zoo_analyses(store: ResultsStore, s: AnalysisSettings) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The tables of every audit's own zoo analysis (``AuditSpec.zoo_analysis``), and their content warnings."""
+    from vlbias.audits.base import AuditResult
+    from vlbias.audits.registry import get_audit
+
     tables: dict[str, pd.DataFrame] = {}
-    summary: dict[str, Any] = {"audit": s.audit, "table": s.table, "effect": s.effect, "by": list(s.by)}
-    result, info = run_mixed_model(df, s)
-    tables["mixed_model"] = result.fixed
-    tables["mixed_model_random_effects"] = result.random
-    tables["mixed_model_scaling"] = result.scaling
-    summary["mixed_model"] = {**result.summary(), **info}
-    if plots:
-        plot_coefficients(
-            result.fixed,
-            out / "mixed_model_coefficients.png",
-            f"{s.effect} ~ upstream facts ({result.n_obs} rows, {info['models']} models, {result.n_groups} groups)",
-        )
-    acc = accuracy_table(store, s)
-    if len(acc):
-        data, corr = bias_vs_accuracy(df, acc, s)
-        tables["bias_vs_accuracy_data"] = data
-        tables["bias_vs_accuracy"] = corr
-        summary["bias_vs_accuracy"] = {
-            "metric": s.metric,
-            "models": int(data["model"].nunique()),
-            "groups": int(len(corr) / 2),
-            "significant_after_bh": int(corr["significant_bh"].sum()),
-        }
-        if plots and len(data):
-            plot_bias_vs_accuracy(data, corr, s, out / "bias_vs_accuracy.png")
-    else:
-        summary["bias_vs_accuracy"] = "no downstream accuracy: import it with `vlbias results import-accuracy`"
-    for audit in sorted({t.split(".")[0] for t in store.tables()["table"] if "." in t} - {"analysis"}):
+    warnings: list[str] = []
+    audits = sorted(p.name for p in (store.root / "parts").glob("*") if p.is_dir())
+    facts = None
+    for audit in audits:
         try:
             spec = get_audit(audit)
         except VlbiasError:
             continue
         if spec.zoo_analysis is None:
             continue
-        inputs = {
-            t.split(".", 1)[1].removesuffix("_with_models"): store.query(
-                f"SELECT * FROM {quote(audit)}.{quote(t.split('.', 1)[1])}"
-            )
-            for t in store.tables()["table"]
-            if t.startswith(f"{audit}.") and t.endswith("_with_models")
-        }
-        for name, table in spec.zoo_analysis(inputs).items():
+        runs = [AuditResult.read(t.parent) for t in sorted((store.root / "parts" / audit).glob("*/task.json"))]
+        if not runs:
+            continue
+        facts = facts if facts is not None else model_fact_map(store)
+        for name, table in spec.zoo_analysis(runs, facts, dict(s.compare)).items():
             tables[f"{audit}_{name}"] = table
+        warnings += [r.content_warning for r in runs if r.content_warning]
+    return tables, list(dict.fromkeys(warnings))
+
+
+def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: bool = True) -> dict[str, Any]:
+    """Run the analyses that the data allow; write tables (and plots); return a summary."""
+    from vlbias.utils.io import write_json
+
+    out = Path(out) if out is not None else store.root / "analysis"
+    tables: dict[str, pd.DataFrame] = {}
+    summary: dict[str, Any] = {"audit": s.audit, "table": s.table, "effect": s.effect, "by": list(s.by)}
+    zoo_tables, warnings = zoo_analyses(store, s)
+    have_bias_table = f"{s.audit}.{s.table}_with_models" in set(store.tables()["table"])
+    if have_bias_table or not zoo_tables:
+        df = load_results(store, s)  # the user error naming the tables there are, if there is nothing to analyse
+        result, info = run_mixed_model(df, s)
+        tables["mixed_model"] = result.fixed
+        tables["mixed_model_random_effects"] = result.random
+        tables["mixed_model_scaling"] = result.scaling
+        summary["mixed_model"] = {**result.summary(), **info}
+        acc = accuracy_table(store, s)
+        if len(acc):
+            data, corr = bias_vs_accuracy(df, acc, s)
+            tables["bias_vs_accuracy_data"] = data
+            tables["bias_vs_accuracy"] = corr
+            summary["bias_vs_accuracy"] = {
+                "metric": s.metric,
+                "models": int(data["model"].nunique()),
+                "groups": int(len(corr) / 2),
+                "significant_after_bh": int(corr["significant_bh"].sum()),
+            }
+        else:
+            summary["bias_vs_accuracy"] = "no downstream accuracy: import it with `vlbias results import-accuracy`"
+    else:
+        summary["mixed_model"] = f"no {s.audit}.{s.table} table in the database: the mixed model was not fitted"
+    tables.update(zoo_tables)
+    out.mkdir(parents=True, exist_ok=True)
+    if plots and "mixed_model" in tables:
+        mm = summary["mixed_model"]
+        plot_coefficients(
+            tables["mixed_model"],
+            out / "mixed_model_coefficients.png",
+            f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)",
+        )
+    if plots and len(tables.get("bias_vs_accuracy_data", [])):
+        plot_bias_vs_accuracy(
+            tables["bias_vs_accuracy_data"], tables["bias_vs_accuracy"], s, out / "bias_vs_accuracy.png"
+        )
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
+    if warnings:
+        (out / "CONTENT_WARNING.txt").write_text("\n\n".join(warnings) + "\n", encoding="utf-8")
+        summary["content_warning"] = warnings
     store.write_analysis(tables)
     write_json(out / "analysis.json", json.loads(json.dumps(summary, default=str)))
     store.ingest()

@@ -13,7 +13,7 @@ A sweep config (YAML) names models, audits with their options, and face datasets
     catalogue: [my_models.csv]                          # extra catalogue rows (relative to the config)
     audits:
       eat: {}                                           # the audit's default options
-      zeroshot: [{protocol: birhane}, {protocol: fairface}]   # a list: one task per options set
+      zeroshot: [{protocol: birhane2024}, {protocol: datacomp-fairface}]   # one task per options set
     datasets: [cfd:/data/CFD]                           # crossed with audits that take a dataset
     seed: 0                                             # given to audits with a seed option
     encoder: {device: auto, batch_size: 64, precision: fp32, workers: null, cache_dir: null}

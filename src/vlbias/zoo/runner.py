@@ -195,14 +195,15 @@ def run_model_tasks(
     return outcomes
 
 
-def _write_model_facts(store: ResultsStore, identities: dict[str, str | None]) -> None:
-    """Each model's catalogue facts, once per sweep folder, in the driver (workers only run tasks)."""
+def _write_model_facts(store: ResultsStore, identities: dict[str, str | None], extra_catalogues=()) -> None:
+    """Each model's catalogue facts (the config's catalogue files included), once per sweep folder, in the driver
+    (workers only run tasks)."""
     from vlbias.models.catalogue import load_catalogue, model_facts
 
     catalogue = None
     for model, identity in identities.items():
         if not store.has_model_facts(model):
-            catalogue = catalogue if catalogue is not None else load_catalogue()
+            catalogue = catalogue if catalogue is not None else load_catalogue(extra_catalogues)
             facts = model_facts(model, catalogue, profile=True)
             store.write_model_facts(model, {**facts, "model_identity": identity})
 
@@ -346,7 +347,7 @@ def run_sweep(
             identities[model] = load_model(model, **encoder_kwargs).identity
         except Exception:  # noqa: BLE001 - the run records this model's error
             identities[model] = None
-    _write_model_facts(store, identities)
+    _write_model_facts(store, identities, config.catalogue)
     state = SweepState(total=len(mine))
     todo: dict[str, list[Task]] = {}
     already = 0

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlbias import __version__
 from vlbias.errors import VlbiasError
-from vlbias.utils.io import atomic_dir, atomic_path, stable_hash, write_json
+from vlbias.utils.io import atomic_path, stable_hash, write_json
 
 if TYPE_CHECKING:
     import duckdb
@@ -118,35 +118,39 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ writing (tasks)
     def write_part(self, task: Task, result: AuditResult, info: dict[str, Any]) -> Path:
-        """Write one finished task atomically: its tables (stamped), skipped items, run record and task.json."""
+        """Write one finished task atomically: the audit's output folder (tables stamped, and with the task's
+        columns) plus task.json, the marker that the task is done."""
+        import dataclasses
+
         import pandas as pd
 
-        dest = self.part_dir(task)
         extra = {"task_id": task.task_id, "dataset": task.dataset, "stimuli": stimuli_label(result.record.stimuli)}
-        with atomic_dir(dest) as tmp:
-            for name in result.tables:
-                if not _IDENT.match(name):
-                    raise VlbiasError(f"audit {task.audit!r} returned a table named {name!r}; use a-z, 0-9 and _")
-                df = result.stamped(name)
-                for col, value in extra.items():
-                    if col not in df.columns:
-                        df[col] = pd.Series([value] * len(df), index=df.index, dtype="string")
-                df.to_parquet(tmp / f"{name}.parquet", index=False)
-            result.skipped.to_csv(tmp / "skipped.csv", index=False)
-            (tmp / "record.json").write_text(json.dumps(result.record.to_dict(), indent=2, default=str) + "\n")
-            payload = {
-                **task.to_dict(),
-                "status": "done",
-                "config_hash": result.record.config_hash,
-                "seed": result.record.seed,
-                "stimuli": result.record.stimuli,
-                "vlbias_version": result.record.vlbias_version,
-                "tables": {name: len(df) for name, df in result.tables.items()},
-                "n_skipped": len(result.skipped),
-                **info,
-            }
+        tables = {}
+        for name, df in result.tables.items():
+            if not _IDENT.match(name):
+                raise VlbiasError(f"audit {task.audit!r} returned a table named {name!r}; use a-z, 0-9 and _")
+            df = df.copy()
+            for col, value in extra.items():
+                if col not in df.columns:
+                    df[col] = pd.Series([value] * len(df), index=df.index, dtype="string")
+            tables[name] = df
+        payload = {
+            **task.to_dict(),
+            "status": "done",
+            "config_hash": result.record.config_hash,
+            "seed": result.record.seed,
+            "stimuli": result.record.stimuli,
+            "vlbias_version": result.record.vlbias_version,
+            "content_warning": result.content_warning,
+            "tables": {name: len(df) for name, df in result.tables.items()},
+            "n_skipped": len(result.skipped),
+            **info,
+        }
+
+        def task_json(tmp: Path) -> None:
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        return dest
+
+        return dataclasses.replace(result, tables=tables).write(self.part_dir(task), csv=False, extras=task_json)
 
     def write_status(self, task: Task, status: str, info: dict[str, Any]) -> None:
         write_json(self.status_path(task.task_id), {**task.to_dict(), "status": status, **info})
@@ -370,6 +374,7 @@ class ResultsStore:
             "seed",
             "stimuli",
             "vlbias_version",
+            "content_warning",
             "seconds",
             "finished",
             "host",
