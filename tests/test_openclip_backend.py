@@ -122,7 +122,7 @@ def test_info(vitb32):
     info = vitb32.info
     assert info.architecture == "ViT-B-32" and info.pretrained == "random"
     assert info.embed_dim == 512 and info.modalities == ("text", "image")
-    assert info.n_params == info.n_params_image + info.n_params_text
+    assert info.n_params == info.n_params_image + info.n_params_text + 1  # + the logit scale, in neither tower
     assert 150e6 < info.n_params < 152e6
     assert info.preprocessing["size"] == [224, 224]
     assert info.logit_scale == pytest.approx(1 / 0.07, rel=1e-4)

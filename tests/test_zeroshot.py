@@ -133,11 +133,15 @@ def test_model_set_lookup():
 
     assert model_set_of(["openclip:ViT-L-14/laion2b_s32b_b82k", "openclip:ViT-B-16/laion400m_e31"]) == "birhane2024"
     assert model_set_of(["openclip:ViT-L-14/laion2b_s32b_b82k", "vectors:x.parquet"]) is None
-    assert model_facts("openclip:ViT-B-16-plus-240/laion400m_e32") == {
+    facts = model_facts("openclip:ViT-B-16-plus-240/laion400m_e32")
+    assert {k: facts[k] for k in ("architecture", "pretraining_data", "dataset_size")} == {
         "architecture": "ViT-B-16-plus-240",
         "pretraining_data": "laion400m",
         "dataset_size": 413000000,
     }
+    # the model catalogue's facts come along (any open_clip pair, not only the named sets' models)
+    assert facts["pretraining_dataset"] == "LAION-400M" and facts["dataset_family"] == "laion"
+    assert model_facts("openclip:ViT-B-32/laion2b_s34b_b79k")["samples_seen"] == 34_000_000_000
     assert model_set("birhane2024")["compare"] == {
         "by": "pretraining_data",
         "baseline": "laion400m",

@@ -24,6 +24,7 @@ by a model fact such as the pretraining data.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -628,6 +629,58 @@ def compare_runs(
     )
 
 
+def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], options: dict[str, Any]) -> dict:
+    """The grouped model comparison (:func:`compare_runs`) across a sweep's zoo, for `vlbias analyze`.
+
+    The runs of one protocol on one dataset (the same options) are compared by the model fact ``by`` (default:
+    ``pretraining_dataset``), against ``baseline`` and paired by ``pair_by`` when given. Models whose fact is unknown
+    are left out, and a comparison that cannot be made is reported in ``comparison_notes`` instead of stopping.
+    """
+    by = options.get("by") or "pretraining_dataset"
+    groups: dict[str, list[AuditResult]] = {}
+    for r in runs:
+        key = {k: v for k, v in r.record.options.items() if k not in ("scale",)}
+        groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(r)
+    found: dict[str, list[pd.DataFrame]] = {"comparison": [], "comparison_models": []}
+    notes = []
+    for key, group in groups.items():
+        opts = json.loads(key)
+        where = f"protocol {opts.get('protocol')} on {opts.get('dataset')}"
+
+        def known(r: AuditResult) -> bool:
+            spec = r.record.model.get("spec")
+            return facts.get(spec, {}).get(by, model_facts(spec).get(by)) is not None
+
+        usable = [r for r in group if known(r)]
+        if len(usable) < len(group):
+            notes.append(f"{where}: {len(group) - len(usable)} model(s) without a known {by} left out")
+        if len(usable) < 2:
+            notes.append(f"{where}: fewer than two models with a known {by}; nothing to compare")
+            continue
+        try:
+            res = compare_runs(
+                usable,
+                by=by,
+                baseline=options.get("baseline"),
+                pair_by=options.get("pair_by"),
+                facts=facts,
+                n_boot=int(options.get("n_boot", 2000)),
+                seed=0,
+            )
+        except VlbiasError as e:
+            notes.append(f"{where}: {e}")
+            continue
+        for name, target in (("results", "comparison"), ("models", "comparison_models")):
+            df = res.tables[name].copy()
+            df.insert(0, "protocol", opts.get("protocol"))
+            df.insert(1, "dataset", opts.get("dataset"))
+            found[target].append(df)
+    out = {name: pd.concat(parts, ignore_index=True) for name, parts in found.items() if parts}
+    if notes:
+        out["comparison_notes"] = pd.DataFrame({"note": notes})
+    return out
+
+
 AUDIT = AuditSpec(
     name="zeroshot",
     description="zero-shot misclassification of face images by group (Birhane et al. 2024; CLIP/DataComp FairFace; custom)",
@@ -635,4 +688,5 @@ AUDIT = AuditSpec(
     modalities=("text", "image"),
     defaults=DEFAULTS,
     options_help=OPTIONS_HELP,
+    zoo_analysis=zoo_compare,
 )

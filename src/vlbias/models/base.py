@@ -50,6 +50,13 @@ class ModelInfo:
     preprocessing: dict[str, Any] | None = None
     logit_scale: float | None = None
     logit_bias: float | None = None
+    # pretraining-data metadata from the model catalogue (vlbias.models.catalogue); None where unknown
+    architecture_family: str | None = None
+    pretraining_dataset: str | None = None
+    dataset_family: str | None = None
+    dataset_size: int | None = None
+    samples_seen: int | None = None
+    fine_tuned: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,7 +192,7 @@ class Encoder(ABC):
     @property
     def info(self) -> ModelInfo:
         self.load()
-        fields = {"architecture": None, "pretrained": None, **self._info()}
+        fields = {"architecture": None, "pretrained": None, **self._info(), **self._catalogue_facts()}
         return ModelInfo(
             spec=str(self.spec),
             backend=self.spec.backend,
@@ -194,6 +201,16 @@ class Encoder(ABC):
             precision=self.precision,
             **fields,
         )
+
+    def _catalogue_facts(self) -> dict[str, Any]:
+        """Pretraining-data metadata of this model from the model catalogue (shipped and user rows)."""
+        from vlbias.models.catalogue import model_facts
+
+        row = model_facts(str(self.spec))
+        keys = ("architecture_family", "pretraining_dataset", "dataset_family", "dataset_size", "samples_seen")
+        facts = {k: row.get(k) for k in keys}
+        facts["fine_tuned"] = row.get("fine_tuned")
+        return facts
 
     def _require(self, modality: str) -> None:
         if modality not in self.modalities:

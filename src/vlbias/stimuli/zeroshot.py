@@ -285,12 +285,16 @@ def model_set(name: str) -> dict[str, Any]:
 
 
 def model_facts(spec: str) -> dict[str, Any]:
-    """Facts about a model spec from the named sets (empty if no set lists it)."""
+    """Facts about a model spec: the model catalogue's (pretraining_dataset, dataset_family, dataset_size,
+    architecture, ...; see vlbias.models.catalogue), with a named set's facts over them where a set lists it."""
+    from vlbias.models.catalogue import model_facts as catalogue_facts
+
+    facts = {k: v for k, v in catalogue_facts(spec).items() if v is not None and k != "spec"}
     for s in _model_sets().values():
         for m in s["models"]:
             if m["spec"] == spec:
-                return {k: v for k, v in m.items() if k != "spec"}
-    return {}
+                return {**facts, **{k: v for k, v in m.items() if k != "spec"}}
+    return facts
 
 
 def model_set_of(specs: list[str]) -> str | None:

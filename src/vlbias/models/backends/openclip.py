@@ -11,8 +11,9 @@ Specs:
   preprocessing.
 - ``openclip:hf-hub:ORG/REPO`` and ``openclip:local-dir:PATH``: a model with its own ``open_clip_config.json``.
 
-The table of known pairs ships with vlbias (``data/models/openclip_pretrained.csv``) so specs are validated
-without importing open_clip; pairs that a newer installed open_clip knows are accepted too.
+The table of known pairs ships with vlbias (``data/models/openclip_pretrained.csv``, which is also the model
+catalogue of :mod:`vlbias.models.catalogue`) so specs are validated without importing open_clip; pairs that a newer
+installed open_clip knows are accepted too.
 """
 
 from __future__ import annotations
@@ -60,29 +61,10 @@ def known_pairs() -> dict[str, dict[str, dict[str, str]]]:
 
 
 def write_pretrained_table(path: str | os.PathLike) -> int:
-    """Regenerate the shipped pair table from the installed open_clip; returns the number of rows."""
-    import open_clip
+    """Regenerate the shipped table (the model catalogue) from the installed open_clip; returns the number of rows."""
+    from vlbias.models.catalogue import write_openclip_catalogue
 
-    from vlbias.utils.io import atomic_path
-
-    fields = ["architecture", "tag", "hf_hub", "url", "quick_gelu"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        n = 0
-        for arch, tag in open_clip.list_pretrained():
-            cfg = open_clip.get_pretrained_cfg(arch, tag)
-            w.writerow(
-                {
-                    "architecture": arch,
-                    "tag": tag,
-                    "hf_hub": cfg.get("hf_hub", ""),
-                    "url": cfg.get("url", ""),
-                    "quick_gelu": int(bool(cfg.get("quick_gelu", False))),
-                }
-            )
-            n += 1
-    return n
+    return write_openclip_catalogue(path)
 
 
 def weights_location(row: dict[str, str]) -> str:
@@ -135,6 +117,18 @@ def _installed_archs() -> list[str]:
     import open_clip
 
     return open_clip.list_models()
+
+
+@lru_cache(maxsize=1)
+def _config_file_archs() -> frozenset[str]:
+    """Architectures of the installed open_clip's bundled config files, found without importing it (or torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model_configs"
+    return frozenset(p.stem for p in folder.glob("*.json"))
 
 
 class Backend(Encoder):
@@ -190,7 +184,7 @@ class Backend(Encoder):
         self.kind, self.tag = "tag", tag
 
     def _check_arch(self, arch: str) -> None:
-        if arch in known_pairs():
+        if arch in known_pairs() or arch in _config_file_archs():
             return
         archs = _installed_archs()
         if arch not in archs:
@@ -331,10 +325,11 @@ class Backend(Encoder):
     def _info(self) -> dict[str, Any]:
         import open_clip
 
+        from vlbias.models.openclip_profile import tower_param_counts
+
         model = self._model
         visual = getattr(model, "visual", None)
-        n_total = sum(p.numel() for p in model.parameters())
-        n_image = sum(p.numel() for p in visual.parameters()) if visual is not None else None
+        n_total, n_image, n_text = tower_param_counts(model)
         scale = getattr(model, "logit_scale", None)
         bias = getattr(model, "logit_bias", None)
         pre = open_clip.get_model_preprocess_cfg(model)
@@ -347,7 +342,7 @@ class Backend(Encoder):
             "embed_dim": int(embed_dim),
             "n_params": int(n_total),
             "n_params_image": int(n_image) if n_image is not None else None,
-            "n_params_text": int(n_total - n_image) if n_image is not None else None,
+            "n_params_text": int(n_text) if n_text is not None else None,
             "preprocessing": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pre.items()},
             "logit_scale": float(scale.exp().item()) if scale is not None else None,
             "logit_bias": float(bias.item()) if bias is not None else None,

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vlbias.cli.results import db_option
+
+
+@click.command()
+@db_option
+@click.option("--audit", default="eat", show_default=True, help="Audit whose results to analyse.")
+@click.option("--table", default="results", show_default=True, help="Its result table.")
+@click.option("--effect", default="effect_size", show_default=True, help="The bias measure column.")
+@click.option("--by", default="test,order", show_default=True, help="Columns that name a test (the groups).")
+@click.option("--where", default=None, metavar="SQL", help="Only result rows matching an SQL condition.")
+@click.option(
+    "--reference",
+    multiple=True,
+    metavar="FACTOR=LEVEL",
+    help="Reference level of architecture_family or dataset_family [default: the most common]. Repeatable.",
+)
+@click.option("--size-column", default="n_params", show_default=True, help="Model size: n_params, n_params_image, ...")
+@click.option("--accuracy", default=None, help="Downstream accuracy file, or `openclip` [default: the database's].")
+@click.option("--metric", default=None, help="Downstream metric [default: average, else imagenet1k].")
+@click.option("--fdr", type=float, default=0.05, show_default=True, help="False discovery rate of the BH correction.")
+@click.option(
+    "--compare-by",
+    default=None,
+    metavar="FACT",
+    help="Model fact of the audits' own comparisons (zero-shot) [default: pretraining_dataset].",
+)
+@click.option("--baseline", default=None, help="Baseline level of --compare-by [default: the first].")
+@click.option("--pair-by", default=None, metavar="FACT", help="Compare within each value of this fact (architecture).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="[default: DB/analysis]")
+@click.option("--no-plots", is_flag=True)
+def analyze(
+    db,
+    audit,
+    table,
+    effect,
+    by,
+    where,
+    reference,
+    size_column,
+    accuracy,
+    metric,
+    fdr,
+    compare_by,
+    baseline,
+    pair_by,
+    out,
+    no_plots,
+):
+    """Upstream analyses of a sweep: which model facts predict bias (mixed model), and bias vs accuracy.
+
+    The mixed model is the 131-model study's: effect_size ~ log_params + architecture_family + dataset_family +
+    log_dataset_size, random intercepts and slopes per test x order, REML, log10 terms standardised. Correlations
+    of bias with downstream accuracy per test x order carry confidence intervals and Benjamini-Hochberg adjusted
+    p-values.
+    """
+    import pandas as pd
+
+    from vlbias.errors import VlbiasError
+    from vlbias.zoo.analyze import AnalysisSettings
+    from vlbias.zoo.analyze import analyze as run
+    from vlbias.zoo.store import ResultsStore
+
+    refs = {}
+    for item in reference:
+        factor, sep, level = item.partition("=")
+        if not sep or factor not in ("architecture_family", "dataset_family"):
+            raise VlbiasError(f"--reference {item!r}: write architecture_family=LEVEL or dataset_family=LEVEL")
+        refs[factor] = level
+    settings = AnalysisSettings(
+        audit=audit,
+        table=table,
+        effect=effect,
+        by=tuple(c.strip() for c in by.split(",") if c.strip()),
+        size_column=size_column,
+        reference=refs,
+        accuracy=accuracy,
+        metric=metric,
+        where=where,
+        fdr=fdr,
+        compare={k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by)) if v},
+    )
+    summary = run(ResultsStore.open(db), out, settings, plots=not no_plots)
+    tables = summary["tables"]
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        mm = summary["mixed_model"]
+        if isinstance(mm, dict):
+            click.echo(
+                f"mixed model: {mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups "
+                f"({mm['rows_left_out']} rows of {len(mm['models_left_out'])} models without the needed facts left "
+                f"out); REML, converged: {mm['converged']}; reference levels: "
+                + ", ".join(f"{k}={v}" for k, v in mm["reference"].items())
+            )
+            click.echo(tables["mixed_model"].to_string(index=False))
+            for w in mm["warnings"]:
+                click.echo(f"  note: {w}")
+            corr = tables.get("bias_vs_accuracy")
+            if corr is not None:
+                click.echo(f"\nbias vs downstream accuracy ({settings.metric}), BH across {len(corr) // 2} tests:")
+                click.echo(corr.to_string(index=False))
+            else:
+                click.echo(f"\n{summary['bias_vs_accuracy']}")
+        else:
+            click.echo(mm)
+        for w in summary.get("content_warning", []):
+            click.echo(f"\nCONTENT WARNING: {w}")
+        for name, table in tables.items():
+            if name.endswith("_notes"):
+                for note in table["note"]:
+                    click.echo(f"  note ({name.removesuffix('_notes')}): {note}")
+            elif name not in ("mixed_model",) and not name.startswith(("mixed_model", "bias_vs")):
+                click.echo(f"{name}: {len(table)} rows")
+    click.echo(f"tables and plots in {summary['out']}", err=True)

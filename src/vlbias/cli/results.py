@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def db_option(fn):
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(path_type=Path),
+        required=True,
+        envvar="VLBIAS_DB",
+        show_envvar=True,
+        help="A sweep's output folder, or its results.duckdb file.",
+    )(fn)
+
+
+@click.group()
+def results():
+    """Query and export a sweep's results database (DuckDB).
+
+    Each audit is a schema with one table per result table (eat.results); <audit>.<table>_with_models views add
+    each model's catalogue facts; `tasks`, `models` and `accuracy` are tables; schema `analysis` holds the tables
+    of `vlbias analyze`. New parts are ingested before every command.
+    """
+
+
+@results.command()
+@click.argument("sql")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to .parquet or .csv.")
+def query(sql, db, fmt, out):
+    """Run a SQL query, e.g. "select model, test, effect_size from eat.results_with_models"."""
+    from vlbias.errors import VlbiasError
+    from vlbias.utils.io import atomic_path
+    from vlbias.zoo.store import ResultsStore
+
+    df = ResultsStore.open(db).query(sql)
+    if out is not None:
+        if out.suffix not in (".parquet", ".csv"):
+            raise VlbiasError(f"--out {out}: write a .parquet or .csv file")
+        with atomic_path(out, suffix=out.suffix) as tmp:
+            df.to_parquet(tmp, index=False) if out.suffix == ".parquet" else df.to_csv(tmp, index=False)
+        click.echo(f"wrote {len(df)} rows to {out}", err=True)
+        return
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", indent=1, default_handler=str))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
+            click.echo(df.to_string(index=False) if len(df) else "(no rows)")
+
+
+@results.command()
+@db_option
+def tables(db):
+    """List the tables and views with their row counts."""
+    from vlbias.zoo.store import ResultsStore
+
+    click.echo(ResultsStore.open(db).tables().to_string(index=False))
+
+
+@results.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--table", "names", multiple=True, help="Only this table (schema.table); repeatable.")
+def export(out_dir, db, fmt, names):
+    """Write every table (or the chosen ones) to OUT_DIR as <schema>.<table>.parquet or .csv."""
+    from vlbias.zoo.store import ResultsStore
+
+    written = ResultsStore.open(db).export(out_dir, fmt, list(names) or None)
+    click.echo(f"wrote {len(written)} table(s) to {out_dir}", err=True)
+
+
+@results.command()
+@db_option
+@click.option("--force", is_flag=True, help="Rebuild even if no part changed.")
+def ingest(db, force):
+    """Rebuild the database from the parts (done automatically by the other commands)."""
+    from vlbias.zoo.store import ResultsStore
+
+    summary = ResultsStore.open(db).ingest(force=force)
+    if summary is None:
+        click.echo("results database is up to date", err=True)
+    else:
+        click.echo(
+            f"ingested {summary.parts} parts into {len(summary.tables)} tables ({summary.seconds:.1f} s)", err=True
+        )
+
+
+@results.command("import-accuracy")
+@click.argument("source")
+@db_option
+@click.option("--metric", "metrics", multiple=True, help="Only this metric (e.g. average, imagenet1k); repeatable.")
+@click.option("--name", default=None, help="Name of this import in the database [default: the file's name].")
+def import_accuracy(source, db, metrics, name):
+    """Import downstream accuracy: open_clip's openclip_results.csv, CLIP_benchmark JSON (a file or a folder) or
+    its built CSV, any CSV with model and metric columns, or `openclip` for open_clip's table at a pinned commit
+    (downloaded once)."""
+    from vlbias.zoo.accuracy import load_accuracy
+    from vlbias.zoo.store import ResultsStore
+
+    store = ResultsStore.open(db)
+    df = load_accuracy(source, list(metrics) or None)
+    label = name or ("openclip" if source == "openclip" else Path(source).stem)
+    store.write_accuracy(df, label)
+    store.ingest()
+    click.echo(
+        f"imported {len(df)} values ({df['spec'].nunique()} models, {df['metric'].nunique()} metrics) as {label!r}",
+        err=True,
+    )

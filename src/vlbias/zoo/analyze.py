@@ -1,0 +1,321 @@
+"""Upstream analyses of a model-zoo sweep (`vlbias analyze`).
+
+1. Which upstream choices predict bias: the 131-model study's mixed-effects model,
+   ``effect_size ~ log_params + architecture_family + dataset_family + log_dataset_size`` with random intercepts
+   and slopes (log_params, log_dataset_size) per test x order group, REML, log10 terms standardised
+   (:func:`vlbias.stats.mixed.fit_mixed_model`). Models without the catalogue facts (random-init models, unknown
+   datasets) are left out and counted.
+2. Bias vs downstream accuracy: per test x order, Pearson and Spearman correlations of the effect size with a
+   downstream accuracy metric, with intervals, and Benjamini–Hochberg adjusted p-values across the tests (the
+   study reported none). Accuracy joins on the model spec; quickgelu duplicates join the pair they duplicate.
+3. Audit-specific zoo analyses: an audit whose ``AuditSpec.zoo_analysis`` is set gets its tables (with catalogue
+   facts) and returns tables of its own (e.g. the zero-shot audit's grouped model comparison).
+
+Tables go to ``<db>/analysis/`` (Parquet, also in the database as schema ``analysis``) and, with plots, to
+``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vlbias.errors import VlbiasError
+from vlbias.zoo.store import ResultsStore, quote
+
+#: colour-blind-safe palette (Okabe & Ito 2008)
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+@dataclass
+class AnalysisSettings:
+    audit: str = "eat"
+    table: str = "results"
+    effect: str = "effect_size"
+    by: tuple[str, ...] = ("test", "order")
+    size_column: str = "n_params"
+    reference: dict[str, str] = field(default_factory=dict)
+    accuracy: str | None = None  # a source for load_accuracy; None: the database's accuracy table
+    metric: str | None = None
+    where: str | None = None  # SQL condition on the result rows, e.g. "seed = 0"
+    compare: dict[str, Any] = field(default_factory=dict)  # options of the audits' zoo analyses: by, baseline, pair_by
+    alpha: float = 0.05
+    fdr: float = 0.05
+
+
+def load_results(store: ResultsStore, s: AnalysisSettings) -> pd.DataFrame:
+    """The audit's result rows with their models' catalogue facts."""
+    tables = set(store.tables()["table"])
+    name = f"{s.audit}.{s.table}_with_models"
+    if name not in tables:
+        have = sorted(t for t in tables if t.endswith("_with_models"))
+        raise VlbiasError(
+            f"the results database has no {s.audit}.{s.table} table; it has {', '.join(have) or 'no audit results'}"
+            f" (choose with --audit and --table)"
+        )
+    sql = f"SELECT * FROM {quote(s.audit)}.{quote(s.table + '_with_models')}"
+    df = store.query(sql + (f" WHERE {s.where}" if s.where else ""))
+    if df.empty:
+        raise VlbiasError(f"no rows in {s.audit}.{s.table}" + (f" where {s.where}" if s.where else ""))
+    missing = [c for c in (s.effect, *s.by) if c not in df.columns]
+    if missing:
+        raise VlbiasError(
+            f"{s.audit}.{s.table} has no column {', '.join(missing)}; choose --effect and --by from "
+            f"{', '.join(c for c in df.columns if c not in ('model_identity', 'config_hash'))}"
+        )
+    return df
+
+
+def _group_label(df: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
+    return df[list(by)].astype(str).agg(" × ".join, axis=1)
+
+
+def mixed_model_data(df: pd.DataFrame, s: AnalysisSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Rows with every predictor, log10 terms added; and what was left out."""
+    d = df.copy()
+    d["group"] = _group_label(d, s.by)
+    d["log_params"] = np.log10(pd.to_numeric(d[s.size_column], errors="coerce").astype(float))
+    d["log_dataset_size"] = np.log10(pd.to_numeric(d["dataset_size"], errors="coerce").astype(float))
+    need = [s.effect, "log_params", "log_dataset_size", "architecture_family", "dataset_family"]
+    ok = d[need].notna().all(axis=1) & np.isfinite(d[[s.effect, "log_params", "log_dataset_size"]]).all(axis=1)
+    left_out = sorted(d.loc[~ok, "model"].unique())
+    info = {
+        "rows": int(ok.sum()),
+        "rows_left_out": int((~ok).sum()),
+        "models": int(d.loc[ok, "model"].nunique()),
+        "models_left_out": left_out,
+        "reason": "missing parameter count, dataset size, architecture family or dataset family in the catalogue",
+    }
+    return d[ok].reset_index(drop=True), info
+
+
+def run_mixed_model(df: pd.DataFrame, s: AnalysisSettings):
+    from vlbias.stats.mixed import fit_mixed_model
+
+    data, info = mixed_model_data(df, s)
+    if info["models"] < 3:
+        raise VlbiasError(
+            f"the mixed model needs models with known parameters, dataset size and families; only {info['models']} "
+            f"of the swept models have them (add their facts with a catalogue file, see `vlbias models --help`)"
+        )
+    try:
+        result = fit_mixed_model(
+            data,
+            response=s.effect,
+            numeric=["log_params", "log_dataset_size"],
+            categorical=["architecture_family", "dataset_family"],
+            group="group",
+            random_slopes=["log_params", "log_dataset_size"],
+            reference=s.reference,
+            alpha=s.alpha,
+        )
+    except ValueError as e:
+        raise VlbiasError(f"mixed model: {e}") from None
+    return result, info
+
+
+def accuracy_table(store: ResultsStore, s: AnalysisSettings) -> pd.DataFrame:
+    from vlbias.zoo.accuracy import canonical_spec, load_accuracy
+
+    if s.accuracy is not None:
+        acc = load_accuracy(s.accuracy)
+    elif "accuracy" in set(store.tables()["table"]):
+        acc = store.query("SELECT * FROM accuracy")
+    else:
+        return pd.DataFrame(columns=["spec", "metric", "value"])
+    metrics = set(acc["metric"])
+    metric = s.metric or next((m for m in ("average", "imagenet1k", "imagenet1k/acc1") if m in metrics), None)
+    if metric is None or metric not in metrics:
+        raise VlbiasError(
+            f"no downstream metric {s.metric!r} in the accuracy data; choose --metric from "
+            f"{', '.join(sorted(metrics)[:20])}"
+        )
+    s.metric = metric
+    acc = acc[acc["metric"] == metric].copy()
+    from vlbias.models.catalogue import load_catalogue
+
+    cat = load_catalogue()
+    acc["canonical"] = [canonical_spec(x, cat) for x in acc["spec"]]
+    dup = acc.duplicated("canonical", keep=False)
+    if dup.any():
+        acc = acc.groupby("canonical", as_index=False)["value"].mean()  # the same weights listed twice
+    return acc[["canonical", "value"]].rename(columns={"value": "accuracy"})
+
+
+def bias_vs_accuracy(df: pd.DataFrame, acc: pd.DataFrame, s: AnalysisSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per model per test x order with effect size and accuracy, correlations per test x order)."""
+    from vlbias.models.catalogue import load_catalogue
+    from vlbias.stats.correlation import correlations_by_group
+    from vlbias.zoo.accuracy import canonical_spec
+
+    cat = load_catalogue()
+    d = df[["model", *s.by, s.effect]].copy()
+    d["canonical"] = [canonical_spec(m, cat) for m in d["model"]]
+    d = d.merge(acc, on="canonical", how="inner")
+    d = d.groupby(["model", *s.by], as_index=False).agg({s.effect: "mean", "accuracy": "first"})
+    d["metric"] = s.metric
+    corr = correlations_by_group(d, "accuracy", s.effect, list(s.by), alpha=s.alpha, fdr=s.fdr)
+    corr.insert(len(s.by), "metric", s.metric)
+    return d, corr
+
+
+# ---------------------------------------------------------------------------------------------- plots
+def plot_coefficients(fixed: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = fixed[fixed["term"] != "intercept"].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(f) + 1.6))
+    y = np.arange(len(f))
+    ax.errorbar(
+        f["estimate"],
+        y,
+        xerr=[f["estimate"] - f["ci_low"], f["ci_high"] - f["estimate"]],
+        fmt="o",
+        color=OKABE_ITO[0],
+        ecolor=OKABE_ITO[0],
+        capsize=3,
+    )
+    ax.axvline(0, color="0.4", lw=1, ls="--")
+    ax.set_yticks(y, f["term"])
+    ax.set_xlabel("coefficient (effect size units; numeric terms per SD of log10; 95% CI)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_bias_vs_accuracy(data: pd.DataFrame, corr: pd.DataFrame, s: AnalysisSettings, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(data.groupby(list(s.by), sort=True))
+    n = len(groups)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    pear = corr[corr["method"] == "pearson"].set_index(list(s.by))
+    for ax, (key, part) in zip(axes.flat, groups):
+        ax.scatter(part["accuracy"], part[s.effect], s=14, color=OKABE_ITO[0], alpha=0.8)
+        if part["accuracy"].nunique() > 1:
+            b, a = np.polyfit(part["accuracy"], part[s.effect], 1)
+            xs = np.linspace(part["accuracy"].min(), part["accuracy"].max(), 2)
+            ax.plot(xs, a + b * xs, color=OKABE_ITO[3], lw=1.5)
+        row = pear.loc[key] if key in pear.index else None
+        label = " × ".join(map(str, key if isinstance(key, tuple) else (key,)))
+        if row is not None:
+            label += f"\nr={row['r']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], BH q={row['p_bh']:.2g}"
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel(f"downstream accuracy ({s.metric})", fontsize=8)
+        ax.set_ylabel(f"{s.effect}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- all of it
+def model_fact_map(store: ResultsStore) -> dict[str, dict[str, Any]]:
+    """Every swept model's catalogue facts (spec -> {fact: value}, unknown facts left out)."""
+    from vlbias.models.catalogue import _py
+
+    models = store.query("SELECT * FROM models")
+    out: dict[str, dict[str, Any]] = {}
+    for row in models.to_dict("records"):
+        out[row["model"]] = {k: v for k, v in ((k, _py(v)) for k, v in row.items()) if v is not None}
+    return out
+
+
+def zoo_analyses(store: ResultsStore, s: AnalysisSettings) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The tables of every audit's own zoo analysis (``AuditSpec.zoo_analysis``), and their content warnings."""
+    from vlbias.audits.base import AuditResult
+    from vlbias.audits.registry import get_audit
+
+    tables: dict[str, pd.DataFrame] = {}
+    warnings: list[str] = []
+    audits = sorted(p.name for p in (store.root / "parts").glob("*") if p.is_dir())
+    facts = None
+    for audit in audits:
+        try:
+            spec = get_audit(audit)
+        except VlbiasError:
+            continue
+        if spec.zoo_analysis is None:
+            continue
+        runs = [AuditResult.read(t.parent) for t in sorted((store.root / "parts" / audit).glob("*/task.json"))]
+        if not runs:
+            continue
+        facts = facts if facts is not None else model_fact_map(store)
+        for name, table in spec.zoo_analysis(runs, facts, dict(s.compare)).items():
+            tables[f"{audit}_{name}"] = table
+        warnings += [r.content_warning for r in runs if r.content_warning]
+    return tables, list(dict.fromkeys(warnings))
+
+
+def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: bool = True) -> dict[str, Any]:
+    """Run the analyses that the data allow; write tables (and plots); return a summary."""
+    from vlbias.utils.io import write_json
+
+    out = Path(out) if out is not None else store.root / "analysis"
+    tables: dict[str, pd.DataFrame] = {}
+    summary: dict[str, Any] = {"audit": s.audit, "table": s.table, "effect": s.effect, "by": list(s.by)}
+    zoo_tables, warnings = zoo_analyses(store, s)
+    have_bias_table = f"{s.audit}.{s.table}_with_models" in set(store.tables()["table"])
+    if have_bias_table or not zoo_tables:
+        df = load_results(store, s)  # the user error naming the tables there are, if there is nothing to analyse
+        result, info = run_mixed_model(df, s)
+        tables["mixed_model"] = result.fixed
+        tables["mixed_model_random_effects"] = result.random
+        tables["mixed_model_scaling"] = result.scaling
+        summary["mixed_model"] = {**result.summary(), **info}
+        acc = accuracy_table(store, s)
+        if len(acc):
+            data, corr = bias_vs_accuracy(df, acc, s)
+            tables["bias_vs_accuracy_data"] = data
+            tables["bias_vs_accuracy"] = corr
+            summary["bias_vs_accuracy"] = {
+                "metric": s.metric,
+                "models": int(data["model"].nunique()),
+                "groups": int(len(corr) / 2),
+                "significant_after_bh": int(corr["significant_bh"].sum()),
+            }
+        else:
+            summary["bias_vs_accuracy"] = "no downstream accuracy: import it with `vlbias results import-accuracy`"
+    else:
+        summary["mixed_model"] = f"no {s.audit}.{s.table} table in the database: the mixed model was not fitted"
+    tables.update(zoo_tables)
+    out.mkdir(parents=True, exist_ok=True)
+    if plots and "mixed_model" in tables:
+        mm = summary["mixed_model"]
+        plot_coefficients(
+            tables["mixed_model"],
+            out / "mixed_model_coefficients.png",
+            f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)",
+        )
+    if plots and len(tables.get("bias_vs_accuracy_data", [])):
+        plot_bias_vs_accuracy(
+            tables["bias_vs_accuracy_data"], tables["bias_vs_accuracy"], s, out / "bias_vs_accuracy.png"
+        )
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    if warnings:
+        (out / "CONTENT_WARNING.txt").write_text("\n\n".join(warnings) + "\n", encoding="utf-8")
+        summary["content_warning"] = warnings
+    store.write_analysis(tables)
+    write_json(out / "analysis.json", json.loads(json.dumps(summary, default=str)))
+    store.ingest()
+    summary["tables"] = tables
+    summary["out"] = str(out)
+    return summary

@@ -1,0 +1,317 @@
+"""Sweep configs and the task grid.
+
+A sweep config (YAML) names models, audits with their options, and face datasets::
+
+    out: zoo-results                 # output folder (--out overrides); default: the config's name beside it
+    models:
+      - openclip:ViT-B-32/laion2b_s34b_b79k            # a spec
+      - openclip:ViT-B-*/laion*                         # a pattern over the catalogue's specs
+      - where: "dataset_family == 'laion'"              # a catalogue filter (pandas expression)
+      - all                                             # every catalogue model
+    exclude: ["openclip:*/commonpool_*"]                # patterns taken out again
+    include_duplicates: false                           # patterns/filters skip quickgelu duplicates
+    catalogue: [my_models.csv]                          # extra catalogue rows (relative to the config)
+    audits:
+      eat: {}                                           # the audit's default options
+      zeroshot: [{protocol: birhane2024}, {protocol: datacomp-fairface}]   # one task per options set
+    datasets: [cfd:/data/CFD]                           # crossed with audits that take a dataset
+    seed: 0                                             # given to audits with a seed option
+    encoder: {device: auto, batch_size: 64, precision: fp32, workers: null, cache_dir: null}
+    accuracy: openclip                                  # downstream accuracy into the database (or a file)
+
+One task is one (model, audit, options) triple, the options including the dataset and seed; its id is a hash of
+the three, so the same task in a later run is recognised and not run again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlbias.errors import VlbiasError
+from vlbias.utils.io import stable_hash
+
+KEYS = {
+    "out",
+    "models",
+    "exclude",
+    "include_duplicates",
+    "catalogue",
+    "audits",
+    "datasets",
+    "seed",
+    "encoder",
+    "accuracy",
+}
+ENCODER_KEYS = {"device", "batch_size", "precision", "workers", "cache_dir"}
+_GLOB = set("*?[")
+
+
+@dataclass(frozen=True)
+class Task:
+    model: str
+    audit: str
+    options: tuple[tuple[str, Any], ...]  # sorted (key, value) pairs, JSON-serialisable values
+    dataset: str | None
+    task_id: str
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "model": self.model,
+            "audit": self.audit,
+            "dataset": self.dataset,
+            "options": self.options_dict,
+        }
+
+    def label(self) -> str:
+        return f"{self.model} · {self.audit}" + (f" · {self.dataset}" if self.dataset else "")
+
+
+def make_task(model: str, audit: str, options: dict[str, Any]) -> Task:
+    import json
+
+    try:
+        json.dumps(options, sort_keys=True)
+    except TypeError as e:
+        raise VlbiasError(f"options of audit {audit!r} must be plain values (text, numbers, lists): {e}") from None
+    task_id = stable_hash({"model": model, "audit": audit, "options": options}, n=16)
+    return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id)
+
+
+@dataclass
+class SweepConfig:
+    models: list[str]
+    audits: list[tuple[str, dict[str, Any]]]  # (audit name, options as given), in config order
+    datasets: list[str] = field(default_factory=list)
+    seed: int | None = None
+    encoder: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    catalogue: list[Path] = field(default_factory=list)
+    accuracy: str | None = None
+    source: Path | None = None
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        e = self.encoder
+        return {
+            "device": e.get("device", "auto"),
+            "batch_size": e.get("batch_size"),
+            "precision": e.get("precision", "fp32"),
+            "num_workers": e.get("workers"),
+            "cache": e.get("cache_dir"),
+        }
+
+
+def _where(path: Path | None) -> str:
+    return f"{path}: " if path else ""
+
+
+def load_config(path: str | os.PathLike) -> SweepConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise VlbiasError(f"sweep config not found: {path}; check the path")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise VlbiasError(f"{path}: not valid YAML{at}; fix the file") from None
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
+    """Validate a config mapping and resolve its model selectors against the catalogue."""
+    from vlbias.models.catalogue import load_catalogue
+
+    w = _where(source)
+    if not isinstance(raw, dict):
+        raise VlbiasError(f"{w}a sweep config is a mapping with models: and audits:")
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise VlbiasError(f"{w}unknown key(s) {', '.join(unknown)}; a sweep config has {', '.join(sorted(KEYS))}")
+    for key in ("models", "audits"):
+        if not raw.get(key):
+            raise VlbiasError(f"{w}no {key}: list them (see `vlbias sweep --help`)")
+    base = source.parent if source else Path.cwd()
+    catalogue_files = [base / p for p in _as_list(raw.get("catalogue"), "catalogue", w)]
+    catalogue = load_catalogue(catalogue_files)
+    models = resolve_models(
+        _as_list(raw["models"], "models", w),
+        catalogue,
+        exclude=_as_list(raw.get("exclude"), "exclude", w),
+        include_duplicates=bool(raw.get("include_duplicates", False)),
+        where=w,
+    )
+    encoder = raw.get("encoder") or {}
+    if not isinstance(encoder, dict) or set(encoder) - ENCODER_KEYS:
+        bad = sorted(set(encoder) - ENCODER_KEYS) if isinstance(encoder, dict) else [str(encoder)]
+        raise VlbiasError(f"{w}unknown encoder option(s) {', '.join(bad)}; use {', '.join(sorted(ENCODER_KEYS))}")
+    if encoder.get("cache_dir"):
+        encoder = {**encoder, "cache_dir": str(base / os.path.expanduser(encoder["cache_dir"]))}
+    seed = raw.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise VlbiasError(f"{w}seed must be a whole number (got {seed!r})")
+    accuracy = raw.get("accuracy")
+    if accuracy is not None and accuracy != "openclip":
+        accuracy = str(base / accuracy)
+    out = raw.get("out")
+    return SweepConfig(
+        models=models,
+        audits=_parse_audits(raw["audits"], w),
+        datasets=[str(d) for d in _as_list(raw.get("datasets"), "datasets", w)],
+        seed=seed,
+        encoder=encoder,
+        out=(base / out) if out else ((base / source.stem) if source else None),
+        catalogue=catalogue_files,
+        accuracy=accuracy,
+        source=source,
+    )
+
+
+def _as_list(value: Any, key: str, w: str) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, dict)):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise VlbiasError(f"{w}{key}: must be a list")
+
+
+def resolve_models(
+    selectors: list, catalogue, exclude: list[str] = (), include_duplicates: bool = False, where: str = ""
+) -> list[str]:
+    """Specs, in selector order, without repeats. Patterns and filters select catalogue rows."""
+    from vlbias.models.catalogue import select
+    from vlbias.models.registry import backend_class
+    from vlbias.models.spec import ModelSpec
+
+    specs: list[str] = []
+    rows = catalogue
+    if not include_duplicates and "duplicate_of" in rows.columns:
+        rows = rows[rows["duplicate_of"].isna()]
+    all_specs = rows["spec"].tolist()
+    for sel in selectors:
+        if isinstance(sel, dict):
+            unknown = set(sel) - {"where", "pattern"}
+            if unknown or not sel:
+                raise VlbiasError(f"{where}a model selector is a spec, a pattern, 'all', or {{where: EXPR}}")
+            chosen = all_specs
+            if "pattern" in sel:
+                chosen = [s for s in chosen if fnmatch.fnmatchcase(s, str(sel["pattern"]))]
+            if "where" in sel:
+                keep = set(select(rows, str(sel["where"]))["spec"])
+                chosen = [s for s in chosen if s in keep]
+            if not chosen:
+                raise VlbiasError(
+                    f"{where}model selector {sel} matches no catalogue model; check it with `vlbias models --where`"
+                )
+            specs += chosen
+        elif not isinstance(sel, str) or not sel.strip():
+            raise VlbiasError(f"{where}model {sel!r} is not a spec; write e.g. openclip:ViT-B-32/laion2b_s34b_b79k")
+        elif sel.strip() == "all":
+            specs += all_specs
+        elif _GLOB & set(sel):
+            chosen = [s for s in all_specs if fnmatch.fnmatchcase(s, sel.strip())]
+            if not chosen:
+                raise VlbiasError(
+                    f"{where}pattern {sel!r} matches no catalogue model; list them with `vlbias models --details`"
+                )
+            specs += chosen
+        else:
+            spec = ModelSpec.parse(sel)
+            backend_class(spec.backend)(spec, cache=False)  # validates the target cheaply (file exists, tag known)
+            specs.append(str(spec))
+    for pat in exclude:
+        specs = [s for s in specs if not fnmatch.fnmatchcase(s, str(pat))]
+    specs = list(dict.fromkeys(specs))
+    if not specs:
+        raise VlbiasError(f"{where}no models left to sweep after exclude:")
+    return specs
+
+
+def _parse_audits(raw: Any, w: str) -> list[tuple[str, dict[str, Any]]]:
+    from vlbias.audits.registry import get_audit
+
+    items: list[tuple[str, Any]] = []
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, list):
+        for x in raw:
+            if isinstance(x, str):
+                items.append((x, None))
+            elif isinstance(x, dict) and len(x) == 1:
+                items.append(next(iter(x.items())))
+            else:
+                raise VlbiasError(f"{w}audits: items are audit names or {{name: options}}")
+    else:
+        raise VlbiasError(f"{w}audits: must map audit names to options")
+    out = []
+    for name, opts in items:
+        spec = get_audit(str(name))
+        for o in opts if isinstance(opts, list) else [opts]:
+            o = o or {}
+            if not isinstance(o, dict):
+                raise VlbiasError(f"{w}options of audit {name!r} must be a mapping (got {o!r})")
+            spec.validate_options(o)
+            out.append((spec.name, dict(o)))
+    return out
+
+
+def plan(config: SweepConfig) -> list[Task]:
+    """The whole grid, in order: models as listed, then audits as listed, then datasets."""
+    from vlbias.audits.registry import get_audit
+
+    tasks: list[Task] = []
+    for model in config.models:
+        for name, given in config.audits:
+            spec = get_audit(name)
+            base = dict(given)
+            if config.seed is not None and "seed" in spec.defaults and "seed" not in base:
+                base["seed"] = config.seed
+            if spec.takes_dataset and "dataset" not in base:
+                datasets = config.datasets or ([spec.defaults["dataset"]] if spec.defaults.get("dataset") else [])
+                if not datasets:
+                    raise VlbiasError(
+                        f"audit {name!r} runs on a face dataset; add datasets: [NAME:PATH] to the config "
+                        f"(e.g. cfd:/data/CFD) or give it a dataset option"
+                    )
+                variants = [{**base, "dataset": d} for d in datasets]
+            else:
+                variants = [base]
+            for options in variants:
+                tasks.append(make_task(model, name, spec.validate_options(options)))
+    seen: set[str] = set()
+    unique = []
+    for t in tasks:
+        if t.task_id not in seen:
+            seen.add(t.task_id)
+            unique.append(t)
+    return unique
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``i/n`` with 1 <= i <= n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise VlbiasError(f"--shard {text!r}: write i/n, e.g. 1/4 for the first of four shards") from None
+    if n < 1 or not 1 <= i <= n:
+        raise VlbiasError(f"--shard {text!r}: i must be between 1 and n (e.g. 1/4 ... 4/4)")
+    return i, n
+
+
+def shard_tasks(tasks: list[Task], i: int, n: int) -> list[Task]:
+    """Shard i of n: whole models (so each model loads in one shard only), dealt round-robin in grid order."""
+    models = list(dict.fromkeys(t.model for t in tasks))
+    mine = {m for k, m in enumerate(models) if k % n == i - 1}
+    return [t for t in tasks if t.model in mine]

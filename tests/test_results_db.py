@@ -1,0 +1,152 @@
+"""The results store: atomic parts, concurrent writers and ingesters, schema evolution, query and export."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+
+import pandas as pd
+import pytest
+
+from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.cli import main
+from vlbias.errors import VlbiasError
+from vlbias.zoo.plan import make_task
+from vlbias.zoo.store import ResultsStore
+
+
+def fake_result(model: str, audit: str, value: float, extra: dict | None = None) -> AuditResult:
+    rec = RunRecord(
+        audit=audit,
+        model={"spec": model, "identity": f"id-{model}"},
+        options={"v": value},
+        seed=1,
+        stimuli=[{"name": "words", "version": "2", "sha256": "a" * 64}],
+    )
+    df = pd.DataFrame(
+        {"test": ["t1", "t2"], "order": ["text", "text"], "effect_size": [value, -value], **(extra or {})}
+    )
+    return AuditResult(audit, {"results": df}, rec)
+
+
+def write(store: ResultsStore, model: str, audit: str, value: float, extra=None):
+    task = make_task(model, audit, {"v": value})
+    store.write_part(task, fake_result(model, audit, value, extra), {"model_identity": f"id-{model}", "seconds": 0.1})
+    return task
+
+
+def _writer(root: str, k: int) -> None:
+    store = ResultsStore(root)
+    for i in range(5):
+        write(store, f"vectors:/m{k}.parquet", "demo", k * 10 + i)
+        store.ingest()
+
+
+def test_concurrent_writers_and_ingesters_never_corrupt_the_database(tmp_path):
+    root = tmp_path / "db"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(root), k)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = ResultsStore(root)
+    df = store.query("SELECT model, count(*) AS n, count(DISTINCT task_id) AS k FROM demo.results GROUP BY model")
+    assert len(df) == 4 and df["n"].eq(10).all() and df["k"].eq(5).all()
+    assert store.query("SELECT count(*) AS n FROM tasks")["n"].item() == 20
+    assert not list(root.glob(".results.duckdb.*")) and not list(root.glob("parts/*/.*"))
+
+
+def test_rows_are_stamped_and_tables_evolve_by_name(tmp_path):
+    store = ResultsStore(tmp_path)
+    t1 = write(store, "vectors:/a.parquet", "demo", 1.0, {"ci_low": [0.1, -2.0]})
+    write(store, "vectors:/b.parquet", "demo", 2.0, {"n_permutations": [100, 100]})
+    df = store.query("SELECT * FROM demo.results ORDER BY model, test")
+    assert df["ci_low"].isna().tolist() == [False, False, True, True]
+    assert df["n_permutations"].isna().tolist() == [True, True, False, False]
+    first = df.iloc[0]
+    assert first["task_id"] == t1.task_id and first["stimuli"] == "words@2" and first["seed"] == 1
+    assert first["config_hash"] == fake_result("vectors:/a.parquet", "demo", 1.0).record.config_hash
+    assert pd.isna(first["dataset"])
+    # the part is itself an audit output folder
+    back = AuditResult.read(store.part_dir(t1))
+    assert back.results["effect_size"].tolist() == [1.0, -1.0]
+    assert store.ingest() is None  # nothing changed: no rebuild
+
+
+def test_a_part_written_again_replaces_the_old_one(tmp_path):
+    store = ResultsStore(tmp_path)
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    task = make_task("vectors:/a.parquet", "demo", {"v": 1.0})
+    store.write_part(task, fake_result("vectors:/a.parquet", "demo", 5.0), {"model_identity": "new"})
+    df = store.query("SELECT effect_size FROM demo.results ORDER BY effect_size")
+    assert df["effect_size"].tolist() == [-5.0, 5.0]
+
+
+def test_results_cli_query_tables_export(tmp_path, capsys):
+    store = ResultsStore(tmp_path / "db")
+    for i, m in enumerate(["vectors:/a.parquet", "vectors:/b.parquet"]):
+        write(store, m, "demo", float(i + 1))
+    db = str(tmp_path / "db")
+    assert (
+        main(
+            [
+                "results",
+                "query",
+                "SELECT model, effect_size FROM demo.results ORDER BY 2",
+                "--db",
+                db,
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "model,effect_size" and len(out.splitlines()) == 5
+    assert main(["results", "tables", "--db", db]) == 0
+    listing = capsys.readouterr().out
+    for name in ("demo.results", "demo.results_with_models", "tasks", "models"):
+        assert name in listing
+    assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--format", "csv"]) == 0
+    exported = pd.read_csv(tmp_path / "ex" / "demo.results.csv")
+    assert len(exported) == 4 and (tmp_path / "ex" / "tasks.csv").is_file()
+    assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results"]) == 0
+    pq = pd.read_parquet(tmp_path / "ex" / "demo.results.parquet")
+    assert sorted(pq["effect_size"]) == [-2.0, -1.0, 1.0, 2.0]
+    assert (tmp_path / "ex" / "demo.results.csv").is_file()  # exporting more keeps what is there
+    assert (
+        main(["results", "query", "SELECT * FROM demo.results", "--db", db, "--out", str(tmp_path / "q.parquet")]) == 0
+    )
+    assert len(pd.read_parquet(tmp_path / "q.parquet")) == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["query", "SELECT * FROM nope"], "query failed"),
+        (["query", "SELEC 1"], "query failed"),
+        (["export", "OUT", "--table", "demo.nope"], "no table demo.nope"),
+        (["query", "SELECT 1", "--out", "x.txt"], ".parquet or .csv"),
+    ],
+)
+def test_results_cli_errors_are_one_line(tmp_path, capsys, args, message):
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    args = [a.replace("OUT", str(tmp_path / "ex")) for a in args]
+    code = main(["results", *args, "--db", str(tmp_path / "db")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_copied_database_file_is_queried_as_is(tmp_path):
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    store.ingest()
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "db" / "results.duckdb", tmp_path / "copy" / "results.duckdb")
+    copy = ResultsStore.open(tmp_path / "copy" / "results.duckdb")
+    assert copy.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 2  # not rebuilt from no parts
+    with pytest.raises(VlbiasError, match="not a results database"):
+        ResultsStore.open(tmp_path / "nothing-here")
