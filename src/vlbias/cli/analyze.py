@@ -99,14 +99,14 @@ def analyze(
             click.echo(tables["mixed_model"].to_string(index=False))
             for w in mm["warnings"]:
                 click.echo(f"  note: {w}")
-            corr = tables.get("bias_vs_accuracy")
-            if corr is not None:
-                click.echo(f"\nbias vs downstream accuracy ({settings.metric}), BH across {len(corr) // 2} tests:")
-                click.echo(corr.to_string(index=False))
-            else:
-                click.echo(f"\n{summary['bias_vs_accuracy']}")
         else:
-            click.echo(mm)
+            click.echo(f"mixed model: {mm}" if not str(mm).startswith("no ") else mm)
+        corr = tables.get("bias_vs_accuracy")
+        if corr is not None:
+            click.echo(f"\nbias vs downstream accuracy ({settings.metric}), BH across {len(corr) // 2} tests:")
+            click.echo(corr.to_string(index=False))
+        elif "bias_vs_accuracy" in summary:
+            click.echo(f"\n{summary['bias_vs_accuracy']}")
         for w in summary.get("content_warning", []):
             click.echo(f"\nCONTENT WARNING: {w}")
         for name, table in tables.items():

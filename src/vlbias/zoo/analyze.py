@@ -275,11 +275,19 @@ def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: b
     have_bias_table = f"{s.audit}.{s.table}_with_models" in set(store.tables()["table"])
     if have_bias_table or not zoo_tables:
         df = load_results(store, s)  # the user error naming the tables there are, if there is nothing to analyse
-        result, info = run_mixed_model(df, s)
-        tables["mixed_model"] = result.fixed
-        tables["mixed_model_random_effects"] = result.random
-        tables["mixed_model_scaling"] = result.scaling
-        summary["mixed_model"] = {**result.summary(), **info}
+        try:
+            result, info = run_mixed_model(df, s)
+        except VlbiasError as e:
+            # the zoo may not separate the upstream facts (too few models, facts unknown): say so, and still run
+            # the analyses that do not need the mixed model
+            mixed_error: VlbiasError | None = e
+            summary["mixed_model"] = f"not fitted: {e}"
+        else:
+            mixed_error = None
+            tables["mixed_model"] = result.fixed
+            tables["mixed_model_random_effects"] = result.random
+            tables["mixed_model_scaling"] = result.scaling
+            summary["mixed_model"] = {**result.summary(), **info}
         acc = accuracy_table(store, s)
         if len(acc):
             data, corr = bias_vs_accuracy(df, acc, s)
@@ -293,6 +301,8 @@ def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: b
             }
         else:
             summary["bias_vs_accuracy"] = "no downstream accuracy: import it with `vlbias results import-accuracy`"
+        if mixed_error is not None and not tables and not zoo_tables:
+            raise mixed_error  # nothing at all could be analysed: the reason is the answer
     else:
         summary["mixed_model"] = f"no {s.audit}.{s.table} table in the database: the mixed model was not fitted"
     tables.update(zoo_tables)
