@@ -49,3 +49,24 @@ def test_failed_write_leaves_old_output_untouched(tmp_path, monkeypatch):
         bad.write(out)
     assert (out / "results.csv").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left behind
+
+
+def test_option_defaults_are_never_shared_between_runs():
+    from vlbias.audits.registry import AuditSpec
+
+    spec = AuditSpec("demo", "demo", run=lambda enc, opts: None, defaults={"tests": [], "sets": {}})
+    first = spec.validate_options({})
+    first["tests"].append("weat1")
+    first["sets"]["x"] = "y"
+    assert spec.validate_options({}) == {"tests": [], "sets": {}}
+
+
+def test_record_never_loads_weights(vitb32):
+    from vlbias.models import load_model
+
+    enc = load_model("openclip:ViT-B-32/random", cache=False)
+    rec = enc.record()
+    assert not enc.is_loaded
+    assert rec == {"spec": "openclip:ViT-B-32/random", "backend": "openclip", "identity": enc.identity}
+    full = vitb32.record()  # a loaded model gives its full metadata
+    assert full["architecture"] == "ViT-B-32" and full["identity"] == vitb32.identity

@@ -41,7 +41,7 @@ def test_missing_keys_are_listed_and_checkable(tmp_path):
     with pytest.raises(MissingKeysError) as exc:
         enc.encode_texts(["ant", "bee", "wasp"])
     assert exc.value.missing == ["bee", "wasp"]
-    assert "'bee', 'wasp'" in str(exc.value) and "--drop-missing" in str(exc.value)
+    assert "'bee', 'wasp'" in str(exc.value) and "add them to the file" in str(exc.value)
 
 
 def test_sentences_as_keys_in_parquet(tmp_path):

@@ -47,16 +47,13 @@ class ImageDecodeError(StimulusError):
 class MissingKeysError(VlbiasError):
     """Texts or images that a ``vectors:`` file has no vector for."""
 
-    def __init__(self, source: str, kind: str, missing: Sequence[str]):
+    def __init__(self, source: str, kind: str, missing: Sequence[str], hint: str = "add them to the file"):
         self.source = source
         self.kind = kind
         self.missing = list(missing)
         shown = ", ".join(repr(m) for m in self.missing[:8])
         more = f" and {len(self.missing) - 8} more" if len(self.missing) > 8 else ""
-        super().__init__(
-            f"{source} has no vector for {len(self.missing)} {kind}(s): {shown}{more}; add them to the file, "
-            f"or pass --drop-missing to leave them out"
-        )
+        super().__init__(f"{source} has no vector for {len(self.missing)} {kind}(s): {shown}{more}; {hint}")
 
 
 class CacheError(VlbiasError):

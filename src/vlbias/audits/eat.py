@@ -394,7 +394,12 @@ class _Embeddings:
         missing = self.encoder.missing_texts(texts)
         if missing:
             if not self.opts["drop_missing"]:
-                raise MissingKeysError(str(self.encoder.spec), "text", missing)
+                raise MissingKeysError(
+                    str(self.encoder.spec),
+                    "text",
+                    missing,
+                    "add them to the file, or pass --drop-missing to leave them out",
+                )
             self.dropped_texts = set(missing)
             for t in missing:
                 self.skipped.append((t, "text has no vector in the model (dropped by --drop-missing)"))

@@ -254,8 +254,7 @@ def run(encoder, options: dict[str, Any]):
         },
         *vocab.describe(),
     ]
-    # a fully cached run never loaded the weights: record the identity without loading them now
-    info = encoder.info.to_dict() if getattr(encoder, "_loaded", True) else _lazy_info(encoder)
+    info = encoder.record()  # never loads weights that a fully cached run did not need
     record = RunRecord(audit="perception", model=info, options=record_opts, seed=opts["seed"], stimuli=stimuli)
     skipped = pd.concat(
         [
@@ -285,11 +284,6 @@ class MissingVectorsError(MissingKeysError):
             self, f"{source} has no vector for {len(missing)} {kind}(s) of the perception audit: {tail}"
         )
         self.source, self.kind, self.missing = source, kind, list(missing)
-
-
-def _lazy_info(encoder) -> dict[str, Any]:
-    """Model provenance without loading weights when every embedding came from the cache."""
-    return {"spec": str(encoder.spec), "backend": encoder.spec.backend, "identity": encoder.identity}
 
 
 def _load(opts):

@@ -13,6 +13,7 @@ print; long work reports through :func:`vlbias.utils.progress.progress`.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -63,7 +64,7 @@ class AuditSpec:
             raise VlbiasError(
                 f"audit {self.name!r} has no option {', '.join(map(repr, unknown))}; its options: {known}"
             )
-        return {**self.defaults, **options}
+        return {**copy.deepcopy(self.defaults), **options}  # a run may mutate its options, never the defaults
 
 
 _REGISTERED: dict[str, AuditSpec] = {}

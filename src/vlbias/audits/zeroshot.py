@@ -136,13 +136,6 @@ def _scale(opts: dict, encoder, protocol: Protocol) -> tuple[float, str]:
     return scale, "fixed"
 
 
-def model_record(encoder) -> dict[str, Any]:
-    """The model's metadata for the run record, without loading weights that a warm cache made unnecessary."""
-    if getattr(encoder, "_loaded", False):
-        return encoder.info.to_dict()
-    return {"spec": str(encoder.spec), "identity": encoder.identity, "backend": encoder.spec.backend}
-
-
 # ---------------------------------------------------------------------------------------------------- scoring
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
@@ -413,7 +406,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
         skipped.append(pd.DataFrame([{"item": n, "reason": "notes"} for n in dict.fromkeys(notes)]))
     record = RunRecord(
         audit="zeroshot",
-        model=model_record(encoder),
+        model=encoder.record(),
         options={
             **{k: v for k, v in opts.items() if k not in ("dataset", "seed")},
             "dataset": dataset.spec,

@@ -190,6 +190,18 @@ class Encoder(ABC):
         return self
 
     @property
+    def is_loaded(self) -> bool:
+        """Whether the weights are in memory (a fully cached run never loads them)."""
+        return self._loaded
+
+    def record(self) -> dict[str, Any]:
+        """The model's metadata for a run record: the full :class:`ModelInfo` when the weights are loaded anyway,
+        else spec, backend and identity, so recording provenance never loads weights a warm cache made unneeded."""
+        if self._loaded:
+            return self.info.to_dict()
+        return {"spec": str(self.spec), "backend": self.spec.backend, "identity": self.identity}
+
+    @property
     def info(self) -> ModelInfo:
         self.load()
         fields = {"architecture": None, "pretrained": None, **self._info(), **self._catalogue_facts()}

@@ -101,7 +101,7 @@ class SweepSummary:
 # ---------------------------------------------------------------------------------------------- one model
 def _release(enc) -> None:
     """Free a model's weights before the next model loads (a full collection only if weights were loaded)."""
-    if enc is None or not getattr(enc, "_loaded", False):
+    if enc is None or not enc.is_loaded:
         return
     device = str(getattr(enc, "__dict__", {}).get("device", ""))
     del enc

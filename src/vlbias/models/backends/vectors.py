@@ -244,7 +244,9 @@ class Backend(Encoder):
         keys = [self._image_key(r, root_path) for r in refs]
         missing = [describe(r) for r, k in zip(refs, keys) if k is None]
         if missing and not skip_bad:
-            raise MissingKeysError(str(self.spec), "image", missing)
+            raise MissingKeysError(
+                str(self.spec), "image", missing, "add them to the file, or pass --skip-bad-images to leave them out"
+            )
         ok = np.array([k is not None for k in keys], dtype=bool)
         vecs = self._rows([k for k in keys if k is not None], "image")
         skipped = [(i, describe(r), "no vector in the file") for i, (r, k) in enumerate(zip(refs, keys)) if k is None]
