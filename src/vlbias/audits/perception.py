@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, ModalityError, VlbiasError
+from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
 
 ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 #: the study's order of dimensions in the factor-effect figure
@@ -218,10 +218,21 @@ def run(encoder, options: dict[str, Any]):
     scale_scores = np.column_stack([word_delta[:, [windex[w] for w in ws]].mean(axis=1) for ws in scales.values()])
 
     scores = _scores_table(table, neutral, scales, scale_scores, words, word_delta)
-    design, controlled = _design(table)
-    ctx = _Context(opts, table, design, controlled, list(scales), scale_scores, words, cos, vocab)
     tables: dict[str, pd.DataFrame] = {"scores": scores}
     notes: list[dict[str, str]] = []
+    # every image is scored; the group analyses need its race and gender (a loader leaves labels it cannot map
+    # empty, and reports them)
+    known = (table["race"].notna() & table["gender"].notna()).to_numpy()
+    if not known.all():
+        notes.append(
+            {
+                "item": f"{plural(int((~known).sum()), 'image')} with unknown race or gender",
+                "reason": "scored, but left out of the group analyses",
+            }
+        )
+        table, cos, scale_scores = table[known].reset_index(drop=True), cos[known], scale_scores[known]
+    design, controlled = _design(table)
+    ctx = _Context(opts, table, design, controlled, list(scales), scale_scores, words, cos, vocab)
     runnable = []
     for analysis in opts["analyses"]:
         why = ctx.cannot_run(analysis)
