@@ -18,10 +18,10 @@ be built, and their text facts stay empty (the image facts are still computed fr
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from functools import cache
 from typing import Any
+
+from vlbias.models.backends.openclip import quiet_root_logging
 
 #: parameters that belong to neither tower
 _NEITHER = ("logit_scale", "logit_bias", "text_decoder.")
@@ -64,16 +64,6 @@ def _describe(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _quiet():
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
-
-
 def _flops(fn, *args) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -102,7 +92,7 @@ def architecture_facts(arch: str) -> dict[str, Any]:
         "gflops_text": None,
     }
     image_size = facts["image_size"] or 224
-    with _quiet(), torch.device("meta"):
+    with quiet_root_logging(), torch.device("meta"):
         try:
             model = open_clip.create_model(arch, pretrained=None, pretrained_text=False, device="meta")
         except Exception:  # noqa: BLE001 - e.g. a Hugging Face text tower whose config is not reachable

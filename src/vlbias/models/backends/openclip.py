@@ -83,7 +83,7 @@ def _pkg_version(name: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_logging():
+def quiet_root_logging():
     """open_clip logs 'initialized randomly' on the root logger; that is the point of a random spec."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -287,7 +287,7 @@ class Backend(Encoder):
                     **kw,
                 )
             elif self.kind == "random":
-                with torch.random.fork_rng(devices=[]), _quiet_logging():
+                with torch.random.fork_rng(devices=[]), quiet_root_logging():
                     torch.manual_seed(self.seed)
                     model, _, preprocess = open_clip.create_model_and_transforms(
                         self.arch, pretrained=None, pretrained_text=False, **kw
