@@ -97,8 +97,9 @@ def write_vector_models(
     return specs
 
 
-def build_sweep(root: Path) -> dict:
-    """Write every input and the sweep config; returns what the tests need."""
+def build_sweep(root: Path, n_vectors: int = N_VECTORS, openclip: bool = True, minilm: bool = True) -> dict:
+    """Write every input and the sweep config; returns what the tests need. The benchmark asks for more `vectors:`
+    models and none of the others (``openclip``, ``minilm``); then no model lacks images."""
     from vlbias.datasets import load_dataset
     from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
     from vlbias.stimuli.zeroshot import load_protocol
@@ -117,20 +118,20 @@ def build_sweep(root: Path) -> dict:
     }
     for p in eat_images:
         images.setdefault(p.parent.name, []).append(str(p))
-    vectors = write_vector_models(root, texts, images, omit={N_VECTORS - 1: "causalface"})
-    models = [OPENCLIP, *vectors, MINILM]
+    omit = {n_vectors - 1: "causalface"} if openclip and minilm else None
+    vectors = write_vector_models(root, texts, images, n=n_vectors, omit=omit)
+    models = [OPENCLIP] * openclip + vectors + [MINILM] * minilm
+    scored = [m for m in models if m != MINILM]
 
     facts = ["spec,architecture,architecture_family,n_params,pretraining_dataset,dataset_family,dataset_size"]
-    sizes = [1e6, 4e6, 2e7, 8e7]
-    for i, spec in enumerate([OPENCLIP, *vectors]):
-        data = "big data" if i % 2 else "small data"
-        facts.append(
-            f"{spec},arch{i % 2},{'vit' if i % 2 else 'resnet'},{sizes[i]:.0f},{data},laion,{sizes[3 - i]:.0f}"
-        )
-    facts.append(f"{MINILM},MiniLM-L6,text,22700000,sentence pairs,other,1000000000")
+    for i, spec in enumerate(scored):  # sizes that grow and datasets that shrink, two families, two data sets
+        data, family = ("big data", "vit") if i % 2 else ("small data", "resnet")
+        facts.append(f"{spec},arch{i % 2},{family},{1e6 * 4**i:.0f},{data},laion,{8e7 / 4**i:.0f}")
+    if minilm:
+        facts.append(f"{MINILM},MiniLM-L6,text,22700000,sentence pairs,other,1000000000")
     (root / "facts.csv").write_text("\n".join(facts) + "\n", encoding="utf-8")
     acc = ["spec,average,imagenet1k"] + [
-        f"{spec},{0.3 + 0.1 * i:.2f},{0.2 + 0.15 * i:.2f}" for i, spec in enumerate([OPENCLIP, *vectors])
+        f"{spec},{0.3 + 0.1 * i:.2f},{0.2 + 0.15 * i:.2f}" for i, spec in enumerate(scored)
     ]
     (root / "accuracy.csv").write_text("\n".join(acc) + "\n", encoding="utf-8")
 

@@ -57,7 +57,8 @@ def forest(
     row_keys = rows if rows is not None else _unique(df[row])
     series_keys = _unique(df[series]) if series else [None]
     n_s = len(series_keys)
-    per_row = max(0.32, 0.1 * n_s + 0.12)
+    crowd = n_s > MAX_LEGEND  # too many to tell apart: one neutral colour, and the title says so
+    per_row = max(0.32, 0.1 * min(n_s, MAX_LEGEND) + 0.12)
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
     label_width = min(3.2, 0.07 * max((len(str(r)) for r in row_keys), default=10) + 0.4)
@@ -78,6 +79,8 @@ def forest(
         for si, s in enumerate(series_keys):
             part = sub if s is None else sub[sub[series] == s]
             colour, marker = series_style(si) if s is not None else (LINE_COLOURS[3], "o")
+            if crowd:
+                colour, marker = "0.3", "o"
             part = part[part[row].isin(y_of)]
             if part.empty:
                 continue
@@ -88,9 +91,10 @@ def forest(
             ok = np.isfinite(e)
             has_estimate |= set(part.loc[ok, row])
             with_ci = ok & np.isfinite(lo) & np.isfinite(hi)
-            ax.hlines(y[with_ci], lo[with_ci], hi[with_ci], color=colour, lw=1.4)
-            h = ax.plot(e[with_ci], y[with_ci], marker, color=colour, ms=5, ls="none")
-            ax.plot(e[ok & ~with_ci], y[ok & ~with_ci], marker, mfc="white", mec=colour, ms=5, ls="none")
+            lw, ms = (0.6, 2.5) if crowd else (1.4, 5)
+            ax.hlines(y[with_ci], lo[with_ci], hi[with_ci], color=colour, lw=lw)
+            h = ax.plot(e[with_ci], y[with_ci], marker, color=colour, ms=ms, ls="none")
+            ax.plot(e[ok & ~with_ci], y[ok & ~with_ci], marker, mfc="white", mec=colour, ms=ms, ls="none")
             if s is not None and s not in handles and h:
                 handles[s] = h[0]
         if ref is not None:
@@ -104,6 +108,10 @@ def forest(
         if p is not None:
             ax.set_title(str(p), fontsize=9)
     fig.supxlabel(wrap(xlabel, fig.get_figwidth(), 9), fontsize=9)
+    if crowd:
+        note = (
+            f"{note}; " if note else ""
+        ) + f"one marker per {series.replace('_label', '')} ({n_s}), in the order of the data"
     fig.suptitle(wrap(title + (f"\n{note}" if note else ""), fig.get_figwidth(), 10), fontsize=10)
     if 1 < n_s <= MAX_LEGEND and handles:
         fig.legend(

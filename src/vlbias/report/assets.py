@@ -2,7 +2,8 @@
 
 Sections plan their figures as jobs (a plotting function, its arguments and the file it writes); all jobs are then
 rendered once each, in worker processes when there are many (figures are independent, and drawing is most of a
-report's time), and a page that shows a figure twice shows the same file. A figure that cannot be drawn is reported
+report's time; the workers claim jobs one at a time, so slow and quick figures balance), and a page that shows a
+figure twice shows the same file. A figure that cannot be drawn is reported
 on the summary page and on stderr instead of stopping the report.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import re
+import shutil
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +115,7 @@ class Assets:
         jobs, self.jobs = self.jobs, []
         calls = [(j.fn, j.kwargs) for j in jobs]
         if workers > 1 and len(jobs) >= 2 * workers:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn: a fresh interpreter per worker (no forked database or thread state)
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                results = list(pool.map(_call, *zip(*calls), chunksize=1))
+            results = _parallel(calls, workers, self.root)
         else:
             results = [_call(fn, kw) for fn, kw in calls]
         for job, (files, error) in zip(jobs, results):
@@ -135,6 +132,57 @@ class Assets:
                     fig = job.describe(Path(f))
                     fig.path = Path(f).relative_to(self.root).as_posix()
                     job.target.figures.append(fig)
+
+
+def work(jobs_file: Path, folder: Path) -> None:
+    """Draw every job of ``jobs_file`` that no other worker has claimed yet (a claim is a file created exclusively),
+    writing each result to ``folder/<i>.done``: workers share the jobs as they go, the slow ones and the quick."""
+    calls = pickle.loads(Path(jobs_file).read_bytes())
+    for i, (fn, kwargs) in enumerate(calls):
+        try:
+            os.close(os.open(Path(folder) / f"{i}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        tmp = Path(folder) / f"{i}.tmp"
+        tmp.write_bytes(pickle.dumps(_call(fn, kwargs)))
+        os.replace(tmp, Path(folder) / f"{i}.done")
+
+
+def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path) -> list[tuple[list[str], str | None]]:
+    """Run the jobs in ``workers`` processes: this one and fresh interpreters (``python -m vlbias.report._worker``),
+    which never import the caller's main module (multiprocessing's spawn would re-run a script without a main guard
+    and cannot start from a script read on stdin)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import vlbias
+
+    folder = Path(tempfile.mkdtemp(prefix=".figures-", dir=root))
+    try:
+        jobs_file = folder / "jobs.pkl"
+        jobs_file.write_bytes(pickle.dumps(calls))
+        env = dict(os.environ)
+        src = str(Path(vlbias.__file__).resolve().parents[1])  # this vlbias, wherever it was imported from
+        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+        cmd = [sys.executable, "-m", "vlbias.report._worker", str(jobs_file), str(folder)]
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers - 1)]
+        try:
+            work(jobs_file, folder)
+            for proc in procs:
+                proc.wait()
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        out = []
+        for i in range(len(calls)):
+            done = folder / f"{i}.done"
+            out.append(pickle.loads(done.read_bytes()) if done.is_file() else ([], "a worker process died drawing it"))
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def default_workers() -> int:

@@ -137,6 +137,17 @@ def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool
             "Every number comes from the results as stored; the methods page says how they were made and how to "
             "make them again; every figure links the data it draws."
         ),
+    ]
+    from_db = sum(r.folder is None for r in data.runs)
+    if from_db:
+        out.append(
+            B.note(
+                f"{from_db} run(s) were read from the database alone (their parts are not beside it): their run "
+                "records hold only what the tasks table keeps (stimulus names, not their full records) and the "
+                "items they skipped are not listed."
+            )
+        )
+    out += [
         B.h2("At a glance", id="glance"),
         B.bullets(
             [

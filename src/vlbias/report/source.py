@@ -108,6 +108,10 @@ def missing(v: Any) -> bool:
         return False
 
 
+def _value(v: Any) -> Any:
+    return None if missing(v) else v
+
+
 # ---------------------------------------------------------------------------------------------- database access
 def _db_query(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
     import duckdb
@@ -283,17 +287,16 @@ def load_sweep(path: Path) -> ReportData:
         else:  # a database without its parts: what the tasks table records
             record = {
                 "audit": t.audit,
-                "model": {"spec": t.model, "identity": getattr(t, "model_identity", None)},
+                "model": {"spec": t.model, "identity": _value(getattr(t, "model_identity", None))},
                 "options": options,
-                "seed": None if pd.isna(getattr(t, "seed", None)) else int(t.seed),
+                "seed": None if missing(getattr(t, "seed", None)) else int(t.seed),
                 "stimuli": [{"name": s} for s in str(getattr(t, "stimuli", "") or "").split("; ") if s],
-                "vlbias_version": getattr(t, "vlbias_version", None),
-                "config_hash": getattr(t, "config_hash", None),
+                "vlbias_version": _value(getattr(t, "vlbias_version", None)),
+                "config_hash": _value(getattr(t, "config_hash", None)),
             }
             warning = getattr(t, "content_warning", None)
-            runs.append(
-                Run(t.audit, t.model, t.task_id, t.dataset, options, record, warning if warning else None, db=db)
-            )
+            warning = None if missing(warning) or not warning else str(warning)
+            runs.append(Run(t.audit, t.model, t.task_id, t.dataset, options, record, warning, db=db))
     models_list = list(dict.fromkeys(tasks["model"].dropna()))
     recorded = {r.model: r.record.get("model") or {} for r in runs}
     return ReportData(
