@@ -109,6 +109,9 @@ def test_sweep_report_has_every_section_page_and_figure(zoo):
     shown = {src for page in pages.values() for src in page.images}
     referenced = {re.sub(r"^(\.\./)+", "", s) for s in shown}
     assert referenced == set(figures)  # every figure drawn is shown, and drawn once (one file each)
+    for name in pages:  # every figure links the data it draws
+        for fig in re.findall(r"<figure>(.*?)</figure>", (report / name).read_text(), flags=re.S):
+            assert re.search(r'href="(\.\./)*data/[^"]+\.csv"', fig), (name, fig[:200])
     from PIL import Image
 
     for f in figures:

@@ -119,7 +119,7 @@ def markdown(blocks: list[Block], level: int = 2) -> str:
         elif b.kind == "code":
             out.append(f"```\n{b.text}\n```")
         elif b.kind in ("details", "warning"):
-            inner = markdown(b.blocks, level + 1)
+            inner = markdown(b.blocks, level)
             if inner.strip():
                 label = f"⚠ {b.text}" if b.kind == "warning" else b.text
                 out.append(f"<details><summary>{label}</summary>\n\n{inner}\n\n</details>")

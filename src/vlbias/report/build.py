@@ -279,7 +279,7 @@ def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool
     if has_upstream:
         contents.append(B.Link("Upstream analysis", "upstream.html"))
     contents.append(B.Link("Methods", "methods.html"))
-    out += [B.h2("Contents", id="contents"), B.bullets(contents, md=False)]
+    out += [B.Block("h2", "Contents", id="contents", md=False), B.bullets(contents, md=False)]
     return out
 
 

@@ -288,16 +288,16 @@ _ZS_FIGURES = {
 }
 
 
-def _describe_zs(ci: float):
-    """Caption a figure of the zero-shot plots from its file name (``<kind>-<task>-...-<grouping>.png``)."""
+def _describe_zs(ci: float, data: dict[str, list[tuple[str, str]]]):
+    """Caption a figure of the zero-shot plots from its file name (``<kind>-<task>-...-<grouping>.png``), with the
+    CSVs it draws (``data``: figure kind -> links)."""
 
     def describe(path: Path) -> Figure:
         kind, _, rest = path.stem.partition("-")
         title, what = _ZS_FIGURES.get(kind, (kind, ""))
         rest = rest.replace("top1-pct-", "top-1 share, ").replace("mean-prob-", "mean probability, ")
-        return Figure(
-            "", f"{title} ({rest.replace('-', ' ')})" if rest else title, f"{what}; {CI_OVER_PEOPLE.format(ci=ci)}."
-        )
+        title = f"{title} ({rest.replace('-', ' ')})" if rest else title
+        return Figure("", title, f"{what}; {CI_OVER_PEOPLE.format(ci=ci)}.", data.get(kind, []))
 
     return describe
 
@@ -394,7 +394,7 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
                     "vlbias.audits._zeroshot_plots:plot_comparison",
                     {"tables": {"results": comp}, "warning": warning},
                     folder=f"zeroshot-comparison-{title}",
-                    describe=_describe_zs(ci),
+                    describe=_describe_zs(ci, {"change": [("comparison (CSV)", ccsv)]}),
                     arg="folder",
                     name="zero-shot comparison",
                 )
@@ -414,15 +414,17 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
         per_model = []
         for run in group:
             tabs = run.tables([n for n in ("results", "accuracy") if n in run.table_names()])
+            csvs = {n: ctx.assets.csv(f"zeroshot-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items()}
+            rcsv = csvs.get("results")
+            links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
             g = ctx.assets.group(
                 "vlbias.audits._zeroshot_plots:plot_audit",
                 {"tables": tabs, "warning": run.content_warning, "model": ctx.labels[run.model]},
                 folder=f"zeroshot-{ctx.labels[run.model]}-{title}",
-                describe=_describe_zs(ci),
+                describe=_describe_zs(ci, {k: [(f"{t} (CSV)", csvs[t])] for k, t in links.items() if t in csvs}),
                 arg="folder",
                 name=f"zero-shot bar charts of {run.model}",
             )
-            rcsv = ctx.assets.csv(f"zeroshot-{ctx.labels[run.model]}", tabs["results"]) if "results" in tabs else None
             per_model.append(B.details(ctx.labels[run.model], [B.group(g), *([B.p(f"Data: {rcsv}")] if rcsv else [])]))
             run_blocks = [B.group(g)]
             mine = disp[disp["model"] == run.model] if len(disp) else disp
@@ -479,32 +481,39 @@ _PE_FIGURES = {
 }
 
 
-def _describe_pe(path: Path) -> Figure:
-    if path.stem in _PE_FIGURES:
-        title, caption = _PE_FIGURES[path.stem]
-    elif path.stem.startswith("skew_"):
-        title = f"Retrieval skew over {path.stem[5:].replace('_', ' ')}"
-        caption = (
-            "MaxSkew@k of each word's ranking of a group-balanced image set; dashed: 95th percentile of random rankings"
-        )
-    elif path.stem.startswith("level_curves_"):
-        title = f"Scale scores by {path.stem[13:]} level, per race × gender group"
-        caption = "mean with 95% interval across identities; line: quadratic fit with its band"
-    else:
-        title, caption = path.stem.replace("_", " "), ""
-    return Figure("", title, caption + ".")
+#: the tables each perception figure draws (by file name, or its prefix)
+PERCEPTION_FIGURE_DATA = {
+    "factor_effects": ("factor_pairs", "factor_effects"),
+    "variance_shares": ("variance_shares",),
+    "level_curves": ("level_means", "curve_grid", "extreme_groups"),
+    "markedness": ("markedness",),
+    "skew": ("skew",),
+}
 
 
-PERCEPTION_FIGURE_TABLES = (
-    "factor_pairs",
-    "factor_effects",
-    "variance_shares",
-    "level_means",
-    "curve_grid",
-    "extreme_groups",
-    "markedness",
-    "skew",
-)
+def _describe_pe(csvs: dict[str, str]):
+    """Caption a figure of the perception plots from its file name, with the CSVs of the tables it draws."""
+
+    def describe(path: Path) -> Figure:
+        if path.stem in _PE_FIGURES:
+            title, caption = _PE_FIGURES[path.stem]
+        elif path.stem.startswith("skew_"):
+            title = f"Retrieval skew over {path.stem[5:].replace('_', ' ')}"
+            caption = "MaxSkew@k of each word's ranking of a group-balanced image set; dashed: 95th percentile of "
+            caption += "random rankings"
+        elif path.stem.startswith("level_curves_"):
+            title = f"Scale scores by {path.stem[13:]} level, per race × gender group"
+            caption = "mean with 95% interval across identities; line: quadratic fit with its band"
+        else:
+            title, caption = path.stem.replace("_", " "), ""
+        kind = next((k for k in PERCEPTION_FIGURE_DATA if path.stem.startswith(k)), None)
+        data = [(f"{t} (CSV)", csvs[t]) for t in PERCEPTION_FIGURE_DATA.get(kind, ()) if t in csvs]
+        return Figure("", title, caption + ".", data)
+
+    return describe
+
+
+PERCEPTION_FIGURE_TABLES = tuple(dict.fromkeys(t for ts in PERCEPTION_FIGURE_DATA.values() for t in ts))
 
 
 def perception_section(ctx: Context) -> list[B.Block]:
@@ -605,11 +614,12 @@ def perception_section(ctx: Context) -> list[B.Block]:
         per_model = []
         for run in group:
             tabs = run.tables([n for n in PERCEPTION_FIGURE_TABLES if n in run.table_names()])
+            csvs = {n: ctx.assets.csv(f"perception-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items() if len(t)}
             g = ctx.assets.group(
                 "vlbias.plots.perception:draw_all",
                 {"tables": tabs},
                 folder=f"perception-{ctx.labels[run.model]}-{title}",
-                describe=_describe_pe,
+                describe=_describe_pe(csvs),
                 arg="out",
                 name=f"perception figures of {run.model}",
             )

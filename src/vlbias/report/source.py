@@ -273,7 +273,9 @@ def load_sweep(path: Path) -> ReportData:
     sweep_path = store.root / "sweep.json"
     sweep = _read_json(sweep_path, "run the sweep again") if sweep_path.is_file() else None
 
-    tasks["dataset"] = [None if missing(d) else str(d) for d in tasks["dataset"]]
+    tasks["dataset"] = pd.Series(
+        [None if missing(d) else str(d) for d in tasks["dataset"]], index=tasks.index, dtype=object
+    )
     runs = []
     for t in tasks[tasks["status"] == "done"].itertuples():
         part = store.root / "parts" / str(t.audit) / str(t.task_id)
@@ -283,7 +285,9 @@ def load_sweep(path: Path) -> ReportData:
             warning = raw.pop("content_warning", None)
             sk = part / "skipped.csv"
             skipped = pd.read_csv(sk) if sk.is_file() else pd.DataFrame(columns=["item", "reason"])
-            runs.append(Run(t.audit, t.model, t.task_id, t.dataset, options, raw, warning, skipped, folder=part))
+            runs.append(
+                Run(t.audit, t.model, t.task_id, _value(t.dataset), options, raw, warning, skipped, folder=part)
+            )
         else:  # a database without its parts: what the tasks table records
             record = {
                 "audit": t.audit,
@@ -296,7 +300,7 @@ def load_sweep(path: Path) -> ReportData:
             }
             warning = getattr(t, "content_warning", None)
             warning = None if missing(warning) or not warning else str(warning)
-            runs.append(Run(t.audit, t.model, t.task_id, t.dataset, options, record, warning, db=db))
+            runs.append(Run(t.audit, t.model, t.task_id, _value(t.dataset), options, record, warning, db=db))
     models_list = list(dict.fromkeys(tasks["model"].dropna()))
     recorded = {r.model: r.record.get("model") or {} for r in runs}
     return ReportData(
