@@ -4,6 +4,7 @@ each returning the blocks of its page and adding each run's part to its model's 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +40,6 @@ class Context:
     def add(self, model: str, *blocks: B.Block) -> None:
         self.model_blocks.setdefault(model, []).extend(blocks)
 
-    def model_link(self, model: str) -> B.Link:
-        return B.Link(self.labels.get(model, model), self.pages.get(model, "index.html"))
-
     def concat(self, runs: list[Run], name: str) -> pd.DataFrame:
         """Table ``name`` of every run, with the model's display name (``model_label``) in front."""
         parts = []
@@ -57,7 +55,7 @@ class Context:
 
 
 def _options_key(run: Run) -> str:
-    return json.dumps({k: v for k, v in run.options.items()}, sort_keys=True, default=str)
+    return json.dumps(run.options, sort_keys=True, default=str)
 
 
 def configurations(runs: list[Run], describe) -> list[tuple[str, list[Run]]]:
@@ -96,8 +94,6 @@ def _warning_text(runs: list[Run]) -> str | None:
 def _wrap_warning(warning: str | None, blocks: list[B.Block]) -> list[B.Block]:
     if not warning:
         return blocks
-    import re
-
     text = re.sub(r"^\s*content warning\s*[:.-]?\s*", "", warning, flags=re.IGNORECASE)
     return [B.warning(f"Content warning: {text}", blocks)]
 
@@ -144,28 +140,26 @@ def _eat_title(o: dict[str, Any]) -> str:
     return " + ".join(x for x in parts if x)
 
 
-def _eat_rows(df: pd.DataFrame, with_model: bool, ctx: Context) -> B.Block:
+def _eat_rows(df: pd.DataFrame) -> B.Block:
+    """One model's rows: sets, sizes, d with its interval and marks, p, permutations, status."""
     from vlbias.plots.eat import stars
 
-    cols: dict[str, Any] = {}
-    if with_model:
-        cols["model"] = "model_label"
-    cols.update(
-        {
-            "test": "test",
-            "order": "order",
-            "X vs Y": lambda r: f"{r['x_name']} vs {r['y_name']}",
-            "A vs B": lambda r: f"{r['a_name']} vs {r['b_name']}",
-            "sizes X/Y/A/B": lambda r: "/".join(num(r[c]) for c in ("x_size", "y_size", "a_size", "b_size")),
-            "d [95% CI]": lambda r: interval(r["effect_size"], r["ci_low"], r["ci_high"]) + stars(r["p_value"]),
-            "p": lambda r: pvalue(r["p_value"]),
-            "permutations": lambda r: (
-                ("exact " if r.get("exact") is True else "")
-                + (num(r["n_permutations"]) if r.get("status") == "ok" else "–")
-            ),
-            "status": lambda r: r["status"] if r["status"] == "ok" else f"skipped: {r['reason']}",
-        }
-    )
+    conf = pd.to_numeric(df.get("confidence"), errors="coerce").dropna()
+    level = f"{conf.iloc[0]:.0%}" if len(conf) else "95%"
+    cols: dict[str, Any] = {
+        "test": "test",
+        "order": "order",
+        "X vs Y": lambda r: f"{r['x_name']} vs {r['y_name']}",
+        "A vs B": lambda r: f"{r['a_name']} vs {r['b_name']}",
+        "sizes X/Y/A/B": lambda r: "/".join(num(r[c]) for c in ("x_size", "y_size", "a_size", "b_size")),
+        f"d [{level} CI]": lambda r: interval(r["effect_size"], r["ci_low"], r["ci_high"]) + stars(r["p_value"]),
+        "p": lambda r: pvalue(r["p_value"]),
+        "permutations": lambda r: (
+            ("exact " if r.get("exact") in (True,) else "")
+            + (num(r["n_permutations"]) if r.get("status") == "ok" else "–")
+        ),
+        "status": lambda r: r["status"] if r["status"] == "ok" else f"skipped: {r['reason']}",
+    }
     return B.table(table(df, cols, caption="One row per test and order; * p < .05, ** < .01, *** < .001 (unadjusted)"))
 
 
@@ -264,7 +258,7 @@ def eat_section(ctx: Context) -> list[B.Block]:
                 run.model,
                 B.h2(f"Association tests{': ' + title if title else ''}", id=f"eat-{run.task_id or 'run'}"),
                 B.figure(f),
-                _eat_rows(mine, False, ctx),
+                _eat_rows(mine),
             )
         out += _skipped_summary(ctx, group)
     return out
