@@ -176,7 +176,17 @@ def test_rerun_config_plans_exactly_the_tasks_that_ran(zoo):
     catalogue = pd.read_csv(zoo["report"] / "data" / "catalogue.csv")
     assert set(catalogue["spec"]) == set(zoo["models"])
     methods = (zoo["report"] / "methods.html").read_text()
-    for needle in ("vlbias sweep", "data/rerun.yaml", "protocol:birhane2024", "lexicon:scm", "mini-flowers", "PCG64"):
+    needles = (
+        "vlbias sweep",
+        "data/rerun.yaml",
+        "protocol:birhane2024",
+        "lexicon:scm",
+        "mini-flowers",
+        "PCG64",
+        "A photo of a {w} person.",
+        "trustworthy, friendly, honest",
+    )  # templates and words, hash-verified
+    for needle in needles:
         assert needle in methods
 
 

@@ -196,6 +196,43 @@ def _zeroshot_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
     return out
 
 
+def _packaged_words(stimuli: list[dict[str, Any]]) -> list[B.Block]:
+    """The words and templates of packaged lexicons and template sets, shown only where this vlbias's packaged copy
+    has the content hash the run recorded (else the record's hash is all there is to go by)."""
+    from vlbias.stimuli.perception import load_lexicon, load_templates
+    from vlbias.utils.io import stable_hash
+
+    rows, lines = [], []
+    for s in stimuli:
+        kind, _, name = str(s.get("name", "")).partition(":")
+        if s.get("origin") != "package" or kind not in ("lexicon", "templates"):
+            continue
+        try:
+            if kind == "lexicon":
+                lex = load_lexicon(name)
+                if stable_hash(lex.scales) == s.get("sha256"):
+                    rows += [{"lexicon": name, "scale": k, "words": ", ".join(v)} for k, v in lex.scales.items()]
+                    continue
+            else:
+                tpl = load_templates(name)
+                if stable_hash(list(tpl.templates)) == s.get("sha256"):
+                    lines.append(f"templates {name}: " + " | ".join(f"`{t}`" for t in tpl.templates))
+                    continue
+        except Exception:  # noqa: BLE001 - a set this vlbias no longer packages: the hash is the record
+            pass
+        lines.append(f"{kind} {name}: this vlbias packages a different version; the run's is identified by its hash")
+    out = [B.bullets(lines)] if lines else []
+    if rows:
+        out.append(
+            B.details(
+                "Lexicon words per scale (verified against the recorded hashes)",
+                [B.table(table(pd.DataFrame(rows), {"lexicon": "lexicon", "scale": "scale", "words": "words"}))],
+                md=True,
+            )
+        )
+    return out
+
+
 def _perception_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
     return [
         B.p(
@@ -206,7 +243,8 @@ def _perception_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
             f"{_opt(runs, 'bootstrap')} cluster-bootstrap resamples of identities; {_opt(runs, 'permutations')} "
             f"random rankings for the skew null; k = {_opt(runs, 'k')}; confidence {_opt(runs, 'confidence')}; "
             f"seed {_opt(runs, 'seed')} for every random draw."
-        )
+        ),
+        *_packaged_words(_stimuli(runs)),
     ]
 
 
