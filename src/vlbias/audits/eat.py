@@ -44,6 +44,7 @@ from vlbias.stimuli.eat_tests import (
     expand,
     get_test,
     read_test_file,
+    templates,
 )
 from vlbias.utils.io import sha256_file, stable_hash
 from vlbias.utils.progress import progress
@@ -348,8 +349,15 @@ def plan(opts: dict[str, Any]) -> tuple[list[RowPlan], list[dict[str, Any]]]:
         rows += plan_test(t, opts["orders"], concept="")
         provenance.append({"name": t.name, "origin": t.origin, "sha256": stable_hash(_test_payload(t), 64)})
     if battery:
-        rows += plan_battery(battery, opts)
-        entry = {"name": f"battery:{battery}", "valence": opts["valence"]}
+        battery_rows = plan_battery(battery, opts)
+        rows += battery_rows
+        entry = {
+            "name": f"battery:{battery}",
+            "valence": opts["valence"],
+            # the exact texts and image sets of every row, and the sentence templates they were made with
+            "sha256": stable_hash([r.key() for r in battery_rows], 64),
+            "templates": stable_hash(templates(), 16),
+        }
         if opts["valence"] == "nrc-oasis":
             oasis = Path(opts["oasis"]).expanduser()
             entry["nrc_vad_sha256"] = sha256_file(Path(opts["nrc_vad"]).expanduser())

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sweep": ("vlbias.cli.sweep", "sweep", "Run audits over a model zoo, resumably (local or Ray)."),
     "results": ("vlbias.cli.results", "results", "Query, export and import into a sweep's results database."),
     "analyze": ("vlbias.cli.analyze", "analyze", "Upstream analyses of a sweep: mixed model, bias vs accuracy."),
+    "report": ("vlbias.cli.report", "report", "Write a static HTML (or Markdown) report of audit results."),
 }
 
 

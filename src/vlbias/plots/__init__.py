@@ -22,5 +22,13 @@ def new_figure(width: float, height: float):
     return fig
 
 
+def wrap(text: str, width_in: float, fontsize: float = 9) -> str:
+    """``text`` wrapped line by line to fit ``width_in`` inches at ``fontsize`` points (about 0.55 em a character)."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
+
+
 def save(fig, path, dpi: int = 150) -> None:
     fig.savefig(path, dpi=dpi)

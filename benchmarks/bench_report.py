@@ -1,0 +1,94 @@
+"""Report generation: how long `vlbias report` takes for a zoo, where the time goes, and what the figure workers buy.
+
+A zoo of `vectors:` models (the report's cost does not depend on the model type: it reads tables and draws) runs
+the three audits of the report tests (two cross-modal association tests in four orders, the birhane2024 zero-shot
+protocol on a CFD-layout folder, perception on a CausalFace-layout folder), then `vlbias analyze`. The same results
+are then reported, in the same run:
+
+- HTML with one process drawing the figures (the baseline), then with 2, 4, ... worker processes;
+- the Markdown summary (only the cross-model figures are drawn).
+
+Printed: wall time, the share spent drawing figures, figures and pages written, and each run's speed-up over the
+one-process HTML report. All runs write byte-identical figures (checked).
+
+    python benchmarks/bench_report.py
+    python benchmarks/bench_report.py --models 16 --jobs 1,2,4,8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLBIAS_PROGRESS", "0")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the report tests' fixtures build the zoo's inputs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", type=int, default=8, help="vectors: models in the zoo")
+    ap.add_argument("--jobs", default=None, help="worker counts to time, e.g. 1,2,4 [default: 1 and the CPU count]")
+    args = ap.parse_args()
+    jobs = [int(j) for j in args.jobs.split(",")] if args.jobs else sorted({1, max(1, os.cpu_count() or 1)})
+    if 1 not in jobs:
+        jobs = [1, *jobs]
+
+    import vlbias.report.assets as assets
+    from tests.report_fixtures import build_sweep
+    from vlbias.cli import main as cli
+    from vlbias.report import build_report
+
+    drawing = {"s": 0.0}
+    real_render = assets.Assets.render
+
+    def timed_render(self, workers=1):
+        t = time.perf_counter()
+        try:
+            return real_render(self, workers)
+        finally:
+            drawing["s"] += time.perf_counter() - t
+
+    assets.Assets.render = timed_render
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        os.environ["VLBIAS_CACHE"] = str(root / "cache")
+        info = build_sweep(root, n_vectors=args.models, openclip=False, minilm=False)
+        t = time.perf_counter()
+        assert cli(["sweep", str(info["config"])]) == 0
+        assert cli(["analyze", "--db", str(info["out"]), "--compare-by", "pretraining_dataset"]) == 0
+        print(f"\nzoo: {args.models} vectors: models x 3 audits, swept and analysed in {time.perf_counter() - t:.1f} s")
+        print(f"machine: {os.cpu_count()} CPUs\n")
+        rows = []
+        for fmt, workers in [("html", j) for j in jobs] + [("md", max(jobs))]:
+            drawing["s"] = 0.0
+            out = root / f"report-{fmt}-{workers}"
+            t = time.perf_counter()
+            summary = build_report(info["out"], out, fmt=fmt, workers=workers)
+            wall = time.perf_counter() - t
+            rows.append((fmt, workers, wall, drawing["s"], summary))
+        base = rows[0][2]
+        ref = rows[0][4].out
+        print("| report | figure processes | wall | drawing figures | figures | pages | speed-up |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for fmt, workers, wall, draw, s in rows:
+            same = all((s.out / f).read_bytes() == (ref / f).read_bytes() for f in _figures(s.out))
+            assert same, "figures differ between runs"
+            print(
+                f"| {fmt} | {workers} | {wall:.1f} s | {draw:.1f} s ({draw / wall:.0%}) | {s.figures} | "
+                f"{len(s.pages)} | {base / wall:.2f}x |"
+            )
+        print("\nfigures identical across runs: yes")
+
+
+def _figures(folder: Path) -> list[str]:
+    return [p.relative_to(folder).as_posix() for p in folder.glob("figures/**/*.png")]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Forest plots: estimates with their intervals, one row per item, optionally one dodged marker per series (model)
+and one panel per group. Used for association-test effect sizes, zero-shot shares across models and perception
+factor effects across models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlbias.plots import LINE_COLOURS, new_figure, save, wrap
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+#: beyond this many series the legend is left out (the figure's data CSV names every marker)
+MAX_LEGEND = 24
+
+
+def series_style(i: int) -> tuple[str, str]:
+    """Colour and marker of the i-th series: the eight palette colours, then the next marker with each colour."""
+    return LINE_COLOURS[i % len(LINE_COLOURS)], MARKERS[(i // len(LINE_COLOURS)) % len(MARKERS)]
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(v for v in values if not (isinstance(v, float) and math.isnan(v))))
+
+
+def forest(
+    df: pd.DataFrame,
+    path: Path,
+    *,
+    row: str,
+    est: str,
+    low: str,
+    high: str,
+    xlabel: str,
+    title: str,
+    series: str | None = None,
+    panel: str | None = None,
+    rows: list | None = None,
+    ref: float | None = 0.0,
+    note: str | None = None,
+    ncols: int = 3,
+    missing: str | None = "no estimate",
+    width: float = 4.2,
+    dpi: int = 110,
+) -> Path:
+    """Draw ``df`` as a forest plot into ``path``.
+
+    Each row of ``df`` is one estimate (``est``) with its interval (``low``, ``high``), placed on the y axis by
+    ``row``; ``series`` dodges several estimates of a row (one per model) with a colour and marker each; ``panel``
+    draws one panel per value, sharing both axes. Estimates without an interval are drawn hollow; rows without an
+    estimate keep their place and read "(no estimate)".
+    """
+    panels = _unique(df[panel]) if panel else [None]
+    row_keys = rows if rows is not None else _unique(df[row])
+    series_keys = _unique(df[series]) if series else [None]
+    n_s = len(series_keys)
+    crowd = n_s > MAX_LEGEND  # too many to tell apart: one neutral colour, and the title says so
+    per_row = max(0.32, 0.1 * min(n_s, MAX_LEGEND) + 0.12)
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    label_width = min(3.2, 0.07 * max((len(str(r)) for r in row_keys), default=10) + 0.4)
+    height = nrows * (per_row * len(row_keys) + 0.9) + 1.0
+    legend_w = (
+        0.09 * max((len(str(k)) for k in series_keys if k is not None), default=0) + 0.6 if 1 < n_s <= MAX_LEGEND else 0
+    )
+    fig = new_figure(label_width + width * ncols + legend_w, min(height, 60))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    offsets = np.linspace(0.3, -0.3, n_s) if n_s > 1 else np.zeros(1)
+    y_of = {r: len(row_keys) - 1 - i for i, r in enumerate(row_keys)}
+    handles = {}
+    for ax, p in zip(axes, panels):
+        sub = df if p is None else df[df[panel] == p]
+        has_estimate = set()
+        for si, s in enumerate(series_keys):
+            part = sub if s is None else sub[sub[series] == s]
+            colour, marker = series_style(si) if s is not None else (LINE_COLOURS[3], "o")
+            if crowd:
+                colour, marker = "0.3", "o"
+            part = part[part[row].isin(y_of)]
+            if part.empty:
+                continue
+            y = part[row].map(y_of).to_numpy(dtype=float) + offsets[si]
+            e = pd.to_numeric(part[est], errors="coerce").to_numpy(dtype=float)
+            lo = pd.to_numeric(part[low], errors="coerce").to_numpy(dtype=float)
+            hi = pd.to_numeric(part[high], errors="coerce").to_numpy(dtype=float)
+            ok = np.isfinite(e)
+            has_estimate |= set(part.loc[ok, row])
+            with_ci = ok & np.isfinite(lo) & np.isfinite(hi)
+            lw, ms = (0.6, 2.5) if crowd else (1.4, 5)
+            ax.hlines(y[with_ci], lo[with_ci], hi[with_ci], color=colour, lw=lw)
+            h = ax.plot(e[with_ci], y[with_ci], marker, color=colour, ms=ms, ls="none")
+            ax.plot(e[ok & ~with_ci], y[ok & ~with_ci], marker, mfc="white", mec=colour, ms=ms, ls="none")
+            if s is not None and s not in handles and h:
+                handles[s] = h[0]
+        if ref is not None:
+            ax.axvline(ref, color="0.45", lw=0.9, ls="--", zorder=0)
+        # shared y axes share their labels: only a single panel can say which rows it has no estimate for
+        plain = len(panels) > 1 or missing is None
+        ax.set_yticks(list(y_of.values()), [str(r) if plain or r in has_estimate else f"{r} ({missing})" for r in y_of])
+        ax.set_ylim(-0.7, len(row_keys) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=8)
+        if p is not None:
+            ax.set_title(str(p), fontsize=9)
+    fig.supxlabel(wrap(xlabel, fig.get_figwidth(), 9), fontsize=9)
+    if crowd:
+        note = (
+            f"{note}; " if note else ""
+        ) + f"one marker per {series.replace('_label', '')} ({n_s}), in the order of the data"
+    fig.suptitle(wrap(title + (f"\n{note}" if note else ""), fig.get_figwidth(), 10), fontsize=10)
+    if 1 < n_s <= MAX_LEGEND and handles:
+        fig.legend(
+            list(handles.values()),
+            [str(k) for k in handles],
+            loc="outside right center",
+            fontsize=7,
+            frameon=False,
+        )
+    save(fig, path, dpi=dpi)
+    return path

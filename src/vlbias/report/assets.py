@@ -1,0 +1,189 @@
+"""The files beside a report's pages: figures (PNG) and the data behind them (CSV).
+
+Sections plan their figures as jobs (a plotting function, its arguments and the file it writes); all jobs are then
+rendered once each, in worker processes when there are many (figures are independent, and drawing is most of a
+report's time; the workers claim jobs one at a time, so slow and quick figures balance), and a page that shows a
+figure twice shows the same file. A figure that cannot be drawn is reported
+on the summary page and on stderr instead of stopping the report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import re
+import shutil
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlbias.utils.io import stable_hash
+
+
+def slug(*parts: str, n: int = 80) -> str:
+    text = "-".join(str(p) for p in parts if p)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.")[:n] or "x"
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report root
+    title: str
+    caption: str = ""
+    data: list[tuple[str, str]] = field(default_factory=list)  # (label, relative CSV path)
+
+
+@dataclass
+class FigureGroup:
+    """The figures of one job that writes several files (e.g. every figure of a zero-shot run)."""
+
+    figures: list[Figure] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class _Job:
+    fn: str  # "module:function"
+    kwargs: dict[str, Any]
+    target: Figure | FigureGroup
+    describe: Any = None  # for groups: (Path) -> Figure
+    name: str = ""
+
+
+def _call(fn: str, kwargs: dict[str, Any]) -> tuple[list[str], str | None]:
+    """Run one plotting job; returns the files written, or the error (worker processes call this)."""
+    module, _, attr = fn.partition(":")
+    try:
+        out = getattr(importlib.import_module(module), attr)(**kwargs)
+    except Exception as e:  # noqa: BLE001 - a figure that cannot be drawn must not lose the whole report
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        return [], tb
+    paths = out if isinstance(out, (list, tuple)) else [out]
+    return [str(p) for p in paths if p is not None], None
+
+
+class Assets:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        (self.root / "figures").mkdir(parents=True, exist_ok=True)
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        self.jobs: list[_Job] = []
+        self.errors: list[str] = []
+        self._names: set[str] = set()
+
+    def _unique(self, folder: str, stem: str, suffix: str) -> str:
+        stem = slug(stem)
+        name = f"{folder}/{stem}{suffix}"
+        if name in self._names:
+            name = f"{folder}/{stem}-{stable_hash([stem, len(self._names)], n=6)}{suffix}"
+        self._names.add(name)
+        return name
+
+    def csv(self, stem: str, df: pd.DataFrame) -> str:
+        """Write ``df`` as data/<stem>.csv; returns its path relative to the report."""
+        rel = self._unique("data", stem, ".csv")
+        df.to_csv(self.root / rel, index=False)
+        return rel
+
+    def text(self, stem: str, suffix: str, content: str) -> str:
+        rel = self._unique("data", stem, suffix)
+        (self.root / rel).write_text(content, encoding="utf-8")
+        return rel
+
+    def figure(
+        self, fn: str, kwargs: dict[str, Any], *, stem: str, title: str, caption: str = "", data=(), arg: str = "path"
+    ) -> Figure:
+        """A job that draws one file; ``arg`` names the plotting function's output-path argument."""
+        rel = self._unique("figures", stem, ".png")
+        fig = Figure(rel, title, caption, list(data))
+        self.jobs.append(_Job(fn, {**kwargs, arg: self.root / rel}, fig, name=title))
+        return fig
+
+    def group(self, fn: str, kwargs: dict[str, Any], *, folder: str, describe, arg: str, name: str) -> FigureGroup:
+        """A job that draws several files into figures/<folder>/; ``describe(path)`` captions each."""
+        rel = self._unique("figures", folder, "")
+        group = FigureGroup()
+        self.jobs.append(_Job(fn, {**kwargs, arg: self.root / rel}, group, describe, name=name))
+        return group
+
+    def render(self, workers: int = 1) -> None:
+        """Draw every planned figure once (in ``workers`` processes when there are enough jobs to pay for them)."""
+        jobs, self.jobs = self.jobs, []
+        calls = [(j.fn, j.kwargs) for j in jobs]
+        if workers > 1 and len(jobs) >= 2 * workers:
+            results = _parallel(calls, workers, self.root)
+        else:
+            results = [_call(fn, kw) for fn, kw in calls]
+        for job, (files, error) in zip(jobs, results):
+            if error:
+                self.errors.append(f"figure not drawn ({job.name}): {error}")
+                if isinstance(job.target, FigureGroup):
+                    job.target.error = error
+                else:
+                    job.target.path = ""
+                    job.target.caption = f"This figure could not be drawn: {error}"
+                continue
+            if isinstance(job.target, FigureGroup):
+                for f in files:
+                    fig = job.describe(Path(f))
+                    fig.path = Path(f).relative_to(self.root).as_posix()
+                    job.target.figures.append(fig)
+
+
+def work(jobs_file: Path, folder: Path) -> None:
+    """Draw every job of ``jobs_file`` that no other worker has claimed yet (a claim is a file created exclusively),
+    writing each result to ``folder/<i>.done``: workers share the jobs as they go, the slow ones and the quick."""
+    calls = pickle.loads(Path(jobs_file).read_bytes())
+    for i, (fn, kwargs) in enumerate(calls):
+        try:
+            os.close(os.open(Path(folder) / f"{i}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        tmp = Path(folder) / f"{i}.tmp"
+        tmp.write_bytes(pickle.dumps(_call(fn, kwargs)))
+        os.replace(tmp, Path(folder) / f"{i}.done")
+
+
+def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path) -> list[tuple[list[str], str | None]]:
+    """Run the jobs in ``workers`` processes: this one and fresh interpreters (``python -m vlbias.report._worker``),
+    which never import the caller's main module (multiprocessing's spawn would re-run a script without a main guard
+    and cannot start from a script read on stdin)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import vlbias
+
+    folder = Path(tempfile.mkdtemp(prefix=".figures-", dir=root))
+    try:
+        jobs_file = folder / "jobs.pkl"
+        jobs_file.write_bytes(pickle.dumps(calls))
+        env = dict(os.environ)
+        src = str(Path(vlbias.__file__).resolve().parents[1])  # this vlbias, wherever it was imported from
+        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+        cmd = [sys.executable, "-m", "vlbias.report._worker", str(jobs_file), str(folder)]
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers - 1)]
+        try:
+            work(jobs_file, folder)
+            for proc in procs:
+                proc.wait()
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        out = []
+        for i in range(len(calls)):
+            done = folder / f"{i}.done"
+            out.append(pickle.loads(done.read_bytes()) if done.is_file() else ([], "a worker process died drawing it"))
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))

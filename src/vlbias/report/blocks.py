@@ -1,0 +1,126 @@
+"""A report page is a list of blocks (headings, paragraphs, figures, tables, collapsible parts), rendered to HTML by
+the Jinja templates and to Markdown by :func:`markdown`, so both formats say the same thing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vlbias.report.assets import Figure, FigureGroup
+from vlbias.report.fmt import Table
+
+
+@dataclass
+class Link:
+    text: str
+    href: str  # relative to the report root
+
+
+@dataclass
+class Block:
+    kind: str  # h2 h3 p note figure group table list code details warning
+    text: str = ""
+    id: str | None = None
+    figure: Figure | None = None
+    group: FigureGroup | None = None
+    table: Table | None = None
+    items: list = field(default_factory=list)  # list items: str or Link
+    blocks: list[Block] = field(default_factory=list)
+    md: bool = True  # part of the Markdown summary
+    open: bool = False  # details shown open
+
+
+def h2(text: str, id: str | None = None) -> Block:
+    return Block("h2", text, id=id)
+
+
+def h3(text: str, id: str | None = None, md: bool = True) -> Block:
+    return Block("h3", text, id=id, md=md)
+
+
+def p(text: str, md: bool = True) -> Block:
+    return Block("p", text, md=md)
+
+
+def note(text: str, md: bool = True) -> Block:
+    return Block("note", text, md=md)
+
+
+def figure(f: Figure, md: bool = True) -> Block:
+    return Block("figure", figure=f, md=md)
+
+
+def group(g: FigureGroup, md: bool = False) -> Block:
+    return Block("group", group=g, md=md)
+
+
+def table(t: Table, md: bool = True) -> Block:
+    return Block("table", table=t, md=md)
+
+
+def bullets(items: list, md: bool = True) -> Block:
+    return Block("list", items=list(items), md=md)
+
+
+def code(text: str, md: bool = True) -> Block:
+    return Block("code", text, md=md)
+
+
+def details(summary: str, blocks: list[Block], md: bool = False, open: bool = False) -> Block:
+    return Block("details", summary, blocks=blocks, md=md, open=open)
+
+
+def warning(text: str, blocks: list[Block]) -> Block:
+    """Offensive content behind a click: the warning is the summary, the content opens on request."""
+    return Block("warning", text, blocks=blocks)
+
+
+@dataclass
+class Page:
+    file: str  # relative to the report root, e.g. "index.html" or "models/x.html"
+    title: str
+    nav: str
+    blocks: list[Block]
+
+    @property
+    def root(self) -> str:
+        """Prefix from this page to the report root."""
+        return "../" * self.file.count("/")
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+def markdown(blocks: list[Block], level: int = 2) -> str:
+    """The blocks (those marked for Markdown) as GitHub-flavoured Markdown; links stay relative to the report."""
+    out: list[str] = []
+    for b in blocks:
+        if not b.md:
+            continue
+        if b.kind == "h2":
+            out.append(f"{'#' * level} {b.text}")
+        elif b.kind == "h3":
+            out.append(f"{'#' * (level + 1)} {b.text}")
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "note":
+            out.append(f"> {b.text}")
+        elif b.kind == "figure" and b.figure is not None and b.figure.path:
+            data = ", ".join(f"[{label}]({href})" for label, href in b.figure.data)
+            out.append(
+                f"![{b.figure.title}]({b.figure.path})\n\n*{b.figure.title}.* {b.figure.caption}"
+                + (f" Data: {data}." if data else "")
+            )
+        elif b.kind == "group" and b.group is not None:
+            out += [f"![{f.title}]({f.path})" for f in b.group.figures]
+        elif b.kind == "table" and b.table is not None:
+            cap = f"*{b.table.caption}*\n\n" if b.table.caption else ""
+            csv = f"\n\nData: [{b.table.csv}]({b.table.csv})" if b.table.csv else ""
+            out.append(cap + b.table.markdown() + csv)
+        elif b.kind == "list":
+            out.append("\n".join(f"- [{i.text}]({i.href})" if isinstance(i, Link) else f"- {i}" for i in b.items))
+        elif b.kind == "code":
+            out.append(f"```\n{b.text}\n```")
+        elif b.kind in ("details", "warning"):
+            inner = markdown(b.blocks, level)
+            if inner.strip():
+                label = f"⚠ {b.text}" if b.kind == "warning" else b.text
+                out.append(f"<details><summary>{label}</summary>\n\n{inner}\n\n</details>")
+    return "\n\n".join(x for x in out if x)

@@ -1,0 +1,464 @@
+"""Assemble a report: load the results, plan every section's blocks and figures, draw the figures once, and write the
+pages (HTML through the packaged Jinja templates, or one Markdown file) into a folder that appears whole or not at
+all."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlbias import __version__
+from vlbias.errors import VlbiasError
+from vlbias.report import blocks as B
+from vlbias.report.assets import Assets, Figure, FigureGroup, default_workers
+from vlbias.report.fmt import fixed, num, table
+from vlbias.report.methods import methods_section
+from vlbias.report.sections import (
+    Context,
+    eat_section,
+    other_section,
+    perception_section,
+    upstream_section,
+    zeroshot_section,
+)
+from vlbias.report.source import ReportData, load, missing
+
+FORMATS = ("html", "md")
+MARKER = "report.json"
+AUDIT_PAGES = {
+    "eat": ("eat.html", "Association tests", eat_section),
+    "zeroshot": ("zeroshot.html", "Zero-shot", zeroshot_section),
+    "perception": ("perception.html", "Perception", perception_section),
+}
+FACT_COLUMNS = [
+    "backend",
+    "architecture",
+    "tag",
+    "architecture_family",
+    "n_params",
+    "n_params_image",
+    "n_params_text",
+    "gflops",
+    "embed_dim",
+    "image_size",
+    "pretraining_dataset",
+    "dataset_family",
+    "dataset_size",
+    "samples_seen",
+    "epochs",
+    "fine_tuned",
+    "fine_tuned_on",
+    "duplicate_of",
+    "dataset_source",
+    "samples_seen_source",
+    "identity",
+    "model_identity",
+    "pretrained",
+    "precision",
+    "modalities",
+    "logit_scale",
+    "hf_hub",
+    "url",
+]
+
+
+@dataclass
+class ReportSummary:
+    out: Path
+    format: str
+    pages: list[str]
+    figures: int
+    csv: int
+    seconds: float
+    errors: list[str] = field(default_factory=list)
+
+
+def default_out(data: ReportData) -> Path:
+    return data.path / "report"
+
+
+def check_out(out: Path, source: Path) -> None:
+    """The output folder is replaced as a whole: refuse anything that is not a report, or that holds the input."""
+    o, s = out.resolve(), source.resolve()
+    if o == s or o in s.parents:
+        raise VlbiasError(f"--out {out} holds the results the report is made from; choose a folder outside it")
+    if out.is_file():
+        raise VlbiasError(f"--out {out} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise VlbiasError(
+            f"--out {out} exists and is not a vlbias report (no {MARKER}); the report replaces its folder as a "
+            f"whole, so choose a new or empty folder"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- summary page
+def _task_counts(tasks: pd.DataFrame, by: str) -> dict[str, Counter]:
+    out: dict[str, Counter] = {}
+    for key, status in zip(tasks[by], tasks["status"]):
+        out.setdefault(key, Counter())[status] += 1
+    return out
+
+
+def _datasets(ctx: Context) -> pd.DataFrame:
+    rows: dict[str, dict[str, Any]] = {}
+    for r in ctx.data.runs:
+        if not r.dataset:
+            continue
+        row = rows.setdefault(r.dataset, {"dataset": r.dataset, "audits": set(), "version": "", "images": None})
+        row["audits"].add(r.audit)
+        for s in r.record.get("stimuli") or []:
+            if "n_images" in s:
+                row["version"] = f"{s.get('name', '')}@{s.get('version', '')}".removeprefix("dataset:")
+                row["images"] = s.get("n_images")
+    for spec in ctx.data.tasks["dataset"].dropna().unique():
+        rows.setdefault(spec, {"dataset": spec, "audits": set(), "version": "", "images": None})
+    df = pd.DataFrame(list(rows.values()), columns=["dataset", "audits", "version", "images"])
+    df["audits"] = [", ".join(sorted(a)) for a in df["audits"]]
+    return df
+
+
+def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool) -> list[B.Block]:
+    from vlbias.audits.registry import get_audit
+
+    data = ctx.data
+    tasks = data.tasks
+    status = Counter(tasks["status"])
+    what = "sweep" if data.kind == "sweep" else "audit output folder"
+    out = [
+        B.p(
+            f"Made by vlbias {__version__} on {time.strftime('%Y-%m-%d %H:%M')} from the {what} `{data.path}`. "
+            "Every number comes from the results as stored; the methods page says how they were made and how to "
+            "make them again; every figure links the data it draws."
+        ),
+    ]
+    from_db = sum(r.folder is None for r in data.runs)
+    if from_db:
+        out.append(
+            B.note(
+                f"{from_db} run(s) were read from the database alone (their parts are not beside it): their run "
+                "records hold only what the tasks table keeps (stimulus names, not their full records) and the "
+                "items they skipped are not listed."
+            )
+        )
+    out += [
+        B.h2("At a glance", id="glance"),
+        B.bullets(
+            [
+                f"{len(data.model_order)} model(s), {len(data.audits)} audit(s): {', '.join(data.audits)}",
+                f"{len(tasks)} task(s): {status.get('done', 0)} done, {status.get('failed', 0)} failed, "
+                f"{status.get('skipped', 0)} skipped",
+                f"datasets: {', '.join(sorted(set(tasks['dataset'].dropna()))) or 'none (text and packaged stimuli only)'}",
+            ]
+        ),
+    ]
+    per_model = _task_counts(tasks, "model")
+    rows = []
+    for m in data.model_order:
+        f = data.models.loc[m].to_dict() if m in data.models.index else {}
+        c = per_model.get(m, Counter())
+        rows.append(
+            {
+                "model": ctx.labels[m],
+                "backend": f.get("backend") or m.partition(":")[0],
+                "architecture": f.get("architecture"),
+                "pretraining data": f.get("pretraining_dataset"),
+                "parameters": f.get("n_params"),
+                "done": c.get("done", 0),
+                "failed": c.get("failed", 0),
+                "skipped": c.get("skipped", 0),
+            }
+        )
+    models_table = table(
+        pd.DataFrame(rows), {k: k for k in rows[0]} if rows else {}, caption="Models (each links its page)"
+    )
+    models_table.csv = ctx.assets.csv("models", data.models.reset_index(drop=True))
+    for i, m in enumerate(data.model_order):
+        models_table.links[(i, 0)] = ctx.pages[m]
+    out += [B.h2("Models", id="models"), B.table(models_table)]
+
+    per_audit = _task_counts(tasks, "audit")
+    arows = []
+    for a in data.audits:
+        try:
+            desc = get_audit(a).description
+        except VlbiasError:
+            desc = "(an audit this vlbias does not know)"
+        c = per_audit.get(a, Counter())
+        arows.append(
+            {
+                "audit": a,
+                "what": desc,
+                "runs": len(data.runs_of(a)),
+                "tasks": f"{c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('skipped', 0)} skipped",
+            }
+        )
+    at = table(
+        pd.DataFrame(arows),
+        {"audit": "audit", "what it measures": "what", "runs": "runs", "tasks": "tasks"},
+        caption="Audits (each links its page)",
+    )
+    for i, a in enumerate(data.audits):
+        if a in audit_pages:
+            at.links[(i, 0)] = audit_pages[a]
+    out += [B.h2("Audits", id="audits"), B.table(at)]
+    ds = _datasets(ctx)
+    if len(ds):
+        out += [
+            B.h2("Datasets", id="datasets"),
+            B.table(
+                table(
+                    ds,
+                    {"dataset": "dataset", "name@version": "version", "images used": "images", "audits": "audits"},
+                    caption="Face datasets (paths as on the machine that ran them)",
+                )
+            ),
+        ]
+
+    out.append(B.h2("What was skipped, and why", id="skipped"))
+    failed = tasks[tasks["status"] == "failed"]
+    skipped = tasks[tasks["status"] == "skipped"]
+    if len(failed):
+        ft = table(
+            failed.assign(label=[ctx.labels.get(m, m) for m in failed["model"]]),
+            {
+                "model": "label",
+                "audit": "audit",
+                "dataset": "dataset",
+                "error": lambda r: f"{r['error_type']}: {r['error']}",
+            },
+            caption="Failed tasks (a rerun of the sweep retries them)",
+            csv=ctx.assets.csv("failed-tasks", failed.drop(columns=[c for c in ("traceback",) if c in failed])),
+        )
+        out.append(B.table(ft))
+    if len(skipped):
+        out.append(
+            B.table(
+                table(
+                    skipped.assign(label=[ctx.labels.get(m, m) for m in skipped["model"]]),
+                    {"model": "label", "audit": "audit", "dataset": "dataset", "reason": "error"},
+                    caption="Skipped tasks",
+                )
+            )
+        )
+    inner = []
+    for r in data.runs:
+        sk = r.skipped
+        if sk is not None and len(sk):
+            for item, reason in zip(sk.get("item", []), sk.get("reason", [])):
+                inner.append({"audit": r.audit, "reason": str(reason), "item": str(item), "model": r.model})
+    if inner:
+        agg = (
+            pd.DataFrame(inner)
+            .groupby(["audit", "reason"], sort=False)
+            .agg(items=("item", "size"), models=("model", "nunique"), example=("item", "first"))
+            .reset_index()
+        )
+        out.append(
+            B.table(
+                table(
+                    agg,
+                    {"audit": "audit", "reason": "reason", "items": "items", "runs": "models", "example": "example"},
+                    caption="Inside finished runs: items left out, by reason (details on each audit's page)",
+                    limit=40,
+                )
+            )
+        )
+    if not len(failed) and not len(skipped) and not inner:
+        out.append(B.p("Nothing: every task ran and no stimulus was left out."))
+    if ctx.assets.errors:
+        out += [B.h2("Report notes", id="notes"), B.bullets(ctx.assets.errors)]
+    contents = [B.Link(title, page) for a, (page, title, _) in AUDIT_PAGES.items() if a in audit_pages]
+    contents += [B.Link(f"Audit {a}", p) for a, p in audit_pages.items() if a not in AUDIT_PAGES]
+    if has_upstream:
+        contents.append(B.Link("Upstream analysis", "upstream.html"))
+    contents.append(B.Link("Methods", "methods.html"))
+    out += [B.Block("h2", "Contents", id="contents", md=False), B.bullets(contents, md=False)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- model pages
+def model_blocks(ctx: Context, model: str) -> list[B.Block]:
+    data = ctx.data
+    facts = data.models.loc[model].to_dict() if model in data.models.index else {}
+    rows = [{"fact": "spec", "value": model}]
+    for k in FACT_COLUMNS + [c for c in facts if c not in FACT_COLUMNS]:
+        v = facts.get(k)
+        if k in ("model",) or missing(v) or v == "" or k in {r["fact"] for r in rows}:
+            continue
+        rows.append({"fact": k, "value": v if isinstance(v, str) else num(v)})
+    out = [
+        B.h2("Facts", id="facts"),
+        B.table(
+            table(
+                pd.DataFrame(rows),
+                {"fact": "fact", "value": "value"},
+                caption="Catalogue facts and what the run records say about the model",
+            )
+        ),
+    ]
+    mine = data.tasks[data.tasks["model"] == model]
+    if len(mine):
+        out += [
+            B.h2("Tasks", id="tasks"),
+            B.table(
+                table(
+                    mine,
+                    {
+                        "audit": "audit",
+                        "dataset": "dataset",
+                        "status": "status",
+                        "seconds": lambda r: fixed(r.get("seconds"), 1),
+                        "error or reason": lambda r: "" if missing(r.get("error")) else str(r["error"]),
+                    },
+                )
+            ),
+        ]
+    return out + ctx.model_blocks.get(model, [])
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _templates():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("vlbias", "data/report"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["inline"] = _inline
+    return env
+
+
+def _inline(text: str, root: str = ""):
+    """Escaped text with `code` spans and links to the report's data files."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    html = str(escape(text))
+    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
+    html = re.sub(
+        r"(?<![\w/\"])(data/[A-Za-z0-9._+-]+\.(?:csv|yaml))",
+        lambda m: f'<a href="{root}{m.group(1)}">{m.group(1)}</a>',
+        html,
+    )
+    return Markup(html)
+
+
+def _md_targets(blocks: list[B.Block], found: set[int]) -> None:
+    for b in blocks:
+        if not b.md:
+            continue
+        if b.figure is not None:
+            found.add(id(b.figure))
+        if b.group is not None:
+            found.add(id(b.group))
+        _md_targets(b.blocks, found)
+
+
+def build_report(
+    results: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    fmt: str = "html",
+    workers: int | None = None,
+) -> ReportSummary:
+    """Write the report of ``results`` (a sweep folder, its results.duckdb, or an audit output folder) into ``out``."""
+    t0 = time.perf_counter()
+    if fmt not in FORMATS:
+        raise VlbiasError(f"unknown report format {fmt!r}; use {' or '.join(FORMATS)}")
+    data = load(results)
+    out_path = Path(out) if out is not None else default_out(data)
+    check_out(out_path, data.path)
+    from vlbias.utils.io import atomic_dir
+
+    with atomic_dir(out_path) as tmp:
+        assets = Assets(tmp)
+        ctx = Context(data, assets)
+        pages: list[B.Page] = []
+        audit_pages: dict[str, str] = {}
+        sections = []
+        for audit in data.audits:
+            if not data.runs_of(audit):
+                continue
+            if audit in AUDIT_PAGES:
+                page, title, fn = AUDIT_PAGES[audit]
+                blocks = fn(ctx)
+            else:
+                page, title = f"audit-{audit}.html", f"Audit {audit}"
+                blocks = other_section(ctx, audit)
+            audit_pages[audit] = page
+            sections.append((audit, page, title, blocks))
+        upstream = upstream_section(ctx)
+        methods, files = methods_section(ctx)
+        for audit, page, title, blocks in sections:
+            pages.append(B.Page(page, title, audit, blocks))
+        if upstream:
+            pages.append(B.Page("upstream.html", "Upstream analysis", "upstream", upstream))
+        pages.append(B.Page("methods.html", "Methods", "methods", methods))
+        for m in data.model_order:
+            pages.append(B.Page(ctx.pages[m], m, "models", model_blocks(ctx, m)))
+        if fmt == "md":  # only what the Markdown shows is drawn
+            keep: set[int] = set()
+            for pg in pages:
+                if not pg.file.startswith("models/"):
+                    _md_targets(pg.blocks, keep)
+            assets.jobs = [j for j in assets.jobs if id(j.target) in keep]
+        assets.render(workers or default_workers())
+        summary_page = B.Page("index.html", "Summary", "summary", summary_blocks(ctx, audit_pages, bool(upstream)))
+        pages.insert(0, summary_page)
+        name = data.path.name if data.kind == "sweep" else f"{data.runs[0].audit} run of {data.runs[0].model}"
+        title = f"vlbias report: {name}"
+        if fmt == "html":
+            env = _templates()
+            tpl = env.get_template("page.html.j2")
+            nav = [("summary", "Summary", "index.html")]
+            nav += [(a, t, p) for a, p, t, _ in sections]
+            if upstream:
+                nav.append(("upstream", "Upstream", "upstream.html"))
+            nav += [("methods", "Methods", "methods.html"), ("models", "Models", "index.html#models")]
+            for pg in pages:
+                dest = tmp / pg.file
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                html = tpl.render(page=pg, report_title=title, nav=nav, root=pg.root, version=__version__)
+                dest.write_text(html, encoding="utf-8")
+            written = [pg.file for pg in pages]
+        else:
+            parts = [f"# {title}", B.markdown(summary_page.blocks)]
+            for pg in pages[1:]:
+                if pg.file.startswith("models/"):
+                    continue
+                parts += [f"## {pg.title}", B.markdown(pg.blocks, level=3)]
+            (tmp / "report.md").write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
+            written = ["report.md"]
+        warnings = list(dict.fromkeys(r.content_warning for r in data.runs if r.content_warning))
+        if warnings:  # the figures of offensive label sets point here
+            (tmp / "CONTENT_WARNING.txt").write_text("\n\n".join(warnings) + "\n", encoding="utf-8")
+        figures = sorted(p.relative_to(tmp).as_posix() for p in tmp.glob("figures/**/*.png"))
+        csvs = sorted(p.relative_to(tmp).as_posix() for p in tmp.glob("data/*.csv"))
+        marker = {
+            "vlbias_report": 1,
+            "format": fmt,
+            "source": str(data.path),
+            "kind": data.kind,
+            "vlbias_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "pages": written,
+            "figures": figures,
+            "data": csvs,
+            "rerun": files.get("rerun"),
+            "errors": assets.errors,
+        }
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    return ReportSummary(out_path, fmt, written, len(figures), len(csvs), time.perf_counter() - t0, assets.errors)
+
+
+__all__ = ["FORMATS", "ReportSummary", "build_report", "Figure", "FigureGroup"]

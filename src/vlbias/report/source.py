@@ -1,0 +1,316 @@
+"""What a report is made from: a sweep's results (its folder or its results.duckdb) or one audit's output folder.
+
+Both become a :class:`ReportData`: the audit runs (one per finished task, each with its tables, run record,
+skipped items and content warning), every task with its status (so failures and skips are reported), each model's
+catalogue facts, imported downstream accuracy and the tables of `vlbias analyze`. A run's tables are read when
+first needed, from the task's Parquet part (the sweep's source of truth) or, for a database without its parts,
+from the database rows of that task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlbias.errors import VlbiasError
+
+AUDIT_ORDER = ("eat", "zeroshot", "perception")
+TASK_COLUMNS = ["task_id", "model", "audit", "dataset", "options", "status", "error_type", "error", "seconds"]
+
+
+@dataclass
+class Run:
+    """One finished audit run: a sweep task's part, or an audit output folder."""
+
+    audit: str
+    model: str
+    task_id: str | None
+    dataset: str | None
+    options: dict[str, Any]  # the options the run was made with (a sweep config can give them back)
+    record: dict[str, Any]  # record.json: model, options, seed, stimuli, vlbias_version, config_hash, created
+    content_warning: str | None = None
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item", "reason"]))
+    folder: Path | None = None
+    db: Path | None = None
+    _names: list[str] | None = None
+    _cache: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def table_names(self) -> list[str]:
+        if self._names is None:
+            if self.folder is not None:
+                self._names = sorted(p.stem for p in self.folder.glob("*.parquet"))
+            else:
+                self._names = _db_tables(self.db, self.audit)
+        return self._names
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """The run's table ``name`` (None if the run has none)."""
+        if name not in self._cache:
+            if name not in self.table_names():
+                return None
+            if self.folder is not None:
+                df = pd.read_parquet(self.folder / f"{name}.parquet")
+            else:
+                df = _db_query(self.db, f'SELECT * FROM "{self.audit}"."{name}" WHERE task_id = ?', [self.task_id])
+            self._cache[name] = df
+        return self._cache[name]
+
+    def tables(self, names: list[str] | None = None) -> dict[str, pd.DataFrame]:
+        return {n: t for n in (names or self.table_names()) if (t := self.table(n)) is not None}
+
+    @property
+    def seed(self):
+        return self.record.get("seed")
+
+
+@dataclass
+class ReportData:
+    kind: str  # "sweep" or "audit"
+    path: Path
+    runs: list[Run]
+    tasks: pd.DataFrame  # every task: done, failed and skipped, with the error or reason
+    models: pd.DataFrame  # model -> catalogue facts (and what the run records add)
+    analysis: dict[str, pd.DataFrame] = field(default_factory=dict)
+    analysis_summary: dict[str, Any] | None = None
+    accuracy: pd.DataFrame | None = None
+    sweep: dict[str, Any] | None = None
+
+    @property
+    def model_order(self) -> list[str]:
+        """Models in the sweep's order (as the config listed them), then any others."""
+        listed = list((self.sweep or {}).get("models") or [])
+        seen = list(dict.fromkeys([m for m in listed if m in set(self.tasks["model"])] + self.tasks["model"].tolist()))
+        return [m for m in seen if isinstance(m, str)]
+
+    def runs_of(self, audit: str) -> list[Run]:
+        order = {m: i for i, m in enumerate(self.model_order)}
+        return sorted((r for r in self.runs if r.audit == audit), key=lambda r: order.get(r.model, len(order)))
+
+    @property
+    def audits(self) -> list[str]:
+        """The audits in the results: the packaged ones in a fixed order, then any others."""
+        found = list(dict.fromkeys(self.tasks["audit"].dropna()))
+        return [a for a in AUDIT_ORDER if a in found] + [a for a in found if a not in AUDIT_ORDER]
+
+
+def missing(v: Any) -> bool:
+    """None, NaN or pd.NA (not an empty list or a zero)."""
+    if v is None or v is pd.NA:
+        return True
+    try:
+        return bool(pd.isna(v)) if not isinstance(v, (list, tuple, dict, str)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _value(v: Any) -> Any:
+    return None if missing(v) else v
+
+
+# ---------------------------------------------------------------------------------------------- database access
+def _db_query(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def _db_tables(db: Path, schema: str) -> list[str]:
+    df = _db_query(
+        db,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+        [schema],
+    )
+    return sorted(df["table_name"])
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load(path: str | os.PathLike) -> ReportData:
+    """A sweep folder, its results.duckdb, or an audit output folder; a one-line error for anything else."""
+    p = Path(path)
+    if not p.exists():
+        raise VlbiasError(f"{p} not found; give a sweep folder, its results.duckdb, or an audit output folder")
+    if p.is_dir() and (p / "record.json").is_file():
+        return load_audit_folder(p)
+    return load_sweep(p)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VlbiasError(f"{path} cannot be read ({type(e).__name__}); {what}") from None
+    if not isinstance(raw, dict):
+        raise VlbiasError(f"{path} is not a JSON object; {what}")
+    return raw
+
+
+def _audit_options(audit: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A record's options reduced to the audit's own option names (records may add derived values)."""
+    from vlbias.audits.registry import get_audit
+
+    try:
+        known = get_audit(audit).defaults
+    except VlbiasError:
+        return dict(options)
+    return {k: v for k, v in options.items() if k in known}
+
+
+def load_audit_folder(folder: Path) -> ReportData:
+    from vlbias.audits.base import RunRecord
+
+    raw = _read_json(folder / "record.json", "the audit output folder is damaged; write it again")
+    warning = raw.pop("content_warning", None)
+    try:
+        record = RunRecord.from_dict(raw)
+    except TypeError:
+        raise VlbiasError(
+            f"{folder / 'record.json'} is not a vlbias run record; give an audit output folder (vlbias eat/zeroshot/"
+            f"perception --out DIR)"
+        ) from None
+    tables = sorted(folder.glob("*.parquet"))
+    if not tables:
+        raise VlbiasError(f"{folder} holds a record.json but no result tables (*.parquet); write the folder again")
+    skipped_path = folder / "skipped.csv"
+    skipped = pd.read_csv(skipped_path) if skipped_path.is_file() else pd.DataFrame(columns=["item", "reason"])
+    model = str(record.model.get("spec") or "unknown model")
+    options = _audit_options(record.audit, record.options)
+    if record.seed is not None and "seed" not in options:
+        options["seed"] = record.seed
+    dataset = record.options.get("dataset")
+    run = Run(
+        audit=record.audit,
+        model=model,
+        task_id=None,
+        dataset=str(dataset) if dataset else None,
+        options=options,
+        record={**record.to_dict()},
+        content_warning=warning,
+        skipped=skipped,
+        folder=folder,
+    )
+    tasks = pd.DataFrame(
+        [
+            {
+                "task_id": None,
+                "model": model,
+                "audit": record.audit,
+                "dataset": run.dataset,
+                "options": json.dumps(options, sort_keys=True, default=str),
+                "status": "done",
+                "error_type": None,
+                "error": None,
+                "seconds": None,
+            }
+        ],
+        columns=TASK_COLUMNS,
+    )
+    return ReportData("audit", folder, [run], tasks, _facts([model], {model: record.model}))
+
+
+def _facts(models: list[str], recorded: dict[str, dict[str, Any]], table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Catalogue facts per model (the database's models table, else the catalogue), with the run record's model
+    information (embedding size, logit scale, ...) where the catalogue has nothing."""
+    from vlbias.models.catalogue import load_catalogue, model_facts
+
+    rows = {}
+    if table is not None and len(table):
+        for r in table.to_dict("records"):
+            rows[r["model"]] = r
+    catalogue = None
+    for m in models:
+        if m not in rows:
+            catalogue = catalogue if catalogue is not None else load_catalogue()
+            try:
+                rows[m] = {**model_facts(m, catalogue), "model": m}
+            except VlbiasError:
+                rows[m] = {"model": m}
+        info = recorded.get(m) or {}
+        for k, v in info.items():
+            if k in ("spec", "extra") or isinstance(v, (dict, list)):
+                continue
+            if missing(rows[m].get(k)):
+                rows[m][k] = v
+    df = pd.DataFrame(list(rows.values()))
+    return df.set_index("model", drop=False) if len(df) else pd.DataFrame(columns=["model"])
+
+
+def load_sweep(path: Path) -> ReportData:
+    from vlbias.zoo.store import ResultsStore
+
+    store = ResultsStore.open(path)
+    con = store.connect()  # rebuilds the database if parts are newer (what `vlbias results` does)
+    con.close()
+    db = store.db_path
+    listing = _db_query(
+        db,
+        "SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE'",
+    )
+    have = {(r.s, r.t) for r in listing.itertuples()}
+    if ("main", "tasks") not in have:
+        raise VlbiasError(
+            f"{db} is not a vlbias results database (it has no tasks table); give a sweep's output folder"
+        )
+    tasks = _db_query(db, "SELECT * FROM tasks")
+    if tasks.empty:
+        raise VlbiasError(f"{store.root} holds no tasks yet; run a sweep into it first")
+    for c in TASK_COLUMNS:
+        if c not in tasks.columns:
+            tasks[c] = None
+    models = _db_query(db, "SELECT * FROM models") if ("main", "models") in have else None
+    accuracy = _db_query(db, "SELECT * FROM accuracy") if ("main", "accuracy") in have else None
+    analysis = {t: _db_query(db, f'SELECT * FROM analysis."{t}"') for s, t in sorted(have) if s == "analysis"}
+    summary_path = store.root / "analysis" / "analysis.json"
+    analysis_summary = _read_json(summary_path, "run `vlbias analyze` again") if summary_path.is_file() else None
+    sweep_path = store.root / "sweep.json"
+    sweep = _read_json(sweep_path, "run the sweep again") if sweep_path.is_file() else None
+
+    tasks["dataset"] = pd.Series(
+        [None if missing(d) else str(d) for d in tasks["dataset"]], index=tasks.index, dtype=object
+    )
+    runs = []
+    for t in tasks[tasks["status"] == "done"].itertuples():
+        part = store.root / "parts" / str(t.audit) / str(t.task_id)
+        options = json.loads(t.options) if isinstance(t.options, str) and t.options else {}
+        if (part / "record.json").is_file() and (part / "task.json").is_file():
+            raw = _read_json(part / "record.json", "the sweep's part is damaged; delete it and run the sweep again")
+            warning = raw.pop("content_warning", None)
+            sk = part / "skipped.csv"
+            skipped = pd.read_csv(sk) if sk.is_file() else pd.DataFrame(columns=["item", "reason"])
+            runs.append(
+                Run(t.audit, t.model, t.task_id, _value(t.dataset), options, raw, warning, skipped, folder=part)
+            )
+        else:  # a database without its parts: what the tasks table records
+            record = {
+                "audit": t.audit,
+                "model": {"spec": t.model, "identity": _value(getattr(t, "model_identity", None))},
+                "options": options,
+                "seed": None if missing(getattr(t, "seed", None)) else int(t.seed),
+                "stimuli": [{"name": s} for s in str(getattr(t, "stimuli", "") or "").split("; ") if s],
+                "vlbias_version": _value(getattr(t, "vlbias_version", None)),
+                "config_hash": _value(getattr(t, "config_hash", None)),
+            }
+            warning = getattr(t, "content_warning", None)
+            warning = None if missing(warning) or not warning else str(warning)
+            runs.append(Run(t.audit, t.model, t.task_id, _value(t.dataset), options, record, warning, db=db))
+    models_list = list(dict.fromkeys(tasks["model"].dropna()))
+    recorded = {r.model: r.record.get("model") or {} for r in runs}
+    return ReportData(
+        "sweep",
+        store.root,
+        runs,
+        tasks,
+        _facts(models_list, recorded, models),
+        analysis=analysis,
+        analysis_summary=analysis_summary,
+        accuracy=accuracy,
+        sweep=sweep,
+    )

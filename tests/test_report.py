@@ -1,0 +1,448 @@
+"""`vlbias report`: the report of a small real sweep (every audit, random-init open_clip and `vectors:` models), of
+single audit output folders, as Markdown, every bad input, and the pages checked in a real (headless) Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.report_fixtures import MINILM, OPENCLIP, build_sweep
+from vlbias.cli import main
+from vlbias.zoo.store import ResultsStore
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """The sweep, `vlbias analyze` on it, and its HTML report (figures drawn by two worker processes)."""
+    root = tmp_path_factory.mktemp("report")
+    info = build_sweep(root)
+    assert main(["sweep", str(info["config"])]) == 0
+    assert main(["analyze", "--db", str(info["out"]), "--compare-by", "pretraining_dataset"]) == 0
+    report = root / "html"
+    assert main(["report", str(info["out"]), "--out", str(report), "--jobs", "2"]) == 0
+    return {**info, "root": root, "report": report}
+
+
+class Page(HTMLParser):
+    """Links, images, ids, and the text inside content-warning <details> of one HTML page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+        self.cw_depth = 0
+        self.stack: list[bool] = []
+        self.images_outside_cw: list[str] = []
+        self.text_outside_cw: list[str] = []
+        self.text_inside_cw: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag == "img":
+            self.images.append(a["src"])
+            if not self.cw_depth:
+                self.images_outside_cw.append(a["src"])
+        if tag == "details":
+            cw = "cw" in (a.get("class") or "").split()
+            self.stack.append(cw)
+            self.cw_depth += cw
+
+    def handle_endtag(self, tag):
+        if tag == "details" and self.stack:
+            self.cw_depth -= self.stack.pop()
+
+    def handle_data(self, data):
+        (self.text_inside_cw if self.cw_depth else self.text_outside_cw).append(data)
+
+
+def pages_of(report: Path) -> dict[str, Page]:
+    return {p.relative_to(report).as_posix(): Page(p.read_text(encoding="utf-8")) for p in report.rglob("*.html")}
+
+
+def tables_of(html: str) -> list[list[list[str]]]:
+    """Every <table> as rows of cell texts."""
+    out = []
+    for t in re.findall(r"<table>(.*?)</table>", html, flags=re.S):
+        rows = []
+        for tr in re.findall(r"<tr>(.*?)</tr>", t, flags=re.S):
+            cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, flags=re.S)
+            rows.append([re.sub(r"<[^>]+>", "", c).replace("&amp;", "&").strip() for c in cells])
+        out.append(rows)
+    return out
+
+
+def db(zoo, sql: str) -> pd.DataFrame:
+    return ResultsStore(zoo["out"]).query(sql)
+
+
+# ---------------------------------------------------------------------------------------------- the sweep's report
+def test_sweep_report_has_every_section_page_and_figure(zoo):
+    report = zoo["report"]
+    marker = json.loads((report / "report.json").read_text())
+    assert marker["errors"] == [] and marker["kind"] == "sweep"
+    pages = pages_of(report)
+    for name in ("index.html", "eat.html", "zeroshot.html", "perception.html", "upstream.html", "methods.html"):
+        assert name in pages
+    model_pages = [p for p in pages if p.startswith("models/")]
+    assert len(model_pages) == len(zoo["models"]) == 5
+    figures = marker["figures"]
+    for stem in ("eat-heatmap", "eat-forest", "mixed-model-coefficients", "bias-vs-accuracy"):
+        assert f"figures/{stem}.png" in figures
+    assert any(f.startswith("figures/zeroshot-comparison-") for f in figures)  # the model-group comparison
+    assert any(f.endswith("level_curves_age.png") for f in figures)  # perception, per model
+    assert any(f.endswith("/factor_effects.png") for f in figures)
+    assert any("/share-labels-race+gender" in f for f in figures)  # zero-shot group bar charts, per model
+    shown = {src for page in pages.values() for src in page.images}
+    referenced = {re.sub(r"^(\.\./)+", "", s) for s in shown}
+    assert referenced == set(figures)  # every figure drawn is shown, and drawn once (one file each)
+    for name in pages:  # every figure links the data it draws
+        for fig in re.findall(r"<figure>(.*?)</figure>", (report / name).read_text(), flags=re.S):
+            assert re.search(r'href="(\.\./)*data/[^"]+\.csv"', fig), (name, fig[:200])
+    from PIL import Image
+
+    for f in figures:
+        with Image.open(report / f) as im:
+            assert im.format == "PNG" and im.width > 200 and im.height > 100
+
+
+def test_numbers_on_the_pages_are_the_databases(zoo):
+    from vlbias.report.fmt import interval, pvalue
+
+    report = zoo["report"]
+    eat = db(zoo, 'SELECT model, test, "order", status, effect_size, ci_low, ci_high, p_value FROM eat.results')
+    csv = pd.read_csv(report / "data" / "eat-results.csv")
+    merged = eat.merge(csv, on=["model", "test", "order"], suffixes=("", "_csv"))
+    assert len(merged) == len(eat) == 5 * 8
+    pd.testing.assert_series_equal(merged["effect_size"], merged["effect_size_csv"], check_names=False)
+    # each model page's table shows its own rows, formatted from the database values
+    pages = {p.name: p for p in (report / "models").glob("*.html")}
+    for model in zoo["models"]:
+        mine = eat[eat["model"] == model]
+        html = next(p.read_text() for n, p in pages.items() if f"<h1>{model}</h1>" in p.read_text())
+        rows = next(t for t in tables_of(html) if t and "d [95% CI]" in t[0])
+        header = rows[0]
+        shown = {(r[header.index("test")], r[header.index("order")]): r for r in rows[1:]}
+        assert len(shown) == len(mine) == 8
+        for r in mine.itertuples():
+            cell = shown[(r.test, r.order)]
+            d = cell[header.index("d [95% CI]")].rstrip("*")
+            assert d == interval(r.effect_size, r.ci_low, r.ci_high)
+            assert cell[header.index("p")] == pvalue(r.p_value)
+    # the zero-shot gaps are the audit's disparity rows
+    disp = db(
+        zoo,
+        "SELECT model, label, difference FROM zeroshot.disparity WHERE metric = 'top1_pct' "
+        "AND kind = 'category' AND grouping <> 'all'",
+    )
+    shown = pd.read_csv(report / "data" / "zeroshot-disparity.csv")
+    assert sorted(shown["difference"]) == sorted(disp["difference"]) and len(disp) == 4
+
+
+def test_summary_says_what_was_skipped_and_failed_and_why(zoo):
+    html = (zoo["report"] / "index.html").read_text()
+    tables = tables_of(html)
+    failed = next(t for t in tables if t and t[0][-1] == "error")
+    assert len(failed) == 2 and failed[1][1] == "perception" and "has no vector for" in failed[1][3]
+    skipped = next(t for t in tables if t and t[0][-1] == "reason" and t[0][0] == "model")
+    assert {(r[0], r[1]) for r in skipped[1:]} == {(MINILM, "perception"), (MINILM, "zeroshot")}
+    assert all("has no image encoder" in r[3] for r in skipped[1:])
+    inner = next(t for t in tables if t and t[0][:2] == ["audit", "reason"])
+    assert ["eat", f"{MINILM} is a text-only model", "6", "1"] == inner[[r[0] for r in inner].index("eat")][:4]
+    glance = re.search(r"<ul>(.*?)</ul>", html, flags=re.S).group(1)
+    assert "5 model(s)" in glance and "15 task(s): 12 done, 1 failed, 2 skipped" in glance
+
+
+def test_rerun_config_plans_exactly_the_tasks_that_ran(zoo):
+    from vlbias.zoo.plan import load_config, plan
+
+    config = load_config(zoo["report"] / "data" / "rerun.yaml")
+    tasks = db(zoo, "SELECT task_id, model FROM tasks")
+    assert {t.task_id for t in plan(config)} == set(tasks["task_id"])
+    assert config.models == zoo["models"]
+    catalogue = pd.read_csv(zoo["report"] / "data" / "catalogue.csv")
+    assert set(catalogue["spec"]) == set(zoo["models"])
+    methods = (zoo["report"] / "methods.html").read_text()
+    needles = (
+        "vlbias sweep",
+        "data/rerun.yaml",
+        "protocol:birhane2024",
+        "lexicon:scm",
+        "mini-flowers",
+        "PCG64",
+        "A photo of a {w} person.",
+        "trustworthy, friendly, honest",
+    )  # templates and words, hash-verified
+    for needle in needles:
+        assert needle in methods
+
+
+def test_offensive_labels_are_behind_a_content_warning(zoo):
+    report = zoo["report"]
+    assert (report / "CONTENT_WARNING.txt").read_text().startswith("CONTENT WARNING")
+    for name, page in pages_of(report).items():
+        outside = " ".join(page.text_outside_cw).lower()
+        for label in ("gorilla", "chimpanzee", "orangutan", "suspicious person"):
+            assert label not in outside, (name, label)
+        zs_images = [s for s in page.images_outside_cw if "zeroshot" in s]
+        assert zs_images == [], name
+    zs = pages_of(report)["zeroshot.html"]
+    assert any("gorilla" in t for t in zs.text_inside_cw) or zs.images  # the content is there, behind the click
+
+
+def test_markdown_summary_draws_only_what_it_shows_with_the_same_figures(zoo, tmp_path):
+    out = tmp_path / "md"
+    assert main(["report", str(zoo["out"]), "--out", str(out), "--format", "md", "--jobs", "1"]) == 0
+    md = (out / "report.md").read_text()
+    assert not list(out.rglob("*.html"))
+    for heading in (
+        "# vlbias report",
+        "## Association tests",
+        "## Zero-shot",
+        "## Perception",
+        "## Upstream analysis",
+        "## Methods",
+    ):
+        assert heading in md
+    assert "<details><summary>⚠ Content warning" in md
+    linked = re.findall(r"\]\(((?:figures|data)/[^)]+)\)", md)
+    assert linked and all((out / link).is_file() for link in linked)
+    figures = json.loads((out / "report.json").read_text())["figures"]
+    assert "figures/eat-heatmap.png" in figures
+    assert not any("level_curves" in f for f in figures)  # per-model figures are not in the Markdown summary
+    html_figures = set(json.loads((zoo["report"] / "report.json").read_text())["figures"])
+    # drawn serially here, by worker processes for the HTML report: the same pixels
+    for f in figures:
+        assert f in html_figures and (out / f).read_bytes() == (zoo["report"] / f).read_bytes(), f
+    eat = db(zoo, "SELECT count(*) AS n FROM eat.results WHERE status = 'ok'")
+    assert eat["n"][0] > 0 and "| test | order |" in md
+
+
+def test_a_database_without_its_parts_gives_the_same_numbers(zoo, tmp_path):
+    """The report reads each run's tables from its Parquet part; a results.duckdb copied alone gives the same data
+    (read from the database rows of each task) and says what it lacks."""
+    alone = tmp_path / "copy"
+    alone.mkdir()
+    shutil.copy(zoo["out"] / "results.duckdb", alone / "results.duckdb")
+    out = tmp_path / "md"
+    assert main(["report", str(alone / "results.duckdb"), "--out", str(out), "--format", "md"]) == 0
+    assert not (alone / "report").exists() and not (alone / "parts").exists()  # nothing written beside the input
+    md = (out / "report.md").read_text()
+    assert "read from the database alone" in md
+    for name in (
+        "eat-results.csv",
+        "zeroshot-disparity.csv",
+        "perception-factor-effects.csv",
+        "mixed-model-fixed-effects.csv",
+    ):
+        a = pd.read_csv(out / "data" / name)
+        b = pd.read_csv(zoo["report"] / "data" / name)
+        pd.testing.assert_frame_equal(
+            a.sort_values(list(a.columns)).reset_index(drop=True),
+            b.sort_values(list(b.columns)).reset_index(drop=True),
+            obj=name,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- one audit folder
+def test_report_of_one_audit_output_folder(zoo, tmp_path):
+    from tests.report_fixtures import EAT_TESTS
+
+    vectors = next(m for m in zoo["models"] if m.startswith("vectors:"))
+    tests = [str(zoo["root"] / f"{name}.yaml") for name in EAT_TESTS]
+    run = tmp_path / "eat-run"
+    args = ["eat", "--model", vectors, "--permutations", "500", "--bootstrap", "100", "--out", str(run)]
+    for t in tests:
+        args += ["--test-file", t]
+    assert main(args) == 0
+    zs = tmp_path / "zs-run"
+    assert (
+        main(["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--bootstrap", "20", "--out", str(zs)])
+        == 0
+    )
+
+    assert main(["report", str(run)]) == 0  # default: RESULTS/report
+    report = run / "report"
+    pages = pages_of(report)
+    assert {"index.html", "eat.html", "methods.html"} <= set(pages) and "upstream.html" not in pages
+    assert len([p for p in pages if p.startswith("models/")]) == 1
+    marker = json.loads((report / "report.json").read_text())
+    assert marker["kind"] == "audit" and marker["errors"] == []
+    assert "figures/eat-heatmap.png" in marker["figures"] and "figures/eat-forest.png" in marker["figures"]
+    from vlbias.zoo.plan import load_config, make_task, plan
+
+    config = load_config(report / "data" / "rerun.yaml")
+    [task] = plan(config)
+    record = json.loads((run / "record.json").read_text())
+    assert task.model == vectors and task.options_dict["permutations"] == 500 == record["options"]["permutations"]
+    from vlbias.audits.registry import get_audit
+
+    assert task == make_task(vectors, "eat", get_audit("eat").validate_options(task.options_dict))
+
+    assert main(["report", str(zs), "--out", str(tmp_path / "zs-report")]) == 0
+    zpages = pages_of(tmp_path / "zs-report")
+    assert "zeroshot.html" in zpages and zpages["zeroshot.html"].images
+    assert zpages["zeroshot.html"].images_outside_cw == []
+
+
+# ---------------------------------------------------------------------------------------------- bad inputs
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(("vlbias: error:", "vlbias report: error:")), err
+    return err[0]
+
+
+def test_bad_inputs_are_one_line_errors_and_write_nothing(zoo, tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "not found" in _err(capsys)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty)]) == 2
+    assert "is not a results database" in _err(capsys)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "record.json").write_text("{not json")
+    assert main(["report", str(broken)]) == 2
+    assert "record.json cannot be read" in _err(capsys)
+    (broken / "record.json").write_text('{"audit": "eat", "model": {"spec": "x"}, "options": {}}')
+    assert main(["report", str(broken)]) == 2
+    assert "no result tables" in _err(capsys)
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "thesis.tex").write_text("precious")
+    assert main(["report", str(zoo["out"]), "--out", str(keep)]) == 2
+    assert "is not a vlbias report" in _err(capsys) and (keep / "thesis.tex").read_text() == "precious"
+    assert main(["report", str(zoo["out"]), "--out", str(zoo["out"])]) == 2
+    assert "holds the results" in _err(capsys)
+    (tmp_path / "file").write_text("x")
+    assert main(["report", str(zoo["out"]), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in _err(capsys)
+    assert main(["report", str(zoo["out"]), "--format", "pdf"]) == 2
+    assert "pdf" in _err(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "empty", "file", "mine"]
+
+
+def test_a_failing_build_leaves_the_previous_report_whole(zoo, tmp_path, monkeypatch):
+    import vlbias.report.build as build
+
+    out = tmp_path / "again"
+    shutil.copytree(zoo["report"], out)
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+
+    def boom(ctx):
+        raise RuntimeError("planted failure while building")
+
+    monkeypatch.setattr(build, "methods_section", boom)
+    with pytest.raises(RuntimeError, match="planted"):
+        build.build_report(zoo["out"], out, workers=1)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary folder left beside it
+
+
+# ---------------------------------------------------------------------------------------------- small parts
+def test_formatting_and_model_names():
+    from vlbias.plots.eat import stars
+    from vlbias.report.fmt import interval, model_labels, num, pvalue
+
+    assert [stars(p) for p in (0.0009, 0.001, 0.009, 0.049, 0.05, float("nan"))] == ["***", "**", "**", "*", "", ""]
+    assert interval(0.4213, 0.1, 0.7) == "+0.42 [+0.10, +0.70]" and interval(0.5, float("nan"), 1) == "+0.50"
+    assert (num(1234567), num(0.012345), num(float("nan")), num(2.0)) == ("1,234,567", "0.0123", "–", "2")
+    assert (pvalue(1e-6), pvalue(0.04567), pvalue(0.0)) == ("1.0e-06", "0.046", "0")
+    labels = model_labels(["vectors:/a/m.parquet", "vectors:/b/m.parquet", OPENCLIP])
+    assert labels[OPENCLIP] == OPENCLIP and len(set(labels.values())) == 3
+    assert labels["vectors:/a/m.parquet"] == "vectors:m.parquet #1"
+
+
+# ---------------------------------------------------------------------------------------------- in a browser
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+CHROMIUM = os.environ.get("VLBIAS_CHROMIUM", "/usr/bin/chromium")
+
+
+def _browser_or_skip():
+    """Debian's chromium through playwright; CI sets VLBIAS_REQUIRE_BROWSER=1, so a missing browser fails there."""
+    why = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        why = "the playwright package is not installed"
+    if why is None and not Path(CHROMIUM).is_file():
+        why = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if why:
+        if os.environ.get("VLBIAS_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"the browser check is required here but {why}")
+        pytest.skip(why)
+
+
+def test_report_in_headless_chromium(zoo, tmp_path):
+    """Every page loads without console errors, every image renders, every link between pages (and to data)
+    resolves, nothing is fetched from the network; a screenshot of the association-test page is saved (to
+    $VLBIAS_SCREENSHOT too, which is how docs/report.png is made)."""
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    report = zoo["report"].resolve()
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
+            page.on("request", lambda r: requests.append(r.url))
+            ids: dict[str, set[str]] = {}
+            links: list[tuple[str, str]] = []
+            files = sorted(report.rglob("*.html"))
+            for f in files:
+                page.goto(f.as_uri(), wait_until="load")
+                page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+                page.wait_for_function("[...document.images].every(i => i.complete)")
+                broken = page.evaluate(
+                    "[...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
+                )
+                problems += [f"{f.name}: image does not render: {b}" for b in broken]
+                ids[f.as_uri()] = set(page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)"))
+                links += [(f.as_uri(), h) for h in page.evaluate("[...document.links].map(a => a.href)")]
+                if f.name == "eat.html":  # the heat map in view
+                    shot = tmp_path / "report.png"
+                    page.screenshot(path=str(shot), full_page=False)
+                    if os.environ.get("VLBIAS_SCREENSHOT"):
+                        shutil.copy(shot, os.environ["VLBIAS_SCREENSHOT"])
+        finally:
+            browser.close()
+    assert len(files) == 11
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    csv_links = 0
+    for source, href in links:
+        assert href.startswith("file://"), (source, href)  # no link leaves the report
+        target, _, anchor = href.partition("#")
+        path = Path(target.removeprefix("file://"))
+        assert path.is_file() and report in path.parents, (source, href)
+        if anchor:
+            assert anchor in ids[target], (source, href)
+        csv_links += path.suffix == ".csv"
+    assert csv_links > 20
+    assert all(u.startswith(("file://", "data:")) for u in requests), [u for u in requests if "file://" not in u]
+    assert problems == []
