@@ -289,3 +289,16 @@ def test_exact_refused_when_too_large():
     X, Y, A, B = (rng.standard_normal((n, 4)) for n in (25, 25, 3, 3))
     with pytest.raises(EATInputError, match="too many to count"):
         eat(X, Y, A, B, permutations="exact", n_bootstrap=0)
+
+
+def test_equal_associations_give_no_effect_size_and_no_interval():
+    """All targets the same vector (up to rounding): d is undefined, and so is its bootstrap interval."""
+    from vlbias.stats.eat import eat
+
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((6, 16)), rng.standard_normal((6, 16))
+    base = rng.standard_normal(16)
+    targets = base + 1e-15 * rng.standard_normal((10, 16))  # equal up to the last bits, like a collapsed encoder
+    res = eat(targets[:5], targets[5:], A, B, permutations="exact", n_bootstrap=200, seed=0)
+    assert np.isnan(res.effect_size)
+    assert np.isnan(res.ci_low) and np.isnan(res.ci_high)

@@ -106,9 +106,19 @@ def association(W, A, B) -> np.ndarray:
     return (Wn @ An.T).mean(axis=1) - (Wn @ Bn.T).mean(axis=1)
 
 
+#: a spread of the associations below this fraction of their magnitude is rounding noise, not variation
+_RELATIVE_SPREAD_TOL = 1e-9
+
+
+def _spread_floor(values: np.ndarray) -> float:
+    return _RELATIVE_SPREAD_TOL * float(np.max(np.abs(values))) if values.size else 0.0
+
+
 def _effect(sx: np.ndarray, sy: np.ndarray) -> float:
-    sd = np.std(np.concatenate([sx, sy]), ddof=1)
-    if not sd > 0:
+    """d, or NaN when every association is the same (up to rounding): the test then has no scale."""
+    both = np.concatenate([sx, sy])
+    sd = np.std(both, ddof=1)
+    if not sd > _spread_floor(both):
         return float("nan")
     return float((sx.mean() - sy.mean()) / sd)
 
@@ -146,16 +156,22 @@ def _permutation(scores, k, permutations, alternative, seed):
 
 # ---------------------------------------------------------------------------------------------------- bootstrap
 def _weighted_d(S: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    """d per column of S (items × resamples), items weighted by resample counts (X rows first, then Y)."""
+    """d per column of S (items × resamples), items weighted by resample counts (X rows first, then Y).
+
+    The variance is the centred two-pass sum, so equal associations give a spread of rounding size, which (as in
+    the point estimate) makes d undefined rather than huge.
+    """
     nx = wx.shape[0]
     sx, sy = S[:nx], S[nx:]
     Nx, Ny = wx.sum(axis=0), wy.sum(axis=0)
     m1x, m1y = (wx * sx).sum(axis=0), (wy * sy).sum(axis=0)
-    m2 = (wx * sx * sx).sum(axis=0) + (wy * sy * sy).sum(axis=0)
     n = Nx + Ny
-    var = (m2 - (m1x + m1y) ** 2 / n) / (n - 1)
+    mean = (m1x + m1y) / n
+    var = ((wx * (sx - mean) ** 2).sum(axis=0) + (wy * (sy - mean) ** 2).sum(axis=0)) / (n - 1)
+    floor = _RELATIVE_SPREAD_TOL * np.abs(S).max(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        d = (m1x / Nx - m1y / Ny) / np.sqrt(np.where(var > 0, var, np.nan))
+        sd = np.sqrt(var)
+        d = (m1x / Nx - m1y / Ny) / np.where(sd > floor, sd, np.nan)
     return d
 
 
@@ -209,8 +225,11 @@ def _bootstrap_sc(Wn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tup
 
 # ---------------------------------------------------------------------------------------------------- tests
 def _result(scores, k, perm, ci, kind, sizes, confidence, n_bootstrap, seed) -> EATResult:
+    d = _effect(scores[:k], scores[k:])
+    if not np.isfinite(d):
+        ci = (float("nan"), float("nan"))  # no interval around an undefined effect size
     return EATResult(
-        effect_size=_effect(scores[:k], scores[k:]),
+        effect_size=d,
         p_value=perm.p_value,
         statistic=float(scores[:k].sum() - scores[k:].sum()),
         n_permutations=perm.n_permutations,
