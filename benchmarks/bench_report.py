@@ -39,8 +39,9 @@ def main() -> None:
     if 1 not in jobs:
         jobs = [1, *jobs]
 
-    import vlbias.report.assets as assets
     from tests.report_fixtures import build_sweep
+
+    import vlbias.report.assets as assets
     from vlbias.cli import main as cli
     from vlbias.report import build_report
 

@@ -37,10 +37,10 @@ def test_pearson_interval_is_fishers_and_matches_scipy():
 
 
 def test_spearman_interval_covers_at_the_nominal_rate():
-    """Bivariate normal, rho_s known in closed form: 6/pi * asin(rho/2); 2000 samples of n = 30."""
+    """Bivariate normal, rho_s known in closed form: 6/pi * asin(rho/2); 2000 samples of n = 40 (t-test p range)."""
     from scipy import stats
 
-    rho, n, sims = 0.5, 30, 2000
+    rho, n, sims = 0.5, 40, 2000
     true = 6 / np.pi * np.arcsin(rho / 2)
     rng = np.random.default_rng(7)
     cov = [[1, rho], [rho, 1]]
@@ -52,6 +52,41 @@ def test_spearman_interval_covers_at_the_nominal_rate():
         c = correlation(rx[i], ry[i], "spearman")  # ranks in, the same rho out
         covered += c["ci_low"] <= true <= c["ci_high"]
     assert 0.93 <= covered / sims <= 0.97
+
+
+def test_spearman_p_is_exact_for_a_small_zoo():
+    """3 or 4 models in perfect rank order: the t approximation says p = 0; the truth is 2/3! and 2/4!."""
+    from itertools import permutations
+
+    from scipy import stats
+
+    assert correlation([1, 2, 3], [2, 4, 9], "spearman")["p_value"] == pytest.approx(2 / 6)
+    assert correlation([1, 2, 3, 4], [2, 4, 9, 10], "spearman")["p_value"] == pytest.approx(2 / 24)
+    # a non-perfect case against a brute-force enumeration of all pairings
+    x, y = [0.1, 0.5, 0.2, 0.9, 0.4, 0.7], [1.0, 3.0, 4.0, 6.0, 2.0, 5.0]
+    rho = stats.spearmanr(x, y).statistic
+    perms = list(permutations(y))
+    extreme = sum(abs(stats.spearmanr(x, p).statistic) >= abs(rho) - 1e-12 for p in perms)
+    assert correlation(x, y, "spearman")["p_value"] == pytest.approx(extreme / len(perms))
+
+
+def test_spearman_sampled_p_agrees_with_full_enumeration():
+    """n = 8 is past the exact range (8! > 20,000 resamples): the sampled p is within Monte-Carlo error of all 8!."""
+    from itertools import permutations
+
+    from scipy import stats
+
+    x = np.array([0.3, 1.2, 0.7, 2.0, 1.1, 0.2, 1.6, 0.9])
+    y = np.array([2.0, 1.0, 3.5, 4.0, 2.2, 0.5, 3.0, 5.0])
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    obs = abs(rx @ ry)
+    null = np.abs(ry[np.array(list(permutations(range(8))))] @ rx)
+    exact = np.mean(null >= obs * (1 - 1e-9))
+    p = correlation(x, y, "spearman")["p_value"]
+    assert 0.01 < exact < 0.5
+    assert abs(p - exact) < 4 * np.sqrt(exact * (1 - exact) / 20_000)
+    assert correlation(x, y, "spearman")["p_value"] == p  # seeded
 
 
 def test_degenerate_inputs_give_missing_values_not_errors():
