@@ -244,6 +244,24 @@ def test_manifest_explicit_columns_and_errors(tmp_path):
         load_dataset(f"manifest:{tmp_path / 'gone.csv'}")
 
 
+def test_fingerprint_is_the_same_anywhere_and_changes_with_the_content(cfd, tmp_path):
+    import shutil
+
+    first = load_dataset(f"cfd:{cfd['root']}")
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(cfd["root"], copy)
+    moved = load_dataset(f"cfd:{copy}")
+    assert moved.fingerprint() == first.fingerprint()  # absolute paths are not part of it
+    assert len(first.fingerprint()) == 64
+    # a relabelled person, or one image fewer, is a different stimulus set
+    relabelled = load_dataset(f"cfd:{copy}")
+    relabelled.table.loc[0, "gender"] = "male" if relabelled.table.loc[0, "gender"] == "female" else "female"
+    assert relabelled.fingerprint() != first.fingerprint()
+    fewer = load_dataset(f"cfd:{copy}")
+    fewer.table = fewer.table.iloc[1:]
+    assert fewer.fingerprint() != first.fingerprint()
+
+
 def test_dataset_spec_errors():
     with pytest.raises(VlbiasError, match="must be NAME:PATH"):
         load_dataset("cfd")

@@ -383,6 +383,15 @@ def test_second_protocol_encodes_no_image_and_warm_rerun_loads_no_model(small_cf
     assert again.record.config_hash == first.record.config_hash
 
 
+def test_dataset_hash_in_the_record_does_not_depend_on_the_model(cfd, birhane_vectors, small_clip):
+    """A vectors: model keys images by path, open_clip by content: the record names the same dataset for both."""
+    opts = {"dataset": f"cfd:{cfd['root']}", "n_boot": 0}
+    by_vectors = AUDIT.run(load_model(f"vectors:{birhane_vectors['path']}"), opts).record.stimuli[0]
+    by_clip = AUDIT.run(small_clip, opts).record.stimuli[0]
+    assert by_vectors == by_clip
+    assert by_clip["sha256"] == load_dataset(f"cfd:{cfd['root']}").fingerprint()
+
+
 def test_fixed_scale_100_versus_the_models_logit_scale(small_cfd, small_clip):
     opts = {"dataset": f"cfd:{small_cfd['root']}", "n_boot": 0}
     fixed = AUDIT.run(small_clip, opts)

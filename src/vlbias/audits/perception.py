@@ -158,7 +158,6 @@ def run(encoder, options: dict[str, Any]):
     from vlbias.models.images import ImageRef
     from vlbias.stats import perception as sp
     from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
-    from vlbias.utils.io import stable_hash
 
     opts = check_options(AUDIT.validate_options(options))
     missing = [m for m in AUDIT.modalities if m not in encoder.modalities]
@@ -253,7 +252,6 @@ def run(encoder, options: dict[str, Any]):
 
     record_opts = {k: v for k, v in opts.items() if not k.startswith("_")}
     record_opts["dataset"] = dataset.spec if not isinstance(opts["dataset"], str) else opts["dataset"]
-    content = sorted(k for k, ok in zip(enc.keys, enc.ok) if ok and k is not None)
     stimuli = [
         {
             "name": dataset.name,
@@ -261,7 +259,7 @@ def run(encoder, options: dict[str, Any]):
             "root": str(dataset.root),
             "options": dataset.options,
             "n_images": int(len(table)),
-            "sha256": stable_hash(content),
+            "sha256": dataset.fingerprint(),
         },
         *vocab.describe(),
     ]

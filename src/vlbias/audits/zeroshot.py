@@ -23,7 +23,6 @@ by a model fact such as the pretraining data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -421,7 +420,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
                 "name": f"dataset:{dataset.name}",
                 "version": dataset.version,
                 "n_images": int(len(table)),
-                "sha256": hashlib.sha256("\n".join(sorted(k or "" for k in enc.keys)).encode()).hexdigest(),
+                "sha256": dataset.fingerprint(),
             },
             {
                 "name": f"protocol:{protocol.name}",

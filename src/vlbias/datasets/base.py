@@ -96,6 +96,18 @@ class FaceDataset:
     def spec(self) -> str:
         return f"{self.name}:{self.root}"
 
+    def fingerprint(self) -> str:
+        """sha256 of the table as loaded: relative keys and every attribute, in key order, without absolute paths.
+
+        The same dataset gives the same fingerprint for every model and on every machine, so result rows of many
+        models can be traced to one stimulus set; a changed label, an added or removed image changes it.
+        """
+        import hashlib
+
+        cols = sorted(c for c in self.table.columns if c != "path")
+        frame = self.table[cols].sort_values("key", kind="stable")
+        return hashlib.sha256(frame.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+
 
 @lru_cache(maxsize=1)
 def _loaders() -> tuple[str, ...]:

@@ -102,7 +102,8 @@ def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) ->
                 "details": "details",
             },
             caption="Stimuli and their versions, with the number of runs that used each (content hashes identify "
-            "the exact texts and images)",
+            "the exact texts and images; for a face dataset, its table of image keys and labels, the same for every "
+            "model)",
         )
     )
 
