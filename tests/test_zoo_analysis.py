@@ -299,6 +299,26 @@ def test_vlbias_analyze_on_a_planted_zoo(tmp_path, capsys):
     assert {"analysis.mixed_model", "analysis.bias_vs_accuracy", "analysis.bias_vs_accuracy_data"} <= tables
 
 
+def test_rows_left_out_tell_whole_models_from_single_rows():
+    from vlbias.zoo.analyze import AnalysisSettings, mixed_model_data
+
+    facts = {"n_params": 1e8, "dataset_size": 4e8, "architecture_family": "ViT-B", "dataset_family": "laion"}
+    df = pd.DataFrame(
+        [
+            {"model": "a", "test": "t1", "order": "text", "effect_size": 0.5, **facts},
+            {"model": "a", "test": "t2", "order": "text", "effect_size": 0.1, **facts},
+            {"model": "b", "test": "t1", "order": "text", "effect_size": 0.2, **facts},
+            {"model": "b", "test": "t2", "order": "text", "effect_size": np.nan, **facts},  # undefined d
+            {"model": "c", "test": "t1", "order": "text", "effect_size": 0.3, **{**facts, "dataset_size": None}},
+            {"model": "c", "test": "t2", "order": "text", "effect_size": 0.4, **{**facts, "dataset_size": None}},
+        ]
+    )
+    data, info = mixed_model_data(df, AnalysisSettings())
+    assert sorted(data["model"]) == ["a", "a", "b"]
+    assert info["rows"] == 3 and info["rows_left_out"] == 3 and info["models"] == 2
+    assert info["models_left_out"] == ["c"] and info["models_partly_left_out"] == ["b"]
+
+
 def test_analyze_errors(tmp_path, capsys):
     store, _, _ = planted_zoo(tmp_path / "zoo")
     db = str(tmp_path / "zoo")

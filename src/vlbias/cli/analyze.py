@@ -92,8 +92,8 @@ def analyze(
         if isinstance(mm, dict):
             click.echo(
                 f"mixed model: {mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups "
-                f"({mm['rows_left_out']} rows of {len(mm['models_left_out'])} models without the needed facts left "
-                f"out); REML, converged: {mm['converged']}; reference levels: "
+                f"({mm['rows_left_out']} rows without the needed facts left out: {len(mm['models_left_out'])} models "
+                f"entirely, {len(mm.get('models_partly_left_out', []))} in part); REML, converged: {mm['converged']}; reference levels: "
                 + ", ".join(f"{k}={v}" for k, v in mm["reference"].items())
             )
             click.echo(tables["mixed_model"].to_string(index=False))

@@ -726,6 +726,11 @@ def upstream_section(ctx: Context) -> list[B.Block]:
             facts.append(f"converged: {mm.get('converged')}")
             if mm.get("models_left_out"):
                 facts.append(f"left out ({mm.get('reason', 'missing facts')}): {', '.join(mm['models_left_out'])}")
+            if mm.get("models_partly_left_out"):
+                facts.append(
+                    f"some rows left out ({mm.get('reason', 'missing facts')}): "
+                    + ", ".join(mm["models_partly_left_out"])
+                )
             facts += [f"note: {w}" for w in mm.get("warnings", [])]
         if facts:
             out.append(B.bullets(facts))

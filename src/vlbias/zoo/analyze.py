@@ -84,13 +84,17 @@ def mixed_model_data(df: pd.DataFrame, s: AnalysisSettings) -> tuple[pd.DataFram
     d["log_dataset_size"] = np.log10(pd.to_numeric(d["dataset_size"], errors="coerce").astype(float))
     need = [s.effect, "log_params", "log_dataset_size", "architecture_family", "dataset_family"]
     ok = d[need].notna().all(axis=1) & np.isfinite(d[[s.effect, "log_params", "log_dataset_size"]]).all(axis=1)
-    left_out = sorted(d.loc[~ok, "model"].unique())
+    kept = set(d.loc[ok, "model"])
+    dropped = set(d.loc[~ok, "model"])
     info = {
         "rows": int(ok.sum()),
         "rows_left_out": int((~ok).sum()),
-        "models": int(d.loc[ok, "model"].nunique()),
-        "models_left_out": left_out,
-        "reason": "missing parameter count, dataset size, architecture family or dataset family in the catalogue",
+        "models": len(kept),
+        # models with no row in the fit, and models of which only some rows (an undefined effect) were dropped
+        "models_left_out": sorted(dropped - kept),
+        "models_partly_left_out": sorted(dropped & kept),
+        "reason": "missing parameter count, dataset size, architecture family or dataset family in the catalogue, "
+        "or an undefined effect",
     }
     return d[ok].reset_index(drop=True), info
 
