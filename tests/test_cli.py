@@ -15,6 +15,16 @@ from vlbias.cli import main
 from vlbias.models import load_model
 
 
+def console_script() -> str:
+    """The installed ``vlbias`` command of this interpreter's environment (found even when it is not activated)."""
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    exe = Path(sysconfig.get_path("scripts")) / ("vlbias.exe" if sys.platform == "win32" else "vlbias")
+    return str(exe) if exe.exists() else (shutil.which("vlbias") or "vlbias")
+
+
 def run(args, capsys):
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
@@ -40,7 +50,7 @@ def test_commands_that_load_no_model_import_no_deep_learning_library():
 
 
 def test_console_script_runs():
-    out = subprocess.run(["vlbias", "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([console_script(), "--version"], capture_output=True, text=True, check=True).stdout
     assert __version__ in out
 
 
@@ -145,7 +155,16 @@ def test_bad_input_one_line_no_output(bad_inputs, args, fragment, capsys, monkey
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     r = subprocess.run(
-        ["vlbias", "embed", "-m", "openclip:ViT-B-32/nonsense", "--texts", "x", "--out", str(tmp_path / "o.parquet")],
+        [
+            console_script(),
+            "embed",
+            "-m",
+            "openclip:ViT-B-32/nonsense",
+            "--texts",
+            "x",
+            "--out",
+            str(tmp_path / "o.parquet"),
+        ],
         capture_output=True,
         text=True,
     )
