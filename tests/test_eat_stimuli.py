@@ -44,6 +44,17 @@ def test_indefinite_article(word, article):
     assert indefinite_article(word) == article
 
 
+@pytest.mark.parametrize("word", ["honest", "uninformed", "unique", "urban", "urologist", "European", "egoistic"])
+def test_one_article_rule_for_every_prompt(word):
+    """SEAT sentences, zero-shot prompts and perception prompts put the same article before a word."""
+    from vlbias.stimuli import perception, prompts
+
+    art = indefinite_article(word)
+    assert prompts.fill("This is a {c}.", word) == f"This is {art} {word}."
+    assert perception.fill("This is a {w} person.", word, "grammatical") == f"This is {art} {word} person."
+    assert sentences_for(word, "noun")[0] == f"This is {art} {word}."
+
+
 @pytest.mark.parametrize(
     "word,expected",
     [

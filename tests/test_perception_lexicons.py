@@ -11,10 +11,10 @@ from vlbias.stimuli.perception import (
     load_control,
     load_lexicon,
     load_templates,
-    needs_an,
     packaged_lexicons,
     packaged_templates,
 )
+from vlbias.stimuli.prompts import indefinite_article
 
 
 def test_packaged_lexicons_hold_the_studys_words():
@@ -90,7 +90,7 @@ def test_grammatical_articles():
     assert fill("Is {w} a photo?", "egoistic", "grammatical") == "Is egoistic a photo?"  # no article before {w}
     yes = ["alternative", "egoistic", "old", "untrustworthy", "unpleasant", "unfriendly", "uninformed", "honest"]
     no = ["warm", "high-status", "unique", "uniform", "useful", "european", "one-sided", "young"]
-    assert all(needs_an(w) for w in yes) and not any(needs_an(w) for w in no)
+    assert all(indefinite_article(w) == "an" for w in yes) and not any(indefinite_article(w) == "an" for w in no)
 
 
 def test_vocabulary_words_and_prompts():

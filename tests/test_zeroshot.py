@@ -63,7 +63,7 @@ def test_article_rule():
     assert fill("A photo of a {c}", "asian woman") == "A photo of an asian woman"
     assert fill("a photo of an {c}.", "gorilla") == "a photo of a gorilla."
     assert fill("An {c} in a photo", "thief") == "A thief in a photo"
-    assert fill("a photo of a {c}", "orangutan", article="literal") == "a photo of a orangutan"
+    assert fill("a photo of a {c}", "orangutan", article="as-written") == "a photo of a orangutan"
     assert fill("a photo of a person {c} years old", "more than 70") == "a photo of a person more than 70 years old"
     assert fill("a photo of a {label}", "owl") == "a photo of an owl"
     assert [

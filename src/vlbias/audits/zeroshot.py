@@ -67,7 +67,7 @@ OPTIONS_HELP = {
     "templates": "templates file with {c} (one per line, or JSON); with classes",
     "group_by": "grouping columns, e.g. [race, gender] or [[race], [race, gender]] (default: the protocol's)",
     "template_mode": "ensemble (average the prompt embeddings per class) or each (one result per template)",
-    "article": "grammatical (a/an before the class name) or literal; default: the protocol's",
+    "article": "grammatical (a/an before the class name) or as-written; default: the protocol's",
     "scale": "logit scale of the softmax: 100 (fixed, the published protocols) or 'model'",
     "n_boot": "bootstrap replicates over people for the intervals",
     "ci": "interval level",

@@ -74,9 +74,9 @@ def _echo_warning(warning: str | None) -> None:
 )
 @click.option(
     "--article",
-    type=click.Choice(["grammatical", "literal"]),
+    type=click.Choice(["grammatical", "as-written"]),
     default=None,
-    help="a/an before the class name: grammatical or literal [default: the protocol's].",
+    help="a/an before the class name: grammatical, or as-written in the template [default: the protocol's].",
 )
 @click.option(
     "--scale",

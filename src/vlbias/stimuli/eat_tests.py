@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from vlbias.errors import StimulusError
+from vlbias.stimuli.prompts import indefinite_article
 
 ROLES = ("X", "Y", "A", "B")
 ORDERS = ("all-text", "all-image", "image-as-target", "text-as-target")
@@ -120,17 +121,6 @@ def templates() -> dict[str, Any]:
 
 def template_classes() -> list[str]:
     return sorted(templates()["classes"])
-
-
-def indefinite_article(term: str) -> str:
-    """'a' or 'an' for a word or phrase, by the sound of its first word."""
-    first = term.split()[0].lower()
-    rules = templates()["articles"]
-    if first in rules["an"]:
-        return "an"
-    if any(first.startswith(p) for p in rules["a_prefixes"]):
-        return "a"
-    return "an" if first[:1] in "aeiou" else "a"
 
 
 def plural(term: str) -> str:

@@ -14,7 +14,8 @@ Three kinds of file, packaged in ``vlbias/data/perception/`` and addable by user
 Prompts: ``{w}`` is replaced by the word; for the empty word, the word and one adjacent space drop out ("A photo
 of a {w} person." -> "A photo of a person."), as in the study. ``article="as-written"`` (the replication preset)
 keeps the template's "a" before every word as the study did ("A photo of a intelligent person.");
-``article="grammatical"`` writes "an" before a vowel sound ("an intelligent", "an honest", "a high-status").
+``article="grammatical"`` writes "an" before a vowel sound ("an intelligent", "an honest", "a high-status"), by
+the a/an rule that every vlbias prompt shares (:func:`vlbias.stimuli.prompts.indefinite_article`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from importlib import resources
 from pathlib import Path
 
 from vlbias.errors import StimulusError
+from vlbias.stimuli.prompts import ARTICLES, indefinite_article
 
-ARTICLES = ("as-written", "grammatical")
 _DATA = "vlbias.data.perception"
 
 
@@ -224,23 +225,7 @@ def load_templates(name_or_path: str | Path = "hausladen2025") -> Templates:
 
 # ---------------------------------------------------------------------------------------------------- prompts
 
-_SILENT_H = ("honest", "honor", "honour", "hour", "heir", "herb")
-_YOO = ("use", "usu", "uti", "ure", "euro", "eu", "ewe", "one", "once", "ubiq", "uk")
 _ARTICLE = re.compile(r"(?<![A-Za-z])([Aa])( \{w\})")
-
-
-def needs_an(word: str) -> bool:
-    """Whether "an" (not "a") goes before ``word``, by its first sound (a rule with the common exceptions)."""
-    w = word.lower()
-    if not w:
-        return False
-    if w.startswith(_SILENT_H):
-        return True
-    if w.startswith("uni"):  # un-informed, un-important: "an"; unique, uniform, union: "a"
-        return len(w) > 3 and w[3] in "nm"
-    if w[0] in "aeiou":
-        return not w.startswith(_YOO)
-    return False
 
 
 def fill(template: str, word: str, article: str = "as-written") -> str:
@@ -251,7 +236,7 @@ def fill(template: str, word: str, article: str = "as-written") -> str:
         for pattern in ("{w} ", " {w}", "{w}"):
             if pattern in template:
                 return template.replace(pattern, "", 1)
-    if article == "grammatical" and needs_an(word):
+    if article == "grammatical" and indefinite_article(word) == "an":
         template = _ARTICLE.sub(lambda m: ("An" if m.group(1) == "A" else "an") + m.group(2), template)
     return template.replace("{w}", word)
 

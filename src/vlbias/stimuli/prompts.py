@@ -2,10 +2,12 @@
 
 A template holds ``{c}`` where the class name goes (CLIP_benchmark's convention; ``{label}`` and ``{}`` are read as
 ``{c}``). With ``article="grammatical"`` an indefinite article right before the placeholder follows the class name:
-"A photo of a {c}" gives "A photo of an orangutan" and "A photo of a gorilla". The rule is the written one: "an"
-before a vowel letter, except before a "yoo"/"wuh" sound ("a university", "a one-year-old", "a European"), and
-"an" before a silent h ("an honest", "an hour"). ``article="literal"`` leaves the template's article as written
-(some published protocols do, e.g. "a photo of a indian man").
+"A photo of a {c}" gives "A photo of an orangutan" and "A photo of a gorilla". :func:`indefinite_article` is the
+one a/an rule of every vlbias prompt (SEAT sentences and perception prompts use it too): "an" before a vowel
+letter, except before a "yoo"/"wuh" sound ("a university", "a one-year-old", "a European"), and "an" before a
+silent h ("an honest", "an hour"); the exceptions are data (``vlbias/data/articles.yaml``).
+``article="as-written"`` leaves the template's article as written (some published protocols do, e.g. "a photo of
+a indian man").
 
 Files (CLIP_benchmark convention): a class-names file is UTF-8 text with one class per line, or JSON (a list, or an
 object mapping a dataset name to its list); a templates file is text with one template per line, or JSON (a list;
@@ -18,25 +20,34 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from vlbias.errors import StimulusError
 
-ARTICLES = ("grammatical", "literal")
+ARTICLES = ("grammatical", "as-written")
 _PLACEHOLDER = re.compile(r"\{(?:c|label|)\}")
 _ARTICLE_BEFORE = re.compile(r"\b([Aa]n?)(\s+)\{c\}")
-_CONSONANT_SOUND = ("uni", "use", "usu", "ura", "ure", "uro", "uti", "ubi", "eu", "ewe", "one", "once")
-_SILENT_H = ("hour", "honest", "honor", "honour", "heir", "herb")
+
+
+@lru_cache(maxsize=1)
+def _article_rules() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    import yaml
+
+    data = yaml.safe_load(resources.files("vlbias.data").joinpath("articles.yaml").read_text(encoding="utf-8"))
+    return tuple(data["an_prefixes"]), tuple(data["a_prefixes"])
 
 
 def indefinite_article(phrase: str) -> str:
-    """'a' or 'an' for the phrase that follows it."""
+    """'a' or 'an' for the phrase that follows it, by the sound of its first word."""
     word = phrase.strip().lower()
     if not word:
         return "a"
-    if word.startswith(_SILENT_H):
+    an_prefixes, a_prefixes = _article_rules()
+    if word.startswith(an_prefixes):
         return "an"
-    if word.startswith(_CONSONANT_SOUND):
+    if word.startswith(a_prefixes):
         return "a"
     return "an" if word[0] in "aeiou" else "a"
 
@@ -51,7 +62,7 @@ def normalise_template(template: str) -> str:
 def fill(template: str, label: str, article: str = "grammatical") -> str:
     """The prompt for ``label``: the placeholder replaced, and with ``grammatical`` the article fixed."""
     if article not in ARTICLES:
-        raise StimulusError(f"unknown article rule {article!r}; use grammatical or literal")
+        raise StimulusError(f"unknown article rule {article!r}; use {' or '.join(ARTICLES)}")
     template = normalise_template(template)
     if article == "grammatical":
 

@@ -112,7 +112,7 @@ class Protocol:
             tasks = tuple(replace(t, group_by=tuple(tuple(g) for g in group_by)) for t in tasks)
         if article is not None:
             if article not in ARTICLES:
-                raise StimulusError(f"unknown article rule {article!r}; use grammatical or literal")
+                raise StimulusError(f"unknown article rule {article!r}; use {' or '.join(ARTICLES)}")
             tasks = tuple(replace(t, article=article) for t in tasks)
         return replace(self, tasks=tasks)
 
@@ -180,7 +180,7 @@ def parse_protocol(data: dict, source: str) -> Protocol:
         binary = (t.get("accuracy") or {}).get("binary")
         article = t.get("article", "grammatical")
         if article not in ARTICLES:
-            raise StimulusError(f"{where}: article must be grammatical or literal")
+            raise StimulusError(f"{where}: article must be {' or '.join(ARTICLES)}")
         tasks.append(
             Task(
                 name=str(t.get("name") or f"task{i + 1}"),
