@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -150,3 +151,69 @@ def test_a_copied_database_file_is_queried_as_is(tmp_path):
     assert copy.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 2  # not rebuilt from no parts
     with pytest.raises(VlbiasError, match="not a results database"):
         ResultsStore.open(tmp_path / "nothing-here")
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _copy_as_killed_at_rename(store: ResultsStore, task, pid: int) -> Path:
+    """What a writer killed at the rename leaves: a whole copy of the part in atomic_dir's hidden temporary folder
+    (``.<task_id>.<random>.tmp``, made by tempfile.mkdtemp beside the part), its task.json naming the writer."""
+    import json
+
+    part = store.part_dir(task)
+    tmp = part.parent / f".{task.task_id}.k1ll3d_x.tmp"
+    shutil.copytree(part, tmp)
+    d = json.loads((tmp / "task.json").read_text())
+    (tmp / "task.json").write_text(json.dumps({**d, "pid": pid}))
+    return tmp
+
+
+def test_a_part_left_in_a_temporary_folder_is_not_ingested_twice(tmp_path):
+    store = ResultsStore(tmp_path / "db")
+    task = write(store, "vectors:/a.parquet", "demo", 1.0)
+    write(store, "vectors:/b.parquet", "demo", 2.0)
+    single = store.query("SELECT count(*) AS n FROM demo.results")["n"].item()
+    assert single == 4
+    _copy_as_killed_at_rename(store, task, _dead_pid())
+    assert store.stale() is False  # the temporary folder is no input: it changes nothing
+    counts = store.query(
+        "SELECT (SELECT count(*) FROM demo.results) AS n, (SELECT count(DISTINCT task_id) FROM demo.results) AS k, "
+        "(SELECT count(*) FROM tasks) AS t, (SELECT parts FROM _meta) AS p"
+    )
+    assert counts.values.tolist() == [[4, 2, 2, 2]]
+    assert store.ingest(force=True).parts == 2
+    assert [p.name for p in store.completed_parts()] == sorted(
+        [task.task_id, make_task("vectors:/b.parquet", "demo", {"v": 2.0}).task_id]
+    )
+
+
+def test_stale_temporary_parts_are_cleaned_and_live_ones_kept(tmp_path):
+    import os
+    import time
+
+    store = ResultsStore(tmp_path / "db")
+    tasks = [write(store, f"vectors:/{m}.parquet", "demo", float(i)) for i, m in enumerate("abcde")]
+    audit = store.root / "parts" / "demo"
+    killed = _copy_as_killed_at_rename(store, tasks[0], _dead_pid())  # writer gone: removed now
+    live = _copy_as_killed_at_rename(store, tasks[1], os.getpid())  # writer running: kept
+    writing = audit / f".{tasks[2].task_id}.wr1t1ng_.tmp"  # no task.json yet: only its age tells
+    writing.mkdir()
+    aged = audit / f".{tasks[3].task_id}.0ld_0ld_.tmp"
+    aged.mkdir()
+    os.utime(aged, (time.time() - 3600, time.time() - 3600))
+    replaced = audit / f".{tasks[4].task_id}.r3plac3d.old"  # the replaced part, after the new one is in place
+    shutil.copytree(store.part_dir(tasks[4]), replaced / "x")
+    replacing = audit / f".{tasks[3].task_id}.st4rt3d_.old"  # a replacement about to move the part aside
+    replacing.mkdir()
+    assert store.clean_temporaries() == 3
+    assert sorted(p.name for p in audit.glob(".*")) == sorted([live.name, writing.name, replacing.name])
+    assert len(store.completed_parts()) == 5
+    assert store.clean_temporaries(max_age_s=-1) == 3  # once old, every one goes
+    assert not list(audit.glob(".*")) and len(store.completed_parts()) == 5
