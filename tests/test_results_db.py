@@ -217,3 +217,91 @@ def test_stale_temporary_parts_are_cleaned_and_live_ones_kept(tmp_path):
     assert len(store.completed_parts()) == 5
     assert store.clean_temporaries(max_age_s=-1) == 3  # once old, every one goes
     assert not list(audit.glob(".*")) and len(store.completed_parts()) == 5
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a folder read-only for this process: by its modes, or, for root (whom modes do not stop), by what
+    os.access answers for it."""
+    import os
+    import stat
+
+    made = []
+
+    def make(folder: Path) -> None:
+        if os.geteuid() != 0:
+            for p in [folder, *folder.rglob("*")]:
+                p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+            made.append(folder)
+            return
+        real = os.access
+
+        def access(path, mode, *a, **k):
+            inside = Path(path).resolve() == folder.resolve() or folder.resolve() in Path(path).resolve().parents
+            return False if inside and mode & os.W_OK else real(path, mode, *a, **k)
+
+        monkeypatch.setattr(os, "access", access)
+
+    yield make
+    for folder in made:
+        for p in [folder, *folder.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_a_read_only_sweep_folder_is_read_as_it_is(tmp_path, capsys, read_only):
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    store.ingest()
+    (tmp_path / "db" / ".ingest.lock").unlink()
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tmp_path / "db", fresh)
+    write(store, "vectors:/b.parquet", "demo", 2.0)  # newer than the database: it would be ingested
+    nodb = tmp_path / "nodb"
+    shutil.copytree(tmp_path / "db", nodb, ignore=shutil.ignore_patterns("results.duckdb"))
+    for folder in (tmp_path / "db", fresh, nodb):
+        read_only(folder)
+    before = {f: _snapshot(f) for f in (tmp_path / "db", fresh, nodb)}
+    # up to date: no lock, no warning
+    assert main(["results", "tables", "--db", str(fresh)]) == 0
+    out, err = capsys.readouterr()
+    assert "demo.results" in out and err == ""
+    # stale: the database as it is, with one line saying so and how to refresh
+    db = str(tmp_path / "db")
+    assert main(["results", "query", "SELECT count(*) AS n FROM demo.results", "--db", db, "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "n\n2\n"
+    assert err.count("\n") == 1 and err.startswith(f"vlbias: warning: {tmp_path / 'db' / 'results.duckdb'} may be")
+    assert "out of date" in err and "vlbias results ingest --db COPY" in err
+    assert main(["results", "tables", "--db", db]) == 0 and "out of date" in capsys.readouterr().err
+    assert main(["report", db, "--format", "md", "--out", str(tmp_path / "report")]) == 0
+    assert "may be out of date" in capsys.readouterr().err and (tmp_path / "report" / "report.md").is_file()
+    # no database at all: one line
+    assert main(["results", "tables", "--db", str(nodb)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "never ingested" in err and "cannot be written" in err
+    # asking to ingest: one line
+    assert main(["results", "ingest", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot rebuild {tmp_path / 'db' / 'results.duckdb'}" in err
+    assert {f: _snapshot(f) for f in before} == before  # nothing written, not even a lock file
+
+
+def test_a_lock_that_cannot_be_taken_reads_the_database_as_it_is(tmp_path, capsys):
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    store.ingest()
+    write(store, "vectors:/b.parquet", "demo", 2.0)
+    lock = tmp_path / "db" / ".ingest.lock"
+    lock.unlink()
+    lock.mkdir()  # a lock file nobody can open, whoever runs this
+    assert main(["results", "query", "SELECT count(*) AS n FROM demo.results", "--db", str(tmp_path / "db")]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == ["n", "2"] and err.count("\n") == 1 and "may be out of date" in err
+    with pytest.raises(VlbiasError, match=r"cannot rebuild .*\.ingest\.lock cannot be written"):
+        store.ingest()
+    lock.rmdir()
+    assert store.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 4  # writable again: ingested

@@ -29,18 +29,20 @@ of `vlbias analyze`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlbias import __version__
-from vlbias.errors import VlbiasError
+from vlbias.errors import VlbiasError, VlbiasWarning
 from vlbias.utils.io import atomic_path, stable_hash, write_json
 from vlbias.zoo.plan import is_task_id
 
@@ -85,6 +87,10 @@ def _writer_dead(name: str) -> bool:
     """Whether the ingestion that named a temporary database ``.results.duckdb.<host>-<pid>.tmp`` is gone."""
     m = re.match(rf"^\.{re.escape(DB_NAME)}\.(.+)-(\d+)\.tmp", name)
     return m is not None and _process_gone(m.group(1), int(m.group(2)))
+
+
+class ReadOnlyResultsError(VlbiasError):
+    """The sweep folder cannot be written, so its database cannot be rebuilt."""
 
 
 @dataclass
@@ -304,14 +310,52 @@ class ResultsStore:
         return not rows or rows[0][0] != self._fingerprint()
 
     def ingest(self, force: bool = False) -> IngestSummary | None:
-        """Rebuild the database from the parts (if anything changed, or ``force``); atomic, under a lock."""
+        """Rebuild the database from the parts (if anything changed, or ``force``); atomic, under a lock.
+
+        A folder this process cannot write (a read-only copy or mount, another user's folder) is a
+        :class:`ReadOnlyResultsError`."""
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / ".ingest.lock")):
+        lock = FileLock(str(self.root / ".ingest.lock"))
+        try:
+            if not os.access(self.root, os.W_OK):  # a read-only mount, or modes (which do not stop root)
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.root))
+            lock.acquire()
+        except OSError as e:
+            raise ReadOnlyResultsError(
+                f"cannot rebuild {self.db_path}: {e.filename or self.root} cannot be written ({e.strerror or e}); "
+                f"copy the folder somewhere writable and run `vlbias results ingest --db COPY` there"
+            ) from None
+        try:
             if not force and not self.stale():
                 return None
             return self._rebuild()
+        finally:
+            lock.release()
+
+    def refresh(self) -> None:
+        """Ingest new parts before reading, if there are any (checked without the lock, which only writers take).
+
+        A folder that cannot be written is read as it is: with a one-line :class:`VlbiasWarning` that its database
+        may be out of date, or a user error when it has no database at all."""
+        if not self.stale():
+            return
+        try:
+            self.ingest()
+        except ReadOnlyResultsError:
+            if not self.db_path.is_file():
+                raise VlbiasError(
+                    f"{self.root} holds parts that were never ingested into {DB_NAME}, and the folder cannot be "
+                    f"written; copy it somewhere writable and run `vlbias results ingest --db COPY` there"
+                ) from None
+            warnings.warn(
+                f"{self.db_path} may be out of date: the folder cannot be written, so parts newer than the database "
+                f"were not ingested; to refresh, copy the folder somewhere writable and run "
+                f"`vlbias results ingest --db COPY` there",
+                VlbiasWarning,
+                stacklevel=2,
+            )
 
     def _rebuild(self) -> IngestSummary:
         import duckdb
@@ -477,7 +521,7 @@ class ResultsStore:
         import duckdb
 
         if ingest and any((self.root / d).is_dir() for d in ("parts", "status")):
-            self.ingest()  # only a folder with parts is rebuilt: a lone results.duckdb is never overwritten
+            self.refresh()  # only a folder with parts is rebuilt: a lone results.duckdb is never overwritten
         if not self.db_path.is_file():
             raise VlbiasError(f"{self.root} holds no results yet; run a sweep into it first")
         return duckdb.connect(str(self.db_path), read_only=True)
