@@ -79,7 +79,9 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--alternative", type=click.Choice(["greater", "less", "two-sided"]), default="greater", show_default=True
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutations and the bootstrap.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the permutations and the bootstrap."
+)
 @click.option(
     "--bootstrap",
     "n_bootstrap",
