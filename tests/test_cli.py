@@ -258,6 +258,12 @@ def hostile(tmp_path):
     _seat(d / "examples-number.json", targ1={"category": "Xs", "examples": ["x0", 1]})
     _seat(d / "no-category.json", attr2={"examples": ["b0", "b1"]})
     _seat(d / "category-list.json", attr2={"category": ["B"], "examples": ["b0", "b1"]})
+    (d / "huge.bin").write_bytes(b"100000000000 3\n" + b"x0 " + np.ones(3, "<f4").tobytes() + b"\n")
+    (d / "negdim.bin").write_bytes(b"1 -3\nx0 \n")
+    (d / "zerodim.bin").write_bytes(b"1 0\nx0 \n")
+    (d / "bigdim.bin").write_bytes(b"1 999999999\nx0 \n")
+    (d / "short.bin").write_bytes(b"2 3\n" + b"x0 " + np.ones(3, "<f4").tobytes() + b"\ny0 ")
+    (d / "short.txt").write_text("3 2\nx0 1 2\ny0 3 4\n")
     return d
 
 
@@ -271,6 +277,13 @@ HOSTILE = [
     ([*EAT, "--test-file", "no-category.json"], "'attr2' has no 'category'"),
     ([*EAT, "--test-file", "category-list.json"], "attr2.category must name the set with a string (got a list"),
     ([*EAT, "--test-file", "ok.json", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+    (["embed", "-m", "vectors:huge.bin", "--texts", "texts.txt"], "header announces 100,000,000,000 vectors of 3"),
+    (["embed", "-m", "vectors:negdim.bin", "--texts", "texts.txt"], "the header 'N D' gives -3 values per vector"),
+    (["embed", "-m", "vectors:zerodim.bin", "--texts", "texts.txt"], "the header 'N D' gives 0 values per vector"),
+    (["embed", "-m", "vectors:bigdim.bin", "--texts", "texts.txt"], "gives 999,999,999 values per vector"),
+    (["embed", "-m", "vectors:short.bin", "--texts", "texts.txt"], "the header announces 2 vectors of 3 values"),
+    (["embed", "-m", "vectors:short.txt", "--texts", "texts.txt"], "header announces 3 vectors but the file holds 2"),
+    ([*EAT[:2], "vectors:huge.bin", *EAT[3:], "--test-file", "ok.json"], "header announces 100,000,000,000 vectors"),
     (["zeroshot", "-m", "vectors:v.npz", "-d", "cfd:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
     (["zeroshot-compare", "a", "b", "--seed", "-1"], "Invalid value for '--seed'"),
 ]
