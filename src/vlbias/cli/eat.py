@@ -80,7 +80,11 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
     "--alternative", type=click.Choice(["greater", "less", "two-sided"]), default="greater", show_default=True
 )
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the permutations and the bootstrap."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the permutations and the bootstrap.",
 )
 @click.option(
     "--bootstrap",
