@@ -29,6 +29,10 @@ Formats read by :func:`read_test_file`:
 
 Packaged tests are named by their file (``weat1`` ... ``weat10``, ``weat3b``, ...); ``sent-<name>`` is the
 sentence version of each.
+
+Every field of a file is checked for its type before it is used (names and classes strings, word lists lists of
+strings, ``classes`` and ``sentences`` mappings, ...): a malformed file is one :class:`StimulusError` that names the
+file, the set and the field, never a traceback.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Audit embeddings made by any pipeline, and feed exact vectors to tests. Formats,
   vector are ignored (``vlbias embed`` writes those for skipped images). An optional ``sha256`` column adds a
   second key per row.
 
+A word2vec header is checked against the file before anything is allocated: its dimension must be 1 to
+:data:`MAX_DIM`, and its count of vectors must fit in the bytes that follow (binary) or match the lines (text).
+
 Text keys are the exact strings. Image keys are the image's path relative to the dataset root (``/``-separated)
 or the sha256 of its bytes. Vectors are L2-normalised on the way out, like every backend's.
 """
