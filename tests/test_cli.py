@@ -253,6 +253,10 @@ def hostile(tmp_path):
     (d / "classes-list.yaml").write_text("X: {name: a, words: [x0, x1], classes: [noun]}\n" + rest)
     (d / "class-list.yaml").write_text("X: {name: a, words: [x0, x1], class: [noun]}\n" + rest)
     (d / "sentences-oops.yaml").write_text("sentences: oops\nX: {name: a, words: [x0, x1], class: noun}\n" + rest)
+    (d / "omit-list.yaml").write_text("sentences: {omit: [X]}\nX: {name: a, words: [x0, x1], class: noun}\n" + rest)
+    (d / "set-null.yaml").write_text("X:\n" + rest)
+    (d / "top-list.yaml").write_text("- X\n- Y\n")
+    (d / "words-numbers.yaml").write_text("X: {name: a, words: [1, 2]}\n" + rest)
     _seat(d / "ok.json")
     _seat(d / "examples-string.json", targ1={"category": "Xs", "examples": "x0 x1"})
     _seat(d / "examples-number.json", targ1={"category": "Xs", "examples": ["x0", 1]})
@@ -272,6 +276,10 @@ HOSTILE = [
     ([*EAT, "--test-file", "classes-list.yaml"], "set X 'classes' must map template classes to words"),
     ([*EAT, "--test-file", "class-list.yaml"], "set X 'class' must be a string (got a list ['noun'])"),
     ([*EAT, "--test-file", "sentences-oops.yaml"], "'sentences' must be a mapping with 'omit' and 'source'"),
+    ([*EAT, "--test-file", "omit-list.yaml"], "'sentences' 'omit' must be a mapping with sets X, Y, A or B"),
+    ([*EAT, "--test-file", "set-null.yaml"], "set X must be a mapping with a name and words, texts or images"),
+    ([*EAT, "--test-file", "top-list.yaml"], "top-list.yaml must be a mapping with sets X, Y, A and B (got a list)"),
+    ([*EAT, "--test-file", "words-numbers.yaml"], "set X 'words' must be a list of strings, but holds a number 1"),
     ([*EAT, "--test-file", "examples-string.json"], "targ1.examples must be a list of strings (got a string)"),
     ([*EAT, "--test-file", "examples-number.json"], "targ1.examples must be a list of strings, but holds a number"),
     ([*EAT, "--test-file", "no-category.json"], "'attr2' has no 'category'"),
@@ -284,7 +292,9 @@ HOSTILE = [
     (["embed", "-m", "vectors:short.bin", "--texts", "texts.txt"], "the header announces 2 vectors of 3 values"),
     (["embed", "-m", "vectors:short.txt", "--texts", "texts.txt"], "header announces 3 vectors but the file holds 2"),
     ([*EAT[:2], "vectors:huge.bin", *EAT[3:], "--test-file", "ok.json"], "header announces 100,000,000,000 vectors"),
+    ([*EAT, "--test-file", "ok.json", "--seed", "1.5"], "Invalid value for '--seed': '1.5' is not a valid integer"),
     (["zeroshot", "-m", "vectors:v.npz", "-d", "cfd:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["perception", "-m", "vectors:v.npz", "-d", "causalface:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
     (["zeroshot-compare", "a", "b", "--seed", "-1"], "Invalid value for '--seed'"),
 ]
 
