@@ -224,9 +224,7 @@ def _image_side(value: Any, base: Path | None, origin: str, role: str) -> ImageS
         if not (fields["ref"] or fields["key"] or fields["missing"]):
             raise StimulusError(f"{where} names no images; give 'ref' (a folder or manifest) or 'key'")
         return ImageSide(ref=fields["ref"], root=base, key=fields["key"], missing=fields["missing"])
-    raise StimulusError(
-        f"{where} must be a folder, a manifest or a list of image files (got {_kind(value)})"
-    )
+    raise StimulusError(f"{where} must be a folder, a manifest or a list of image files (got {_kind(value)})")
 
 
 def _kind(value: Any) -> str:
@@ -255,7 +253,7 @@ def _check_mapping(raw: Any, known: set[str], where: str, what: str) -> None:
 
 
 def _opt_str(raw: dict, key: str, where: str) -> str | None:
-    """``raw[key]``: a string, or None when absent or empty (``key:`` with no value)."""
+    """``raw[key]``: a string, or None when absent or null (``key:`` with no value); anything else is an error."""
     value = raw.get(key)
     if value is None:
         return None
@@ -301,7 +299,7 @@ def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: t
             f"{where} 'classes' must map template classes to words, e.g. classes: {{mass: [love]}} "
             f"(got {_kind(raw_classes)}); for one class of every word use 'class:'"
         )
-    if (words is None) and (word_class is not None or raw_classes):
+    if words is None and (word_class is not None or raw_classes):
         raise StimulusError(f"{where} has template classes but no 'words'; classes apply to words only")
     classes: dict[str, str] = {}
     for cls, members in raw_classes.items():
