@@ -438,3 +438,25 @@ def test_sweep_commands_start_without_deep_learning_libraries():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+
+def test_live_progress_prints_task_labels_as_written(monkeypatch):
+    """On a terminal the sweep shows a live status line; a task label (model spec, dataset path) with rich markup
+    in it is shown as written, not parsed (it failed at the first refresh)."""
+    from vlbias.cli.sweep import _Printer
+    from vlbias.zoo.runner import SweepState
+
+    monkeypatch.setenv("VLBIAS_PROGRESS", "1")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    printer = _Printer()
+    state = SweepState(total=1)
+    task = SimpleNamespace(label=lambda: "vectors:/data/[/x].npz · eat · [bold]d")
+    printer("plan", None, None, state)
+    try:
+        printer("start", task, None, state)
+        printer.live.refresh()
+        assert "running vectors:/data/[/x].npz · eat · [bold]d" in printer.live.get_renderable().plain
+        printer("done", task, SimpleNamespace(seconds=1.0), state)
+        printer.live.refresh()
+    finally:
+        printer.close()

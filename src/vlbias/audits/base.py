@@ -22,12 +22,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlbias import __version__
+from vlbias.errors import VlbiasError
 from vlbias.utils.io import atomic_dir, stable_hash
 
 STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
+
+
+def whole_number(audit: str, name: str, value: Any, low: int = 0) -> int:
+    """An audit's integer option (a seed, a count), at least ``low``, else a one-line error. Booleans and fractions
+    are refused, not rounded; a seed must be at least 0 because numpy's generators refuse negative seeds."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise VlbiasError(f"{audit} option {name}={value!r} must be a whole number of at least {low}")
+    return int(value)
 
 
 @dataclass
@@ -122,8 +132,6 @@ class AuditResult:
 
     @classmethod
     def read(cls, out_dir: str | os.PathLike) -> AuditResult:
-        from vlbias.errors import VlbiasError
-
         out_dir = Path(out_dir)
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord, whole_number
 from vlbias.audits.registry import AuditSpec
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
@@ -333,6 +333,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         opts["orders"] = orders
     if opts["alternative"] not in ALTERNATIVES:
         raise VlbiasError(f"unknown alternative {opts['alternative']!r}; use one of {', '.join(ALTERNATIVES)}")
+    opts["seed"] = whole_number("eat", "seed", opts["seed"])
     for key in ("tests", "test_files"):
         if isinstance(opts[key], str):
             opts[key] = [opts[key]]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord, whole_number
 from vlbias.audits.registry import AuditSpec
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset, load_dataset
 from vlbias.errors import MissingKeysError, VlbiasError, plural
@@ -279,7 +279,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     opts = AUDIT.validate_options(options)
     if opts["template_mode"] not in TEMPLATE_MODES:
         raise VlbiasError(f"template_mode must be ensemble or each (got {opts['template_mode']!r})")
-    n_boot, ci, seed = int(opts["n_boot"]), float(opts["ci"]), opts["seed"]
+    n_boot, ci, seed = int(opts["n_boot"]), float(opts["ci"]), whole_number("zeroshot", "seed", opts["seed"])
     if n_boot < 0 or not 0 < ci < 1:
         raise VlbiasError(f"n_boot must be >= 0 and ci between 0 and 1 (got {n_boot}, {ci})")
     encoder._require("text")
@@ -470,6 +470,8 @@ def compare_runs(
     """
     from vlbias.stats.groups import compare_levels
 
+    if seed is not None:
+        seed = whole_number("zeroshot-compare", "seed", seed)
     if len(runs) < 2:
         raise VlbiasError("a comparison needs the outputs of at least two runs")
     specs = [r.record.model.get("spec") for r in runs]
