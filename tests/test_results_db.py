@@ -213,6 +213,7 @@ def test_stale_temporary_parts_are_cleaned_and_live_ones_kept(tmp_path):
     replacing = audit / f".{tasks[3].task_id}.st4rt3d_.old"  # a replacement about to move the part aside
     replacing.mkdir()
     assert store.clean_temporaries() == 3
+    assert not killed.exists()
     assert sorted(p.name for p in audit.glob(".*")) == sorted([live.name, writing.name, replacing.name])
     assert len(store.completed_parts()) == 5
     assert store.clean_temporaries(max_age_s=-1) == 3  # once old, every one goes

@@ -23,7 +23,6 @@ import pandas as pd
 
 from vlbias.utils.io import stable_hash
 
-
 #: how a spreadsheet formula starts: a CSV cell that starts so runs when the file is opened in Excel or LibreOffice
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
