@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from vlbias.stats.eat import EATInputError, association, eat, effect_size, sc_eat, sc_eat_each
+from vlbias.stats.eat import EATInputError, association, eat, eat_many, effect_size, sc_eat, sc_eat_each
 from vlbias.stats.permutation import sample_subset_sums, subset_sum_test, subset_sum_tests
 
 C60, S60 = np.cos(np.pi / 3), np.sin(np.pi / 3)
@@ -240,6 +240,20 @@ def test_shared_draws_give_each_row_its_own_p_value():
         assert len({r.p_value for r in together}) >= 4
     exact = subset_sum_tests(rows[:, :20], 8, permutations="exact")
     assert exact == [subset_sum_test(r, 8, permutations="exact") for r in rows[:, :20]]
+
+
+def test_eat_many_equals_eat_test_by_test():
+    rng = np.random.default_rng(9)
+    sizes = [(40, 40, 6, 7), (40, 40, 5, 5), (30, 34, 6, 6), (40, 40, 8, 3), (6, 6, 4, 4), (40, 40, 5, 6)]
+    tests = [tuple(rng.standard_normal((m, 12)) + (0.3 if r == 0 else 0) for r, m in enumerate(s)) for s in sizes]
+    kw = {"permutations": 20_000, "seed": 3, "n_bootstrap": 200}
+    together = list(eat_many(tests, **kw))
+    alone = [eat(*t, **kw) for t in tests]
+    assert together == alone  # every field but the scores (not compared): d, p, CI, counts, sizes
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a.scores, b.scores)
+    assert [r.exact for r in together] == [False, False, False, False, True, False]
+    assert len({r.p_value for r in together}) == 6
 
 
 def test_sampled_memory_stays_within_its_bound():
