@@ -222,8 +222,11 @@ def test_popcount_without_numpy_bitwise_count(monkeypatch):
     words[:3] = [0, 2**64 - 1, 1 << 63]
     expected = [bin(int(w)).count("1") for w in words]
     assert list(_popcount(words)) == expected
+    v = ((np.arange(130) * 104729) % 257) / 257.0
+    with_count = subset_sum_test(v, 60, permutations=5_000, seed=7)
     monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2
     assert list(_popcount(words)) == expected
+    assert subset_sum_test(v, 60, permutations=5_000, seed=7) == with_count
 
 
 def test_shared_draws_give_each_row_its_own_p_value():
