@@ -1,11 +1,12 @@
 """The output rule of every command that writes where the user says (vlbias.utils.io.check_out): new outputs are
-written atomically, an earlier vlbias output is replaced only with --overwrite, nothing else is ever deleted; an
-output that is refused or cannot be written is one line, found before any work."""
+written atomically, an earlier vlbias output is replaced only with --overwrite, nothing else is ever deleted; the
+outputs honour the umask; an output that is refused or cannot be written is one line, found before any work."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +260,41 @@ def test_a_sweep_folder_is_resumed_and_a_foreign_one_refused(tmp_path, sweep_con
     check_out(out, "sweep")
     with pytest.raises(VlbiasError, match="holds a vlbias sweep folder, not an audit output; give a new folder"):
         check_out(out, "audit", overwrite=True)
+
+
+# ---------------------------------------------------------------------------------------------- umask
+def _modes(root) -> dict:
+    return {p: stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o002], ids=["umask022", "umask027", "umask002"])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_outputs_honour_the_umask(umask, tmp_path, eat_args, capsys):
+    from tests.test_results_db import write
+    from vlbias.zoo.store import ResultsStore
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("a\nb\n")
+    cache = tmp_path / "cache"
+    out = tmp_path / "out"
+    assert run([*eat_args, "--out", out / "run"], capsys)[0] == 0
+    assert run([*eat_args, "--out", out / "r.parquet"], capsys)[0] == 0
+    cmd = ["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", texts, "--out", out / "e.parquet", "--cache-dir", cache]
+    assert run(cmd, capsys)[0] == 0
+    assert run(["report", out / "run", "--out", out / "report", "--format", "md", "--jobs", "1"], capsys)[0] == 0
+    write(ResultsStore(out / "zoo"), "vectors:/a.parquet", "demo", 1.0)  # a sweep's part
+    assert run(["results", "export", out / "export", "--db", out / "zoo"], capsys)[0] == 0
+    modes = {**_modes(out), **_modes(cache)}
+    want_dir, want_file = 0o777 & ~umask, 0o666 & ~umask
+    assert {k: oct(v) for k, v in modes.items() if k.is_dir() and v != want_dir} == {}
+    assert {k: oct(v) for k, v in modes.items() if k.is_file() and v != want_file} == {}
+    made = ["run/record.json", "r.parquet", "e.parquet", "report/report.md", "zoo/parts/demo", "zoo/results.duckdb"]
+    assert all(out / m in modes for m in made) and any(p.suffix == ".sqlite" for p in modes)
 
 
 # ---------------------------------------------------------------------------------------------- failed writes

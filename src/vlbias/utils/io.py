@@ -1,7 +1,9 @@
 """Atomic file and folder writes, the rule for writing a user's output, content hashing, and small I/O helpers.
 
 Outputs are written to a temporary sibling and renamed into place, so a crash, a kill or a user error never leaves
-a half-written output behind: the destination holds either the old content or the complete new one.
+a half-written output behind: the destination holds either the old content or the complete new one. Temporaries get
+the permissions the umask gives (as ``open`` and ``mkdir`` do, not ``tempfile``'s private 0600 and 0700), so
+colleagues on a shared server can read what was written.
 
 The output rule (:func:`check_out`), the same for every command that writes where the user says:
 
@@ -29,6 +31,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +59,32 @@ def stable_hash(payload: Any, n: int = 32) -> str:
     """A short, stable hex digest of a JSON-serialisable payload (key order does not matter)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+# ---------------------------------------------------------------------------------------------- permissions
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (else set and restored under a lock,
+    briefly to the strict 0o077 so that a file another thread creates meanwhile is never more open than asked)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def touch(path: str | os.PathLike) -> None:
+    """Create the file ``path`` if it is missing, with the permissions the umask gives (as ``open`` does), for a
+    library that would create it with fixed ones (SQLite: 0644, whatever the umask)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
 
 
 # ---------------------------------------------------------------------------------------------- the output rule
@@ -237,9 +266,12 @@ def atomic_path(
         check_out(dest, kind, overwrite, option=None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
-    os.close(fd)
     tmp_path = Path(tmp)
     try:
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
         yield tmp_path
         if kind is not None:
             check_out(dest, kind, overwrite, option=None)
@@ -260,6 +292,7 @@ def atomic_dir(dest: str | os.PathLike, kind: str, overwrite: bool = False) -> I
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())
         yield tmp
         manifest = {"vlbias_output": kind, "vlbias_version": __version__, "files": sorted(_entries(tmp))}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
