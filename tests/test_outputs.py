@@ -1,9 +1,11 @@
 """The output rule of every command that writes where the user says (vlbias.utils.io.check_out): new outputs are
 written atomically, an earlier vlbias output is replaced only with --overwrite, nothing else is ever deleted; the
-outputs honour the umask; an output that is refused or cannot be written is one line, found before any work."""
+outputs honour the umask; an output that is refused or cannot be written is one line, found before any work, and a
+write that fails (a full disk) is one line that leaves nothing behind."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -298,6 +300,58 @@ def test_outputs_honour_the_umask(umask, tmp_path, eat_args, capsys):
 
 
 # ---------------------------------------------------------------------------------------------- failed writes
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, eat_args, capsys, monkeypatch):
+    import pyarrow.parquet as pq
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("a\nb\n")
+    monkeypatch.setattr(pq, "write_table", _no_space)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _no_space)
+    before = listing(tmp_path)
+    cmd = ["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", texts, "--out", tmp_path / "e.parquet", "--no-cache"]
+    code, _, err = run(cmd, capsys)
+    assert code == 2 and one_line(err) == (
+        f"vlbias: error: cannot write {tmp_path / 'e.parquet'}: No space left on device; free some space there, or "
+        f"give a path on another disk"
+    )
+    for out in (tmp_path / "run", tmp_path / "r.parquet"):
+        code, _, err = run([*eat_args, "--out", out], capsys)
+        assert code == 2 and one_line(err) == (
+            f"vlbias: error: cannot write {out}: No space left on device; free some space there, or give a path on "
+            f"another disk"
+        )
+    assert listing(tmp_path) == before  # no temporary file or folder left behind
+
+
+def test_a_full_disk_in_a_sweep(tmp_path, sweep_config, capsys, monkeypatch):
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _no_space)
+    out = tmp_path / "zoo"
+    code, _, err = run(["sweep", sweep_config, "--out", out], capsys)
+    assert "Traceback" not in err and "1 failed" in err
+    (status,) = (out / "status").glob("*.json")
+    error = json.loads(status.read_text())["error"]
+    assert error.startswith(f"cannot write {out / 'parts' / 'eat'}/") and error.endswith(
+        ": No space left on device; free some space there, or give a path on another disk"
+    )
+    assert listing(out / "parts") == ["eat"]  # no half-written part
+
+    real_write_text = type(out).write_text
+
+    def full(self, *args, **kwargs):
+        if str(self).startswith(str(out)):
+            _no_space()
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(out), "write_text", full)
+    code, _, err = run(["sweep", sweep_config, "--out", out], capsys)
+    assert code == 2 and one_line(err).startswith(f"vlbias: error: cannot write {out / 'sweep.json'}: No space left")
+    assert not [p for p in out.iterdir() if p.name.startswith(".sweep.json.")]
+
+
 @pytest.fixture
 def locked(tmp_path):
     """A folder this process cannot write in: chmod 0o500, or for root (whom chmod does not stop) a read-only one."""

@@ -3,7 +3,8 @@
 Outputs are written to a temporary sibling and renamed into place, so a crash, a kill or a user error never leaves
 a half-written output behind: the destination holds either the old content or the complete new one. Temporaries get
 the permissions the umask gives (as ``open`` and ``mkdir`` do, not ``tempfile``'s private 0600 and 0700), so
-colleagues on a shared server can read what was written.
+colleagues on a shared server can read what was written. A write that fails (a full disk, no permission) raises one
+line naming the path and leaves nothing behind.
 
 The output rule (:func:`check_out`), the same for every command that writes where the user says:
 
@@ -26,6 +27,7 @@ Nothing but a replaced output is ever deleted, and that only once its replacemen
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -255,6 +257,41 @@ def _vlbias_parquet(path: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- writing
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_RIGHT = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_error(dest: Path, e: OSError) -> VlbiasError:
+    if e.errno in _FULL:
+        todo = "free some space there, or give a path on another disk"
+    elif e.errno in _NO_RIGHT:
+        todo = "give a path in a folder you can write to"
+    elif e.errno == errno.ENAMETOOLONG:
+        todo = "give a shorter name"
+    else:
+        todo = "check the path, or give another one"
+    return VlbiasError(f"cannot write {dest}: {e.strerror or e}; {todo}")
+
+
+def _is_write_error(e: OSError, *places: Path) -> bool:
+    """An error of writing the output: the disk is full or read-only, or it is about a path in one of ``places``."""
+    if e.errno in _FULL or e.errno == errno.EROFS:
+        return True
+    names = [os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None]
+    return any(Path(os.path.abspath(n)).is_relative_to(os.path.abspath(p)) for n in names for p in places)
+
+
+@contextlib.contextmanager
+def _writing(dest: Path, *places: Path) -> Iterator[None]:
+    """OSErrors of writing ``dest`` as one line: every one, or (with ``places``) those of writing there."""
+    try:
+        yield
+    except OSError as e:
+        if not places or _is_write_error(e, *places):
+            raise _write_error(dest, e) from None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(
     dest: str | os.PathLike, suffix: str = "", kind: str | None = None, overwrite: bool = False
@@ -264,18 +301,21 @@ def atomic_path(
     dest = Path(dest)
     if kind is not None:
         check_out(dest, kind, overwrite, option=None)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    with _writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
     tmp_path = Path(tmp)
     try:
-        try:
-            os.fchmod(fd, 0o666 & ~current_umask())
-        finally:
-            os.close(fd)
-        yield tmp_path
+        with _writing(dest, tmp_path):
+            try:
+                os.fchmod(fd, 0o666 & ~current_umask())
+            finally:
+                os.close(fd)
+            yield tmp_path
         if kind is not None:
             check_out(dest, kind, overwrite, option=None)
-        os.replace(tmp_path, dest)
+        with _writing(dest):
+            os.replace(tmp_path, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -289,26 +329,29 @@ def atomic_dir(dest: str | os.PathLike, kind: str, overwrite: bool = False) -> I
     folder is moved aside, and removed only once the new one is in its place (put back if that fails)."""
     dest = Path(dest)
     check_out(dest, kind, overwrite, option=None)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    with _writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
-        os.chmod(tmp, 0o777 & ~current_umask())
-        yield tmp
-        manifest = {"vlbias_output": kind, "vlbias_version": __version__, "files": sorted(_entries(tmp))}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        with _writing(dest, tmp):
+            os.chmod(tmp, 0o777 & ~current_umask())
+            yield tmp
+            manifest = {"vlbias_output": kind, "vlbias_version": __version__, "files": sorted(_entries(tmp))}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         check_out(dest, kind, overwrite, option=None)
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            os.replace(dest, old / "x")
-            try:
+        with _writing(dest):
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+                os.replace(dest, old / "x")
+                try:
+                    os.replace(tmp, dest)
+                except BaseException:
+                    os.replace(old / "x", dest)
+                    os.rmdir(old)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
                 os.replace(tmp, dest)
-            except BaseException:
-                os.replace(old / "x", dest)
-                os.rmdir(old)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
