@@ -324,9 +324,12 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(zoo, tmp_path, capsys)
     keep.mkdir()
     (keep / "thesis.tex").write_text("precious")
     assert main(["report", str(zoo["out"]), "--out", str(keep)]) == 2
-    assert "is not a vlbias report" in _err(capsys) and (keep / "thesis.tex").read_text() == "precious"
+    assert "holds files vlbias did not write (thesis.tex)" in _err(capsys)
+    assert (keep / "thesis.tex").read_text() == "precious"
     assert main(["report", str(zoo["out"]), "--out", str(zoo["out"])]) == 2
-    assert "holds the results" in _err(capsys)
+    assert "holds a vlbias sweep folder, not a report" in _err(capsys)
+    assert main(["report", str(zoo["out"]), "--out", str(zoo["out"]), "--overwrite"]) == 2
+    assert "holds a vlbias sweep folder, not a report" in _err(capsys)
     (tmp_path / "file").write_text("x")
     assert main(["report", str(zoo["out"]), "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in _err(capsys)
@@ -347,7 +350,7 @@ def test_a_failing_build_leaves_the_previous_report_whole(zoo, tmp_path, monkeyp
 
     monkeypatch.setattr(build, "methods_section", boom)
     with pytest.raises(RuntimeError, match="planted"):
-        build.build_report(zoo["out"], out, workers=1)
+        build.build_report(zoo["out"], out, workers=1, overwrite=True)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary folder left beside it
 

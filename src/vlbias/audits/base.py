@@ -7,9 +7,10 @@ hash and seed, so a row found later in a results database can be traced to the r
 
 ``AuditResult.write(DIR)`` writes ``<table>.parquet`` and ``<table>.csv`` per table, ``skipped.csv`` and
 ``record.json``, atomically: the folder appears complete or not at all (``extras`` adds files such as plots inside
-the same atomic write). ``AuditResult.read(DIR)`` reads it back. A result whose stimuli are offensive by design
-carries a ``content_warning``: it heads ``record.json``, is stored in every Parquet file's metadata
-(``vlbias.content_warning``) and is written to ``CONTENT_WARNING.txt``.
+the same atomic write); it replaces an earlier audit output only when asked (``overwrite``), never anything else.
+``AuditResult.read(DIR)`` reads it back. A result whose stimuli are offensive by design carries a
+``content_warning``: it heads ``record.json``, is stored in every Parquet file's metadata (``vlbias.content_warning``)
+and is written to ``CONTENT_WARNING.txt``.
 """
 
 from __future__ import annotations
@@ -103,10 +104,18 @@ class AuditResult:
                 df.insert(i, col, value)
         return df
 
-    def write(self, out_dir: str | os.PathLike, csv: bool = True, extras: Callable[[Path], None] | None = None) -> Path:
-        """Write the folder atomically; ``extras(tmp)`` may add files (plots) to it before it appears."""
+    def write(
+        self,
+        out_dir: str | os.PathLike,
+        csv: bool = True,
+        extras: Callable[[Path], None] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write the folder atomically; ``extras(tmp)`` may add files (plots) to it before it appears. An existing
+        folder is replaced only if it is an audit output vlbias wrote, and only with ``overwrite`` (the output rule
+        of :mod:`vlbias.utils.io`)."""
         out_dir = Path(out_dir)
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, "audit", overwrite) as tmp:
             for name in self.tables:
                 df = self.stamped(name)
                 if self.content_warning:

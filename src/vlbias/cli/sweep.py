@@ -45,6 +45,7 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
     Each (model, audit, options) task runs once: run the same command again after a kill or a crash and it
     does only what is missing. Results go to OUT/results.duckdb (`vlbias results query`).
     """
+    from vlbias.utils.io import check_out
     from vlbias.zoo.plan import load_config, parse_shard, plan, shard_tasks
     from vlbias.zoo.runner import run_sweep
 
@@ -60,6 +61,7 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
         mine = shard_tasks(grid, *shard_t) if shard_t else grid
         _print_status(root, cfg, mine, show_tasks=dry_run)
         return
+    check_out(root, "sweep", option="--out" if out else None)
     printer = _Printer()
     summary = run_sweep(
         cfg,
