@@ -351,7 +351,7 @@ def test_ray_executor_on_a_local_instance(zoo, tmp_path):
         ({"models": ["openclip:ViT-B-32/random"], "audits": {"textprobe": {"colour": 1}}}, "no option 'colour'"),
         ({"models": ["openclip:Nope-1/x"], "audits": ["textprobe"]}, "unknown open_clip architecture"),
         ({"models": ["openclip:ViT-Q-*/*"], "audits": ["textprobe"]}, "matches no catalogue model"),
-        ({"models": [{"where": "n_params >"}], "audits": ["textprobe"]}, "--where"),
+        ({"models": [{"where": "n_params >"}], "audits": ["textprobe"]}, "models: where: 'n_params >'"),
         ({"models": ["openclip:ViT-B-32/random"], "audits": ["imageprobe"]}, "add datasets"),
         ({"models": ["openclip:ViT-B-32/random"], "audits": ["textprobe"], "colour": 1}, "unknown key"),
         ({"models": ["openclip:ViT-B-32/random"], "audits": ["textprobe"], "seed": "x"}, "seed"),

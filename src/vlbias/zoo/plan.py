@@ -6,7 +6,7 @@ A sweep config (YAML) names models, audits with their options, and face datasets
     models:
       - openclip:ViT-B-32/laion2b_s34b_b79k            # a spec
       - openclip:ViT-B-*/laion*                         # a pattern over the catalogue's specs
-      - where: "dataset_family == 'laion'"              # a catalogue filter (pandas expression)
+      - where: "dataset_family == 'laion'"              # a catalogue filter (vlbias.utils.where: data, not code)
       - all                                             # every catalogue model
     exclude: ["openclip:*/commonpool_*"]                # patterns taken out again
     include_duplicates: false                           # patterns/filters skip quickgelu duplicates
@@ -209,7 +209,7 @@ def resolve_models(
             if "pattern" in sel:
                 chosen = [s for s in chosen if fnmatch.fnmatchcase(s, str(sel["pattern"]))]
             if "where" in sel:
-                keep = set(select(rows, str(sel["where"]))["spec"])
+                keep = set(select(rows, sel["where"], label=f"{where}models: where:")["spec"])
                 chosen = [s for s in chosen if s in keep]
             if not chosen:
                 raise VlbiasError(
