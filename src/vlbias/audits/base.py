@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from vlbias import __version__
-from vlbias.utils.io import atomic_dir, stable_hash
+from vlbias.utils.io import atomic_dir, load_json, stable_hash
 
 STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
 
@@ -128,7 +128,7 @@ class AuditResult:
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():
             raise VlbiasError(f"{out_dir} is not an audit output folder (no record.json)")
-        raw = json.loads(rec_path.read_text())
+        raw = load_json(rec_path.read_text(encoding="utf-8"), str(rec_path))
         warning = raw.pop("content_warning", None)
         record = RunRecord.from_dict(raw)
         tables = {p.stem: pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))}

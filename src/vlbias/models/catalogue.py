@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlbias.errors import VlbiasError
+from vlbias.utils.io import check_columns, csv_header, load_yaml
 from vlbias.utils.where import column_kinds, parse_filter
 
 if TYPE_CHECKING:
@@ -93,9 +94,7 @@ def _data(name: str) -> str:
 
 @lru_cache(maxsize=4)
 def _yaml(name: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(_data(name))
+    return load_yaml(_data(name), f"vlbias/data/models/{name}")
 
 
 def _coerce(df: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -146,6 +145,7 @@ def read_catalogue_file(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise VlbiasError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]}); fix the file") from None
+    check_columns(csv_header(path), str(path))
     if "spec" not in df.columns:
         raise VlbiasError(f"{path}: no 'spec' column; a catalogue file needs a spec column (e.g. hf:org/model)")
     df = _coerce(df, str(path))

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from vlbias.errors import StimulusError
+from vlbias.utils.io import check_columns
 
 
 def _float(x: str) -> float | None:
@@ -79,7 +80,9 @@ def extreme_oasis_images(path: str | os.PathLike, n: int = 25) -> tuple[list[Pat
         raise StimulusError(f"OASIS.csv not found at {csv_path}; give the OASIS folder (OASIS.csv and Images/)")
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            check_columns(reader.fieldnames or [], str(csv_path), StimulusError)
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise StimulusError(f"cannot read {csv_path} ({e})") from None
     if not rows or "Theme" not in rows[0] or "Valence_mean" not in rows[0]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vlbias.errors import VlbiasError
-from vlbias.utils.io import stable_hash
+from vlbias.utils.io import load_yaml, stable_hash
 
 KEYS = {
     "out",
@@ -114,18 +114,10 @@ def _where(path: Path | None) -> str:
 
 
 def load_config(path: str | os.PathLike) -> SweepConfig:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise VlbiasError(f"sweep config not found: {path}; check the path")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise VlbiasError(f"{path}: not valid YAML{at}; fix the file") from None
-    return parse_config(raw, source=path)
+    return parse_config(load_yaml(path.read_text(encoding="utf-8"), str(path)), source=path)
 
 
 def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
