@@ -8,6 +8,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -15,7 +16,7 @@ from tests.test_eat_audit import write_vectors
 from vlbias.cli import main
 from vlbias.cli.zeroshot import _read_meta
 from vlbias.datasets.fairface import _read_labels
-from vlbias.errors import VlbiasError
+from vlbias.errors import VlbiasError, whole_number
 from vlbias.models.catalogue import load_catalogue
 from vlbias.stimuli.eat_tests import read_test_file
 from vlbias.stimuli.imagesets import read_manifest
@@ -232,3 +233,92 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path, capsys):
     assert len(load_yaml(_alias_bomb(3), "ok.yaml")["l3"]) == 10  # 1,000 values once expanded: fine
     with pytest.raises(VlbiasError, match=r"^self.yaml line 1: an alias \(\*name\) refers to a value that holds it"):
         load_yaml("&a [1, *a]", "self.yaml")
+
+
+# ---------------------------------------------------------------------------------------------- failing sweeps
+def _sweep_config(tmp_path: Path, **extra) -> Path:
+    words = ["rose", "tulip", "ant", "bee", "love", "joy", "hate", "pain"]
+    spec = write_vectors(tmp_path / "v.npz", words, dim=8)
+    test = write(
+        tmp_path / "t.yaml",
+        "X: {name: F, texts: [rose, tulip]}\nY: {name: I, texts: [ant, bee]}\n"
+        "A: {name: P, texts: [love, joy]}\nB: {name: U, texts: [hate, pain]}\n",
+    )
+    cfg = {"models": [spec], "audits": {"eat": [{"test_files": [str(test)], "n_bootstrap": 0}]}, **extra}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def test_a_sweep_whose_tasks_fail_exits_non_zero_and_says_how_many(tmp_path, capsys):
+    bad = [{"permutations": -1}, {"permutations": 2.5}, {"seed": -1}, {"n_bootstrap": 0.5}]
+    cfg = _sweep_config(tmp_path)
+    raw = yaml.safe_load(cfg.read_text())
+    base = raw["audits"]["eat"][0]
+    raw["audits"]["eat"] = [{**base, **b} for b in bad] + [{**base, "permutations": "exact"}]
+    cfg.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    out_dir = tmp_path / "out"
+    code, _, err = run(["sweep", cfg, "--out", out_dir], capsys)
+    lines = err.splitlines()
+    assert code == 1  # on main: 0
+    assert lines[-1] == (
+        f"vlbias: error: 4 of 5 tasks failed; see their errors with `vlbias sweep {cfg} --out {out_dir} --status`, "
+        f"and run the same command again to retry them"
+    )
+    assert "sweep: 1 done, 4 failed, 0 skipped of 5 tasks (0 were already done)" in err
+    failures = sorted(line.split(": ", 1)[1] for line in lines if "FAILED" in line)
+    assert failures == [
+        "n_bootstrap must be a whole number of at least 0 (got 0.5)",
+        "permutations must be a whole number of at least 1 (got -1)",
+        "permutations must be a whole number of at least 1 (got 2.5)",  # on main: ran with 2 permutations
+        "seed must be a whole number of at least 0 (got -1)",
+    ]
+    code, _, err = run(["sweep", cfg, "--out", out_dir, "--no-retry-failed"], capsys)
+    assert code == 1 and "4 of 5 tasks failed" in err  # failures left alone are still failures
+    raw["audits"]["eat"] = [{**base, "permutations": "exact"}]
+    cfg.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    code, _, err = run(["sweep", cfg, "--out", out_dir], capsys)
+    assert code == 0 and "error" not in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"seed": -1}, "seed must be a whole number of at least 0 (got -1)"),
+        ({"seed": 2.5}, "seed must be a whole number of at least 0 (got 2.5)"),
+        ({"seed": True}, "seed must be a whole number of at least 0 (got True)"),
+        ({"encoder": {"batch_size": 0}}, "encoder: batch size must be a whole number of at least 1 (got 0)"),
+        ({"encoder": {"batch_size": 2.5}}, "encoder: batch size must be a whole number of at least 1 (got 2.5)"),
+        ({"encoder": {"batch_size": "64"}}, "encoder: batch size must be a whole number of at least 1 (got '64')"),
+        ({"encoder": {"workers": -1}}, "encoder: workers must be a whole number of at least 0 (got -1)"),
+        ({"encoder": {"device": "gpu"}}, "encoder: unknown device 'gpu'; use auto, cpu, cuda or cuda:N"),
+        ({"encoder": {"precision": "fp8"}}, "encoder: unknown precision 'fp8'; use one of fp32, fp16, bf16"),
+        ({"accuracy": "nope.csv"}, "accuracy: 'nope.csv' is neither openclip nor an existing file or folder"),
+    ],
+)
+def test_bad_sweep_settings_are_one_line_before_anything_is_made(tmp_path, capsys, extra, message):
+    cfg = _sweep_config(tmp_path, **extra)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (["--dry-run"], []):
+        code, out, err = run(["sweep", cfg, *args], capsys)
+        assert (code, out, err) == (2, "", f"vlbias: error: {cfg}: {message}\n")  # on main: every task failed, exit 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output folder
+
+
+def test_a_config_error_found_by_planning_leaves_no_output_folder(tmp_path, capsys):
+    cfg = write(tmp_path / "cfg.yaml", "models: [openclip:ViT-B-32/random]\naudits: {perception: {}}\n")
+    code, _, err = run(["sweep", cfg], capsys)
+    assert code == 2 and "add datasets: [NAME:PATH]" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # on main: an empty cfg/ was left
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    code, _, _ = run(["sweep", cfg, "--out", mine], capsys)
+    assert code == 2 and mine.is_dir()  # a folder the run did not make is never removed
+
+
+def test_whole_numbers_are_never_rounded():
+    assert whole_number(7, "x") == 7 and whole_number(np.int64(3), "x", 1) == 3
+    assert whole_number(1.0e6, "x", 1) == 1_000_000 and type(whole_number(2.0, "x")) is int  # YAML's 1.0e6
+    for bad in (2.5, -1, True, "3", None, float("nan"), float("inf")):
+        with pytest.raises(VlbiasError, match=r"^permutations must be a whole number of at least 0 \(got "):
+            whole_number(bad, "permutations")

@@ -275,7 +275,11 @@ def test_failing_model_is_recorded_and_the_sweep_goes_on(zoo, tmp_path, monkeypa
     monkeypatch.setenv("SWEEP_TEST_FAIL", "openclip:RN50/random")
     code = main(["sweep", str(zoo.config), "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 0 and "FAILED  openclip:RN50/random · textprobe: planted failure" in err
+    assert code == 1 and "FAILED  openclip:RN50/random · textprobe: planted failure" in err
+    assert err.splitlines()[-1] == (
+        f"vlbias: error: 1 of 15 tasks failed; see their errors with `vlbias sweep {zoo.config} --out {out} "
+        f"--status`, and run the same command again to retry them"
+    )
     tasks = ResultsStore(out).query("SELECT model, audit, status, error_type, error FROM tasks WHERE status = 'failed'")
     assert tasks[["model", "audit", "error_type"]].values.tolist() == [
         ["openclip:RN50/random", "textprobe", "RuntimeError"]

@@ -8,7 +8,9 @@ Anything that is not a ``VlbiasError`` is a bug in vlbias and keeps its tracebac
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 
 class VlbiasError(Exception):
@@ -58,6 +60,24 @@ class MissingKeysError(VlbiasError):
 
 class CacheError(VlbiasError):
     """The embedding cache cannot be used (e.g. the directory is not writable)."""
+
+
+class TasksFailedError(VlbiasError):
+    """A sweep ran, and some of its tasks failed (each with its error recorded); exit status 1, not 2."""
+
+    exit_code = 1
+
+
+def whole_number(value: Any, what: str, low: int = 0) -> int:
+    """``value`` as an int if it is a whole number of at least ``low``, else a user error naming ``what``.
+
+    Integers (numpy's too) and integral floats (``1.0e6`` in YAML) are whole numbers; ``2.5``, ``True`` and the
+    text ``"3"`` are not: nothing is rounded or parsed silently.
+    """
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < low:
+        raise VlbiasError(f"{what} must be a whole number of at least {low} (got {value!r})")
+    return int(value)
 
 
 def plural(n: int, word: str) -> str:

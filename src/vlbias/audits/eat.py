@@ -24,7 +24,7 @@ import numpy as np
 
 from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
+from vlbias.errors import MissingKeysError, StimulusError, VlbiasError, whole_number
 from vlbias.stats.eat import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_CONFIDENCE,
@@ -319,9 +319,15 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     perms = opts["permutations"]
     if isinstance(perms, str) and perms != "exact":
         try:
-            opts["permutations"] = int(perms)
+            perms = int(perms)
         except ValueError:
             raise VlbiasError(f"permutations must be a positive number or 'exact' (got {perms!r})") from None
+    if perms != "exact":
+        opts["permutations"] = whole_number(perms, "permutations", 1)
+    opts["item_permutations"] = whole_number(opts["item_permutations"], "item_permutations", 1)
+    opts["n_bootstrap"] = whole_number(opts["n_bootstrap"], "n_bootstrap", 0)
+    if opts["seed"] is not None:
+        opts["seed"] = whole_number(opts["seed"], "seed", 0)
     orders = opts["orders"]
     if orders is not None:
         orders = [orders] if isinstance(orders, str) else list(orders)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlbias.errors import VlbiasError
+from vlbias.errors import VlbiasError, whole_number
 from vlbias.utils.io import load_yaml, stable_hash
 
 KEYS = {
@@ -122,6 +122,7 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
 
 def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     """Validate a config mapping and resolve its model selectors against the catalogue."""
+    from vlbias.models.base import check_encoder_options
     from vlbias.models.catalogue import load_catalogue
 
     w = _where(source)
@@ -134,6 +135,24 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         if not raw.get(key):
             raise VlbiasError(f"{w}no {key}: list them (see `vlbias sweep --help`)")
     base = source.parent if source else Path.cwd()
+    encoder = raw.get("encoder") or {}
+    if not isinstance(encoder, dict) or set(encoder) - ENCODER_KEYS:
+        bad = sorted(set(encoder) - ENCODER_KEYS) if isinstance(encoder, dict) else [str(encoder)]
+        raise VlbiasError(f"{w}unknown encoder option(s) {', '.join(bad)}; use {', '.join(sorted(ENCODER_KEYS))}")
+    try:
+        check_encoder_options(
+            encoder.get("device", "auto"),
+            encoder.get("batch_size"),
+            encoder.get("precision", "fp32"),
+            encoder.get("workers"),
+        )
+    except VlbiasError as e:
+        raise VlbiasError(f"{w}encoder: {e}") from None
+    if encoder.get("cache_dir"):
+        encoder = {**encoder, "cache_dir": str(base / os.path.expanduser(encoder["cache_dir"]))}
+    seed = raw.get("seed")
+    if seed is not None:
+        seed = whole_number(seed, f"{w}seed", 0)
     catalogue_files = [base / p for p in _as_list(raw.get("catalogue"), "catalogue", w)]
     catalogue = load_catalogue(catalogue_files)
     models = resolve_models(
@@ -143,17 +162,10 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         include_duplicates=bool(raw.get("include_duplicates", False)),
         where=w,
     )
-    encoder = raw.get("encoder") or {}
-    if not isinstance(encoder, dict) or set(encoder) - ENCODER_KEYS:
-        bad = sorted(set(encoder) - ENCODER_KEYS) if isinstance(encoder, dict) else [str(encoder)]
-        raise VlbiasError(f"{w}unknown encoder option(s) {', '.join(bad)}; use {', '.join(sorted(ENCODER_KEYS))}")
-    if encoder.get("cache_dir"):
-        encoder = {**encoder, "cache_dir": str(base / os.path.expanduser(encoder["cache_dir"]))}
-    seed = raw.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise VlbiasError(f"{w}seed must be a whole number (got {seed!r})")
     accuracy = raw.get("accuracy")
     if accuracy is not None and accuracy != "openclip":
+        if not isinstance(accuracy, str) or not (base / accuracy).exists():
+            raise VlbiasError(f"{w}accuracy: {accuracy!r} is neither openclip nor an existing file or folder")
         accuracy = str(base / accuracy)
     out = raw.get("out")
     return SweepConfig(
