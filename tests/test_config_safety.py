@@ -22,7 +22,7 @@ from vlbias.stimuli.eat_tests import read_test_file
 from vlbias.stimuli.imagesets import read_manifest
 from vlbias.stimuli.perception import load_lexicon
 from vlbias.stimuli.prompts import read_templates
-from vlbias.stimuli.valence import extreme_oasis_images
+from vlbias.stimuli.valence import extreme_oasis_images, read_nrc_vad
 from vlbias.stimuli.zeroshot import load_protocol
 from vlbias.utils.io import MAX_YAML_VALUES, check_columns, load_json, load_yaml
 from vlbias.zoo.accuracy import load_accuracy
@@ -133,6 +133,12 @@ def test_a_sweep_config_with_a_key_twice_is_refused(tmp_path, capsys):
             "names column 'race' twice (columns 4 and 5)",
         ),
         ("OASIS.csv", "Theme,Valence_mean,Valence_mean\nA,1,2\n", "oasis", "names column 'Valence_mean' twice"),
+        (
+            "nrc.txt",
+            "Word\tValence\tvalence\nlove\t0.9\t0.1\n",
+            "nrc",
+            "names column 'valence' twice (columns 2 and 3)",
+        ),
     ],
 )
 def test_every_reader_refuses_a_key_or_column_twice(tmp_path, name, text, read, message):
@@ -149,6 +155,7 @@ def test_every_reader_refuses_a_key_or_column_twice(tmp_path, name, text, read, 
         "manifest": read_manifest,
         "fairface": lambda p: _read_labels(p.parent, p.parent, "val"),
         "oasis": extreme_oasis_images,
+        "nrc": read_nrc_vad,
     }
     with pytest.raises(VlbiasError) as e:
         readers[read](path)

@@ -44,6 +44,7 @@ def read_nrc_vad(path: str | os.PathLike) -> list[tuple[str, float]]:
         raise StimulusError(f"NRC-VAD lexicon {path} is empty")
     col, first_line = 1, 1
     if len(rows[0]) >= 2 and _float(rows[0][1]) is None:  # a header line
+        check_columns(rows[0], f"NRC-VAD lexicon {path}", StimulusError)
         header = [h.strip().lower() for h in rows[0]]
         if "valence" not in header:
             raise StimulusError(f"NRC-VAD lexicon {path} has no 'valence' column (header: {rows[0]})")
