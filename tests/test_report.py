@@ -24,7 +24,7 @@ def zoo(tmp_path_factory):
     """The sweep, `vlbias analyze` on it, and its HTML report (figures drawn by two worker processes)."""
     root = tmp_path_factory.mktemp("report")
     info = build_sweep(root)
-    assert main(["sweep", str(info["config"])]) == 0
+    assert main(["sweep", str(info["config"])]) == 1  # one task fails by design: a vectors model lacks images
     assert main(["analyze", "--db", str(info["out"]), "--compare-by", "pretraining_dataset"]) == 0
     report = root / "html"
     assert main(["report", str(info["out"]), "--out", str(report), "--jobs", "2"]) == 0

@@ -18,7 +18,6 @@ from typing import Any
 import pandas as pd
 
 from vlbias.errors import VlbiasError
-from vlbias.utils.io import load_json
 
 AUDIT_ORDER = ("eat", "zeroshot", "perception")
 TASK_COLUMNS = ["task_id", "model", "audit", "dataset", "options", "status", "error_type", "error", "seconds"]
@@ -146,10 +145,9 @@ def load(path: str | os.PathLike) -> ReportData:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VlbiasError(f"{path} cannot be read ({type(e).__name__}); {what}") from None
-    raw = load_json(text, str(path))
     if not isinstance(raw, dict):
         raise VlbiasError(f"{path} is not a JSON object; {what}")
     return raw
