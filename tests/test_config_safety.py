@@ -275,10 +275,10 @@ def test_a_sweep_whose_tasks_fail_exits_non_zero_and_says_how_many(tmp_path, cap
     assert "sweep: 1 done, 4 failed, 0 skipped of 5 tasks (0 were already done)" in err
     failures = sorted(line.split(": ", 1)[1] for line in lines if "FAILED" in line)
     assert failures == [
-        "n_bootstrap must be a whole number of at least 0 (got 0.5)",
-        "permutations must be a whole number of at least 1 (got -1)",
-        "permutations must be a whole number of at least 1 (got 2.5)",  # on main: ran with 2 permutations
-        "seed must be a whole number of at least 0 (got -1)",
+        "eat option n_bootstrap=0.5 must be a whole number of at least 0",
+        "eat option permutations=-1 must be a whole number of at least 1",
+        "eat option permutations=2.5 must be a whole number of at least 1",  # on main: ran with 2 permutations
+        "eat option seed=-1 must be a whole number of at least 0",
     ]
     code, _, err = run(["sweep", cfg, "--out", out_dir, "--no-retry-failed"], capsys)
     assert code == 1 and "4 of 5 tasks failed" in err  # failures left alone are still failures
@@ -291,15 +291,15 @@ def test_a_sweep_whose_tasks_fail_exits_non_zero_and_says_how_many(tmp_path, cap
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ({"seed": -1}, "seed must be a whole number of at least 0 (got -1)"),
-        ({"seed": 2.5}, "seed must be a whole number of at least 0 (got 2.5)"),
-        ({"seed": True}, "seed must be a whole number of at least 0 (got True)"),
-        ({"encoder": {"batch_size": 0}}, "encoder: batch size must be a whole number of at least 1 (got 0)"),
-        ({"encoder": {"batch_size": 2.5}}, "encoder: batch size must be a whole number of at least 1 (got 2.5)"),
-        ({"encoder": {"batch_size": "64"}}, "encoder: batch size must be a whole number of at least 1 (got '64')"),
-        ({"encoder": {"workers": -1}}, "encoder: workers must be a whole number of at least 0 (got -1)"),
-        ({"encoder": {"device": "gpu"}}, "encoder: unknown device 'gpu'; use auto, cpu, cuda or cuda:N"),
-        ({"encoder": {"precision": "fp8"}}, "encoder: unknown precision 'fp8'; use one of fp32, fp16, bf16"),
+        ({"seed": -1}, "sweep option seed=-1 must be a whole number of at least 0"),
+        ({"seed": 2.5}, "sweep option seed=2.5 must be a whole number of at least 0"),
+        ({"seed": True}, "sweep option seed=True must be a whole number of at least 0"),
+        ({"encoder": {"batch_size": 0}}, "encoder option batch_size=0 must be a whole number of at least 1"),
+        ({"encoder": {"batch_size": 2.5}}, "encoder option batch_size=2.5 must be a whole number of at least 1"),
+        ({"encoder": {"batch_size": "64"}}, "encoder option batch_size='64' must be a whole number of at least 1"),
+        ({"encoder": {"workers": -1}}, "encoder option workers=-1 must be a whole number of at least 0"),
+        ({"encoder": {"device": "gpu"}}, "encoder option device='gpu' is unknown; use auto, cpu, cuda or cuda:N"),
+        ({"encoder": {"precision": "fp8"}}, "encoder option precision='fp8' is unknown; use one of fp32, fp16, bf16"),
         ({"accuracy": "nope.csv"}, "accuracy: 'nope.csv' is neither openclip nor an existing file or folder"),
     ],
 )
@@ -324,8 +324,7 @@ def test_a_config_error_found_by_planning_leaves_no_output_folder(tmp_path, caps
 
 
 def test_whole_numbers_are_never_rounded():
-    assert whole_number(7, "x") == 7 and whole_number(np.int64(3), "x", 1) == 3
-    assert whole_number(1.0e6, "x", 1) == 1_000_000 and type(whole_number(2.0, "x")) is int  # YAML's 1.0e6
-    for bad in (2.5, -1, True, "3", None, float("nan"), float("inf")):
-        with pytest.raises(VlbiasError, match=r"^permutations must be a whole number of at least 0 \(got "):
-            whole_number(bad, "permutations")
+    assert whole_number("encoder", "workers", 7) == 7 and whole_number("eat", "permutations", np.int64(3), 1) == 3
+    for bad in (2.5, 1.0e6, -1, True, "3", None):
+        with pytest.raises(VlbiasError, match=r"^eat option permutations=.* must be a whole number of at least 0$"):
+            whole_number("eat", "permutations", bad)

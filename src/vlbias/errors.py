@@ -68,15 +68,17 @@ class TasksFailedError(VlbiasError):
     exit_code = 1
 
 
-def whole_number(value: Any, what: str, low: int = 0) -> int:
-    """``value`` as an int if it is a whole number of at least ``low``, else a user error naming ``what``.
+class VlbiasWarning(UserWarning):
+    """Something the user should know that does not stop the command, in one line (issued with
+    :func:`warnings.warn`; the command line prints it as ``vlbias: warning: ...``)."""
 
-    Integers (numpy's too) and integral floats (``1.0e6`` in YAML) are whole numbers; ``2.5``, ``True`` and the
-    text ``"3"`` are not: nothing is rounded or parsed silently.
-    """
-    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or value < low:
-        raise VlbiasError(f"{what} must be a whole number of at least {low} (got {value!r})")
+
+def whole_number(owner: str, name: str, value: Any, low: int = 0) -> int:
+    """An integer option (a seed, a count, a batch size) of ``owner`` (an audit, ``encoder``, ``sweep``), at least
+    ``low``, else a one-line error. Booleans, fractions and texts are refused, never rounded or parsed; a seed must
+    be at least 0 because numpy's generators refuse negative seeds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise VlbiasError(f"{owner} option {name}={value!r} must be a whole number of at least {low}")
     return int(value)
 
 

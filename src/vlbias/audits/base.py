@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from vlbias import __version__
+from vlbias.errors import VlbiasError
 from vlbias.utils.io import atomic_dir, load_json, stable_hash
 
 STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
@@ -122,8 +123,6 @@ class AuditResult:
 
     @classmethod
     def read(cls, out_dir: str | os.PathLike) -> AuditResult:
-        from vlbias.errors import VlbiasError
-
         out_dir = Path(out_dir)
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():

@@ -323,11 +323,9 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             raise VlbiasError(f"permutations must be a positive number or 'exact' (got {perms!r})") from None
     if perms != "exact":
-        opts["permutations"] = whole_number(perms, "permutations", 1)
-    opts["item_permutations"] = whole_number(opts["item_permutations"], "item_permutations", 1)
-    opts["n_bootstrap"] = whole_number(opts["n_bootstrap"], "n_bootstrap", 0)
-    if opts["seed"] is not None:
-        opts["seed"] = whole_number(opts["seed"], "seed", 0)
+        opts["permutations"] = whole_number("eat", "permutations", perms, 1)
+    opts["item_permutations"] = whole_number("eat", "item_permutations", opts["item_permutations"], 1)
+    opts["n_bootstrap"] = whole_number("eat", "n_bootstrap", opts["n_bootstrap"])
     orders = opts["orders"]
     if orders is not None:
         orders = [orders] if isinstance(orders, str) else list(orders)
@@ -337,6 +335,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         opts["orders"] = orders
     if opts["alternative"] not in ALTERNATIVES:
         raise VlbiasError(f"unknown alternative {opts['alternative']!r}; use one of {', '.join(ALTERNATIVES)}")
+    opts["seed"] = whole_number("eat", "seed", opts["seed"])
     for key in ("tests", "test_files"):
         if isinstance(opts[key], str):
             opts[key] = [opts[key]]

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
+from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural, whole_number
 
 ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 #: the study's order of dimensions in the factor-effect figure
@@ -130,10 +130,7 @@ def check_options(opts: dict[str, Any]) -> dict[str, Any]:
     if o["delta"] not in ("absolute", "relative"):
         raise _option_error("delta", o["delta"], "must be absolute or relative")
     for name, low in (("pairs", 1), ("k", 1), ("bootstrap", 0), ("permutations", 0), ("seed", 0)):
-        v = o[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise _option_error(name, v, f"must be a whole number of at least {low}")
-        o[name] = int(v)
+        o[name] = whole_number("perception", name, o[name], low)
     c = o["confidence"]
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
         raise _option_error("confidence", c, "must be a number between 0 and 1, e.g. 0.95")

@@ -279,9 +279,8 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     opts = AUDIT.validate_options(options)
     if opts["template_mode"] not in TEMPLATE_MODES:
         raise VlbiasError(f"template_mode must be ensemble or each (got {opts['template_mode']!r})")
-    n_boot, ci, seed = whole_number(opts["n_boot"], "n_boot", 0), float(opts["ci"]), opts["seed"]
-    if seed is not None:
-        seed = whole_number(seed, "seed", 0)
+    n_boot, ci = whole_number("zeroshot", "n_boot", opts["n_boot"]), float(opts["ci"])
+    seed = whole_number("zeroshot", "seed", opts["seed"])
     if not 0 < ci < 1:
         raise VlbiasError(f"ci must be between 0 and 1 (got {ci})")
     encoder._require("text")
@@ -472,6 +471,8 @@ def compare_runs(
     """
     from vlbias.stats.groups import compare_levels
 
+    if seed is not None:
+        seed = whole_number("zeroshot-compare", "seed", seed)
     if len(runs) < 2:
         raise VlbiasError("a comparison needs the outputs of at least two runs")
     specs = [r.record.model.get("spec") for r in runs]

@@ -74,6 +74,10 @@ def human_bytes(n: float) -> str:
 
 
 def console(stderr: bool = False):
+    """The rich console of every command. Markup and emoji codes are off: names from the user (test sets, labels,
+    model files) are printed as written, so ``[/x]`` or ``:smile:`` in a name can neither fail nor change the
+    output; style with :class:`rich.text.Text` instead."""
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=True, width=None if os.isatty(1) else 120)
+    width = None if os.isatty(1) else 120
+    return Console(stderr=stderr, soft_wrap=True, width=width, markup=False, emoji=False)

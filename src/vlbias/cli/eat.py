@@ -79,7 +79,13 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--alternative", type=click.Choice(["greater", "less", "two-sided"]), default="greater", show_default=True
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutations and the bootstrap.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the permutations and the bootstrap.",
+)
 @click.option(
     "--bootstrap",
     "n_bootstrap",
@@ -241,6 +247,7 @@ def _fmt_p(p: float) -> str:
 
 def render_table(result) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     df = result.results
     ok = df[df["status"] == "ok"]
@@ -261,7 +268,7 @@ def render_table(result) -> None:
     for _, r in df.iterrows():
         pair = f"{r.x_name} vs {r.y_name}", f"{r.a_name} vs {r.b_name}"
         if r.status != "ok":
-            table.add_row(r.test, r.order, *pair, "", "", "", "", f"[dim]skipped: {r.reason}[/dim]")
+            table.add_row(r.test, r.order, *pair, "", "", "", "", Text(f"skipped: {r.reason}", style="dim"))
             continue
         big, sig = abs(r.effect_size) >= 0.2, r.p_value < 0.05
         d = f"{r.effect_size:+.2f}"
@@ -272,10 +279,10 @@ def render_table(result) -> None:
             r.order,
             *pair,
             f"{r.x_size}/{r.y_size}/{r.a_size}/{r.b_size}",
-            f"[bold]{d}[/bold]" if big else d,
+            Text(d, style="bold" if big else ""),
             ci,
-            f"[bold]{p}[/bold]" if sig else p,
-            "[bold]✓[/bold]" if big and sig else "",
+            Text(p, style="bold" if sig else ""),
+            Text("✓", style="bold") if big and sig else "",
         )
     con = console()
     con.print(table)

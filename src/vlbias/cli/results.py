@@ -23,7 +23,8 @@ def results():
 
     Each audit is a schema with one table per result table (eat.results); <audit>.<table>_with_models views add
     each model's catalogue facts; `tasks`, `models` and `accuracy` are tables; schema `analysis` holds the tables
-    of `vlbias analyze`. New parts are ingested before every command.
+    of `vlbias analyze`. New parts are ingested before every command; a folder that cannot be written (a read-only
+    copy) is read as it is, with a warning when its database is older than its parts.
     """
 
 

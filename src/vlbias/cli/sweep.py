@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from vlbias.cli._common import DEVICES
+from vlbias.cli._common import DEVICES, console
 
 
 @click.command()
@@ -101,15 +101,14 @@ class _Printer:
         if kind == "plan":
             click.echo(f"sweep: {state.total} tasks; {state.line()}", err=True)
             if self.tty:
-                from rich.console import Console
                 from rich.live import Live
 
-                self.live = Live(console=Console(stderr=True), transient=True, refresh_per_second=4)
+                self.live = Live(console=console(stderr=True), transient=True, refresh_per_second=4)
                 self.live.start()
             return
         if kind == "start":
             if self.live:
-                self.live.update(f"[bold]sweep[/] {state.line()}\n  running {task.label()}")
+                self.live.update(self._status(state, f"\n  running {task.label()}"))
             return
         n = state.total - state.remaining
         msg = {"done": "done   ", "failed": "FAILED ", "skipped": "skipped"}[kind]
@@ -117,9 +116,16 @@ class _Printer:
         line = f"[{n}/{state.total}] {msg} {task.label()}{tail}"
         if self.live:
             self.live.console.print(line, markup=False, highlight=False)
-            self.live.update(f"[bold]sweep[/] {state.line()}")
+            self.live.update(self._status(state))
         else:
             click.echo(line, err=True)
+
+    @staticmethod
+    def _status(state, tail: str = ""):
+        """The live status line; plain Text, so a task label (a model spec, a dataset path) is never markup."""
+        from rich.text import Text
+
+        return Text.assemble(("sweep", "bold"), f" {state.line()}{tail}")
 
     def close(self):
         if self.live:

@@ -86,7 +86,7 @@ def _echo_warning(warning: str | None) -> None:
 )
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True, help="Replicates.")
 @click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images instead of failing.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
@@ -206,7 +206,7 @@ def _summary(result, out: Path) -> None:
 @click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--no-plots", is_flag=True)
 def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_set, n_boot, ci, seed, out, no_plots):

@@ -37,13 +37,13 @@ def check_encoder_options(
 ) -> None:
     """The options every encoder takes, checked; a user error names the first bad one and what it may be."""
     if not isinstance(device, str) or (device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:")):
-        raise VlbiasError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+        raise VlbiasError(f"encoder option device={device!r} is unknown; use auto, cpu, cuda or cuda:N")
     if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise VlbiasError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        raise VlbiasError(f"encoder option precision={precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
     if batch_size is not None:
-        whole_number(batch_size, "batch size", 1)
+        whole_number("encoder", "batch_size", batch_size, 1)
     if num_workers is not None:
-        whole_number(num_workers, "workers", 0)
+        whole_number("encoder", "workers", num_workers)
 
 
 @dataclass(frozen=True)

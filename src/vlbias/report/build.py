@@ -18,7 +18,7 @@ from vlbias import __version__
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
 from vlbias.report.assets import Assets, Figure, FigureGroup, default_workers
-from vlbias.report.fmt import fixed, num, table
+from vlbias.report.fmt import fixed, md_text, num, safe_href, table
 from vlbias.report.methods import methods_section
 from vlbias.report.sections import (
     Context,
@@ -335,6 +335,7 @@ def _templates():
         lstrip_blocks=True,
     )
     env.filters["inline"] = _inline
+    env.filters["href"] = safe_href
     return env
 
 
@@ -432,11 +433,11 @@ def build_report(
                 dest.write_text(html, encoding="utf-8")
             written = [pg.file for pg in pages]
         else:
-            parts = [f"# {title}", B.markdown(summary_page.blocks)]
+            parts = [f"# {md_text(title)}", B.markdown(summary_page.blocks)]
             for pg in pages[1:]:
                 if pg.file.startswith("models/"):
                     continue
-                parts += [f"## {pg.title}", B.markdown(pg.blocks, level=3)]
+                parts += [f"## {md_text(pg.title)}", B.markdown(pg.blocks, level=3)]
             (tmp / "report.md").write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
             written = ["report.md"]
         warnings = list(dict.fromkeys(r.content_warning for r in data.runs if r.content_warning))

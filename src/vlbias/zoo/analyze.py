@@ -249,18 +249,18 @@ def zoo_analyses(store: ResultsStore, s: AnalysisSettings) -> tuple[dict[str, pd
 
     tables: dict[str, pd.DataFrame] = {}
     warnings: list[str] = []
-    audits = sorted(p.name for p in (store.root / "parts").glob("*") if p.is_dir())
+    by_audit: dict[str, list[Path]] = {}
+    for part in store.completed_parts():
+        by_audit.setdefault(part.parent.name, []).append(part)
     facts = None
-    for audit in audits:
+    for audit, parts in sorted(by_audit.items()):
         try:
             spec = get_audit(audit)
         except VlbiasError:
             continue
         if spec.zoo_analysis is None:
             continue
-        runs = [AuditResult.read(t.parent) for t in sorted((store.root / "parts" / audit).glob("*/task.json"))]
-        if not runs:
-            continue
+        runs = [AuditResult.read(part) for part in parts]
         facts = facts if facts is not None else model_fact_map(store)
         for name, table in spec.zoo_analysis(runs, facts, dict(s.compare)).items():
             tables[f"{audit}_{name}"] = table

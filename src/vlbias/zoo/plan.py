@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ KEYS = {
 }
 ENCODER_KEYS = {"device", "batch_size", "precision", "workers", "cache_dir"}
 _GLOB = set("*?[")
+_TASK_ID = re.compile(r"[0-9a-f]{16}")  # what make_task makes: 16 hex digits
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ def make_task(model: str, audit: str, options: dict[str, Any]) -> Task:
         raise VlbiasError(f"options of audit {audit!r} must be plain values (text, numbers, lists): {e}") from None
     task_id = stable_hash({"model": model, "audit": audit, "options": options}, n=16)
     return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id)
+
+
+def is_task_id(name: str) -> bool:
+    """Whether ``name`` is a task id as :func:`make_task` makes it (so the name of a part's folder, never that of
+    a writer's hidden temporary folder)."""
+    return _TASK_ID.fullmatch(name) is not None
 
 
 @dataclass
@@ -147,12 +155,15 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
             encoder.get("workers"),
         )
     except VlbiasError as e:
-        raise VlbiasError(f"{w}encoder: {e}") from None
+        raise VlbiasError(f"{w}{e}") from None
     if encoder.get("cache_dir"):
         encoder = {**encoder, "cache_dir": str(base / os.path.expanduser(encoder["cache_dir"]))}
     seed = raw.get("seed")
     if seed is not None:
-        seed = whole_number(seed, f"{w}seed", 0)
+        try:
+            seed = whole_number("sweep", "seed", seed)
+        except VlbiasError as e:
+            raise VlbiasError(f"{w}{e}") from None
     catalogue_files = [base / p for p in _as_list(raw.get("catalogue"), "catalogue", w)]
     catalogue = load_catalogue(catalogue_files)
     models = resolve_models(
