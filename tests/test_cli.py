@@ -13,6 +13,7 @@ from tests.helpers import write_images, write_w2v_text
 from vlbias import __version__
 from vlbias.cli import main
 from vlbias.models import load_model
+from vlbias.utils.io import write_parquet
 
 
 def console_script() -> str:
@@ -144,12 +145,13 @@ BAD = [
 def test_bad_input_one_line_no_output(bad_inputs, args, fragment, capsys, monkeypatch):
     monkeypatch.chdir(bad_inputs)
     out = bad_inputs / "out.parquet"
-    out.write_bytes(b"previous output")
-    code, _, err = run(["embed", *args, "--out", out], capsys)
+    write_parquet(pd.DataFrame({"key": ["previous output"]}), out)
+    before = out.read_bytes()
+    code, _, err = run(["embed", *args, "--out", out, "--overwrite"], capsys)
     assert code == 2
     assert fragment in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert out.read_bytes() == b"previous output"  # nothing half-written over it
+    assert out.read_bytes() == before  # nothing half-written over the earlier output
     assert [p.name for p in bad_inputs.iterdir() if p.name.startswith(".out")] == []
 
 
@@ -192,7 +194,7 @@ def test_cache_info_and_clear(tmp_path, capsys):
                 "--texts",
                 tmp_path / "t.txt",
                 "--out",
-                tmp_path / "o.parquet",
+                tmp_path / f"{model.split(':')[0]}.parquet",
                 "--cache-dir",
                 cache,
             ],

@@ -24,7 +24,7 @@ def zoo(tmp_path_factory):
     """The sweep, `vlbias analyze` on it, and its HTML report (figures drawn by two worker processes)."""
     root = tmp_path_factory.mktemp("report")
     info = build_sweep(root)
-    assert main(["sweep", str(info["config"])]) == 0
+    assert main(["sweep", str(info["config"])]) == 1  # one task fails by design: a vectors model lacks images
     assert main(["analyze", "--db", str(info["out"]), "--compare-by", "pretraining_dataset"]) == 0
     report = root / "html"
     assert main(["report", str(info["out"]), "--out", str(report), "--jobs", "2"]) == 0
@@ -324,9 +324,12 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(zoo, tmp_path, capsys)
     keep.mkdir()
     (keep / "thesis.tex").write_text("precious")
     assert main(["report", str(zoo["out"]), "--out", str(keep)]) == 2
-    assert "is not a vlbias report" in _err(capsys) and (keep / "thesis.tex").read_text() == "precious"
+    assert "holds files vlbias did not write (thesis.tex)" in _err(capsys)
+    assert (keep / "thesis.tex").read_text() == "precious"
     assert main(["report", str(zoo["out"]), "--out", str(zoo["out"])]) == 2
-    assert "holds the results" in _err(capsys)
+    assert "holds a vlbias sweep folder, not a report" in _err(capsys)
+    assert main(["report", str(zoo["out"]), "--out", str(zoo["out"]), "--overwrite"]) == 2
+    assert "holds a vlbias sweep folder, not a report" in _err(capsys)
     (tmp_path / "file").write_text("x")
     assert main(["report", str(zoo["out"]), "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in _err(capsys)
@@ -347,7 +350,7 @@ def test_a_failing_build_leaves_the_previous_report_whole(zoo, tmp_path, monkeyp
 
     monkeypatch.setattr(build, "methods_section", boom)
     with pytest.raises(RuntimeError, match="planted"):
-        build.build_report(zoo["out"], out, workers=1)
+        build.build_report(zoo["out"], out, workers=1, overwrite=True)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary folder left beside it
 
@@ -489,7 +492,7 @@ def test_report_csvs_carry_no_formulas_and_numbers_stay_numbers(hostile):
     assert eat.loc[0, ["x_name", "y_name", "a_name", "b_name"]].tolist() == ["'" + p for p in PAYLOADS[3:]]
     assert eat["effect_size"].dtype == float and eat.loc[0, "effect_size"] < 0  # a negative number, kept a number
     disparity = pd.read_csv(hostile["zs-run", "md"] / "data" / "zeroshot-disparity.csv")
-    assert "'=HYPERLINK(\"http://evil\",\"x\")" in set(disparity["label"])
+    assert '\'=HYPERLINK("http://evil","x")' in set(disparity["label"])
     groups = set(disparity["max_group"]) | set(disparity["min_group"])
     assert groups and groups <= {"'@SUM(1+1)", "'+cmd", "'-2+3"}
     assert disparity["difference"].dtype == float

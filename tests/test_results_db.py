@@ -113,10 +113,13 @@ def test_results_cli_query_tables_export(tmp_path, capsys):
     assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--format", "csv"]) == 0
     exported = pd.read_csv(tmp_path / "ex" / "demo.results.csv")
     assert len(exported) == 4 and (tmp_path / "ex" / "tasks.csv").is_file()
-    assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results"]) == 0
+    assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results"]) == 2
+    assert "add --overwrite to replace it" in capsys.readouterr().err  # an export is replaced only when asked
+    args = ["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results", "--overwrite"]
+    assert main(args) == 0
     pq = pd.read_parquet(tmp_path / "ex" / "demo.results.parquet")
     assert sorted(pq["effect_size"]) == [-2.0, -1.0, 1.0, 2.0]
-    assert (tmp_path / "ex" / "demo.results.csv").is_file()  # exporting more keeps what is there
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == [".vlbias-output.json", "demo.results.parquet"]
     assert (
         main(["results", "query", "SELECT * FROM demo.results", "--db", db, "--out", str(tmp_path / "q.parquet")]) == 0
     )

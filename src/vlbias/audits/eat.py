@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from vlbias.audits.base import AuditResult, RunRecord, whole_number
+from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
+from vlbias.errors import MissingKeysError, StimulusError, VlbiasError, whole_number
 from vlbias.stats.eat import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_CONFIDENCE,
@@ -47,7 +47,7 @@ from vlbias.stimuli.eat_tests import (
     read_test_file,
     templates,
 )
-from vlbias.utils.io import sha256_file, stable_hash
+from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
 
 BATTERIES = ("standard",)
@@ -189,12 +189,10 @@ def plan_test(test: EATTest, orders: list[str] | None, concept: str = "") -> lis
 
 
 def _battery_spec(name: str) -> dict[str, Any]:
-    import yaml
-
     if name not in BATTERIES:
         raise VlbiasError(f"unknown battery {name!r}; batteries: {', '.join(BATTERIES)}")
     text = resources.files("vlbias.data").joinpath("eat/battery.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text, "vlbias/data/eat/battery.yaml")
 
 
 def _image_side(entry: dict[str, Any]) -> StimulusSet:
@@ -322,9 +320,13 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     perms = opts["permutations"]
     if isinstance(perms, str) and perms != "exact":
         try:
-            opts["permutations"] = int(perms)
+            perms = int(perms)
         except ValueError:
             raise VlbiasError(f"permutations must be a positive number or 'exact' (got {perms!r})") from None
+    if perms != "exact":
+        opts["permutations"] = whole_number("eat", "permutations", perms, 1)
+    opts["item_permutations"] = whole_number("eat", "item_permutations", opts["item_permutations"], 1)
+    opts["n_bootstrap"] = whole_number("eat", "n_bootstrap", opts["n_bootstrap"])
     orders = opts["orders"]
     if orders is not None:
         orders = [orders] if isinstance(orders, str) else list(orders)

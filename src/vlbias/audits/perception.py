@@ -39,9 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.base import whole_number
 from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
+from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural, whole_number
 
 ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 #: the study's order of dimensions in the factor-effect figure

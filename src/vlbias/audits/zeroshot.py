@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.base import AuditResult, RunRecord, whole_number
+from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.registry import AuditSpec
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset, load_dataset
-from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.errors import MissingKeysError, VlbiasError, plural, whole_number
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
 
@@ -279,9 +279,10 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     opts = AUDIT.validate_options(options)
     if opts["template_mode"] not in TEMPLATE_MODES:
         raise VlbiasError(f"template_mode must be ensemble or each (got {opts['template_mode']!r})")
-    n_boot, ci, seed = int(opts["n_boot"]), float(opts["ci"]), whole_number("zeroshot", "seed", opts["seed"])
-    if n_boot < 0 or not 0 < ci < 1:
-        raise VlbiasError(f"n_boot must be >= 0 and ci between 0 and 1 (got {n_boot}, {ci})")
+    n_boot, ci = whole_number("zeroshot", "n_boot", opts["n_boot"]), float(opts["ci"])
+    seed = whole_number("zeroshot", "seed", opts["seed"])
+    if not 0 < ci < 1:
+        raise VlbiasError(f"ci must be between 0 and 1 (got {ci})")
     encoder._require("text")
     encoder._require("image")
     dataset = _dataset(opts)

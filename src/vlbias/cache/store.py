@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from vlbias.errors import CacheError
+from vlbias.utils.io import touch
 
 FORMAT = "v1"
 _CHUNK = 500  # keys per SELECT (SQLite's variable limit is well above this)
@@ -80,6 +81,7 @@ def default_cache_dir() -> Path:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    touch(path)  # as the umask allows: a cache shared by a group stays writable by it
     conn = sqlite3.connect(path, timeout=120.0, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=120000")
     try:

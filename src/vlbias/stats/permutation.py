@@ -44,6 +44,7 @@ partitions by integer, bitwise or IEEE-basic arithmetic only, and every sum is a
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
@@ -129,9 +130,9 @@ def subset_sum_tests(
             )
         exact = True
     else:
-        budget = int(permutations)
-        if budget < 1:
-            raise ValueError(f"the permutation budget must be at least 1 (got {permutations})")
+        if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral) or permutations < 1:
+            raise ValueError(f"the permutation budget must be a whole number of at least 1 (got {permutations!r})")
+        budget = int(permutations)  # never rounds: 2.5 is refused above
         exact = total <= budget and exact_feasible(n)
     n_perm = total if exact else budget
     results: list[PermutationResult | None] = [None] * len(V)

@@ -167,7 +167,8 @@ class ResultsStore:
         def task_json(tmp: Path) -> None:
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
-        return dataclasses.replace(result, tables=tables).write(self.part_dir(task), csv=False, extras=task_json)
+        part = dataclasses.replace(result, tables=tables)
+        return part.write(self.part_dir(task), csv=False, extras=task_json, overwrite=True)  # a stale part goes
 
     def write_status(self, task: Task, status: str, info: dict[str, Any]) -> None:
         write_json(self.status_path(task.task_id), {**task.to_dict(), "status": status, **info})
