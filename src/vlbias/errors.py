@@ -56,6 +56,14 @@ class MissingKeysError(VlbiasError):
         super().__init__(f"{source} has no vector for {len(self.missing)} {kind}(s): {shown}{more}; {hint}")
 
 
+class OptionError(VlbiasError):
+    """An option with an unknown name or a value of the wrong type or range (audit, dataset or command line)."""
+
+
+class DeprecatedOption(FutureWarning):
+    """An option given by its old name: it still works, for one release; the warning names the new one."""
+
+
 class CacheError(VlbiasError):
     """The embedding cache cannot be used (e.g. the directory is not writable)."""
 
