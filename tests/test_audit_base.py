@@ -51,14 +51,19 @@ def test_failed_write_leaves_old_output_untouched(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left behind
 
 
-def test_option_defaults_are_never_shared_between_runs():
-    from vlbias.audits.registry import AuditSpec
+def test_options_are_immutable_so_defaults_are_never_shared_between_runs():
+    import dataclasses
 
-    spec = AuditSpec("demo", "demo", run=lambda enc, opts: None, defaults={"tests": [], "sets": {}})
-    first = spec.validate_options({})
-    first["tests"].append("weat1")
-    first["sets"]["x"] = "y"
-    assert spec.validate_options({}) == {"tests": [], "sets": {}}
+    from vlbias.audits.eat import EATOptions
+
+    first = EATOptions.parse()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.tests = ("weat1",)
+    with pytest.raises(AttributeError):
+        first.tests.append("weat1")  # a tuple
+    with pytest.raises(TypeError):
+        first.image_sets["x"] = "y"  # a FrozenMap
+    assert EATOptions.parse().to_dict() == first.to_dict()
 
 
 def test_record_never_loads_weights(vitb32):

@@ -103,7 +103,7 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
 
 
 def test_rerun_from_the_cache_loads_no_weights_and_gives_the_same_scores(tree, cache, tmp_path):
-    opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "bootstrap": 0, "permutations": 0}
+    opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "n_bootstrap": 0, "n_random_rankings": 0}
     first = AUDIT.run(load_model(MODEL, cache=cache, device="cpu"), opts)  # the end-to-end test filled the cache
     enc = load_model(MODEL, cache=cache, device="cpu")
     again = AUDIT.run(enc, opts)

@@ -14,11 +14,11 @@ image is encoded once per run however many rows use it.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,7 +33,6 @@ from vlbias.stats.eat import (
     eat,
     sc_eat,
 )
-from vlbias.stats.permutation import ALTERNATIVES
 from vlbias.stimuli import ieat
 from vlbias.stimuli.eat_tests import (
     ORDERS,
@@ -47,6 +46,7 @@ from vlbias.stimuli.eat_tests import (
     templates,
 )
 from vlbias.utils.io import sha256_file, stable_hash
+from vlbias.utils.options import Options, option
 from vlbias.utils.progress import progress
 
 BATTERIES = ("standard",)
@@ -80,46 +80,65 @@ RESULT_COLUMNS = [
 
 ITEM_COLUMNS = ["concept", "test", "order", "role", "item", "association", "sc_effect_size", "sc_p_value"]
 
-DEFAULTS: dict[str, Any] = {
-    "tests": [],
-    "test_files": [],
-    "battery": None,
-    "orders": None,
-    "permutations": DEFAULT_PERMUTATIONS,
-    "alternative": "greater",
-    "seed": 0,
-    "n_bootstrap": DEFAULT_BOOTSTRAP,
-    "confidence": DEFAULT_CONFIDENCE,
-    "item_tests": False,
-    "item_permutations": 10_000,
-    "drop_missing": False,
-    "skip_bad_images": False,
-    "stimuli_dir": None,
-    "image_sets": {},
-    "valence": "default",
-    "nrc_vad": None,
-    "oasis": None,
-}
-OPTIONS_HELP = {
-    "tests": "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...)",
-    "test_files": "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
-    "battery": "'standard': the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given)",
-    "orders": f"orders to run, any of {', '.join(ORDERS)} [default: every order a test supports]",
-    "permutations": "permutation budget N (exact when C(|X|+|Y|, |X|) <= N, else N sampled), or 'exact'",
-    "alternative": f"one of {', '.join(ALTERNATIVES)}",
-    "seed": "seed of the permutations and the bootstrap",
-    "n_bootstrap": "bootstrap resamples for the effect size's interval (0: none)",
-    "confidence": "confidence level of the interval",
-    "item_tests": "also test every target item alone (SC-EAT against A and B): sc_effect_size, sc_p_value in items",
-    "item_permutations": "permutation budget of each item's SC-EAT",
-    "drop_missing": "drop texts/images a vectors: model has no vector for (and undecodable images), and say how many",
-    "skip_bad_images": "skip undecodable images instead of failing",
-    "stimuli_dir": "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
-    "image_sets": "KEY -> folder for image sets the user supplies (instruments, or an iEAT set such as ieat/age/old)",
-    "valence": "battery valence stimuli: default (test words, iEAT images) or nrc-oasis (needs nrc_vad and oasis)",
-    "nrc_vad": "NRC-VAD lexicon file (valence nrc-oasis)",
-    "oasis": "OASIS folder with OASIS.csv and Images/ (valence nrc-oasis)",
-}
+
+class EATOptions(Options):
+    """The options of the EAT audit (one declaration: Python, sweep configs and ``vlbias eat`` flags)."""
+
+    OWNER = "eat"
+
+    tests: tuple[str, ...] = option(
+        (), "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...; `vlbias stimuli list`)",
+        flag="--test", metavar="NAME",
+    )
+    test_files: tuple[str, ...] = option(
+        (), "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
+        flag="--test-file", metavar="FILE", path=True, fragment=True, split=False,
+    )
+    battery: Literal["standard"] | None = option(
+        None, "the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given)",
+    )
+    orders: tuple[str, ...] | None = option(
+        None, f"orders to run, some of {', '.join(ORDERS)} [default: every order a test supports]",
+        choices=ORDERS, metavar="ORDER[,ORDER]",
+    )
+    permutations: int | Literal["exact"] = option(
+        DEFAULT_PERMUTATIONS, "permutation budget N (exact when C(|X|+|Y|, |X|) <= N, else N sampled), or exact",
+        min=1, metavar="N|exact",
+    )
+    alternative: Literal["greater", "less", "two-sided"] = option("greater", "the alternative hypothesis of the test")
+    seed: int = option(0, "seed of the permutations and the bootstrap", min=0)
+    n_bootstrap: int = option(
+        DEFAULT_BOOTSTRAP, "bootstrap resamples for the interval of d (0: none)", min=0, old_flags=("--bootstrap",)
+    )
+    confidence: float = option(DEFAULT_CONFIDENCE, "level of the interval", min=0, max=1, min_open=True, max_open=True)
+    item_tests: bool = option(False, "also test each target item alone (SC-EAT vs A and B): the items table")
+    item_permutations: int = option(10_000, "permutation budget of each item's SC-EAT", min=1)
+    drop_missing: bool = option(
+        False, "drop texts/images a vectors: model lacks (and undecodable images), and say how many"
+    )
+    skip_bad_images: bool = option(False, "skip undecodable images instead of failing")
+    stimuli_dir: str | None = option(
+        None, "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
+        path=True, metavar="DIR",
+    )
+    image_sets: Mapping[str, str] = option(
+        {}, "image sets you supply: one the battery lacks (instruments=DIR) or an iEAT set (ieat/age/old=DIR)",
+        flag="--image-set", metavar="KEY=DIR", path=True,
+    )
+    valence: Literal["default", "nrc-oasis"] = option(
+        "default", "battery valence stimuli: default (test words, iEAT images) or nrc-oasis (NRC-VAD words, OASIS)"
+    )
+    nrc_vad: str | None = option(None, "NRC-VAD lexicon file (valence nrc-oasis)", path=True, metavar="FILE")
+    oasis: str | None = option(None, "OASIS folder with OASIS.csv and Images/ (valence nrc-oasis)", path=True,
+                               metavar="DIR")
+
+    @classmethod
+    def _finish(cls, values, ctx):
+        if values["valence"] == "nrc-oasis" and not (values["nrc_vad"] and values["oasis"]):
+            raise ctx.error(
+                cls.field("valence"), "nrc-oasis", "needs both the NRC-VAD lexicon (nrc_vad) and OASIS (oasis)"
+            )
+        return values
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -201,15 +220,13 @@ def _image_side(entry: dict[str, Any]) -> StimulusSet:
     return StimulusSet(name=entry["name"], images=side)
 
 
-def _nrc_oasis_sets(options: dict[str, Any], spec: dict[str, Any]) -> dict[str, StimulusSet]:
+def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, StimulusSet]:
     from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
 
-    if not options.get("nrc_vad") or not options.get("oasis"):
-        raise VlbiasError("valence nrc-oasis needs both the NRC-VAD lexicon (--nrc-vad FILE) and OASIS (--oasis DIR)")
     n = int(spec.get("top", 25))
-    top, bottom = extreme_words(options["nrc_vad"], n)
+    top, bottom = extreme_words(options.nrc_vad, n)
     template = spec.get("template", "the_word")
-    good, bad = extreme_oasis_images(options["oasis"], n)
+    good, bad = extreme_oasis_images(options.oasis, n)
     root = good[0].parent
     return {
         "A_text": StimulusSet("Pleasant (NRC-VAD)", texts=tuple(expand(tuple(top), template, {})), words=tuple(top)),
@@ -225,13 +242,11 @@ def _nrc_oasis_sets(options: dict[str, Any], spec: dict[str, Any]) -> dict[str, 
     }
 
 
-def plan_battery(name: str, options: dict[str, Any]) -> list[RowPlan]:
+def plan_battery(name: str, options: EATOptions) -> list[RowPlan]:
     """The battery's rows: every text test (sentence version) of every concept in the four orders, with rows that
     repeat an earlier row's four sides counted once."""
     spec = _battery_spec(name)
-    variant = options.get("valence", "default")
-    if variant not in VALENCE_VARIANTS:
-        raise VlbiasError(f"unknown valence variant {variant!r}; use one of {', '.join(VALENCE_VARIANTS)}")
+    variant = options.valence
     valence = spec["valence"][variant]
     nrc = _nrc_oasis_sets(options, valence) if variant == "nrc-oasis" else None
     if nrc is None:
@@ -252,7 +267,7 @@ def plan_battery(name: str, options: dict[str, Any]) -> list[RowPlan]:
                 A=replace(a_text, images=val_a.images),
                 B=replace(b_text, images=val_b.images),
             )
-            for row in plan_test(combined, options.get("orders"), concept["name"]):
+            for row in plan_test(combined, _orders(options), concept["name"]):
                 if row.sides is not None:
                     for role, img in (("X", img_x), ("Y", img_y), ("A", val_a), ("B", val_b)):
                         if row.sides[role].modality == "image":
@@ -316,51 +331,32 @@ def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> 
 
 
 # ---------------------------------------------------------------------------------------------------- running
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    opts = AUDIT.validate_options(options)
-    perms = opts["permutations"]
-    if isinstance(perms, str) and perms != "exact":
-        try:
-            opts["permutations"] = int(perms)
-        except ValueError:
-            raise VlbiasError(f"permutations must be a positive number or 'exact' (got {perms!r})") from None
-    orders = opts["orders"]
-    if orders is not None:
-        orders = [orders] if isinstance(orders, str) else list(orders)
-        bad = [o for o in orders if o not in ORDERS]
-        if bad:
-            raise VlbiasError(f"unknown order(s) {', '.join(bad)}; use {', '.join(ORDERS)}")
-        opts["orders"] = orders
-    if opts["alternative"] not in ALTERNATIVES:
-        raise VlbiasError(f"unknown alternative {opts['alternative']!r}; use one of {', '.join(ALTERNATIVES)}")
-    for key in ("tests", "test_files"):
-        if isinstance(opts[key], str):
-            opts[key] = [opts[key]]
-    return opts
+def _orders(opts: EATOptions) -> list[str] | None:
+    return list(opts.orders) if opts.orders is not None else None
 
 
-def plan(opts: dict[str, Any]) -> tuple[list[RowPlan], list[dict[str, Any]]]:
+def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
     """Rows to run and the stimuli provenance of the run."""
     rows: list[RowPlan] = []
     provenance: list[dict[str, Any]] = []
-    tests = [get_test(n) for n in opts["tests"]] + [read_test_file(f) for f in opts["test_files"]]
-    battery = opts["battery"] or (None if tests else "standard")
+    tests = [get_test(n) for n in opts.tests] + [read_test_file(f) for f in opts.test_files]
+    battery = opts.battery or (None if tests else "standard")
     for t in tests:
-        rows += plan_test(t, opts["orders"], concept="")
+        rows += plan_test(t, _orders(opts), concept="")
         provenance.append({"name": t.name, "origin": t.origin, "sha256": stable_hash(_test_payload(t), 64)})
     if battery:
         battery_rows = plan_battery(battery, opts)
         rows += battery_rows
         entry = {
             "name": f"battery:{battery}",
-            "valence": opts["valence"],
+            "valence": opts.valence,
             # the exact texts and image sets of every row, and the sentence templates they were made with
             "sha256": stable_hash([r.key() for r in battery_rows], 64),
             "templates": stable_hash(templates(), 16),
         }
-        if opts["valence"] == "nrc-oasis":
-            oasis = Path(opts["oasis"]).expanduser()
-            entry["nrc_vad_sha256"] = sha256_file(Path(opts["nrc_vad"]).expanduser())
+        if opts.valence == "nrc-oasis":
+            oasis = Path(opts.oasis)
+            entry["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
             entry["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
         provenance.append(entry)
     if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
@@ -386,7 +382,7 @@ def _test_payload(t: EATTest) -> dict[str, Any]:
 class _Embeddings:
     """Encodes every text and image side once, recording what had to be dropped."""
 
-    def __init__(self, encoder, opts: dict[str, Any]):
+    def __init__(self, encoder, opts: EATOptions):
         self.encoder = encoder
         self.opts = opts
         self.text_vectors: dict[str, np.ndarray] = {}
@@ -401,7 +397,7 @@ class _Embeddings:
             return
         missing = self.encoder.missing_texts(texts)
         if missing:
-            if not self.opts["drop_missing"]:
+            if not self.opts.drop_missing:
                 raise MissingKeysError(
                     str(self.encoder.spec),
                     "text",
@@ -430,7 +426,7 @@ class _Embeddings:
             ident = side.identity()
             if ident in resolved or ident in self.images:
                 continue
-            res = resolve_images(side.images, self.opts["stimuli_dir"], self.opts["image_sets"] or {})
+            res = resolve_images(side.images, self.opts.stimuli_dir, dict(self.opts.image_sets))
             if res.paths is None:
                 self.images[ident] = (None, None, res.reason, 0)
                 continue
@@ -440,7 +436,7 @@ class _Embeddings:
         by_root: dict[Path | None, list[Path]] = {}
         for _, res in resolved.values():
             by_root.setdefault(res.root, []).extend(res.paths)
-        skip = self.opts["skip_bad_images"] or self.opts["drop_missing"]
+        skip = self.opts.skip_bad_images or self.opts.drop_missing
         found: dict[Path, tuple[np.ndarray | None, str | None]] = {}
         for root, paths in by_root.items():
             paths = list(dict.fromkeys(paths))
@@ -483,10 +479,9 @@ def _image_label(path: Path, root: Path | None) -> str:
         return path.as_posix()
 
 
-def run(encoder, options: dict[str, Any]) -> AuditResult:
+def run(encoder, opts: EATOptions) -> AuditResult:
     import pandas as pd
 
-    opts = _options(options)
     rows, provenance = plan(opts)
     has_images = "image" in tuple(getattr(encoder, "modalities", ("text", "image")))
     emb = _Embeddings(encoder, opts)
@@ -507,8 +502,8 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     record = RunRecord(
         audit=AUDIT.name,
         model={"spec": str(encoder.spec), "identity": encoder.identity},
-        options=_jsonable(opts),
-        seed=opts["seed"],
+        options=opts.to_dict(),
+        seed=opts.seed,
         stimuli=provenance,
     )
     return AuditResult(
@@ -517,19 +512,6 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
         record=record,
         skipped=pd.DataFrame(skipped, columns=["item", "reason"]),
     )
-
-
-def _jsonable(opts: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in opts.items():
-        if isinstance(v, os.PathLike):
-            v = str(v)
-        elif isinstance(v, dict):
-            v = {str(a): str(b) for a, b in v.items()}
-        elif isinstance(v, (list, tuple)):
-            v = [str(x) for x in v]
-        out[k] = v
-    return out
 
 
 def _base_record(row: RowPlan) -> dict[str, Any]:
@@ -559,7 +541,7 @@ def _base_record(row: RowPlan) -> dict[str, Any]:
     return rec
 
 
-def _run_row(row: RowPlan, emb: _Embeddings, opts: dict[str, Any], has_images: bool):
+def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool):
     rec = _base_record(row)
     if row.sides is None:
         return rec, []
@@ -599,11 +581,11 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: dict[str, Any], has_images: b
         vecs["Y"],
         vecs["A"],
         vecs["B"],
-        permutations=opts["permutations"],
-        alternative=opts["alternative"],
-        seed=opts["seed"],
-        n_bootstrap=opts["n_bootstrap"],
-        confidence=opts["confidence"],
+        permutations=opts.permutations,
+        alternative=opts.alternative,
+        seed=opts.seed,
+        n_bootstrap=opts.n_bootstrap,
+        confidence=opts.confidence,
     )
     rec.update(
         status="ok",
@@ -623,14 +605,14 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: dict[str, Any], has_images: b
     for role, group, offset in (("X", labels["X"], 0), ("Y", labels["Y"], nx)):
         for i, (item, s) in enumerate(zip(group, scores[offset : offset + len(group)])):
             d = p = float("nan")
-            if opts["item_tests"]:  # SC-EAT of the item against A and B (same seed: same re-partitions)
+            if opts.item_tests:  # SC-EAT of the item against A and B (same seed: same re-partitions)
                 sc = sc_eat(
                     vecs[role][i],
                     vecs["A"],
                     vecs["B"],
-                    permutations=opts["item_permutations"],
-                    alternative=opts["alternative"],
-                    seed=opts["seed"],
+                    permutations=opts.item_permutations,
+                    alternative=opts.alternative,
+                    seed=opts.seed,
                     n_bootstrap=0,
                 )
                 d, p = sc.effect_size, sc.p_value
@@ -641,10 +623,9 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: dict[str, Any], has_images: b
 AUDIT = AuditSpec(
     name="eat",
     description="Embedding association tests (WEAT, SEAT, iEAT, cross-modal); the 26-row battery of Ghate et al. 2025",
-    run=run,
+    options=EATOptions,
+    execute=run,
     modalities=("text",),
-    defaults=DEFAULTS,
-    options_help=OPTIONS_HELP,
 )
 
-__all__ = ["AUDIT", "plan", "plan_battery", "plan_test", "run"]
+__all__ = ["AUDIT", "EATOptions", "plan", "plan_battery", "plan_test", "run"]

@@ -33,14 +33,17 @@ similarity, the eight scale scores and every word's Delta), and one or more tabl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from vlbias.audits.registry import AuditSpec
+from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
 from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
+from vlbias.utils.options import Options, option
 
 ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 #: the study's order of dimensions in the factor-effect figure
@@ -50,108 +53,69 @@ PROTECTED = ("age", "gender", "race")
 REFERENCES = {"lighting": -1.0, "smiling": 0.0, "pose": 0.0}  # CausalFace's neutral levels
 CURVE_ATTRIBUTES = ("age", "smiling")
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": None,
-    "dataset_options": {},
-    "lexicons": ["scm", "abc"],
-    "control": "control",
-    "templates": "hausladen2025",
-    "article": "as-written",
-    "delta": "absolute",
-    "analyses": list(ANALYSES),
-    "pairs": 1000,
-    "min_level_gap": {"age": 1.1, "smiling": 1.1},
-    "k": 1000,
-    "bootstrap": 1000,
-    "permutations": 1000,
-    "confidence": 0.95,
-    "seed": 0,
-    "skip_bad_images": False,
-}
-OPTIONS_HELP = {
-    "dataset": "face dataset spec: causalface:PATH, cfd:PATH, fairface:PATH, utkface:PATH, manifest:CSV",
-    "dataset_options": "options of the dataset loader, e.g. {background: removed} for CausalFace",
-    "lexicons": "lexicons (packaged names scm, abc, or YAML/CSV files) whose scales are scored",
-    "control": "control-word list (neutral word and the race/gender/age words): packaged 'control' or a YAML file",
-    "templates": "prompt templates: packaged 'hausladen2025' or a YAML/text file of templates holding {w}",
-    "article": "as-written (the study: 'a' before every word) or grammatical ('an' before vowel sounds)",
-    "delta": "absolute: 100 (cos - neutral); relative: 100 (cos - neutral) / neutral",
-    "analyses": f"which analyses to run: some of {', '.join(ANALYSES)} (default all that the dataset allows)",
-    "pairs": "random image pairs per dimension for the factor effects (the study: 1000)",
-    "min_level_gap": "smallest level difference of a pair per attribute (the study: age 1.1, smiling 1.1)",
-    "k": "top k of each ranking for MaxSkew@k and NDKL",
-    "bootstrap": "cluster-bootstrap resamples (of identities) for intervals; 0 for none",
-    "permutations": "random rankings for the skew null distribution; 0 for none",
-    "confidence": "confidence level of every interval",
-    "seed": "seed of every random draw (pairs, bootstrap, balanced subsets, permutations)",
-    "skip_bad_images": "skip images that cannot be decoded instead of failing",
-}
 
+class PerceptionOptions(Options):
+    """The options of the perception audit (one declaration: Python, sweep configs and ``vlbias perception``)."""
 
-def _option_error(name: str, value, what: str) -> VlbiasError:
-    return VlbiasError(f"perception option {name}={value!r} {what}")
+    OWNER = "perception"
+    DEPRECATED = {"bootstrap": "n_bootstrap", "permutations": "n_random_rankings"}
 
+    dataset: DatasetSpec | None = option(
+        None, "face dataset: causalface:PATH (the folder holding final_picked_*), cfd:, fairface:, utkface:, "
+        "manifest:CSV", short="-d", metavar="NAME:PATH",
+    )
+    dataset_options: Mapping[str, Any] = option(
+        {}, "the dataset loader's options, e.g. background=removed or smiling_corrected=false (CausalFace)",
+        flag="--dataset-option", metavar="KEY=VALUE",
+    )
+    lexicons: tuple[str, ...] = option(
+        ("scm", "abc"), "lexicons whose scales are scored: scm, abc, or YAML/CSV files", flag="--lexicon",
+        metavar="NAME|FILE", path="maybe",
+    )
+    control: str = option("control", "control-word list (the neutral word and the race/gender/age words): "
+                          "packaged control or a YAML file", metavar="NAME|FILE", path="maybe")
+    templates: str = option("hausladen2025", "prompt templates: packaged hausladen2025 or a YAML/text file with {w}",
+                            metavar="NAME|FILE", path="maybe")
+    article: Literal["as-written", "grammatical"] = option(
+        "as-written", "as-written keeps the study's 'a' before every word; grammatical writes 'an' before vowel sounds"
+    )
+    delta: Literal["absolute", "relative"] = option(
+        "absolute", "absolute: 100 (cos - neutral); relative: 100 (cos - neutral) / neutral"
+    )
+    analyses: tuple[str, ...] | Literal["all"] = option(
+        "all", f"analyses to run, some of {', '.join(ANALYSES)}, or all (those the dataset allows)",
+        choices=ANALYSES, metavar="LIST",
+    )
+    pairs: int = option(1000, "random image pairs per dimension for the factor effects (the study: 1000)", min=1)
+    min_level_gap: Mapping[str, float] = option(
+        {"age": 1.1, "smiling": 1.1}, "smallest level difference of a pair, per attribute (the study: age 1.1, "
+        "smiling 1.1); given values merge over these", min=0, metavar="ATTR=GAP",
+    )
+    k: int = option(1000, "top k of each ranking for MaxSkew@k and NDKL", min=1)
+    n_bootstrap: int = option(1000, "cluster-bootstrap resamples (of identities) for every interval (0: none)",
+                              min=0, old_flags=("--bootstrap",))
+    n_random_rankings: int = option(1000, "random rankings for the skew null distribution (0: none)", min=0,
+                                    old_flags=("--permutations",))
+    confidence: float = option(0.95, "level of every interval", min=0, max=1, min_open=True, max_open=True)
+    seed: int = option(0, "seed of every random draw (pairs, bootstrap, balanced subsets, random rankings)", min=0)
+    skip_bad_images: bool = option(False, "skip images that cannot be decoded (listed in skipped.csv)")
 
-def _as_list(value, name: str) -> list[str]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        raise _option_error(name, value, "must be a name or a list of names")
-    return items
-
-
-def check_options(opts: dict[str, Any]) -> dict[str, Any]:
-    """Validate and normalise the merged options (one-line VlbiasError for each bad value)."""
-    o = dict(opts)
-    if o["dataset"] is None or (isinstance(o["dataset"], str) and not o["dataset"].strip()):
-        raise VlbiasError(
-            "the perception audit needs a face dataset; give dataset: causalface:PATH (or cfd:, fairface:, utkface:)"
-        )
-    analyses = o["analyses"]
-    if analyses in ("all", None) or analyses == list(ANALYSES):
-        o["analyses"] = list(ANALYSES)
-        o["_explicit"] = False
-    else:
-        items = _as_list(analyses, "analyses")
-        unknown = [a for a in items if a not in ANALYSES]
-        if unknown or not items:
-            raise _option_error(
-                "analyses",
-                analyses,
-                f"names no analysis {', '.join(unknown)}; use some of {', '.join(ANALYSES)} or all",
-            )
-        o["analyses"] = [a for a in ANALYSES if a in items]
-        o["_explicit"] = True
-    o["lexicons"] = _as_list(o["lexicons"], "lexicons")
-    if not o["lexicons"]:
-        raise _option_error("lexicons", opts["lexicons"], "names no lexicon; give at least one (scm, abc or a file)")
-    if o["delta"] not in ("absolute", "relative"):
-        raise _option_error("delta", o["delta"], "must be absolute or relative")
-    for name, low in (("pairs", 1), ("k", 1), ("bootstrap", 0), ("permutations", 0), ("seed", 0)):
-        v = o[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise _option_error(name, v, f"must be a whole number of at least {low}")
-        o[name] = int(v)
-    c = o["confidence"]
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
-        raise _option_error("confidence", c, "must be a number between 0 and 1, e.g. 0.95")
-    gaps = o["min_level_gap"] or {}
-    if not isinstance(gaps, dict) or any(
-        not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in gaps.values()
-    ):
-        raise _option_error("min_level_gap", gaps, "must map attributes to non-negative numbers, e.g. {age: 1.1}")
-    o["min_level_gap"] = {str(k): float(v) for k, v in gaps.items()}
-    if not isinstance(o["dataset_options"], dict):
-        raise _option_error("dataset_options", o["dataset_options"], "must map option names to values")
-    return o
+    @classmethod
+    def _finish(cls, values, ctx):
+        values = fold_dataset_options(cls, values, ctx)
+        if not values["lexicons"]:
+            raise ctx.error(cls.field("lexicons"), "", "names no lexicon; give at least one (scm, abc or a file)")
+        if values["analyses"] != "all":
+            if not values["analyses"]:
+                raise ctx.error(cls.field("analyses"), "", "names no analysis; give some, or all")
+            values["analyses"] = tuple(a for a in ANALYSES if a in values["analyses"])  # the canonical order
+        return values
 
 
 # ---------------------------------------------------------------------------------------------------- run
 
 
-def run(encoder, options: dict[str, Any]):
+def run(encoder, opts: PerceptionOptions):
     from threadpoolctl import threadpool_limits
 
     from vlbias.audits.base import AuditResult, RunRecord
@@ -159,7 +123,6 @@ def run(encoder, options: dict[str, Any]):
     from vlbias.stats import perception as sp
     from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
-    opts = check_options(AUDIT.validate_options(options))
     missing = [m for m in AUDIT.modalities if m not in encoder.modalities]
     if missing:
         raise ModalityError(
@@ -168,10 +131,10 @@ def run(encoder, options: dict[str, Any]):
         )
     dataset = _load(opts)
     vocab = Vocabulary(
-        [load_lexicon(x) for x in opts["lexicons"]],
-        load_control(opts["control"]),
-        load_templates(opts["templates"]),
-        opts["article"],
+        [load_lexicon(x) for x in opts.lexicons],
+        load_control(opts.control),
+        load_templates(opts.templates),
+        opts.article,
     )
     prompts = vocab.prompt_set()
 
@@ -188,14 +151,14 @@ def run(encoder, options: dict[str, Any]):
     refs = [
         ImageRef(Path(p), tuple(int(v) for v in c) if c is not None else None) for p, c in zip(table["path"], crops)
     ]
-    if not opts["skip_bad_images"]:
+    if not opts.skip_bad_images:
         _check_lookup(
             encoder.missing_images(refs, root=dataset.root),
             encoder,
             "image",
             "add them to the file (keyed by the path relative to the dataset root), or skip them with skip_bad_images",
         )
-    enc = encoder.try_encode_images(refs, root=dataset.root, skip_bad=opts["skip_bad_images"])
+    enc = encoder.try_encode_images(refs, root=dataset.root, skip_bad=opts.skip_bad_images)
     skipped_images = pd.DataFrame(
         [{"item": table["key"].iloc[i], "reason": f"image skipped: {reason}"} for i, _, reason in enc.skipped],
         columns=["item", "reason"],
@@ -203,7 +166,7 @@ def run(encoder, options: dict[str, Any]):
     table = table[enc.ok].reset_index(drop=True)
     cos = sp.template_mean(enc.vectors.astype(np.float64) @ text_mat.T, prompts.n_templates)  # (n, words)
     neutral = cos[:, 0]
-    relative = opts["delta"] == "relative"
+    relative = opts.delta == "relative"
     if relative and np.any(neutral <= 0):
         bad = int((neutral <= 0).sum())
         raise VlbiasError(
@@ -233,10 +196,11 @@ def run(encoder, options: dict[str, Any]):
     design, controlled = _design(table)
     ctx = _Context(opts, table, design, controlled, list(scales), scale_scores, words, cos, vocab)
     runnable = []
-    for analysis in opts["analyses"]:
+    explicit = opts.analyses != "all"
+    for analysis in opts.analyses if explicit else ANALYSES:
         why = ctx.cannot_run(analysis)
         if why:
-            if opts["_explicit"]:
+            if explicit:
                 raise VlbiasError(
                     f"analysis {analysis!r} cannot run on {dataset.name}: {why}; leave it out of analyses"
                 )
@@ -250,8 +214,6 @@ def run(encoder, options: dict[str, Any]):
             tables.update(getattr(ctx, analysis)())
     tables = {"results": _summary(tables, ctx), **tables}
 
-    record_opts = {k: v for k, v in opts.items() if not k.startswith("_")}
-    record_opts["dataset"] = dataset.spec if not isinstance(opts["dataset"], str) else opts["dataset"]
     stimuli = [
         {
             "name": dataset.name,
@@ -264,7 +226,7 @@ def run(encoder, options: dict[str, Any]):
         *vocab.describe(),
     ]
     info = encoder.record()  # never loads weights that a fully cached run did not need
-    record = RunRecord(audit="perception", model=info, options=record_opts, seed=opts["seed"], stimuli=stimuli)
+    record = RunRecord(audit="perception", model=info, options=opts.to_dict(), seed=opts.seed, stimuli=stimuli)
     skipped = pd.concat(
         [
             frame
@@ -295,15 +257,12 @@ class MissingVectorsError(MissingKeysError):
         self.source, self.kind, self.missing = source, kind, list(missing)
 
 
-def _load(opts):
-    from vlbias.datasets import FaceDataset, load_dataset
-
-    ds = opts["dataset"]
-    if isinstance(ds, FaceDataset):
-        return ds
-    if not isinstance(ds, str):
-        raise _option_error("dataset", ds, "must be a dataset spec such as causalface:PATH")
-    return load_dataset(ds, **opts["dataset_options"])
+def _load(opts: PerceptionOptions):
+    if opts.dataset is None:
+        raise VlbiasError(
+            "the perception audit needs a face dataset; give dataset: causalface:PATH (or cfd:, fairface:, utkface:)"
+        )
+    return opts.dataset.load()
 
 
 def _scores_table(table, neutral, scales, scale_scores, words, word_delta) -> pd.DataFrame:
@@ -371,12 +330,12 @@ class _Context:
         self.words = words
         self.cos = cos  # (n, 1 + words): neutral first
         self.vocab = vocab
-        self.conf = opts["confidence"]
+        self.conf = opts.confidence
 
     def rng(self, name: str) -> np.random.Generator:
         from vlbias.stats.perception import dimension_rng
 
-        return dimension_rng(self.opts["seed"], name)
+        return dimension_rng(self.opts.seed, name)
 
     # ------------------------------------------------------------------ applicability
     def dimensions(self) -> list[str]:
@@ -422,8 +381,8 @@ class _Context:
                 match = ["identity", "race", "gender"]
             else:
                 match = [c for c in ("identity", "race", "gender") if c != dim] + attrs
-            gap = self.opts["min_level_gap"].get(dim) if dim in VARIED else None
-            pairs = sp.sample_pairs(d, dim, match, self.opts["pairs"], self.rng(f"pairs:{dim}"), min_gap=gap)
+            gap = self.opts.min_level_gap.get(dim) if dim in VARIED else None
+            pairs = sp.sample_pairs(d, dim, match, self.opts.pairs, self.rng(f"pairs:{dim}"), min_gap=gap)
             if len(pairs.first) == 0:
                 continue
             change = self.scores[pairs.second] - self.scores[pairs.first]
@@ -502,7 +461,7 @@ class _Context:
             clusters=clusters,
             absorb=absorb,
             outcomes=self.scale_names,
-            n_boot=self.opts["bootstrap"],
+            n_boot=self.opts.n_bootstrap,
             confidence=self.conf,
             rng=self.rng("regression"),
         )
@@ -549,7 +508,7 @@ class _Context:
                 group="group",
                 cluster="identity",
                 confidence=self.conf,
-                n_boot=self.opts["bootstrap"],
+                n_boot=self.opts.n_bootstrap,
                 rng=self.rng(f"curves:{attr}"),
             )
             unit = "CausalFace level" if self.controlled else self._age_unit()
@@ -594,7 +553,7 @@ class _Context:
                     gl[has],
                     clusters=self.design["identity"].to_numpy()[has],
                     extra={"margin": margin[has]},
-                    n_boot=self.opts["bootstrap"],
+                    n_boot=self.opts.n_bootstrap,
                     confidence=self.conf,
                     rng=self.rng(f"markedness:{column}:{grouping}"),
                 )
@@ -644,9 +603,9 @@ class _Context:
             t = sk.ranking_skew(
                 rank_scores[keep],
                 labels[keep],
-                k=self.opts["k"],
+                k=self.opts.k,
                 names=names,
-                n_perm=self.opts["permutations"],
+                n_perm=self.opts.n_random_rankings,
                 rng=rng,
             )
             t.insert(0, "grouping", "race x gender" if grouping == "group" else grouping)
@@ -754,8 +713,7 @@ AUDIT = AuditSpec(
         "Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against warmth/"
         "competence and ABC words, what moves them (CausalFace), markedness and retrieval skew"
     ),
-    run=run,
+    options=PerceptionOptions,
+    execute=run,
     modalities=("text", "image"),
-    defaults=DEFAULTS,
-    options_help=OPTIONS_HELP,
 )

@@ -24,19 +24,21 @@ by a model fact such as the pretraining data.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.registry import AuditSpec
-from vlbias.datasets.base import GENDERS, RACES, FaceDataset, load_dataset
+from vlbias.datasets.base import GENDERS, RACES, FaceDataset
+from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
 from vlbias.errors import MissingKeysError, VlbiasError, plural
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
+from vlbias.utils.options import Options, option
 
-TEMPLATE_MODES = ("ensemble", "each")
 GROUP_ORDERS = {
     "race": list(RACES),
     "gender": list(GENDERS),
@@ -44,95 +46,91 @@ GROUP_ORDERS = {
     "age_group": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
 }
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": None,
-    "dataset_options": {},
-    "protocol": "birhane2024",
-    "classes": None,
-    "templates": None,
-    "group_by": None,
-    "template_mode": "ensemble",
-    "article": None,
-    "scale": 100,
-    "n_boot": 2000,
-    "ci": 0.95,
-    "seed": 0,
-    "skip_bad_images": False,
-}
-OPTIONS_HELP = {
-    "dataset": "face dataset spec NAME:PATH (cfd:, fairface:, utkface:, manifest:)",
-    "dataset_options": "loader options, e.g. {expressions: N, subsets: CFD} or {split: val, margin: 0.25}",
-    "protocol": "birhane2024, birhane2024-racegender, datacomp-fairface, or a protocol .yaml file",
-    "classes": "class-names file (CLIP_benchmark convention); makes a custom audit",
-    "templates": "templates file with {c} (one per line, or JSON); with classes",
-    "group_by": "grouping columns, e.g. [race, gender] or [[race], [race, gender]] (default: the protocol's)",
-    "template_mode": "ensemble (average the prompt embeddings per class) or each (one result per template)",
-    "article": "grammatical (a/an before the class name) or as-written; default: the protocol's",
-    "scale": "logit scale of the softmax: 100 (fixed, the published protocols) or 'model'",
-    "n_boot": "bootstrap replicates over people for the intervals",
-    "ci": "interval level",
-    "seed": "bootstrap seed",
-    "skip_bad_images": "skip undecodable images (or images a vectors: file lacks) instead of failing",
-}
+
+class ZeroshotOptions(Options):
+    """The options of the zero-shot audit (one declaration: Python, sweep configs and ``vlbias zeroshot`` flags)."""
+
+    OWNER = "zeroshot"
+    DEPRECATED = {"n_boot": "n_bootstrap", "ci": "confidence"}
+
+    dataset: DatasetSpec | None = option(
+        None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, manifest:)", short="-d", metavar="NAME:PATH"
+    )
+    dataset_options: Mapping[str, Any] = option(
+        {}, "the dataset loader's options, e.g. expressions=N,HC (cfd) or split=val margin=1.25 (fairface)",
+        flag="--dataset-option", metavar="KEY=VALUE",
+    )
+    protocol: str = option(
+        "birhane2024", "birhane2024, birhane2024-racegender, datacomp-fairface, or a protocol .yaml file",
+        short="-p", path="maybe",
+    )
+    classes: str | None = option(None, "class-names file (CLIP_benchmark convention): a custom audit", path=True,
+                                 metavar="FILE")
+    templates: str | None = option(None, "templates file with {c}, one per line or JSON (with classes)", path=True,
+                                   metavar="FILE")
+    group_by: tuple[tuple[str, ...], ...] | None = option(
+        None, "grouping columns, e.g. race,gender; several groupings with ; (race;race,gender) [default: the "
+        "protocol's]", metavar="COLS",
+    )
+    template_mode: Literal["ensemble", "each"] = option(
+        "ensemble", "ensemble: average the prompt embeddings of a class; each: one result per template"
+    )
+    article: Literal["grammatical", "as-written"] | None = option(
+        None, "a/an before the class name: grammatical, or as-written in the template [default: the protocol's]"
+    )
+    scale: float | Literal["model"] = option(
+        100.0, "logit scale of the softmax: a number (the published protocols use 100) or model", min=0,
+        min_open=True,
+    )
+    n_bootstrap: int = option(2000, "bootstrap replicates over people for the intervals (0: none)", min=0,
+                              old_flags=("--bootstrap",))
+    confidence: float = option(0.95, "level of the intervals", min=0, max=1, min_open=True, max_open=True,
+                               old_flags=("--ci",))
+    seed: int = option(0, "seed of the bootstrap", min=0)
+    skip_bad_images: bool = option(False, "skip undecodable images (or images a vectors: file lacks) instead of failing")
+
+    @classmethod
+    def _finish(cls, values, ctx):
+        values = fold_dataset_options(cls, values, ctx)
+        if values["templates"] and not values["classes"]:
+            raise ctx.error(
+                cls.field("templates"), values["templates"], "needs classes (a custom audit); the packaged protocols "
+                "bring their own templates"
+            )
+        return values
 
 
 # ---------------------------------------------------------------------------------------------------- resolving
-def _dataset(opts: dict) -> FaceDataset:
-    ds = opts["dataset"]
-    if isinstance(ds, FaceDataset):
-        return ds
-    if not ds:
+def _dataset(opts: ZeroshotOptions) -> FaceDataset:
+    if opts.dataset is None:
         raise VlbiasError(
             "the zeroshot audit needs a dataset: NAME:PATH, e.g. cfd:/data/CFD or fairface:/data/FairFace"
         )
-    return load_dataset(str(ds), **(opts["dataset_options"] or {}))
+    return opts.dataset.load()
 
 
-def parse_group_by(value) -> list[list[str]] | None:
-    """``"race,gender"`` -> [[race, gender]]; ``"race;race,gender"`` -> [[race], [race, gender]]; lists as given."""
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        groupings = [[c.strip() for c in part.split(",") if c.strip()] for part in value.split(";")]
-    elif all(isinstance(v, str) for v in value):
-        groupings = [list(value)]
-    else:
-        groupings = [[str(c) for c in ([g] if isinstance(g, str) else g)] for g in value]
-    groupings = [g for g in groupings if g]
-    return groupings or None
-
-
-def resolve_protocol(opts: dict, dataset_name: str | None) -> Protocol:
-    group_by = parse_group_by(opts["group_by"])
-    if opts["classes"]:
+def resolve_protocol(opts: ZeroshotOptions, dataset_name: str | None) -> Protocol:
+    group_by = [list(g) for g in opts.group_by] if opts.group_by else None
+    if opts.classes:
         proto = custom_protocol(
-            opts["classes"],
-            opts["templates"],
+            opts.classes,
+            opts.templates,
             dataset=dataset_name,
             group_by=group_by,
-            article=opts["article"] or "grammatical",
+            article=opts.article or "grammatical",
         )
     else:
-        if opts["templates"]:
-            raise VlbiasError("--templates needs --classes (a custom audit); the packaged protocols bring their own")
-        proto = load_protocol(str(opts["protocol"])).with_overrides(group_by=group_by, article=opts["article"])
+        proto = load_protocol(opts.protocol).with_overrides(group_by=group_by, article=opts.article)
     return proto.for_dataset(dataset_name)
 
 
-def _scale(opts: dict, encoder, protocol: Protocol) -> tuple[float, str]:
-    value = opts["scale"]
-    if isinstance(value, str) and value.strip().lower() == "model":
+def _scale(opts: ZeroshotOptions, encoder) -> tuple[float, str]:
+    if opts.scale == "model":
         scale = encoder.info.logit_scale
         if scale is None:
             raise VlbiasError(f"{encoder.spec} has no logit scale; use --scale 100 (the published protocols' scale)")
         return float(scale), "model"
-    try:
-        scale = float(value if value is not None else protocol.scale)
-    except (TypeError, ValueError):
-        raise VlbiasError(f"scale must be a positive number or 'model' (got {value!r})") from None
-    if not np.isfinite(scale) or scale <= 0:
-        raise VlbiasError(f"scale must be a positive number or 'model' (got {value!r})")
-    return scale, "fixed"
+    return float(opts.scale), "fixed"
 
 
 # ---------------------------------------------------------------------------------------------------- scoring
@@ -273,15 +271,10 @@ def _accuracy_rows(acc, base: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------- the audit
-def run(encoder, options: dict[str, Any]) -> AuditResult:
+def run(encoder, opts: ZeroshotOptions) -> AuditResult:
     from vlbias.stats.groups import group_means
 
-    opts = AUDIT.validate_options(options)
-    if opts["template_mode"] not in TEMPLATE_MODES:
-        raise VlbiasError(f"template_mode must be ensemble or each (got {opts['template_mode']!r})")
-    n_boot, ci, seed = int(opts["n_boot"]), float(opts["ci"]), opts["seed"]
-    if n_boot < 0 or not 0 < ci < 1:
-        raise VlbiasError(f"n_boot must be >= 0 and ci between 0 and 1 (got {n_boot}, {ci})")
+    n_boot, ci, seed = opts.n_bootstrap, opts.confidence, opts.seed
     encoder._require("text")
     encoder._require("image")
     dataset = _dataset(opts)
@@ -309,7 +302,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     # images: from the cache where possible
     try:
         enc = encoder.try_encode_images(
-            table["path"].tolist(), root=dataset.root, skip_bad=bool(opts["skip_bad_images"])
+            table["path"].tolist(), root=dataset.root, skip_bad=opts.skip_bad_images
         )
     except MissingKeysError as e:
         shown = ", ".join(repr(m) for m in e.missing[:3])
@@ -317,7 +310,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
             f"{e.source} has no vector for {plural(len(e.missing), 'image')} of {dataset.spec} ({shown}…); image keys "
             f"are paths relative to {dataset.root}; add them, or pass --skip-bad-images to leave them out"
         ) from None
-    scale, scale_kind = _scale(opts, encoder, protocol)
+    scale, scale_kind = _scale(opts, encoder)
     skipped = [dataset.report.as_frame()]
     if enc.skipped:
         skipped.append(
@@ -339,7 +332,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
         if truth is None and scoring:
             notes.append(scoring)
         groupings = [list(g) for g in task.group_by] + [[]]
-        for template, class_vecs in class_embeddings(task, prompt_vectors, opts["template_mode"]):
+        for template, class_vecs in class_embeddings(task, prompt_vectors, opts.template_mode):
             cos = image_vecs @ class_vecs.T
             probs = softmax(scale * cos)
             top = cos.argmax(axis=1)
@@ -406,15 +399,9 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     record = RunRecord(
         audit="zeroshot",
         model=encoder.record(),
-        options={
-            **{k: v for k, v in opts.items() if k not in ("dataset", "seed")},
-            "dataset": dataset.spec,
-            "dataset_options": dataset.options,
-            "protocol": protocol.name,
-            "scale": scale,
-            "scale_kind": scale_kind,
-        },
+        options=opts.to_dict(),
         seed=seed,
+        resolved={"protocol": protocol.name, "scale": scale, "scale_kind": scale_kind, "dataset_options": dataset.options},
         stimuli=[
             {
                 "name": f"dataset:{dataset.name}",
@@ -676,9 +663,8 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
 AUDIT = AuditSpec(
     name="zeroshot",
     description="zero-shot misclassification of face images by group (Birhane et al. 2024; CLIP/DataComp FairFace; custom)",
-    run=run,
+    options=ZeroshotOptions,
+    execute=run,
     modalities=("text", "image"),
-    defaults=DEFAULTS,
-    options_help=OPTIONS_HELP,
     zoo_analysis=zoo_compare,
 )

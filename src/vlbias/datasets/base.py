@@ -98,6 +98,14 @@ class FaceDataset:
         """The dataset's one recorded spelling: its spec's, or ``NAME:ROOT`` for a table made by hand."""
         return str(self.source) if self.source is not None else f"{self.name}:{self.root}"
 
+    def load(self) -> FaceDataset:
+        """Itself: a dataset given to an audit already loaded (a :class:`DatasetSpec` loads on this call)."""
+        return self
+
+    def to_option(self) -> str:
+        """How options record a dataset given already loaded: its spec."""
+        return self.spec
+
     def fingerprint(self) -> str:
         """sha256 of the table as loaded: relative keys and every attribute, in key order, without absolute paths.
 

@@ -25,8 +25,8 @@ from types import ModuleType
 from typing import Any
 
 from vlbias.datasets.base import FaceDataset
-from vlbias.errors import OptionError, StimulusError, VlbiasError
-from vlbias.utils.options import Options
+from vlbias.errors import StimulusError, VlbiasError
+from vlbias.utils.options import FrozenMap, Options
 
 _NOT_LOADERS = {"base", "spec"}
 
@@ -108,10 +108,8 @@ class DatasetSpec:
     # the protocol of vlbias.utils.options for option values of this type
     @classmethod
     def from_option(cls, value: Any, *, base: str | os.PathLike | None = None) -> DatasetSpec:
-        if isinstance(value, FaceDataset):
-            if value.source is None:
-                raise OptionError("a dataset given as a loaded FaceDataset must come from load_dataset()")
-            return value.source
+        if isinstance(value, FaceDataset):  # loaded already: by its spec, or (a table made in Python) as it is
+            return value.source if value.source is not None else value
         return cls.parse(value, base=base)
 
     def to_option(self) -> str:
@@ -135,3 +133,17 @@ def dataset_names() -> list[str]:
 def load_dataset(spec: str | DatasetSpec, **options: Any) -> FaceDataset:
     """Load ``NAME:PATH`` (or a parsed spec) with the loader named NAME and the given loader options."""
     return DatasetSpec.parse(spec, options=options).load()
+
+
+def fold_dataset_options(cls: type[Options], values: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """For options that declare ``dataset`` and ``dataset_options``: one typed value. The loader's options are
+    parsed into the spec (by the loader's own declaration, so ``one_per_person=false`` is False everywhere), and
+    ``dataset_options`` becomes their canonical, complete form."""
+    ds, given = values["dataset"], values["dataset_options"]
+    if ds is None or isinstance(ds, FaceDataset):
+        if given:
+            what = "needs a dataset to apply to" if ds is None else "cannot change a dataset loaded already"
+            raise ctx.error(cls.field("dataset_options"), dict(given), what)
+        return values
+    ds = ds.with_options(given)
+    return {**values, "dataset": ds, "dataset_options": FrozenMap(ds.options.to_dict())}

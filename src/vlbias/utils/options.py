@@ -86,12 +86,17 @@ class Spec:
     max_open: bool = False
     choices: tuple[str, ...] | None = None  # allowed strings (of the value, or of each item of a list)
     normalise: typing.Callable[[Any], Any] | None = None  # applied to the raw value before the type check
-    path: bool = False  # a filesystem path (made absolute against the base folder); of the values, for a mapping
+    #: a filesystem path, made absolute against the base folder (of each item of a list, each value of a mapping);
+    #: "maybe": a path only if it looks like one (a / or a file suffix), else a packaged name (lexicon: scm)
+    path: bool | str = False
+    fragment: bool = False  # a path may end in #WHAT (FILE#x,y,a,b): only the part before # is a path
+    split: bool = True  # a list's items may be comma lists (a,b); off where an item may hold commas
     merge: bool = True  # a mapping merges over its default
     flag: str | None = None  # the command line flag [default: --name-with-dashes]
     short: str | None = None  # a one-letter alias (-d)
     metavar: str | None = None
     cli: bool = True  # offered on the command line
+    old_flags: tuple[str, ...] = ()  # deprecated command-line spellings (accepted with a warning)
     hidden_default: str | None = None  # what --help shows as the default, where the default needs words
 
 
@@ -347,13 +352,16 @@ def _convert(tp: Any, value: Any, f: Field, ctx: _Context) -> Any:
         text = os.fspath(value).strip() if isinstance(value, os.PathLike) else str(value).strip()
         if spec.choices is not None:
             return _choice(text, spec.choices)
-        if spec.path and text:
+        if spec.path and text and (spec.path is True or _looks_like_path(text)):
+            if spec.fragment and "#" in text:
+                file, _, what = text.partition("#")
+                return ctx.path(file) + "#" + what
             return ctx.path(text)
         return text
     if origin is tuple:
         args = get_args(tp)
         item = args[0]
-        items = _items(value, nested=get_origin(item) is tuple)
+        items = _items(value, nested=get_origin(item) is tuple, split=spec.split)
         return tuple(_convert(item, v, f, ctx) for v in items)
     if origin in (Mapping, FrozenMap) or tp is FrozenMap:
         key_t, val_t = get_args(tp) or (str, Any)
@@ -367,7 +375,10 @@ def _convert(tp: Any, value: Any, f: Field, ctx: _Context) -> Any:
                 out[k] = ctx.path(str(v))
             else:
                 inner = Field(f"{f.name}.{k}", val_t, None, dataclasses.replace(spec, choices=None, path=False))
-                out[k] = _convert(val_t, v, inner, ctx)
+                try:
+                    out[k] = _convert(val_t, v, inner, ctx)
+                except _Bad as e:  # name the entry: min_level_gap.age=-1
+                    raise ctx.error(inner, v, str(e) or f"must be {inner.describe()}") from None
         return FrozenMap(out)
     from_option = getattr(tp, "from_option", None)
     if callable(from_option):
@@ -434,12 +445,21 @@ def _choice(text: str, choices: tuple[str, ...]) -> str:
     raise _Bad(f"{text!r} is not one of {', '.join(choices)}{hint}")
 
 
-def _items(value: Any, nested: bool = False) -> list:
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or os.sep in text or Path(text).suffix.lower() in _FILE_SUFFIXES
+
+
+_FILE_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".txt", ".tsv"}
+
+
+def _items(value: Any, nested: bool = False, split: bool = True) -> list:
     """A list from a list, a tuple, or the command line's forms: a comma list (``a,b``), or for a list of lists
     ``;`` between lists (``race;race,gender``)."""
     if isinstance(value, str):
         if nested:
             return [[c.strip() for c in part.split(",") if c.strip()] for part in value.split(";") if part.strip()]
+        if not split:
+            return [value.strip()] if value.strip() else []
         return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, (list, tuple)):
         if nested:
@@ -451,7 +471,7 @@ def _items(value: Any, nested: bool = False) -> list:
             return [_items(v) if isinstance(v, str) else list(v) for v in value]
         out = []
         for v in value:
-            out += [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else [v]
+            out += _items(v, split=split) if isinstance(v, str) else [v]
         return out
     raise _Bad()
 
