@@ -160,8 +160,8 @@ def _zeroshot_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
             f"Each image is compared with one prompt per class (several templates: averaged normalised prompt "
             f"embeddings, or one result per template); probabilities are softmax({scale} · cosine) and the top-1 "
             f"class is the most similar one. Per group: the share of images whose top-1 class is each class or "
-            f"category, and the mean probability, each with a {_opt(runs, 'ci')} cluster-bootstrap interval over "
-            f"people ({_opt(runs, 'n_boot')} replicates, seed {_opt(runs, 'seed')}); a comparison of models resamples "
+            f"category, and the mean probability, each with a {_opt(runs, 'confidence')} cluster-bootstrap interval over "
+            f"people ({_opt(runs, 'n_bootstrap')} replicates, seed {_opt(runs, 'seed')}); a comparison of models resamples "
             "the same people for every model."
         )
     ]
@@ -241,7 +241,7 @@ def _perception_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
             "each prompt, averaged over the templates. Delta = 100 (cos(image, word) − cos(image, neutral prompt)) "
             f"({_opt(runs, 'delta')}); a scale's score is the mean Delta of its words. Analyses: "
             f"{_opt(runs, 'analyses')}; {_opt(runs, 'pairs')} random pairs per dimension for the factor effects; "
-            f"{_opt(runs, 'bootstrap')} cluster-bootstrap resamples of identities; {_opt(runs, 'permutations')} "
+            f"{_opt(runs, 'n_bootstrap')} cluster-bootstrap resamples of identities; {_opt(runs, 'n_random_rankings')} "
             f"random rankings for the skew null; k = {_opt(runs, 'k')}; confidence {_opt(runs, 'confidence')}; "
             f"seed {_opt(runs, 'seed')} for every random draw."
         ),
