@@ -34,6 +34,7 @@ import types
 import typing
 import warnings
 from collections.abc import Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
@@ -144,6 +145,8 @@ class Options:
     OWNER: ClassVar[str] = "options"
     #: deprecated name -> current name (accepted for one release, with a warning)
     DEPRECATED: ClassVar[Mapping[str, str]] = {}
+    #: where the named presets live (``vlbias/data/presets/<PRESETS>/<name>.yaml``); None: no presets
+    PRESETS: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every declaration is a frozen dataclass, without writing the decorator each time."""
@@ -200,6 +203,10 @@ class Options:
             raise OptionError(f"{where}options of {cls.OWNER} must be a mapping of names to values (got {raw!r})")
         given = {**dict(raw or {}), **overrides}
         given = cls._renamed(given, where, warn)
+        if cls.PRESETS and given.get("preset") not in (None, ""):
+            # a preset is a named set of these options: its values first, then what was given over them (so the
+            # canonical form, which records the preset and every value, parses back to the same options)
+            given = {**preset(cls, str(given["preset"])).options, **given}
         ctx = _Context(cls.OWNER, Path(base) if base is not None else None, where)
         values = {}
         for f in cls.fields():
@@ -255,6 +262,49 @@ class Options:
     def replace(self: T, **changes: Any) -> T:
         """A copy with some options changed, parsed and checked like any other input."""
         return type(self).parse({**self.to_dict(), **changes})
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named set of an audit's options that reproduces a published study's protocol, with its ledger: every place
+    where vlbias's own default differs from the study, why, and the option that restores the study's choice."""
+
+    name: str
+    title: str
+    citation: str
+    options: Mapping[str, Any]
+    deviations: tuple[Mapping[str, str], ...] = ()
+    notes: str = ""
+
+
+def preset_names(cls: type[Options]) -> list[str]:
+    if not cls.PRESETS:
+        return []
+    folder = resources.files("vlbias.data").joinpath("presets", cls.PRESETS)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset(cls: type[Options], name: str) -> Preset:
+    """The preset ``name`` of an options declaration (one line naming the known ones if there is none)."""
+    from vlbias.utils.io import load_yaml
+
+    names = preset_names(cls)
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise OptionError(f"{cls.OWNER} has no preset {name!r}{hint}; its presets: {', '.join(names) or 'none'}")
+    path = resources.files("vlbias.data").joinpath("presets", cls.PRESETS, f"{name}.yaml")
+    raw = load_yaml(path.read_text(encoding="utf-8"), f"preset {cls.PRESETS}/{name}")
+    return Preset(
+        name=name,
+        title=raw["title"],
+        citation=raw["citation"],
+        options=dict(raw.get("options") or {}),
+        deviations=tuple(raw.get("deviations") or ()),
+        notes=raw.get("notes", ""),
+    )
 
 
 def _jsonable(value: Any) -> Any:
