@@ -17,7 +17,7 @@ def test_write_and_read_back(tmp_path):
     res = _result()
     res.write(tmp_path / "out")
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["record.json", "results.csv", "results.parquet", "skipped.csv"]
+    assert files == [".vlbias-output.json", "record.json", "results.csv", "results.parquet", "skipped.csv"]
     back = AuditResult.read(tmp_path / "out")
     assert back.record.config_hash == res.record.config_hash
     df = back.results
@@ -46,7 +46,7 @@ def test_failed_write_leaves_old_output_untouched(tmp_path, monkeypatch):
     import pyarrow as pa
 
     with pytest.raises(pa.ArrowException):
-        bad.write(out)
+        bad.write(out, overwrite=True)
     assert (out / "results.csv").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left behind
 

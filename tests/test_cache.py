@@ -139,3 +139,96 @@ def test_unwritable_cache_dir_is_a_clear_error(tmp_path):
     mc = EmbeddingCache(blocker / "sub").for_model("x", {"spec": "x:y"})
     with pytest.raises(CacheError, match="--cache-dir"):
         mc.put_many("text", ["a"], np.ones((1, 2), np.float32))
+
+
+def _damage(path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3] if how == "truncated" else os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_damaged_cache_file_is_named_and_cleared_by_vlbias(tmp_path, capsys, how):
+    from vlbias.cli import main
+    from vlbias.errors import CacheError
+
+    store = EmbeddingCache(tmp_path)
+    good = store.for_model("id-good", {"spec": "st:good"})
+    good.put_many("text", ["x"], np.ones((1, 4), np.float32))
+    bad = store.for_model("id-bad", {"spec": "st:bad"})
+    bad.put_many("text", [f"k{i}" for i in range(400)], np.ones((400, 64), np.float32))
+    for mc in (good, bad):
+        mc.close()
+    _damage(bad.path, how)
+    theirs = [store.folder / "id-good.sqlite.bak", store.folder / "notes.txt", tmp_path / "README"]
+    for p in theirs:  # files in the cache folder that vlbias did not write: never deleted
+        p.write_text("mine")
+    reopened = store.for_model("id-bad", {"spec": "st:bad"})
+    with pytest.raises(CacheError) as e:
+        reopened.get_many("text", ["k1"])
+    msg = str(e.value)
+    assert msg.startswith(f"the embedding cache file {bad.path} is damaged (") and "\n" not in msg
+    assert "delete that file (`vlbias cache clear --model st:bad` does" in msg
+    reopened.close()
+    args = ["--cache-dir", str(tmp_path)]
+    assert main(["cache", "info", *args]) == 0
+    out, err = capsys.readouterr()
+    assert "st:good" in out and "(damaged)" in out
+    assert err.startswith(f"vlbias: warning: {bad.path} is damaged (") and err.count("\n") == 1
+    assert main(["cache", "clear", "--model", "st:bad", *args]) == 0
+    assert "1 of them damaged" in capsys.readouterr().err
+    assert sorted(p.name for p in store.folder.iterdir()) == ["id-good.sqlite", "id-good.sqlite.bak", "notes.txt"]
+    _damage(good.path, how)
+    assert main(["cache", "clear", "--yes", *args]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("removed 1 model cache file(s), ") and err.endswith(f", 1 of them damaged ({good.path})\n")
+    assert sorted(p.name for p in store.folder.iterdir()) == ["id-good.sqlite.bak", "notes.txt"]
+    assert all(p.read_text() == "mine" for p in theirs)
+
+
+def test_a_damaged_cache_file_stops_a_command_with_one_line_and_clear_repairs_it(tmp_path, capsys):
+    from vlbias.cli import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("This is a tulip.\nThese are ants.\n", encoding="utf-8")
+    args = ["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", str(texts), "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "a.parquet")]) == 0
+    import gc
+
+    gc.collect()  # the first command's encoder, and with it its SQLite connection, is gone
+    (path,) = EmbeddingCache(tmp_path / "cache").folder.glob("*.sqlite*")  # one file: no WAL of an open connection
+    _damage(path, "garbage")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "b.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vlbias: error: the embedding cache file {path} is damaged (file is not a database)")
+    assert "`vlbias cache clear --model st:all-MiniLM-L6-v2` does" in err and err.count("\n") == 1
+    assert main(["cache", "clear", "--model", "st:all-MiniLM-L6-v2", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b.parquet")]) == 0
+    import pandas as pd
+
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    np.testing.assert_array_equal(np.stack(a["vector"]), np.stack(b["vector"]))
+
+
+def test_a_non_finite_vector_with_a_valid_crc_reads_as_missing_and_is_recomputed(tmp_path):
+    import zlib
+
+    from vlbias.models import load_model
+
+    enc = load_model("st:all-MiniLM-L6-v2", cache=tmp_path, device="cpu")
+    first = enc.encode_texts(["a tulip", "an ant"])
+    mc = enc._cache()
+    mc.close()
+    conn = sqlite3.connect(mc.path)
+    for key, value in (("a tulip", np.nan), ("an ant", np.inf)):
+        blob = first[0].copy()
+        blob[3] = value
+        blob = blob.astype("<f4").tobytes()
+        conn.execute("UPDATE emb SET vec = ?, crc = ? WHERE key = ?", (blob, zlib.crc32(blob), key))
+    conn.commit()
+    conn.close()
+    assert mc.get_many("text", ["a tulip", "an ant"]) == {}  # the guarantee: never returned
+    again = load_model("st:all-MiniLM-L6-v2", cache=tmp_path, device="cpu").encode_texts(["a tulip", "an ant"])
+    np.testing.assert_array_equal(again, first)  # recomputed ...
+    got = mc.get_many("text", ["a tulip", "an ant"])
+    np.testing.assert_array_equal(np.stack([got["a tulip"], got["an ant"]]), first)  # ... and overwritten

@@ -13,6 +13,7 @@ from tests.helpers import write_images, write_w2v_text
 from vlbias import __version__
 from vlbias.cli import main
 from vlbias.models import load_model
+from vlbias.utils.io import write_parquet
 
 
 def console_script() -> str:
@@ -144,12 +145,13 @@ BAD = [
 def test_bad_input_one_line_no_output(bad_inputs, args, fragment, capsys, monkeypatch):
     monkeypatch.chdir(bad_inputs)
     out = bad_inputs / "out.parquet"
-    out.write_bytes(b"previous output")
-    code, _, err = run(["embed", *args, "--out", out], capsys)
+    write_parquet(pd.DataFrame({"key": ["previous output"]}), out)
+    before = out.read_bytes()
+    code, _, err = run(["embed", *args, "--out", out, "--overwrite"], capsys)
     assert code == 2
     assert fragment in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert out.read_bytes() == b"previous output"  # nothing half-written over it
+    assert out.read_bytes() == before  # nothing half-written over the earlier output
     assert [p.name for p in bad_inputs.iterdir() if p.name.startswith(".out")] == []
 
 
@@ -192,7 +194,7 @@ def test_cache_info_and_clear(tmp_path, capsys):
                 "--texts",
                 tmp_path / "t.txt",
                 "--out",
-                tmp_path / "o.parquet",
+                tmp_path / f"{model.split(':')[0]}.parquet",
                 "--cache-dir",
                 cache,
             ],
@@ -228,3 +230,88 @@ def test_warm_rerun_uses_the_cache(tmp_path, capsys, monkeypatch):
     assert run([*args, "--out", tmp_path / "b.parquet"], capsys)[0] == 0
     a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
     np.testing.assert_array_equal(np.stack(a["vector"]), np.stack(b["vector"]))
+
+
+# ---------------------------------------------------------------------------------------------- hostile inputs
+_SETS = {"targ1": "x", "targ2": "y", "attr1": "a", "attr2": "b"}
+_WORDS = [f"{p}{i}" for p in _SETS.values() for i in range(3)]
+
+
+def _seat(path, **over):
+    import json
+
+    obj = {k: {"category": f"{p.upper()}s", "examples": [f"{p}{i}" for i in range(3)]} for k, p in _SETS.items()}
+    obj.update(over)
+    path.write_text(json.dumps(obj), encoding="utf-8")
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """Bad inputs a careless or hostile user gives, each in its own file."""
+    d = tmp_path
+    np.savez(d / "v.npz", keys=np.array(_WORDS), vectors=np.random.default_rng(0).normal(size=(len(_WORDS), 8)))
+    (d / "texts.txt").write_text("x0\ny0\n", encoding="utf-8")
+    rest = "Y: {from: weat1.Y}\nA: {from: weat1.A}\nB: {from: weat1.B}\n"
+    (d / "classes-list.yaml").write_text("X: {name: a, words: [x0, x1], classes: [noun]}\n" + rest)
+    (d / "class-list.yaml").write_text("X: {name: a, words: [x0, x1], class: [noun]}\n" + rest)
+    (d / "sentences-oops.yaml").write_text("sentences: oops\nX: {name: a, words: [x0, x1], class: noun}\n" + rest)
+    (d / "omit-list.yaml").write_text("sentences: {omit: [X]}\nX: {name: a, words: [x0, x1], class: noun}\n" + rest)
+    (d / "set-null.yaml").write_text("X:\n" + rest)
+    (d / "top-list.yaml").write_text("- X\n- Y\n")
+    (d / "words-numbers.yaml").write_text("X: {name: a, words: [1, 2]}\n" + rest)
+    _seat(d / "ok.json")
+    _seat(d / "examples-string.json", targ1={"category": "Xs", "examples": "x0 x1"})
+    _seat(d / "examples-number.json", targ1={"category": "Xs", "examples": ["x0", 1]})
+    _seat(d / "no-category.json", attr2={"examples": ["b0", "b1"]})
+    _seat(d / "category-list.json", attr2={"category": ["B"], "examples": ["b0", "b1"]})
+    (d / "huge.bin").write_bytes(b"100000000000 3\n" + b"x0 " + np.ones(3, "<f4").tobytes() + b"\n")
+    (d / "negdim.bin").write_bytes(b"1 -3\nx0 \n")
+    (d / "zerodim.bin").write_bytes(b"1 0\nx0 \n")
+    (d / "bigdim.bin").write_bytes(b"1 999999999\nx0 \n")
+    (d / "short.bin").write_bytes(b"2 3\n" + b"x0 " + np.ones(3, "<f4").tobytes() + b"\ny0 ")
+    (d / "short.txt").write_text("3 2\nx0 1 2\ny0 3 4\n")
+    return d
+
+
+EAT = ["eat", "-m", "vectors:v.npz", "--permutations", "99", "--bootstrap", "0"]
+HOSTILE = [
+    ([*EAT, "--test-file", "classes-list.yaml"], "set X 'classes' must map template classes to words"),
+    ([*EAT, "--test-file", "class-list.yaml"], "set X 'class' must be a string (got a list ['noun'])"),
+    ([*EAT, "--test-file", "sentences-oops.yaml"], "'sentences' must be a mapping with 'omit' and 'source'"),
+    ([*EAT, "--test-file", "omit-list.yaml"], "'sentences' 'omit' must be a mapping with sets X, Y, A or B"),
+    ([*EAT, "--test-file", "set-null.yaml"], "set X must be a mapping with a name and words, texts or images"),
+    ([*EAT, "--test-file", "top-list.yaml"], "top-list.yaml must be a mapping with sets X, Y, A and B (got a list)"),
+    ([*EAT, "--test-file", "words-numbers.yaml"], "set X 'words' must be a list of strings, but holds a number 1"),
+    ([*EAT, "--test-file", "examples-string.json"], "targ1.examples must be a list of strings (got a string)"),
+    ([*EAT, "--test-file", "examples-number.json"], "targ1.examples must be a list of strings, but holds a number"),
+    ([*EAT, "--test-file", "no-category.json"], "'attr2' has no 'category'"),
+    ([*EAT, "--test-file", "category-list.json"], "attr2.category must name the set with a string (got a list"),
+    ([*EAT, "--test-file", "ok.json", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+    (["embed", "-m", "vectors:huge.bin", "--texts", "texts.txt"], "header announces 100,000,000,000 vectors of 3"),
+    (["embed", "-m", "vectors:negdim.bin", "--texts", "texts.txt"], "the header 'N D' gives -3 values per vector"),
+    (["embed", "-m", "vectors:zerodim.bin", "--texts", "texts.txt"], "the header 'N D' gives 0 values per vector"),
+    (["embed", "-m", "vectors:bigdim.bin", "--texts", "texts.txt"], "gives 999,999,999 values per vector"),
+    (["embed", "-m", "vectors:short.bin", "--texts", "texts.txt"], "the header announces 2 vectors of 3 values"),
+    (["embed", "-m", "vectors:short.txt", "--texts", "texts.txt"], "header announces 3 vectors but the file holds 2"),
+    ([*EAT[:2], "vectors:huge.bin", *EAT[3:], "--test-file", "ok.json"], "header announces 100,000,000,000 vectors"),
+    ([*EAT, "--test-file", "ok.json", "--seed", "1.5"], "Invalid value for '--seed': '1.5' is not a valid integer"),
+    (["zeroshot", "-m", "vectors:v.npz", "-d", "cfd:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["perception", "-m", "vectors:v.npz", "-d", "causalface:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["zeroshot-compare", "a", "b", "--seed", "-1"], "Invalid value for '--seed'"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", HOSTILE, ids=[f"{a[0]}:{f[:40]}" for a, f in HOSTILE])
+def test_hostile_input_is_one_line_and_writes_nothing(hostile, args, fragment, capsys, monkeypatch):
+    """Through the real command line: a non-zero exit, exactly one line on stderr (vlbias's error line or click's
+    usage line), no traceback, and nothing written (neither --out nor a temporary file beside it)."""
+    import re
+
+    monkeypatch.chdir(hostile)
+    before = sorted(p.name for p in hostile.iterdir())
+    code, _, err = run([*args, "--out", hostile / "result.parquet"], capsys)
+    assert code != 0
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.match(r"vlbias( [\w-]+)?: error: ", lines[0]) and fragment in lines[0], lines[0]
+    assert sorted(p.name for p in hostile.iterdir()) == before

@@ -111,3 +111,47 @@ def test_help_imports_no_deep_learning_library():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_names_with_markup_are_printed_as_written(tmp_path, capsys):
+    """Set names, test names and model paths are the user's text: printed as written, never read as rich markup
+    (a set named '[/x]' failed after the results were computed)."""
+    names = ["[/x]", "[bold]Ys[/bold]", ":smile:", "[red"]
+    words = [[f"{r}{i}" for i in range(3)] for r in "xyab"]
+    f = seat_file(tmp_path / "[b]t.json", list(zip(names, words)))
+    (tmp_path / "[").mkdir()
+    spec = write_vectors(tmp_path / "[" / "x].npz", sum(words, []), dim=6)
+    code, out, err = run(["eat", "-m", spec, "--test-file", f, "--permutations", "99", "--bootstrap", "0"], capsys)
+    assert code == 0, err
+    assert f"Embedding association tests: {spec}" in out
+    assert "│ [b]t │" in out and "[/x] vs [bold]Ys[/bold]" in out and ":smile: vs [red" in out
+
+
+def test_the_console_and_progress_bars_print_user_text_as_written(monkeypatch):
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from vlbias.cli._common import console
+    from vlbias.utils.progress import progress
+
+    con = console()
+    con.file = io.StringIO()
+    t = Table(title="[/x] title")
+    t.add_column("[/y] label")
+    t.add_row("[bold]cell[/bold] :smile:")
+    con.print(t)
+    con.print("wrote [/z]")
+    shown = con.file.getvalue()
+    assert "[/x] title" in shown and "[/y] label" in shown and "[bold]cell[/bold] :smile:" in shown
+    assert "wrote [/z]" in shown
+
+    monkeypatch.setenv("VLBIAS_PROGRESS", "1")
+    with progress("encoding texts (vectors:/data/[/x].npz)", 2, "texts [/u]") as bar:
+        bar.advance(1)
+        prog = bar._prog
+        prog.refresh()
+        out = io.StringIO()
+        Console(file=out, width=200).print(prog.make_tasks_table(prog.tasks))
+    assert "encoding texts (vectors:/data/[/x].npz)" in out.getvalue() and "texts [/u]" in out.getvalue()

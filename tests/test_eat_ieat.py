@@ -27,8 +27,11 @@ def fake_ieat(tmp_path, monkeypatch):
             entries.append(
                 ieat.ManifestEntry(p.relative_to(src).as_posix(), hashlib.sha256(data).hexdigest(), len(data))
             )
-    (src / "LICENSE").write_text("CC BY-NC-SA 4.0\n", encoding="utf-8")
+    licence = b"CC BY-NC-SA 4.0\n"
+    (src / "LICENSE").write_bytes(licence)
     monkeypatch.setattr(ieat, "manifest", lambda: entries)
+    known = ieat.ManifestEntry("LICENSE", hashlib.sha256(licence).hexdigest(), len(licence))
+    monkeypatch.setattr(ieat, "LICENSE_FILE", known, raising=False)  # the repository's LICENSE, for these tests
     return src, entries
 
 
@@ -62,6 +65,50 @@ def test_a_file_that_does_not_match_is_not_kept(tmp_path, fake_ieat):
     victim.write_bytes(victim.read_bytes()[:-1])
     with pytest.raises(ieat.FetchError, match="has no age/old/"):
         ieat.fetch(tmp_path / "store", from_dir=src)
+
+
+def test_symlinks_and_files_outside_the_folder_are_never_copied(tmp_path, fake_ieat, capsys):
+    import os
+
+    src, entries = fake_ieat
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root:$6$hash:19000:0:99999:7:::\n")
+    (src / "LICENSE").unlink()
+    (src / "LICENSE").symlink_to(secret)
+    os.chmod(secret, 0o600)
+    victim = src / entries[1].path
+    victim.rename(tmp_path / "moved.png")
+    victim.symlink_to(tmp_path / "moved.png")  # even the right bytes: a link is never followed
+    elsewhere = tmp_path / "elsewhere"  # a linked folder leading out of the --from folder
+    shutil.move(src / "age" / "old", elsewhere)
+    (src / "age" / "old").symlink_to(elsewhere, target_is_directory=True)
+    store = tmp_path / "store"
+    code = main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 2, err
+    warning, error = err.splitlines()
+    assert warning == (
+        f"vlbias: warning: {src / 'LICENSE'} was not copied: it is a symbolic link; NOTICE.txt names the licence"
+    )
+    assert error.startswith(f"vlbias: error: 4 file(s) in {src} were not copied, as vlbias copies only regular files ")
+    assert f"{entries[1].path} (a symbolic link)" in error
+    for e in entries[3:]:
+        assert f"{e.path} (outside {src}, through a linked folder)" in error
+    assert "(the 2 verified files are kept)" in error
+    dest = store / "ieat"
+    copied = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert copied == sorted(["NOTICE.txt", entries[0].path, entries[2].path])
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+
+
+def test_a_licence_that_is_not_the_repositorys_is_skipped_with_a_note(tmp_path, fake_ieat):
+    from vlbias.errors import VlbiasWarning
+
+    src, _ = fake_ieat
+    (src / "LICENSE").write_text("anything at all\n", encoding="utf-8")
+    with pytest.warns(VlbiasWarning, match=r"LICENSE was not copied: it is not the ieat repository's LICENSE"):
+        report = ieat.fetch(tmp_path / "store", from_dir=src)
+    assert report.fetched == 6 and not (report.dest / "LICENSE").exists() and (report.dest / "NOTICE.txt").is_file()
 
 
 @pytest.fixture
@@ -125,3 +172,4 @@ def test_the_shipped_manifest_matches_the_real_stimuli(tmp_path):
     assert report.complete and report.ok == 291
     copied = ieat.fetch(tmp_path, from_dir=REAL / "ieat")
     assert copied.fetched == 291 and ieat.verify(tmp_path).complete
+    assert (tmp_path / "ieat" / "LICENSE").read_bytes() == (REAL / "ieat" / "LICENSE").read_bytes()  # the known one

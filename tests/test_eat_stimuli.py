@@ -319,3 +319,100 @@ def test_bad_yaml_tests(tmp_path, body, message):
     with pytest.raises(StimulusError, match=message) as e:
         read_test_file(path)
     assert "\n" not in str(e.value)
+
+
+_REST = "Y: {from: weat1.Y}\nA: {from: weat1.A}\nB: {from: weat1.B}\n"
+_OK_X = "X: {name: a, words: [x, y], class: noun}\n"
+
+#: malformed test files: every field of the wrong type; each must be one line naming the file, the field and the fix
+MALFORMED_YAML = [
+    ("X: {name: a, words: [x, y], classes: [noun]}\n" + _REST, "set X 'classes' must map template classes to words"),
+    ("X: {name: a, words: [x, y], class: [noun]}\n" + _REST, "set X 'class' must be a string (got a list ['noun'])"),
+    ("sentences: oops\n" + _OK_X + _REST, "'sentences' must be a mapping with 'omit' and 'source' (got a string)"),
+    ("sentences: {omit: [X]}\n" + _OK_X + _REST, "'sentences' 'omit' must be a mapping with sets X, Y, A or B"),
+    ("sentences: {omit: {X: x}}\n" + _OK_X + _REST, "sentences.omit.X must be a list of strings (got a string)"),
+    ("sentences: {omit: {Q: [x]}}\n" + _OK_X + _REST, "'sentences' 'omit' has unknown key(s) Q"),
+    ("sentences: {source: [a]}\n" + _OK_X + _REST, "'sentences' 'source' must be a string (got a list"),
+    ("sentences: {omit: {X: [x]}, also: 1}\n" + _OK_X + _REST, "'sentences' has unknown key(s) also"),
+    (
+        "form: sentences\nsentences: {omit: {X: [q]}}\n" + _OK_X + _REST,
+        "sentences.omit.X lists ['q'], not words of set X",
+    ),
+    ("title: [a, b]\n" + _OK_X + _REST, "bad.yaml 'title' must be a string (got a list"),
+    ("source: {a: 1}\n" + _OK_X + _REST, "bad.yaml 'source' must be a string (got a mapping"),
+    ("name: [x]\n" + _OK_X + _REST, "bad.yaml 'name' must be a string (got a list"),
+    ("form: [sentences]\n" + _OK_X + _REST, "'form' must be words or sentences"),
+    ("1: x\n" + _OK_X + _REST, "has unknown key(s) 1;"),
+    ("X: {name: [a], words: [x, y]}\n" + _REST, "set X 'name' must be a string (got a list"),
+    ("X: {name: 5, words: [x, y]}\n" + _REST, "set X 'name' must be a string (got a number 5); quote it"),
+    ("X: {name: '  ', words: [x, y]}\n" + _REST, "set X has no name"),
+    ("X: {name: a, words: [1, 2]}\n" + _REST, "set X 'words' must be a list of strings, but holds a number 1"),
+    ("X: {name: a, words: [yes, no]}\n" + _REST, "set X 'words' must be a list of strings, but holds yes/no True"),
+    ("X: {name: a, words: [x, null]}\n" + _REST, "set X 'words' must be a list of strings, but holds null None"),
+    ("X: {name: a, words: [x, 2017-01-01]}\n" + _REST, "but holds a date datetime.date(2017, 1, 1)"),
+    ("X: {name: a, words: [x, '']}\n" + _REST, "set X 'words' holds an empty string"),
+    ("X: {name: a, words: x y}\n" + _REST, "set X 'words' must be a list of strings (got a string)"),
+    ("X: {name: a, words: {x: 1}}\n" + _REST, "set X 'words' must be a list of strings (got a mapping)"),
+    ("X: {name: a, texts: [[x], [y]]}\n" + _REST, "set X 'texts' must be a list of strings, but holds a list"),
+    ("X: {name: a, words: [x, y], classes: {mass: x}}\n" + _REST, "classes.mass must be a list of strings"),
+    ("X: {name: a, words: [x, y], classes: {mass: [[x]]}}\n" + _REST, "classes.mass must be a list of strings"),
+    ("X: {name: a, words: [x, y], classes: {5: [x]}}\n" + _REST, "set X uses unknown template class '5'"),
+    ("X: {name: a, texts: [x, y], class: noun}\n" + _REST, "set X has template classes but no 'words'"),
+    ("X: {name: a, words: [x, y], source: 5}\n" + _REST, "set X 'source' must be a string (got a number 5)"),
+    ("X: {name: a, images: 5}\n" + _REST, "set X 'images' must be a folder, a manifest or a list of image files"),
+    ("X: {name: a, images: [1, 2]}\n" + _REST, "set X 'images' must be a list of strings, but holds a number 1"),
+    ("X: {name: a, images: {ref: [a]}}\n" + _REST, "set X 'images' 'ref' must be a string (got a list"),
+    ("X: {name: a, images: {name: pics}}\n" + _REST, "set X 'images' names no images"),
+    ("X: {name: a, images: {ref: a, size: 3}}\n" + _REST, "set X 'images' has unknown key(s) size"),
+    ("X: {name: a, images: ''}\n" + _REST, "set X 'images' is empty"),
+    ("X: {from: [weat1.X]}\n" + _REST, "set X 'from' must be a string (got a list"),
+    ("X: {from: weat1.X, words: [x, y]}\n" + _REST, "set X takes its items from weat1.X, so it cannot have words"),
+    ("X: {from: weat1.X, name: [a]}\n" + _REST, "set X 'name' must be a string"),
+    ("X: null\n" + _REST, "set X must be a mapping with a name and words, texts or images (got null)"),
+    ("X: [a, b]\n" + _REST, "set X must be a mapping with a name and words, texts or images (got a list)"),
+    ("X: flowers\n" + _REST, "set X must be a mapping with a name and words, texts or images (got a string)"),
+    ("- a\n- b\n", "bad.yaml must be a mapping with sets X, Y, A and B (got a list)"),
+    ("", "bad.yaml must be a mapping with sets X, Y, A and B (got null)"),
+    ("just text\n", "bad.yaml must be a mapping with sets X, Y, A and B (got a string)"),
+]
+
+
+@pytest.mark.parametrize("body,message", MALFORMED_YAML, ids=[m[:40] for _, m in MALFORMED_YAML])
+def test_malformed_yaml_tests_are_one_line(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(StimulusError) as e:
+        read_test_file(path)
+    assert message in str(e.value) and str(e.value).startswith(str(path))
+    assert "\n" not in str(e.value)
+
+
+MALFORMED_SEAT = [
+    (_seat(attr1={"category": "A1", "examples": [1, 2]}), "examples must be a list of strings, but holds a number"),
+    (_seat(attr1={"category": "A1", "examples": ["x", None]}), "examples must be a list of strings, but holds null"),
+    (_seat(attr1={"category": "A1", "examples": None}), "attr1.examples must be a list of strings (got null)"),
+    (_seat(attr1={"category": "A1", "examples": {"x": 1}}), "attr1.examples must be a list of strings (got a mapping)"),
+    (_seat(targ1={"category": None, "examples": ["a", "b"]}), "category must name the set with a string (got null"),
+    (_seat(targ1={"category": 5, "examples": ["a", "b"]}), "category must name the set with a string (got a num"),
+    (_seat(targ1={"category": ["T"], "examples": ["a", "b"]}), "category must name the set with a string (got a list"),
+    (_seat(targ1={"category": " ", "examples": ["a", "b"]}), "targ1.category must name the set with a string"),
+    (_seat(targ1=["a", "b"]), "'targ1' must be an object with 'category' and 'examples' (got a list)"),
+    (_seat(targ1="a b"), "'targ1' must be an object with 'category' and 'examples' (got a string)"),
+    (_seat(targ1=None), "'targ1' must be an object with 'category' and 'examples' (got null)"),
+    ("targ1", "is neither a SEAT test"),
+    ({"flowers": ["a", 1], "bugs": ["c", "d"]}, "is a WEFE word-set file"),
+]
+
+
+@pytest.mark.parametrize("content,message", MALFORMED_SEAT, ids=[m[:40] for _, m in MALFORMED_SEAT])
+def test_malformed_seat_files_are_one_line(tmp_path, content, message):
+    path = _write_json(tmp_path / "bad.json", content)
+    with pytest.raises(StimulusError) as e:
+        read_test_file(path)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_wefe_set_with_a_non_string_word_is_one_line(tmp_path):
+    path = _write_json(tmp_path / "w.json", {"a": ["x", 1], "b": ["y", "z"], "c": ["u", "v"], "d": ["p", "q"]})
+    with pytest.raises(StimulusError, match=r"set 'a' must be a list of strings, but holds a number 1"):
+        read_test_file(f"{path}#a,b,c,d")

@@ -144,8 +144,8 @@ def test_help_imports_no_deep_learning_library():
         (["--min-level-gap", "age"], "--min-level-gap 'age' must be KEY=VALUE"),
         (["--min-level-gap", "age=wide"], "the gap must be a number"),
         (["--dataset-option", "background=purple"], "background='purple' must be original or removed"),
-        (["--out", "{tmp}/file.txt"], "is a file; give a folder"),
-        (["--out", "{tmp}/busy"], "is a folder with other files in it"),
+        (["--out", "{tmp}/file.txt"], "is a file; give a new folder"),
+        (["--out", "{tmp}/busy"], "holds files vlbias did not write (thesis.tex); give a new folder"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tree, tmp_path, capsys, extra, message):

@@ -324,9 +324,12 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(zoo, tmp_path, capsys)
     keep.mkdir()
     (keep / "thesis.tex").write_text("precious")
     assert main(["report", str(zoo["out"]), "--out", str(keep)]) == 2
-    assert "is not a vlbias report" in _err(capsys) and (keep / "thesis.tex").read_text() == "precious"
+    assert "holds files vlbias did not write (thesis.tex)" in _err(capsys)
+    assert (keep / "thesis.tex").read_text() == "precious"
     assert main(["report", str(zoo["out"]), "--out", str(zoo["out"])]) == 2
-    assert "holds the results" in _err(capsys)
+    assert "holds a vlbias sweep folder, not a report" in _err(capsys)
+    assert main(["report", str(zoo["out"]), "--out", str(zoo["out"]), "--overwrite"]) == 2
+    assert "holds a vlbias sweep folder, not a report" in _err(capsys)
     (tmp_path / "file").write_text("x")
     assert main(["report", str(zoo["out"]), "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in _err(capsys)
@@ -347,9 +350,187 @@ def test_a_failing_build_leaves_the_previous_report_whole(zoo, tmp_path, monkeyp
 
     monkeypatch.setattr(build, "methods_section", boom)
     with pytest.raises(RuntimeError, match="planted"):
-        build.build_report(zoo["out"], out, workers=1)
+        build.build_report(zoo["out"], out, workers=1, overwrite=True)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary folder left beside it
+
+
+# ---------------------------------------------------------------------------------------------- hostile names
+#: names a hostile user gives a model file, test sets, labels, groups and folders
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[x](javascript:alert(1))",
+    '=HYPERLINK("http://evil","x")',
+    "@SUM(1+1)",
+    "+cmd",
+    "-2+3",
+]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """An EAT run and a zero-shot run whose model file, folder, test, set names, class labels and groups are payloads,
+    each reported as Markdown and as HTML."""
+    import numpy as np
+    import yaml
+
+    from tests.faces_fixtures import make_manifest
+    from tests.helpers import write_parquet_vectors
+
+    root = tmp_path_factory.mktemp("hostile")
+    home = root / "<script>alert(1)</script>"  # the folder path holds a payload too
+    home.mkdir(parents=True)
+    words = {r: [f"{r.lower()}{i}" for i in range(4)] for r in "XYAB"}
+    test = {"title": PAYLOADS[1], "source": PAYLOADS[2]}
+    test.update({r: {"name": n, "words": words[r]} for r, n in zip("XYAB", PAYLOADS[3:])})
+    test_file = home / "[x](javascript:alert(1)).yaml"
+    test_file.write_text(yaml.safe_dump(test), encoding="utf-8")
+    faces = [{"path": f"{i}.jpg", "person": f"p{i // 2}", "group": PAYLOADS[4 + i % 3]} for i in range(6)]
+    manifest = make_manifest(home / "faces", faces)
+    (home / "classes.txt").write_text("\n".join(PAYLOADS[:4]) + "\n", encoding="utf-8")
+    (home / "templates.txt").write_text("{c}\n", encoding="utf-8")
+    keys = sum(words.values(), []) + PAYLOADS[:4] + [f["path"] for f in faces]
+    vectors = home / "[x](javascript:alert(1)).parquet"
+    write_parquet_vectors(vectors, keys, np.random.default_rng(0).normal(size=(len(keys), 8)).astype(np.float32))
+    spec = f"vectors:{vectors}"
+    eat = ["eat", "-m", spec, "--test-file", test_file, "--permutations", "99", "--bootstrap", "20"]
+    assert main([str(a) for a in [*eat, "--out", home / "eat-run"]]) == 0
+    zs = ["zeroshot", "-m", spec, "-d", f"manifest:{manifest}", "--classes", home / "classes.txt"]
+    zs += ["--templates", home / "templates.txt", "--group-by", "group", "--bootstrap", "10", "--no-plots"]
+    assert main([str(a) for a in [*zs, "--out", home / "zs-run"]]) == 0
+    reports = {}
+    for run in ("eat-run", "zs-run"):
+        for fmt in ("md", "html"):
+            out = root / f"{run}-{fmt}"
+            assert main(["report", str(home / run), "--out", str(out), "--format", fmt, "--jobs", "1"]) == 0
+            reports[run, fmt] = out
+    return reports
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the visible text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def unsafe(self) -> list:
+        """Scripts, frames, event handlers, and links or sources that are not the report's own files."""
+        bad = []
+        for tag, attrs in self.tags:
+            if tag in ("script", "iframe", "object", "embed") or any(k.startswith("on") for k in attrs):
+                bad.append((tag, attrs))
+            for k in ("href", "src"):
+                v = (attrs.get(k) or "").strip().lower()
+                if v and not (tag == "link" and k == "href" and v.startswith("data:,")):  # the page's empty favicon
+                    if ":" in v.split("/")[0] or v.startswith("//"):
+                        bad.append((tag, attrs))
+        return bad
+
+
+def _rendered(md: str) -> Tags:
+    """Markdown as CommonMark (with GFM tables) renders it with raw HTML allowed: as GitHub does before it sanitises,
+    and as editors' previews, pandoc and static-site generators do."""
+    from markdown_it import MarkdownIt
+
+    return Tags(MarkdownIt("commonmark", {"html": True}).enable("table").render(md))
+
+
+def test_markdown_report_shows_hostile_names_as_text(hostile):
+    """No payload in a name, label or path becomes HTML, a link or an image in the Markdown report; each is shown
+    as written."""
+    for run in ("eat-run", "zs-run"):
+        md = (hostile[run, "md"] / "report.md").read_text(encoding="utf-8")
+        outside_code = re.sub(r"`[^`\n]*`", "", re.sub(r"(?ms)^(`{3,}).*?^\1$", "", md))
+        for payload in PAYLOADS[:3]:
+            assert payload not in outside_code, (run, payload)
+        page = _rendered(md)
+        assert page.unsafe() == [], run
+        links = [a["href"] for t, a in page.tags if t == "a"] + [a["src"] for t, a in page.tags if t == "img"]
+        assert links and all(re.fullmatch(r"(data|figures)/[\w.+-]+\.(csv|png)", h) for h in links), links
+        shown = "".join(page.text)
+        assert "vectors:[x](javascript:alert(1)).parquet" in shown and "<script>alert(1)</script>" in shown
+        if run == "eat-run":
+            assert f"{PAYLOADS[3]} vs {PAYLOADS[4]}" in shown and f"{PAYLOADS[5]} vs {PAYLOADS[6]}" in shown
+        else:
+            assert all(label in shown for label in PAYLOADS[:4])
+
+
+def test_html_report_escapes_hostile_names_and_links_only_its_own_files(hostile):
+    for run in ("eat-run", "zs-run"):
+        pages = list(hostile[run, "html"].rglob("*.html"))
+        assert pages
+        for p in pages:
+            page = Tags(p.read_text(encoding="utf-8"))
+            assert page.unsafe() == [], p
+        index = "".join(Tags((hostile[run, "html"] / "index.html").read_text(encoding="utf-8")).text)
+        assert "vectors:[x](javascript:alert(1)).parquet" in index
+
+
+def test_report_csvs_carry_no_formulas_and_numbers_stay_numbers(hostile):
+    import csv
+
+    for out in hostile.values():
+        files = sorted((out / "data").glob("*.csv"))
+        assert files
+        for f in files:
+            with open(f, newline="", encoding="utf-8") as fh:
+                for row in csv.reader(fh):
+                    for cell in row:
+                        if cell[:1] and cell[0] in "=+-@\t\r":
+                            float(cell)  # only numbers may start so (-0.58); anything else is a formula
+    eat = pd.read_csv(hostile["eat-run", "md"] / "data" / "eat-results.csv")
+    assert eat.loc[0, ["x_name", "y_name", "a_name", "b_name"]].tolist() == ["'" + p for p in PAYLOADS[3:]]
+    assert eat["effect_size"].dtype == float and eat.loc[0, "effect_size"] < 0  # a negative number, kept a number
+    disparity = pd.read_csv(hostile["zs-run", "md"] / "data" / "zeroshot-disparity.csv")
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in set(disparity["label"])
+    groups = set(disparity["max_group"]) | set(disparity["min_group"])
+    assert groups and groups <= {"'@SUM(1+1)", "'+cmd", "'-2+3"}
+    assert disparity["difference"].dtype == float
+
+
+def test_links_only_to_the_reports_own_files():
+    """A link target that is not relative to the report or http(s) is shown as its text, in Markdown and HTML."""
+    from vlbias.report import blocks as B
+    from vlbias.report.build import _templates
+    from vlbias.report.fmt import Table, md_text, safe_href
+
+    for bad in ("javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:x", "data:text/html,x", "//evil.org/x"):
+        assert safe_href(bad) is None, bad
+    assert safe_href("models/a b(1).html") == "models/a%20b%281%29.html"
+    assert safe_href("https://example.org/x") == "https://example.org/x"
+    t = Table(["model"], [["m"]], csv="javascript:alert(2)", links={(0, 0): "javascript:alert(3)"}, numeric=[False])
+    blocks = [B.bullets([B.Link("click", "javascript:alert(1)"), B.Link("ok", "data/x.csv")]), B.table(t)]
+    md = B.markdown(blocks)
+    assert "javascript" not in md.replace(md_text("javascript:alert(2)"), "")
+    assert "- click\n- [ok](data/x.csv)" in md and "Data: javascript:alert(2)" in md
+    page = '{% from "blocks.html.j2" import render with context %}{{ render(blocks) }}'
+    html = _templates().from_string(page).render(blocks=blocks, root="")
+    assert "href" in html and "javascript" not in re.sub(r">[^<]*<", "><", html)
+    assert '<a href="data/x.csv">ok</a>' in html and "<li>click</li>" in html
+
+
+def test_markdown_text_escapes_what_markdown_and_html_read():
+    from vlbias.report.blocks import md_code
+    from vlbias.report.fmt import md_text
+
+    assert md_text("<b>&amp;</b>") == r"\<b\>\&amp;\</b\>"
+    assert md_text("![i](x) [l](y)") == r"!\[i\](x) \[l\](y)"
+    assert md_text("# h") == r"\# h" and md_text("- i") == r"\- i" and md_text("12. x") == r"12\. x"
+    assert md_text("-0.58", line_start=False) == "-0.58" and md_text("0.95", line_start=False) == "0.95"
+    assert md_text("laion2b_s34b_b79k *x* _y_ ~~z~~") == r"laion2b_s34b_b79k \*x\* \_y\_ \~\~z\~\~"
+    assert md_text("from `/a/<b>` and\n# more") == "from `/a/<b>` and # more"  # one line: no heading in it
+    assert md_text("a ` b") == r"a \` b"
+    assert md_code("x\n```\n<script>") == "````\nx\n```\n<script>\n````"
 
 
 # ---------------------------------------------------------------------------------------------- small parts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,10 +113,13 @@ def test_results_cli_query_tables_export(tmp_path, capsys):
     assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--format", "csv"]) == 0
     exported = pd.read_csv(tmp_path / "ex" / "demo.results.csv")
     assert len(exported) == 4 and (tmp_path / "ex" / "tasks.csv").is_file()
-    assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results"]) == 0
+    assert main(["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results"]) == 2
+    assert "add --overwrite to replace it" in capsys.readouterr().err  # an export is replaced only when asked
+    args = ["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results", "--overwrite"]
+    assert main(args) == 0
     pq = pd.read_parquet(tmp_path / "ex" / "demo.results.parquet")
     assert sorted(pq["effect_size"]) == [-2.0, -1.0, 1.0, 2.0]
-    assert (tmp_path / "ex" / "demo.results.csv").is_file()  # exporting more keeps what is there
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == [".vlbias-output.json", "demo.results.parquet"]
     assert (
         main(["results", "query", "SELECT * FROM demo.results", "--db", db, "--out", str(tmp_path / "q.parquet")]) == 0
     )
@@ -150,3 +154,158 @@ def test_a_copied_database_file_is_queried_as_is(tmp_path):
     assert copy.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 2  # not rebuilt from no parts
     with pytest.raises(VlbiasError, match="not a results database"):
         ResultsStore.open(tmp_path / "nothing-here")
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _copy_as_killed_at_rename(store: ResultsStore, task, pid: int) -> Path:
+    """What a writer killed at the rename leaves: a whole copy of the part in atomic_dir's hidden temporary folder
+    (``.<task_id>.<random>.tmp``, made by tempfile.mkdtemp beside the part), its task.json naming the writer."""
+    import json
+
+    part = store.part_dir(task)
+    tmp = part.parent / f".{task.task_id}.k1ll3d_x.tmp"
+    shutil.copytree(part, tmp)
+    d = json.loads((tmp / "task.json").read_text())
+    (tmp / "task.json").write_text(json.dumps({**d, "pid": pid}))
+    return tmp
+
+
+def test_a_part_left_in_a_temporary_folder_is_not_ingested_twice(tmp_path):
+    store = ResultsStore(tmp_path / "db")
+    task = write(store, "vectors:/a.parquet", "demo", 1.0)
+    write(store, "vectors:/b.parquet", "demo", 2.0)
+    single = store.query("SELECT count(*) AS n FROM demo.results")["n"].item()
+    assert single == 4
+    _copy_as_killed_at_rename(store, task, _dead_pid())
+    assert store.stale() is False  # the temporary folder is no input: it changes nothing
+    counts = store.query(
+        "SELECT (SELECT count(*) FROM demo.results) AS n, (SELECT count(DISTINCT task_id) FROM demo.results) AS k, "
+        "(SELECT count(*) FROM tasks) AS t, (SELECT parts FROM _meta) AS p"
+    )
+    assert counts.values.tolist() == [[4, 2, 2, 2]]
+    assert store.ingest(force=True).parts == 2
+    assert [p.name for p in store.completed_parts()] == sorted(
+        [task.task_id, make_task("vectors:/b.parquet", "demo", {"v": 2.0}).task_id]
+    )
+
+
+def test_stale_temporary_parts_are_cleaned_and_live_ones_kept(tmp_path):
+    import os
+    import time
+
+    store = ResultsStore(tmp_path / "db")
+    tasks = [write(store, f"vectors:/{m}.parquet", "demo", float(i)) for i, m in enumerate("abcde")]
+    audit = store.root / "parts" / "demo"
+    killed = _copy_as_killed_at_rename(store, tasks[0], _dead_pid())  # writer gone: removed now
+    live = _copy_as_killed_at_rename(store, tasks[1], os.getpid())  # writer running: kept
+    writing = audit / f".{tasks[2].task_id}.wr1t1ng_.tmp"  # no task.json yet: only its age tells
+    writing.mkdir()
+    aged = audit / f".{tasks[3].task_id}.0ld_0ld_.tmp"
+    aged.mkdir()
+    os.utime(aged, (time.time() - 3600, time.time() - 3600))
+    replaced = audit / f".{tasks[4].task_id}.r3plac3d.old"  # the replaced part, after the new one is in place
+    shutil.copytree(store.part_dir(tasks[4]), replaced / "x")
+    replacing = audit / f".{tasks[3].task_id}.st4rt3d_.old"  # a replacement about to move the part aside
+    replacing.mkdir()
+    assert store.clean_temporaries() == 3
+    assert not killed.exists()
+    assert sorted(p.name for p in audit.glob(".*")) == sorted([live.name, writing.name, replacing.name])
+    assert len(store.completed_parts()) == 5
+    assert store.clean_temporaries(max_age_s=-1) == 3  # once old, every one goes
+    assert not list(audit.glob(".*")) and len(store.completed_parts()) == 5
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a folder read-only for this process: by its modes, or, for root (whom modes do not stop), by what
+    os.access answers for it."""
+    import os
+    import stat
+
+    made = []
+
+    def make(folder: Path) -> None:
+        if os.geteuid() != 0:
+            for p in [folder, *folder.rglob("*")]:
+                p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+            made.append(folder)
+            return
+        real = os.access
+
+        def access(path, mode, *a, **k):
+            inside = Path(path).resolve() == folder.resolve() or folder.resolve() in Path(path).resolve().parents
+            return False if inside and mode & os.W_OK else real(path, mode, *a, **k)
+
+        monkeypatch.setattr(os, "access", access)
+
+    yield make
+    for folder in made:
+        for p in [folder, *folder.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_a_read_only_sweep_folder_is_read_as_it_is(tmp_path, capsys, read_only):
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    store.ingest()
+    (tmp_path / "db" / ".ingest.lock").unlink()
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tmp_path / "db", fresh)
+    write(store, "vectors:/b.parquet", "demo", 2.0)  # newer than the database: it would be ingested
+    nodb = tmp_path / "nodb"
+    shutil.copytree(tmp_path / "db", nodb, ignore=shutil.ignore_patterns("results.duckdb"))
+    for folder in (tmp_path / "db", fresh, nodb):
+        read_only(folder)
+    before = {f: _snapshot(f) for f in (tmp_path / "db", fresh, nodb)}
+    # up to date: no lock, no warning
+    assert main(["results", "tables", "--db", str(fresh)]) == 0
+    out, err = capsys.readouterr()
+    assert "demo.results" in out and err == ""
+    # stale: the database as it is, with one line saying so and how to refresh
+    db = str(tmp_path / "db")
+    assert main(["results", "query", "SELECT count(*) AS n FROM demo.results", "--db", db, "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "n\n2\n"
+    assert err.count("\n") == 1 and err.startswith(f"vlbias: warning: {tmp_path / 'db' / 'results.duckdb'} may be")
+    assert "out of date" in err and "vlbias results ingest --db COPY" in err
+    assert main(["results", "tables", "--db", db]) == 0 and "out of date" in capsys.readouterr().err
+    assert main(["report", db, "--format", "md", "--out", str(tmp_path / "report")]) == 0
+    assert "may be out of date" in capsys.readouterr().err and (tmp_path / "report" / "report.md").is_file()
+    # no database at all: one line
+    assert main(["results", "tables", "--db", str(nodb)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "never ingested" in err and "cannot be written" in err
+    # asking to ingest: one line
+    assert main(["results", "ingest", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot rebuild {tmp_path / 'db' / 'results.duckdb'}" in err
+    assert {f: _snapshot(f) for f in before} == before  # nothing written, not even a lock file
+
+
+def test_a_lock_that_cannot_be_taken_reads_the_database_as_it_is(tmp_path, capsys):
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    store.ingest()
+    write(store, "vectors:/b.parquet", "demo", 2.0)
+    lock = tmp_path / "db" / ".ingest.lock"
+    lock.unlink()
+    lock.mkdir()  # a lock file nobody can open, whoever runs this
+    assert main(["results", "query", "SELECT count(*) AS n FROM demo.results", "--db", str(tmp_path / "db")]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == ["n", "2"] and err.count("\n") == 1 and "may be out of date" in err
+    with pytest.raises(VlbiasError, match=r"cannot rebuild .*\.ingest\.lock cannot be written"):
+        store.ingest()
+    lock.rmdir()
+    assert store.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 4  # writable again: ingested

@@ -169,13 +169,25 @@ def test_a_rerun_does_nothing_and_loads_no_model(zoo, monkeypatch):
     assert (zoo.root / "reference" / "results.duckdb").stat().st_mtime_ns == before  # nothing to ingest
 
 
-def _script(root: Path, config: Path, out: Path, kill_during_ingest: bool = False) -> str:
+def _script(root: Path, config: Path, out: Path, kill_during_ingest: bool = False, kill_at_rename: int = 0) -> str:
     lines = [
         "import sys",
         f"sys.path[:0] = [{str(REPO / 'src')!r}, {str(REPO)!r}]",
         "import tests.sweep_fixtures as f",
         "f.register_all()",
     ]
+    if kill_at_rename:  # SIGKILL at the rename of the k-th finished part's temporary folder into place
+        lines += [
+            "import os, signal",
+            "real_replace, renames = os.replace, []",
+            "def replace(src, dst, *a, **k):",
+            "    if os.path.basename(os.path.dirname(os.path.dirname(str(dst)))) == 'parts' and os.path.isdir(src):",
+            "        renames.append(dst)",
+            f"        if len(renames) == {kill_at_rename}:",
+            "            os.kill(os.getpid(), signal.SIGKILL)",
+            "    return real_replace(src, dst, *a, **k)",
+            "os.replace = replace",
+        ]
     if kill_during_ingest:  # SIGKILL in the middle of rebuilding the database (after its first table)
         lines += [
             "import os, signal",
@@ -216,6 +228,22 @@ def test_killed_sweeps_resume_to_exactly_the_uninterrupted_results(zoo, tmp_path
     assert "of 15 tasks (15 were already done)" in r.stderr
     assert not list(out.glob(".results.duckdb.*.tmp*")) and not list(out.glob("parts/*/.*"))
     assert_same_results(zoo.root / "reference", out)
+
+
+def test_a_sweep_killed_at_the_rename_of_a_part_resumes_without_duplicates(zoo, tmp_path):
+    """The 5th part is complete in its hidden temporary folder when the kill comes: the rerun runs that task again,
+    removes the dead writer's folder and never reads it, so the database equals the uninterrupted run's."""
+    out = tmp_path / "renamed"
+    r = _run(_script(zoo.root, zoo.config, out, kill_at_rename=5), {})
+    assert r.returncode == -9, r.stderr
+    left = list(out.glob("parts/*/.*.tmp"))
+    assert len(left) == 1 and (left[0] / "task.json").is_file()  # a whole part, under atomic_dir's hidden name
+    assert len(list(out.glob("parts/*/[!.]*/task.json"))) == 4
+    r = _run(_script(zoo.root, zoo.config, out), {})
+    assert r.returncode == 0, r.stderr
+    assert "of 15 tasks (4 were already done)" in r.stderr
+    assert_same_results(zoo.root / "reference", out)  # every table, row for row: no task counted twice
+    assert not list(out.glob("parts/*/.*"))  # the killed writer's folder is gone
 
 
 @pytest.mark.parametrize("stop_at", [0, 4, 11])
@@ -410,3 +438,25 @@ def test_sweep_commands_start_without_deep_learning_libraries():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+
+def test_live_progress_prints_task_labels_as_written(monkeypatch):
+    """On a terminal the sweep shows a live status line; a task label (model spec, dataset path) with rich markup
+    in it is shown as written, not parsed (it failed at the first refresh)."""
+    from vlbias.cli.sweep import _Printer
+    from vlbias.zoo.runner import SweepState
+
+    monkeypatch.setenv("VLBIAS_PROGRESS", "1")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    printer = _Printer()
+    state = SweepState(total=1)
+    task = SimpleNamespace(label=lambda: "vectors:/data/[/x].npz · eat · [bold]d")
+    printer("plan", None, None, state)
+    try:
+        printer("start", task, None, state)
+        printer.live.refresh()
+        assert "running vectors:/data/[/x].npz · eat · [bold]d" in printer.live.get_renderable().plain
+        printer("done", task, SimpleNamespace(seconds=1.0), state)
+        printer.live.refresh()
+    finally:
+        printer.close()

@@ -145,3 +145,92 @@ def test_wefe_word2vec_subset_reads(tmp_path):
     assert enc.info.extra["n_vectors"] == 347
     # real embeddings: two flowers are closer to each other than to an insect
     assert v[0] @ v[1] > v[0] @ v[2]
+
+
+TWO_RECORDS = (("a", (1.0, 2.0, 3.0)), ("b", (4.0, 5.0, 6.0)))
+
+
+def _binary(path, header: bytes, records=TWO_RECORDS):
+    import struct
+
+    path.write_bytes(header + b"".join(k.encode() + b" " + struct.pack(f"<{len(v)}f", *v) + b"\n" for k, v in records))
+    return path
+
+
+def _npz_claiming(path, rows: int):
+    """An .npz whose 'vectors' array header claims ``rows`` x 3 float32 but holds 24 bytes."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    arr = io.BytesIO()
+    npy.write_array_header_1_0(arr, {"descr": "<f4", "fortran_order": False, "shape": (rows, 3)})
+    keys = io.BytesIO()
+    np.save(keys, np.array(["a", "b"]))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("keys.npy", keys.getvalue())
+        z.writestr("vectors.npy", arr.getvalue() + b"\0" * 24)
+    return path
+
+
+#: headers that lie: each is refused in one line before anything is allocated (1e11 words would be 1.1 TiB)
+LYING_HEADERS = [
+    ("huge.bin", b"100000000000 3\n", "the header announces 100,000,000,000 vectors of 3 values, at least"),
+    ("more.bin", b"3 3\n", "the header announces 3 vectors of 3 values, at least 42 bytes, but 30 bytes follow it"),
+    ("negdim.bin", b"2 -3\n", "the header 'N D' gives -3 values per vector; a vector has 1 to 65,536"),
+    ("zerodim.bin", b"2 0\n", "the header 'N D' gives 0 values per vector"),
+    ("bigdim.bin", b"1 1000000000\n", "the header 'N D' gives 1,000,000,000 values per vector"),
+    ("negn.bin", b"-2 3\n", "the header announces -2 vectors; a vectors file holds at least 1"),
+    ("zeron.bin", b"0 3\n", "the header announces 0 vectors"),
+    ("words.bin", b"two three\n", "the first line is not the word2vec binary header 'N D'"),
+    ("float.bin", b"1e11 3\n", "the first line is not the word2vec binary header 'N D'"),
+    ("nonewline.bin", b"2 3", "the first line is not the word2vec binary header 'N D'"),
+]
+
+
+@pytest.mark.parametrize("name, header, fragment", LYING_HEADERS, ids=[c[0] for c in LYING_HEADERS])
+def test_binary_header_is_checked_against_the_file_before_allocating(tmp_path, name, header, fragment, monkeypatch):
+    path = _binary(tmp_path / name, header, () if name == "nonewline.bin" else TWO_RECORDS)
+    real_empty = np.empty
+
+    def guarded(shape, *a, **k):  # the reader must not ask for more memory than the file can fill
+        assert np.prod(shape) * 4 <= path.stat().st_size, shape
+        return real_empty(shape, *a, **k)
+
+    monkeypatch.setattr(np, "empty", guarded)
+    with pytest.raises(StimulusError) as exc:
+        load_model(f"vectors:{path}").encode_texts(["a"])
+    assert fragment in str(exc.value) and str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "name, content, fragment",
+    [
+        ("short.txt", "5 3\na 1 2 3\nb 4 5 6\n", "the header announces 5 vectors but the file holds 2 (truncated?)"),
+        ("long.txt", "1 3\na 1 2 3\nb 4 5 6\n", "the header announces 1 vectors but the file holds 2"),
+        ("zerodim.txt", "2 0\na\nb\n", "the header 'N D' gives 0 values per vector"),
+        ("hugedim.txt", "2 100000000000\na 1 2 3\n", "the header 'N D' gives 100,000,000,000 values per vector"),
+        ("novalues.txt", "a\nb\n", "line 1 ('a') gives 0 values per vector"),
+    ],
+)
+def test_text_header_and_dimension_are_checked(tmp_path, name, content, fragment):
+    p = tmp_path / name
+    p.write_text(content)
+    with pytest.raises(StimulusError) as exc:
+        load_model(f"vectors:{p}").encode_texts(["a"])
+    assert fragment in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_npz_claiming_more_than_memory_is_one_line(tmp_path):
+    p = _npz_claiming(tmp_path / "huge.npz", 10**11)
+    with pytest.raises(StimulusError) as exc:
+        load_model(f"vectors:{p}").encode_texts(["a"])
+    assert str(p) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_vectors_without_values_are_refused(tmp_path):
+    p = tmp_path / "empty-vectors.npz"
+    np.savez(p, keys=np.array(["a", "b"]), vectors=np.zeros((2, 0), np.float32))
+    with pytest.raises(StimulusError, match="its vectors have no values"):
+        load_model(f"vectors:{p}").encode_texts(["a"])

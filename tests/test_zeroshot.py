@@ -250,6 +250,10 @@ def test_scale_option_changes_probabilities_not_top1(cfd, birhane_vectors):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "scale": "model"})
     with pytest.raises(VlbiasError, match="option scale=-1: must be a number > 0 or model"):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "scale": -1})
+    with pytest.raises(VlbiasError, match="^zeroshot option seed=-1 must be a whole number of at least 0$"):
+        AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "seed": -1})
+    with pytest.raises(VlbiasError, match="^zeroshot-compare option seed=-2 must be a whole number of at least 0$"):
+        compare_runs([], by="data", seed=-2)
 
 
 def test_datacomp_accuracy_and_toxic_shares_are_exact(tmp_path):

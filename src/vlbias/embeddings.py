@@ -12,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vlbias import __version__
 from vlbias.errors import ImageDecodeError, StimulusError, plural
 from vlbias.models.base import Encoder
 from vlbias.stimuli.imagesets import ImageSource
-from vlbias.utils.io import atomic_path
 
 
 def read_text_lines(path: str | os.PathLike) -> list[str]:
@@ -86,14 +84,3 @@ def images_table(encoder: Encoder, source: ImageSource, skip_bad: bool = False):
             "error": errors + ["not an image file"] * n_bad,
         }
     )
-
-
-def write_table(table, out: str | os.PathLike, metadata: dict[str, str]) -> None:
-    """Write Parquet atomically, with vlbias's provenance in the schema metadata."""
-    import pyarrow.parquet as pq
-
-    meta = {**(table.schema.metadata or {}), **{f"vlbias.{k}".encode(): str(v).encode() for k, v in metadata.items()}}
-    meta[b"vlbias.version"] = __version__.encode()
-    table = table.replace_schema_metadata(meta)
-    with atomic_path(out, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)

@@ -68,5 +68,10 @@ class CacheError(VlbiasError):
     """The embedding cache cannot be used (e.g. the directory is not writable)."""
 
 
+class VlbiasWarning(UserWarning):
+    """Something the user should know that does not stop the command, in one line (issued with
+    :func:`warnings.warn`; the command line prints it as ``vlbias: warning: ...``)."""
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"

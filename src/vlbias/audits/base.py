@@ -7,9 +7,10 @@ hash and seed, so a row found later in a results database can be traced to the r
 
 ``AuditResult.write(DIR)`` writes ``<table>.parquet`` and ``<table>.csv`` per table, ``skipped.csv`` and
 ``record.json``, atomically: the folder appears complete or not at all (``extras`` adds files such as plots inside
-the same atomic write). ``AuditResult.read(DIR)`` reads it back. A result whose stimuli are offensive by design
-carries a ``content_warning``: it heads ``record.json``, is stored in every Parquet file's metadata
-(``vlbias.content_warning``) and is written to ``CONTENT_WARNING.txt``.
+the same atomic write); it replaces an earlier audit output only when asked (``overwrite``), never anything else.
+``AuditResult.read(DIR)`` reads it back. A result whose stimuli are offensive by design carries a
+``content_warning``: it heads ``record.json``, is stored in every Parquet file's metadata (``vlbias.content_warning``)
+and is written to ``CONTENT_WARNING.txt``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlbias import __version__
+from vlbias.errors import VlbiasError
 from vlbias.utils.io import atomic_dir, stable_hash
 
 STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
+
+
+def whole_number(audit: str, name: str, value: Any, low: int = 0) -> int:
+    """An audit's integer option (a seed, a count), at least ``low``, else a one-line error. Booleans and fractions
+    are refused, not rounded; a seed must be at least 0 because numpy's generators refuse negative seeds."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise VlbiasError(f"{audit} option {name}={value!r} must be a whole number of at least {low}")
+    return int(value)
 
 
 @dataclass
@@ -96,10 +107,18 @@ class AuditResult:
                 df.insert(i, col, value)
         return df
 
-    def write(self, out_dir: str | os.PathLike, csv: bool = True, extras: Callable[[Path], None] | None = None) -> Path:
-        """Write the folder atomically; ``extras(tmp)`` may add files (plots) to it before it appears."""
+    def write(
+        self,
+        out_dir: str | os.PathLike,
+        csv: bool = True,
+        extras: Callable[[Path], None] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write the folder atomically; ``extras(tmp)`` may add files (plots) to it before it appears. An existing
+        folder is replaced only if it is an audit output vlbias wrote, and only with ``overwrite`` (the output rule
+        of :mod:`vlbias.utils.io`)."""
         out_dir = Path(out_dir)
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, "audit", overwrite) as tmp:
             for name in self.tables:
                 df = self.stamped(name)
                 if self.content_warning:
@@ -125,8 +144,6 @@ class AuditResult:
 
     @classmethod
     def read(cls, out_dir: str | os.PathLike) -> AuditResult:
-        from vlbias.errors import VlbiasError
-
         out_dir = Path(out_dir)
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord, whole_number
 from vlbias.audits.registry import AuditSpec
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
 from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
@@ -457,6 +457,8 @@ def compare_runs(
     """
     from vlbias.stats.groups import compare_levels
 
+    if seed is not None:
+        seed = whole_number("zeroshot-compare", "seed", seed)
     if len(runs) < 2:
         raise VlbiasError("a comparison needs the outputs of at least two runs")
     specs = [r.record.model.get("spec") for r in runs]

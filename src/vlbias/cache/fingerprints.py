@@ -12,7 +12,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from vlbias.utils.io import sha256_file
+from vlbias.utils.io import sha256_file, touch
 
 
 def _memo(root: Path | None) -> sqlite3.Connection | None:
@@ -20,6 +20,7 @@ def _memo(root: Path | None) -> sqlite3.Connection | None:
         return None
     try:
         root.mkdir(parents=True, exist_ok=True)
+        touch(root / "fingerprints.sqlite")  # as the umask allows
         conn = sqlite3.connect(root / "fingerprints.sqlite", timeout=60.0, isolation_level=None)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS fp (path TEXT, size INTEGER, mtime INTEGER, sha256 TEXT, "

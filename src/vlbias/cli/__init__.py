@@ -7,8 +7,11 @@ one line in :data:`COMMANDS`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+import warnings
+from collections.abc import Iterator
 
 import click
 
@@ -65,12 +68,32 @@ def cli() -> None:
     """
 
 
+@contextlib.contextmanager
+def _user_warnings() -> Iterator[None]:
+    """Print each :class:`~vlbias.errors.VlbiasWarning` as one line, ``vlbias: warning: ...`` (every time)."""
+    from vlbias.errors import VlbiasWarning
+
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+        warnings.simplefilter("always", VlbiasWarning)
+        show = warnings.showwarning
+
+        def one_line(message, category, *args, **kwargs):
+            if issubclass(category, VlbiasWarning):
+                click.echo(f"vlbias: warning: {message}", err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = one_line
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     from vlbias.errors import VlbiasError
 
     try:
-        cli.main(args=argv, prog_name="vlbias", standalone_mode=False)
+        with _user_warnings():
+            cli.main(args=argv, prog_name="vlbias", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("vlbias: aborted", err=True)
         return 1

@@ -1,4 +1,4 @@
-"""Options shared by commands that load a model, and small output helpers."""
+"""Options shared by commands that load a model or write an output, and small output helpers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+
+from vlbias.utils.io import check_out
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -65,6 +67,39 @@ def model_options(fn: Callable) -> Callable:
     return wrapper
 
 
+OVERWRITE_HELP = "Replace an earlier vlbias output at --out (never anything vlbias did not write)."
+
+
+def out_option(
+    kind: str | Callable[[Path], str | None], *, help: str, required: bool = False, short: bool = True
+) -> Callable[[Callable], Callable]:
+    """--out PATH and --overwrite under vlbias's output rule (:func:`vlbias.utils.io.check_out`), checked before the
+    command does any work. ``kind`` is the kind of output, or a function of the path giving it (None: not checked
+    here, the command refuses the path itself). The command receives ``out`` and ``overwrite``."""
+
+    def decorate(fn: Callable) -> Callable:
+        @click.option(
+            "--out", *(("-o",) if short else ()), "out", type=click.Path(path_type=Path), required=required, help=help
+        )
+        @click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+        @functools.wraps(fn)
+        def wrapper(*args, out, overwrite, **kwargs):
+            the_kind = kind(out) if callable(kind) and out is not None else kind
+            if out is not None and the_kind is not None:
+                check_out(out, the_kind, overwrite)
+            return fn(*args, out=out, overwrite=overwrite, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def file_kind(path: Path) -> str | None:
+    """The kind of a file output by its suffix: parquet, csv, or None."""
+    suffix = path.suffix.lower()
+    return "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else None
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
@@ -74,6 +109,10 @@ def human_bytes(n: float) -> str:
 
 
 def console(stderr: bool = False):
+    """The rich console of every command. Markup and emoji codes are off: names from the user (test sets, labels,
+    model files) are printed as written, so ``[/x]`` or ``:smile:`` in a name can neither fail nor change the
+    output; style with :class:`rich.text.Text` instead."""
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=True, width=None if os.isatty(1) else 120)
+    width = None if os.isatty(1) else 120
+    return Console(stderr=stderr, soft_wrap=True, width=width, markup=False, emoji=False)

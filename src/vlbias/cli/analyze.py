@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from vlbias.cli._common import out_option
 from vlbias.cli.results import db_option
 
 
@@ -32,7 +31,7 @@ from vlbias.cli.results import db_option
 )
 @click.option("--baseline", default=None, help="Baseline level of --compare-by [default: the first].")
 @click.option("--pair-by", default=None, metavar="FACT", help="Compare within each value of this fact (architecture).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="[default: DB/analysis]")
+@out_option("analysis", short=False, help="Folder for the tables and plots [default: DB/analysis, updated in place].")
 @click.option("--no-plots", is_flag=True)
 def analyze(
     db,
@@ -50,6 +49,7 @@ def analyze(
     baseline,
     pair_by,
     out,
+    overwrite,
     no_plots,
 ):
     """Upstream analyses of a sweep: which model facts predict bias (mixed model), and bias vs accuracy.
@@ -85,7 +85,7 @@ def analyze(
         fdr=fdr,
         compare={k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by)) if v},
     )
-    summary = run(ResultsStore.open(db), out, settings, plots=not no_plots)
+    summary = run(ResultsStore.open(db), out, settings, plots=not no_plots, overwrite=overwrite)
     tables = summary["tables"]
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         mm = summary["mixed_model"]

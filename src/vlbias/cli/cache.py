@@ -17,6 +17,7 @@ def cache():
 def info(cache_dir):
     """Entries, size and counts per model."""
     from rich.table import Table
+    from rich.text import Text
 
     from vlbias.cache import EmbeddingCache
     from vlbias.errors import plural
@@ -24,15 +25,15 @@ def info(cache_dir):
     store = EmbeddingCache(cache_dir)
     entries = store.entries()
     out = console()
-    out.print(f"cache folder: {store.root}")
+    out.print(f"cache folder: {store.root}", markup=False, highlight=False)
     if not entries:
         out.print("empty")
         return
     table = Table("model", "identity", "texts", "images", "size", "created")
     for e in entries:
         table.add_row(
-            e.spec,
-            e.identity[:12],
+            "(damaged)" if e.damaged else Text(e.spec),  # user text: never rich markup
+            Text(e.identity[:12]),
             str(e.counts.get("text", 0)),
             str(e.counts.get("image", 0)),
             human_bytes(e.size_bytes),
@@ -43,6 +44,13 @@ def info(cache_dir):
     table.add_section()
     table.add_row(plural(len(entries), "model"), "", "", "", human_bytes(total), plural(n, "embedding"))
     out.print(table)
+    for e in entries:
+        if e.damaged:
+            click.echo(
+                f"vlbias: warning: {e.path} is damaged ({e.damaged}); `vlbias cache clear --yes` (or --model SPEC) "
+                f"deletes it, or delete it by hand",
+                err=True,
+            )
 
 
 @cache.command()
@@ -60,7 +68,16 @@ def clear(models, yes, cache_dir):
             raise VlbiasError("clearing the whole cache needs --yes (or name models with --model SPEC)")
         click.confirm(f"delete every cached embedding in {store.root}?", abort=True)
     removed = store.clear(models or None)
-    if models and not removed:
-        raise VlbiasError(f"no cache entries for {', '.join(models)}; `vlbias cache info` lists the cached models")
+    if models and not any(e.spec in models for e in removed):
+        hint = "; `vlbias cache info` lists the cached models"
+        if removed:  # only damaged files: say so, and that the model was not found
+            click.echo(f"vlbias: warning: no cache entries for {', '.join(models)}{hint}", err=True)
+        else:
+            raise VlbiasError(f"no cache entries for {', '.join(models)}{hint}")
     freed = sum(e.size_bytes for e in removed)
-    click.echo(f"removed {len(removed)} model cache file(s), {human_bytes(freed)}", err=True)
+    damaged = [e for e in removed if e.damaged]
+    click.echo(
+        f"removed {len(removed)} model cache file(s), {human_bytes(freed)}"
+        + (f", {len(damaged)} of them damaged ({', '.join(str(e.path) for e in damaged)})" if damaged else ""),
+        err=True,
+    )

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from vlbias.cli._common import console, model_options
+from vlbias.cli._common import console, file_kind, model_options, out_option
 from vlbias.cli.stimuli import STIMULI_DIR
 
 ORDER_CHOICES = ("all-text", "all-image", "image-as-target", "text-as-target")
@@ -79,7 +79,13 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--alternative", type=click.Choice(["greater", "less", "two-sided"]), default="greater", show_default=True
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutations and the bootstrap.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the permutations and the bootstrap.",
+)
 @click.option(
     "--bootstrap",
     "n_bootstrap",
@@ -132,11 +138,8 @@ def _image_sets(values: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="OASIS folder with OASIS.csv and Images/ (--valence nrc-oasis).",
 )
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=None,
+@out_option(
+    lambda p: "parquet" if file_kind(p) == "parquet" else "audit",
     help="Write results: FILE.parquet (the results table) or a folder (all tables, CSV and record.json).",
 )
 @click.option(
@@ -168,6 +171,7 @@ def eat(
     nrc_vad,
     oasis,
     out,
+    overwrite,
     fmt,
     encoder_kwargs,
 ):
@@ -179,12 +183,9 @@ def eat(
     vlbias eat --model vectors:glove.txt --test-file WEAT.json#flowers,insects,pleasant_5,unpleasant_5 --drop-missing
     """
     from vlbias.audits.eat import AUDIT
-    from vlbias.errors import VlbiasError
     from vlbias.models import load_model
 
     perms = _permutations(permutations)
-    if out is not None and out.suffix.lower() not in (".parquet", ".pq") and out.exists() and not out.is_dir():
-        raise VlbiasError(f"--out {out} exists and is not a folder; give FILE.parquet or a folder")
     options = {
         "tests": list(tests),
         "test_files": list(test_files),
@@ -208,7 +209,7 @@ def eat(
     encoder = load_model(model, **encoder_kwargs)
     result = AUDIT.run(encoder, options)
     if out is not None:
-        _write(result, out)
+        _write(result, out, overwrite)
     table = result.stamped("results")
     if fmt == "json":
         click.echo(table.to_json(orient="records", indent=2, double_precision=15))
@@ -223,14 +224,15 @@ def eat(
         click.echo(f"wrote {len(table)} rows to {out}", err=True)
 
 
-def _write(result, out: Path) -> None:
-    from vlbias.utils.io import atomic_path
+def _write(result, out: Path, overwrite: bool) -> None:
+    from vlbias.utils.io import write_parquet
 
-    if out.suffix.lower() in (".parquet", ".pq"):
-        with atomic_path(out, suffix=".parquet") as tmp:
-            result.stamped("results").to_parquet(tmp, index=False)
+    if file_kind(out) == "parquet":
+        record = result.record
+        meta = {"audit": result.audit, "model": record.model.get("spec"), "config_hash": record.config_hash}
+        write_parquet(result.stamped("results"), out, meta, overwrite)
     else:
-        result.write(out)
+        result.write(out, overwrite=overwrite)
 
 
 def _fmt_p(p: float) -> str:
@@ -241,6 +243,7 @@ def _fmt_p(p: float) -> str:
 
 def render_table(result) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     df = result.results
     ok = df[df["status"] == "ok"]
@@ -261,7 +264,7 @@ def render_table(result) -> None:
     for _, r in df.iterrows():
         pair = f"{r.x_name} vs {r.y_name}", f"{r.a_name} vs {r.b_name}"
         if r.status != "ok":
-            table.add_row(r.test, r.order, *pair, "", "", "", "", f"[dim]skipped: {r.reason}[/dim]")
+            table.add_row(r.test, r.order, *pair, "", "", "", "", Text(f"skipped: {r.reason}", style="dim"))
             continue
         big, sig = abs(r.effect_size) >= 0.2, r.p_value < 0.05
         d = f"{r.effect_size:+.2f}"
@@ -272,10 +275,10 @@ def render_table(result) -> None:
             r.order,
             *pair,
             f"{r.x_size}/{r.y_size}/{r.a_size}/{r.b_size}",
-            f"[bold]{d}[/bold]" if big else d,
+            Text(d, style="bold" if big else ""),
             ci,
-            f"[bold]{p}[/bold]" if sig else p,
-            "[bold]✓[/bold]" if big and sig else "",
+            Text(p, style="bold" if sig else ""),
+            Text("✓", style="bold") if big and sig else "",
         )
     con = console()
     con.print(table)

@@ -4,17 +4,15 @@ from pathlib import Path
 
 import click
 
-from vlbias.cli._common import model_options
+from vlbias.cli._common import file_kind, model_options, out_option
 
 
 @click.command()
 @model_options
 @click.option("--texts", type=click.Path(dir_okay=False, path_type=Path), help="UTF-8 file, one text per line.")
 @click.option("--images", type=click.Path(path_type=Path), help="Image folder (recursive) or CSV manifest.")
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
+@out_option(
+    lambda p: "parquet" if file_kind(p) == "parquet" else None,
     required=True,
     help="Output Parquet file (key, kind, vector, …); usable as vectors:FILE.",
 )
@@ -23,7 +21,7 @@ from vlbias.cli._common import model_options
     is_flag=True,
     help="Skip images that cannot be decoded (recorded in the output's error column) instead of failing.",
 )
-def embed(model, texts, images, out, skip_bad_images, encoder_kwargs):
+def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs):
     """Embed texts or images with a model into a Parquet file.
 
     \b
@@ -34,6 +32,7 @@ def embed(model, texts, images, out, skip_bad_images, encoder_kwargs):
     from vlbias.errors import VlbiasError
     from vlbias.models import load_model
     from vlbias.stimuli.imagesets import image_source
+    from vlbias.utils.io import write_parquet
 
     if (texts is None) == (images is None):
         raise VlbiasError("give exactly one of --texts FILE or --images DIR_OR_MANIFEST")
@@ -44,7 +43,7 @@ def embed(model, texts, images, out, skip_bad_images, encoder_kwargs):
         table = embeddings.texts_table(encoder, embeddings.read_text_lines(texts))
     else:
         table = embeddings.images_table(encoder, image_source(images), skip_bad=skip_bad_images)
-    embeddings.write_table(table, out, {"model": str(encoder.spec), "identity": encoder.identity})
+    write_parquet(table, out, {"model": str(encoder.spec), "identity": encoder.identity}, overwrite)
     skipped = table.column("vector").null_count
     note = f" ({skipped} skipped: see the 'error' column)" if skipped else ""
     click.echo(f"wrote {table.num_rows - skipped} embeddings to {out}{note}", err=True)

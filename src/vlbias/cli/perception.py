@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from vlbias.cli._common import model_options
+from vlbias.cli._common import model_options, out_option
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -95,12 +95,10 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images (listed in skipped.csv).")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
+@out_option(
+    "audit",
     required=True,
-    help="Output folder (written atomically; an earlier audit output there is replaced).",
+    help="Output folder (written atomically; an earlier audit output there is replaced only with --overwrite).",
 )
 def perception(
     model,
@@ -122,6 +120,7 @@ def perception(
     skip_bad_images,
     no_plots,
     out,
+    overwrite,
     encoder_kwargs,
 ):
     """Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against
@@ -137,14 +136,7 @@ def perception(
     from vlbias.errors import VlbiasError
     from vlbias.models import load_model
     from vlbias.plots.perception import draw_all
-    from vlbias.utils.io import atomic_dir
 
-    if out.exists() and not out.is_dir():
-        raise VlbiasError(f"--out {out} is a file; give a folder for the tables and plots")
-    if out.is_dir() and any(out.iterdir()) and not (out / "record.json").is_file():
-        raise VlbiasError(
-            f"--out {out} is a folder with other files in it; give a new folder (it is replaced as a whole)"
-        )
     gaps = dict(DEFAULTS["min_level_gap"])
     for key, value in _pairs(min_level_gap, "--min-level-gap").items():
         try:
@@ -171,10 +163,8 @@ def perception(
     }
     encoder = load_model(model, **encoder_kwargs)
     result = AUDIT.run(encoder, options)
-    with atomic_dir(out) as tmp:
-        result.write(tmp)
-        if not no_plots:
-            draw_all(result.tables, tmp / "plots")
+    plots = None if no_plots else lambda tmp: draw_all(result.tables, tmp / "plots")
+    result.write(out, extras=plots, overwrite=overwrite)
     _report(result, out)
 
 

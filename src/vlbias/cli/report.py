@@ -4,15 +4,12 @@ from pathlib import Path
 
 import click
 
+from vlbias.cli._common import out_option
+
 
 @click.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Report folder, replaced as a whole [default: RESULTS/report].",
-)
+@out_option("report", short=False, help="Report folder [default: RESULTS/report].")
 @click.option(
     "--format",
     "fmt",
@@ -27,7 +24,7 @@ import click
     default=None,
     help="Processes drawing the figures [default: the CPU count, at most 8].",
 )
-def report(results, out, fmt, jobs):
+def report(results, out, overwrite, fmt, jobs):
     """Write a static report of RESULTS: a sweep folder, its results.duckdb, or one audit's output folder.
 
     \b
@@ -38,7 +35,7 @@ def report(results, out, fmt, jobs):
     """
     from vlbias.report import build_report
 
-    summary = build_report(results, out, fmt=fmt, workers=jobs)
+    summary = build_report(results, out, fmt=fmt, workers=jobs, overwrite=overwrite)
     for e in summary.errors:
         click.echo(f"vlbias: warning: {e}", err=True)
     main = "index.html" if fmt == "html" else "report.md"

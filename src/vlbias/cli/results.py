@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from vlbias.cli._common import OVERWRITE_HELP, file_kind, out_option
+
 
 def db_option(fn):
     return click.option(
@@ -23,7 +25,8 @@ def results():
 
     Each audit is a schema with one table per result table (eat.results); <audit>.<table>_with_models views add
     each model's catalogue facts; `tasks`, `models` and `accuracy` are tables; schema `analysis` holds the tables
-    of `vlbias analyze`. New parts are ingested before every command.
+    of `vlbias analyze`. New parts are ingested before every command; a folder that cannot be written (a read-only
+    copy) is read as it is, with a warning when its database is older than its parts.
     """
 
 
@@ -31,19 +34,23 @@ def results():
 @click.argument("sql")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to .parquet or .csv.")
-def query(sql, db, fmt, out):
+@out_option(file_kind, short=False, help="Write to .parquet or .csv.")
+def query(sql, db, fmt, out, overwrite):
     """Run a SQL query, e.g. "select model, test, effect_size from eat.results_with_models"."""
     from vlbias.errors import VlbiasError
-    from vlbias.utils.io import atomic_path
+    from vlbias.utils.io import atomic_path, write_parquet
     from vlbias.zoo.store import ResultsStore
 
+    kind = file_kind(out) if out is not None else None
+    if out is not None and kind is None:
+        raise VlbiasError(f"--out {out}: write a .parquet or .csv file")
     df = ResultsStore.open(db).query(sql)
     if out is not None:
-        if out.suffix not in (".parquet", ".csv"):
-            raise VlbiasError(f"--out {out}: write a .parquet or .csv file")
-        with atomic_path(out, suffix=out.suffix) as tmp:
-            df.to_parquet(tmp, index=False) if out.suffix == ".parquet" else df.to_csv(tmp, index=False)
+        if kind == "parquet":
+            write_parquet(df, out, {"query": sql}, overwrite)
+        else:
+            with atomic_path(out, suffix=out.suffix, kind=kind, overwrite=overwrite) as tmp:
+                df.to_csv(tmp, index=False)
         click.echo(f"wrote {len(df)} rows to {out}", err=True)
         return
     if fmt == "csv":
@@ -67,15 +74,20 @@ def tables(db):
 
 
 @results.command()
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option("--table", "names", multiple=True, help="Only this table (schema.table); repeatable.")
-def export(out_dir, db, fmt, names):
-    """Write every table (or the chosen ones) to OUT_DIR as <schema>.<table>.parquet or .csv."""
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP.replace("--out", "OUT_DIR"))
+def export(out_dir, db, fmt, names, overwrite):
+    """Write every table (or the chosen ones) to the new folder OUT_DIR as <schema>.<table>.parquet or .csv."""
+    from vlbias.utils.io import atomic_dir, check_out
     from vlbias.zoo.store import ResultsStore
 
-    written = ResultsStore.open(db).export(out_dir, fmt, list(names) or None)
+    check_out(out_dir, "export", overwrite, option="OUT_DIR")
+    store = ResultsStore.open(db)
+    with atomic_dir(out_dir, "export", overwrite) as tmp:
+        written = store.export(tmp, fmt, list(names) or None)
     click.echo(f"wrote {len(written)} table(s) to {out_dir}", err=True)
 
 

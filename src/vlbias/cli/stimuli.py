@@ -29,7 +29,8 @@ def stimuli() -> None:
     "from_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Copy from a local folder (the stimuli's <test>/<category>/ layout, or a clone of the repository).",
+    help="Copy from a local folder (the stimuli's <test>/<category>/ layout, or a clone of the repository); only "
+    "regular files inside it are read, never symbolic links.",
 )
 @click.option("--url", "base_url", default=None, help="Download from this base URL instead of GitHub (a mirror).")
 def fetch(name, stimuli_dir, from_dir, base_url):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from vlbias.cli._common import DEVICES
+from vlbias.cli._common import DEVICES, console
 
 
 @click.command()
@@ -45,6 +45,7 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
     Each (model, audit, options) task runs once: run the same command again after a kill or a crash and it
     does only what is missing. Results go to OUT/results.duckdb (`vlbias results query`).
     """
+    from vlbias.utils.io import check_out
     from vlbias.zoo.plan import load_config, parse_shard, plan, shard_tasks
     from vlbias.zoo.runner import run_sweep
 
@@ -60,6 +61,7 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
         mine = shard_tasks(grid, *shard_t) if shard_t else grid
         _print_status(root, cfg, mine, show_tasks=dry_run)
         return
+    check_out(root, "sweep", option="--out" if out else None)
     printer = _Printer()
     summary = run_sweep(
         cfg,
@@ -98,15 +100,14 @@ class _Printer:
         if kind == "plan":
             click.echo(f"sweep: {state.total} tasks; {state.line()}", err=True)
             if self.tty:
-                from rich.console import Console
                 from rich.live import Live
 
-                self.live = Live(console=Console(stderr=True), transient=True, refresh_per_second=4)
+                self.live = Live(console=console(stderr=True), transient=True, refresh_per_second=4)
                 self.live.start()
             return
         if kind == "start":
             if self.live:
-                self.live.update(f"[bold]sweep[/] {state.line()}\n  running {task.label()}")
+                self.live.update(self._status(state, f"\n  running {task.label()}"))
             return
         n = state.total - state.remaining
         msg = {"done": "done   ", "failed": "FAILED ", "skipped": "skipped"}[kind]
@@ -114,9 +115,16 @@ class _Printer:
         line = f"[{n}/{state.total}] {msg} {task.label()}{tail}"
         if self.live:
             self.live.console.print(line, markup=False, highlight=False)
-            self.live.update(f"[bold]sweep[/] {state.line()}")
+            self.live.update(self._status(state))
         else:
             click.echo(line, err=True)
+
+    @staticmethod
+    def _status(state, tail: str = ""):
+        """The live status line; plain Text, so a task label (a model spec, a dataset path) is never markup."""
+        from rich.text import Text
+
+        return Text.assemble(("sweep", "bold"), f" {state.line()}{tail}")
 
     def close(self):
         if self.live:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vlbias.cli._common import console, model_options
+from vlbias.cli._common import console, model_options, out_option
 
 
 def _protocol_help() -> str:
@@ -86,9 +86,9 @@ def _echo_warning(warning: str | None) -> None:
 )
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True, help="Replicates.")
 @click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images instead of failing.")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@out_option("audit", help="Output folder [default: zeroshot-PROTOCOL-MODEL].")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 def zeroshot(
     model,
@@ -106,6 +106,7 @@ def zeroshot(
     seed,
     skip_bad_images,
     out,
+    overwrite,
     no_plots,
     encoder_kwargs,
 ):
@@ -121,8 +122,13 @@ def zeroshot(
     """
     from vlbias.audits._zeroshot_plots import plot_audit
     from vlbias.audits.zeroshot import AUDIT
-    from vlbias.models import load_model
+    from vlbias.models import ModelSpec, load_model
+    from vlbias.utils.io import check_out
 
+    if out is None:
+        name = "custom" if classes else Path(protocol).stem
+        out = Path(f"zeroshot-{_slug(name)}-{_slug(str(ModelSpec.parse(model)))}")
+        check_out(out, "audit", overwrite)
     encoder = load_model(model, **encoder_kwargs)
     options = {
         "dataset": dataset,
@@ -140,15 +146,13 @@ def zeroshot(
         "skip_bad_images": skip_bad_images,
     }
     result = AUDIT.run(encoder, options)
-    name = "custom" if classes else Path(protocol).stem
-    out = out or Path(f"zeroshot-{_slug(name)}-{_slug(str(encoder.spec))}")
     extras = None
     if not no_plots:
 
         def extras(tmp: Path) -> None:
             plot_audit(result.tables, tmp / "plots", result.content_warning, model=str(encoder.spec))
 
-    result.write(out, extras=extras)
+    result.write(out, extras=extras, overwrite=overwrite)
     _summary(result, out)
 
 
@@ -206,10 +210,12 @@ def _summary(result, out: Path) -> None:
 @click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@out_option("audit", help="Output folder [default: zeroshot-compare].")
 @click.option("--no-plots", is_flag=True)
-def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_set, n_boot, ci, seed, out, no_plots):
+def zeroshot_compare(
+    runs, by, baseline, pair_by, models_meta, model_set, print_set, n_boot, ci, seed, out, overwrite, no_plots
+):
     """Compare zeroshot runs of several models, grouped by a model fact (e.g. pretraining data).
 
     \b
@@ -229,9 +235,13 @@ def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_
     from vlbias.audits._zeroshot_plots import plot_comparison
     from vlbias.audits.base import AuditResult
     from vlbias.audits.zeroshot import compare_runs
+    from vlbias.utils.io import check_out
 
     if len(runs) < 2:
         raise VlbiasError("give the output folders of at least two zeroshot runs")
+    if out is None:
+        out = Path("zeroshot-compare")
+        check_out(out, "audit", overwrite)
     results = [AuditResult.read(r) for r in runs]
     model_set = model_set or model_set_of([r.record.model.get("spec") for r in results])
     defaults = get_set(model_set).get("compare", {}) if model_set else {}
@@ -246,9 +256,8 @@ def zeroshot_compare(runs, by, baseline, pair_by, models_meta, model_set, print_
         ci=ci,
         seed=seed,
     )
-    out = out or Path("zeroshot-compare")
     extras = None if no_plots else (lambda tmp: plot_comparison(result.tables, tmp / "plots", result.content_warning))
-    result.write(out, extras=extras)
+    result.write(out, extras=extras, overwrite=overwrite)
     _echo_warning(result.content_warning)
     comp = result.tables["results"]
     top = comp[(comp["metric"] == "top1_pct") & (comp["grouping"] != "all")]

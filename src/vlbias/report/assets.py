@@ -23,6 +23,34 @@ import pandas as pd
 
 from vlbias.utils.io import stable_hash
 
+#: how a spreadsheet formula starts: a CSV cell that starts so runs when the file is opened in Excel or LibreOffice
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` fit for a CSV that people open in a spreadsheet: a text cell (or column name) that starts like a formula
+    (``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd``, ``-2+3``) gets a leading apostrophe, the OWASP rule, so it shows as
+    text. Numbers, in numeric columns or as text such as ``-0.5``, stay as they are."""
+
+    def cell(v: Any) -> Any:
+        if not isinstance(v, str) or not v.startswith(FORMULA_START):
+            return v
+        try:
+            float(v)
+            return v  # a number written as text: no formula
+        except ValueError:
+            return "'" + v
+
+    def column(s: pd.Series) -> pd.Series:
+        text = s.dtype == object or isinstance(s.dtype, (pd.StringDtype, pd.CategoricalDtype))
+        return s.astype(object).map(cell) if text else s
+
+    if df.shape[1] == 0:
+        return df
+    out = pd.concat([column(df.iloc[:, j]) for j in range(df.shape[1])], axis=1)  # by position: names may repeat
+    out.columns = [cell(c) for c in df.columns]
+    return out
+
 
 def slug(*parts: str, n: int = 80) -> str:
     text = "-".join(str(p) for p in parts if p)
@@ -84,9 +112,9 @@ class Assets:
         return name
 
     def csv(self, stem: str, df: pd.DataFrame) -> str:
-        """Write ``df`` as data/<stem>.csv; returns its path relative to the report."""
+        """Write ``df`` as data/<stem>.csv (formula-like text neutralised); returns its path relative to the report."""
         rel = self._unique("data", stem, ".csv")
-        df.to_csv(self.root / rel, index=False)
+        spreadsheet_safe(df).to_csv(self.root / rel, index=False)
         return rel
 
     def text(self, stem: str, suffix: str, content: str) -> str:

@@ -1,12 +1,20 @@
 """A report page is a list of blocks (headings, paragraphs, figures, tables, collapsible parts), rendered to HTML by
-the Jinja templates and to Markdown by :func:`markdown`, so both formats say the same thing."""
+the Jinja templates and to Markdown by :func:`markdown`, so both formats say the same thing.
+
+A block's text is plain text with `code` spans; names, labels and paths in it come from the user. Both renderers
+show it as written: the HTML templates escape it (Jinja autoescape), :func:`markdown` escapes every character that
+Markdown or HTML would read (:func:`~vlbias.report.fmt.md_text`). Links go only to targets that
+:func:`~vlbias.report.fmt.safe_href` accepts (relative to the report, or http(s)); any other target shows its text
+without a link."""
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 
 from vlbias.report.assets import Figure, FigureGroup
-from vlbias.report.fmt import Table
+from vlbias.report.fmt import Table, md_text, safe_href
 
 
 @dataclass
@@ -88,6 +96,21 @@ class Page:
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
+def md_link(text: str, href: str, image: bool = False) -> str:
+    """``[text](href)`` (``![text](href)`` for an image), or the text alone where the target is not a safe one."""
+    target = safe_href(href)
+    label = md_text(text)
+    if target is None:
+        return label
+    return f"{'!' if image else ''}[{label}]({target})"
+
+
+def md_code(text: str) -> str:
+    """A fenced code block whose fence is longer than any run of backticks in the text, so the text cannot end it."""
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"{fence}\n{text}\n{fence}"
+
+
 def markdown(blocks: list[Block], level: int = 2) -> str:
     """The blocks (those marked for Markdown) as GitHub-flavoured Markdown; links stay relative to the report."""
     out: list[str] = []
@@ -95,32 +118,35 @@ def markdown(blocks: list[Block], level: int = 2) -> str:
         if not b.md:
             continue
         if b.kind == "h2":
-            out.append(f"{'#' * level} {b.text}")
+            out.append(f"{'#' * level} {md_text(b.text)}")
         elif b.kind == "h3":
-            out.append(f"{'#' * (level + 1)} {b.text}")
+            out.append(f"{'#' * (level + 1)} {md_text(b.text)}")
         elif b.kind == "p":
-            out.append(b.text)
+            out.append(md_text(b.text))
         elif b.kind == "note":
-            out.append(f"> {b.text}")
+            out.append(f"> {md_text(b.text)}")
         elif b.kind == "figure" and b.figure is not None and b.figure.path:
-            data = ", ".join(f"[{label}]({href})" for label, href in b.figure.data)
+            f = b.figure
+            data = ", ".join(md_link(label, href) for label, href in f.data)
             out.append(
-                f"![{b.figure.title}]({b.figure.path})\n\n*{b.figure.title}.* {b.figure.caption}"
+                f"{md_link(f.title, f.path, image=True)}\n\n*{md_text(f.title)}.* {md_text(f.caption)}"
                 + (f" Data: {data}." if data else "")
             )
         elif b.kind == "group" and b.group is not None:
-            out += [f"![{f.title}]({f.path})" for f in b.group.figures]
+            out += [md_link(f.title, f.path, image=True) for f in b.group.figures]
         elif b.kind == "table" and b.table is not None:
-            cap = f"*{b.table.caption}*\n\n" if b.table.caption else ""
-            csv = f"\n\nData: [{b.table.csv}]({b.table.csv})" if b.table.csv else ""
+            cap = f"*{md_text(b.table.caption)}*\n\n" if b.table.caption else ""
+            csv = f"\n\nData: {md_link(b.table.csv, b.table.csv)}" if b.table.csv else ""
             out.append(cap + b.table.markdown() + csv)
         elif b.kind == "list":
-            out.append("\n".join(f"- [{i.text}]({i.href})" if isinstance(i, Link) else f"- {i}" for i in b.items))
+            out.append(
+                "\n".join(f"- {md_link(i.text, i.href)}" if isinstance(i, Link) else f"- {md_text(i)}" for i in b.items)
+            )
         elif b.kind == "code":
-            out.append(f"```\n{b.text}\n```")
+            out.append(md_code(b.text))
         elif b.kind in ("details", "warning"):
             inner = markdown(b.blocks, level)
-            if inner.strip():
-                label = f"⚠ {b.text}" if b.kind == "warning" else b.text
-                out.append(f"<details><summary>{label}</summary>\n\n{inner}\n\n</details>")
+            if inner.strip():  # an HTML block: Markdown escapes do not work in it, HTML's do
+                label = html.escape(f"⚠ {b.text}" if b.kind == "warning" else b.text)
+                out.append(f"<details><summary>{' '.join(label.splitlines())}</summary>\n\n{inner}\n\n</details>")
     return "\n\n".join(x for x in out if x)

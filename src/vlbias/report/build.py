@@ -18,7 +18,7 @@ from vlbias import __version__
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
 from vlbias.report.assets import Assets, Figure, FigureGroup, default_workers
-from vlbias.report.fmt import fixed, num, table
+from vlbias.report.fmt import fixed, md_text, num, safe_href, table
 from vlbias.report.methods import methods_section
 from vlbias.report.sections import (
     Context,
@@ -29,6 +29,7 @@ from vlbias.report.sections import (
     zeroshot_section,
 )
 from vlbias.report.source import ReportData, load, missing
+from vlbias.utils.io import atomic_dir
 
 FORMATS = ("html", "md")
 MARKER = "report.json"
@@ -84,18 +85,11 @@ def default_out(data: ReportData) -> Path:
     return data.path / "report"
 
 
-def check_out(out: Path, source: Path) -> None:
-    """The output folder is replaced as a whole: refuse anything that is not a report, or that holds the input."""
+def refuse_input(out: Path, source: Path) -> None:
+    """A report never replaces the folder it is made from (the output rule of atomic_dir does the rest)."""
     o, s = out.resolve(), source.resolve()
     if o == s or o in s.parents:
         raise VlbiasError(f"--out {out} holds the results the report is made from; choose a folder outside it")
-    if out.is_file():
-        raise VlbiasError(f"--out {out} is a file; give a folder for the report")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise VlbiasError(
-            f"--out {out} exists and is not a vlbias report (no {MARKER}); the report replaces its folder as a "
-            f"whole, so choose a new or empty folder"
-        )
 
 
 # ---------------------------------------------------------------------------------------------- summary page
@@ -335,6 +329,7 @@ def _templates():
         lstrip_blocks=True,
     )
     env.filters["inline"] = _inline
+    env.filters["href"] = safe_href
     return env
 
 
@@ -370,17 +365,17 @@ def build_report(
     out: str | os.PathLike | None = None,
     fmt: str = "html",
     workers: int | None = None,
+    overwrite: bool = False,
 ) -> ReportSummary:
-    """Write the report of ``results`` (a sweep folder, its results.duckdb, or an audit output folder) into ``out``."""
+    """Write the report of ``results`` (a sweep folder, its results.duckdb, or an audit output folder) into ``out``;
+    an earlier report there is replaced only with ``overwrite``, anything else never."""
     t0 = time.perf_counter()
     if fmt not in FORMATS:
         raise VlbiasError(f"unknown report format {fmt!r}; use {' or '.join(FORMATS)}")
     data = load(results)
     out_path = Path(out) if out is not None else default_out(data)
-    check_out(out_path, data.path)
-    from vlbias.utils.io import atomic_dir
-
-    with atomic_dir(out_path) as tmp:
+    refuse_input(out_path, data.path)
+    with atomic_dir(out_path, "report", overwrite) as tmp:
         assets = Assets(tmp)
         ctx = Context(data, assets)
         pages: list[B.Page] = []
@@ -432,11 +427,11 @@ def build_report(
                 dest.write_text(html, encoding="utf-8")
             written = [pg.file for pg in pages]
         else:
-            parts = [f"# {title}", B.markdown(summary_page.blocks)]
+            parts = [f"# {md_text(title)}", B.markdown(summary_page.blocks)]
             for pg in pages[1:]:
                 if pg.file.startswith("models/"):
                     continue
-                parts += [f"## {pg.title}", B.markdown(pg.blocks, level=3)]
+                parts += [f"## {md_text(pg.title)}", B.markdown(pg.blocks, level=3)]
             (tmp / "report.md").write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
             written = ["report.md"]
         warnings = list(dict.fromkeys(r.content_warning for r in data.runs if r.content_warning))

@@ -1,11 +1,13 @@
-"""Formatting for report pages: numbers, intervals, tables and model names."""
+"""Formatting for report pages: numbers, intervals, tables, model names, and text and links made safe for Markdown."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
@@ -56,6 +58,51 @@ def pvalue(p: Any) -> str:
     return "0" if p == 0 else f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
+# ---------------------------------------------------------------------------------------------- Markdown safety
+#: a `code` span: the one markup a block's text carries (the HTML pages read it the same way)
+CODE_SPAN = re.compile(r"`([^`]+)`")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>&~])")  # backslash, code, emphasis, links and images, HTML, strikethrough
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # an underscore that could open emphasis
+_MD_BLOCK_START = re.compile(r"^(\s*)([#+=-]|\d+[.)])")  # what makes a line a heading, a list or a setext line
+LINK_SCHEMES = ("http", "https")
+
+
+def md_text(text: Any, line_start: bool = True) -> str:
+    """Text (names, labels, paths, with `code` spans) as Markdown that shows it as written: no HTML, link, image,
+    emphasis, list or heading can come out of it. Outside code spans every character Markdown or HTML reads is
+    backslash-escaped; code spans show their text literally anyway. Line breaks become spaces (one block is one
+    line). ``line_start=False`` for text inside a line (a table cell), where no heading or list can start."""
+    text = " ".join(str(text).splitlines())
+    out, pos = [], 0
+    for m in CODE_SPAN.finditer(text):
+        out += [_md_escape(text[pos : m.start()], line_start and pos == 0), m.group(0)]
+        pos = m.end()
+    out.append(_md_escape(text[pos:], line_start and pos == 0))
+    return "".join(out)
+
+
+def _md_escape(text: str, at_start: bool) -> str:
+    text = _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", text))
+    if at_start:
+        text = _MD_BLOCK_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], text)
+    return text
+
+
+def safe_href(href: Any) -> str | None:
+    """A link target vlbias may put on a page: a path relative to the report, or an http(s) address, percent-encoded
+    so that it cannot end the link early; None for anything else (``javascript:``, ``data:``, ``//host``)."""
+    href = str(href or "").strip()
+    if not href or any(ord(c) < 32 or c == "\\" for c in href) or href.startswith("//"):
+        return None
+    try:
+        scheme = urlsplit(href).scheme.lower()
+    except ValueError:
+        return None
+    if scheme and scheme not in LINK_SCHEMES:
+        return None
+    return quote(href, safe="/#?=&:.,;-_~+@%!$")
+
+
 @dataclass
 class Table:
     """A table for a page: header and rows of text; ``links`` maps (row, column) to an href."""
@@ -73,7 +120,7 @@ class Table:
 
     def markdown(self) -> str:
         def cell(s: str) -> str:
-            return str(s).replace("|", "\\|").replace("\n", " ")
+            return md_text(s, line_start=False).replace("|", "\\|")
 
         head = "| " + " | ".join(cell(c) for c in self.columns) + " |"
         sep = (

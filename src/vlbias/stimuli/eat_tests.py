@@ -29,6 +29,10 @@ Formats read by :func:`read_test_file`:
 
 Packaged tests are named by their file (``weat1`` ... ``weat10``, ``weat3b``, ...); ``sent-<name>`` is the
 sentence version of each.
+
+Every field of a file is checked for its type before it is used (names and classes strings, word lists lists of
+strings, ``classes`` and ``sentences`` mappings, ...): a malformed file is one :class:`StimulusError` that names the
+file, the set and the field, never a traceback.
 """
 
 from __future__ import annotations
@@ -181,8 +185,14 @@ def _yaml_load(text: str, origin: str) -> Any:
 
 
 def _str_list(value: Any, origin: str, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise StimulusError(f"{origin}: {what} must be a list of strings")
+    if not isinstance(value, list):
+        raise StimulusError(f"{origin}: {what} must be a list of strings (got {_kind(value)})")
+    odd = [x for x in value if not isinstance(x, str)]
+    if odd:
+        raise StimulusError(
+            f"{origin}: {what} must be a list of strings, but holds {_kind(odd[0])} {odd[0]!r}; quote items that YAML "
+            "reads as numbers, dates, yes/no or null"
+        )
     items = tuple(x.strip() for x in value)
     if any(not x for x in items):
         raise StimulusError(f"{origin}: {what} holds an empty string")
@@ -201,60 +211,108 @@ def _check_size(items: tuple[str, ...] | None, origin: str, role: str, name: str
 
 
 def _image_side(value: Any, base: Path | None, origin: str, role: str) -> ImageSide:
+    where = f"{origin}: set {role} 'images'"
     if isinstance(value, str):
+        if not value.strip():
+            raise StimulusError(f"{where} is empty; give a folder, a manifest or a list of image files")
         return ImageSide(ref=value, root=base)
     if isinstance(value, list):
         return ImageSide(files=_str_list(value, origin, f"set {role} 'images'"), root=base)
     if isinstance(value, dict):
-        _check_mapping(value, {"ref", "key", "missing", "name"}, f"{origin}: set {role} 'images'", "a ref")
-        return ImageSide(ref=value.get("ref"), root=base, key=value.get("key"), missing=value.get("missing"))
-    raise StimulusError(f"{origin}: set {role} 'images' must be a folder, a manifest or a list of image files")
+        _check_mapping(value, {"ref", "key", "missing", "name"}, where, "a ref")
+        fields = {k: _opt_str(value, k, where) for k in ("ref", "key", "missing", "name")}
+        if not (fields["ref"] or fields["key"] or fields["missing"]):
+            raise StimulusError(f"{where} names no images; give 'ref' (a folder or manifest) or 'key'")
+        return ImageSide(ref=fields["ref"], root=base, key=fields["key"], missing=fields["missing"])
+    raise StimulusError(f"{where} must be a folder, a manifest or a list of image files (got {_kind(value)})")
+
+
+def _kind(value: Any) -> str:
+    """What a YAML or JSON value is, for messages: 'a list', 'a number', 'null'..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "yes/no"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
 
 
 def _check_mapping(raw: Any, known: set[str], where: str, what: str) -> None:
     if not isinstance(raw, dict):
-        raise StimulusError(f"{where} must be a mapping with {what}")
-    unknown = set(raw) - known
+        raise StimulusError(f"{where} must be a mapping with {what} (got {_kind(raw)})")
+    unknown = {str(k) for k in raw if k not in known}
     if unknown:
         raise StimulusError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(known))}")
 
 
+def _opt_str(raw: dict, key: str, where: str) -> str | None:
+    """``raw[key]``: a string, or None when absent or null (``key:`` with no value); anything else is an error."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        hint = "" if isinstance(value, (list, dict)) else "; quote it"
+        raise StimulusError(f"{where} '{key}' must be a string (got {_kind(value)} {value!r}){hint}")
+    return value
+
+
 def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: tuple[str, ...]) -> StimulusSet:
-    _check_mapping(raw, _SET_KEYS, f"{origin}: set {role}", "a name and words, texts or images")
+    where = f"{origin}: set {role}"
+    _check_mapping(raw, _SET_KEYS, where, "a name and words, texts or images")
+    _opt_str(raw, "source", where)
     if "from" in raw:
-        ref = raw["from"]
-        m = re.fullmatch(r"([\w.-]+)\.([XYAB])", str(ref))
+        ref = _opt_str(raw, "from", where)
+        m = re.fullmatch(r"([\w.-]+)\.([XYAB])", ref or "")
         if not m:
-            raise StimulusError(f"{origin}: set {role} 'from: {ref}' must name a packaged test's set, e.g. weat1.A")
+            raise StimulusError(f"{where} 'from: {ref}' must name a packaged test's set, e.g. weat1.A")
+        others = sorted(set(raw) - {"from", "name", "source"})
+        if others:
+            raise StimulusError(f"{where} takes its items from {ref}, so it cannot have {', '.join(others)}; drop them")
         if m.group(1) in resolving:
-            raise StimulusError(f"{origin}: set {role} 'from: {ref}' refers back to itself")
+            raise StimulusError(f"{where} 'from: {ref}' refers back to itself")
         base_set = _packaged_words_test(m.group(1), resolving).sets()[m.group(2)]
-        return replace(base_set, name=raw.get("name", base_set.name))
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise StimulusError(f"{origin}: set {role} has no name; give it one with 'name:'")
+        name = _opt_str(raw, "name", where)
+        return replace(base_set, name=name.strip() if name and name.strip() else base_set.name)
+    name = _opt_str(raw, "name", where)
+    if not name or not name.strip():
+        raise StimulusError(f"{where} has no name; give it one with 'name:'")
     words = _str_list(raw["words"], origin, f"set {role} 'words'") if "words" in raw else None
     texts = _str_list(raw["texts"], origin, f"set {role} 'texts'") if "texts" in raw else None
     if words is not None and texts is not None:
-        raise StimulusError(f"{origin}: set {role} has both 'words' and 'texts'; give one of them")
+        raise StimulusError(f"{where} has both 'words' and 'texts'; give one of them")
     images = _image_side(raw["images"], base, origin, role) if "images" in raw else None
     if words is None and texts is None and images is None:
-        raise StimulusError(f"{origin}: set {role} ({name}) has no words, texts or images")
+        raise StimulusError(f"{where} ({name}) has no words, texts or images")
     _check_size(words, origin, role, name)
     _check_size(texts, origin, role, name)
+    word_class = _opt_str(raw, "class", where)
+    raw_classes = raw.get("classes") or {}
+    if not isinstance(raw_classes, dict):
+        raise StimulusError(
+            f"{where} 'classes' must map template classes to words, e.g. classes: {{mass: [love]}} "
+            f"(got {_kind(raw_classes)}); for one class of every word use 'class:'"
+        )
+    if words is None and (word_class is not None or raw_classes):
+        raise StimulusError(f"{where} has template classes but no 'words'; classes apply to words only")
     classes: dict[str, str] = {}
-    for cls, members in (raw.get("classes") or {}).items():
+    for cls, members in raw_classes.items():
         for w in _str_list(members, origin, f"set {role} classes.{cls}"):
             classes[w] = str(cls)
-    word_class = raw.get("class")
     known = set(templates()["classes"])
-    for cls in {word_class, *classes.values()} - {None}:
+    for cls in sorted({word_class, *classes.values()} - {None}):
         if cls not in known:
-            raise StimulusError(f"{origin}: set {role} uses unknown template class {cls!r}; use one of {sorted(known)}")
+            raise StimulusError(f"{where} uses unknown template class {cls!r}; use one of {sorted(known)}")
     if words is not None:
         stray = set(classes) - set(words)
         if stray:
-            raise StimulusError(f"{origin}: set {role} classes list {sorted(stray)}, which are not among its words")
+            raise StimulusError(f"{where} classes list {sorted(stray)}, which are not among its words")
     return StimulusSet(
         name=name.strip(),
         texts=texts if texts is not None else words,
@@ -265,24 +323,43 @@ def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: t
     )
 
 
+def _sentences_spec(raw: Any, origin: str) -> dict[str, Any]:
+    """The ``sentences:`` entry of a test: {source: text, omit: {role: [words]}}, checked."""
+    if raw is None:
+        return {}
+    where = f"{origin}: 'sentences'"
+    _check_mapping(raw, {"source", "omit"}, where, "'omit' and 'source'")
+    spec: dict[str, Any] = {}
+    source = _opt_str(raw, "source", where)
+    if source:
+        spec["source"] = source
+    omit = raw.get("omit")
+    if omit is not None:
+        _check_mapping(omit, set(ROLES), f"{where} 'omit'", "sets X, Y, A or B and the words to leave out")
+        spec["omit"] = {r: _str_list(v, origin, f"sentences.omit.{r}") for r, v in omit.items() if v is not None}
+    return spec
+
+
 def parse_test(raw: Any, name: str, origin: str, base: Path | None = None, resolving: tuple[str, ...] = ()) -> EATTest:
     _check_mapping(raw, _TEST_KEYS, origin, "sets X, Y, A and B")
     missing = [r for r in ROLES if r not in raw]
     if missing:
         raise StimulusError(f"{origin} has no set {', '.join(missing)}; a test needs sets X, Y, A and B")
-    resolving = (*resolving, name)
-    sets = {r: _parse_set(raw[r], r, origin, base, resolving) for r in ROLES}
-    test = EATTest(
-        name=str(raw.get("name") or name),
-        title=str(raw.get("title") or ""),
-        source=" ".join(str(raw.get("source") or "").split()),
-        origin=origin,
-        extra={"sentences": raw.get("sentences") or {}},
-        **sets,
-    )
+    title, source, own_name = (_opt_str(raw, k, origin) for k in ("title", "source", "name"))
     form = raw.get("form", "words")
     if form not in ("words", "sentences"):
         raise StimulusError(f"{origin}: 'form' must be words or sentences (got {form!r})")
+    sentences = _sentences_spec(raw.get("sentences"), origin)
+    resolving = (*resolving, name)
+    sets = {r: _parse_set(raw[r], r, origin, base, resolving) for r in ROLES}
+    test = EATTest(
+        name=(own_name or "").strip() or name,
+        title=title or "",
+        source=" ".join((source or "").split()),
+        origin=origin,
+        extra={"sentences": sentences},
+        **sets,
+    )
     return sentence_version(test, keep_name=True) if form == "sentences" else test
 
 
@@ -394,14 +471,21 @@ def read_seat(raw: dict, path: Path) -> EATTest:
             raise StimulusError(f"{path} has no {key!r}; a SEAT test needs targ1, targ2, attr1 and attr2")
         entry = raw[key]
         if not isinstance(entry, dict) or "examples" not in entry:
-            raise StimulusError(f"{path}: {key!r} must be an object with 'category' and 'examples'")
+            raise StimulusError(
+                f"{path}: {key!r} must be an object with 'category' and 'examples' (got {_kind(entry)})"
+            )
         if "category" not in entry:
             raise StimulusError(f"{path}: {key!r} has no 'category'; give the set a name")
+        category = entry["category"]
+        if not isinstance(category, str) or not category.strip():
+            raise StimulusError(
+                f"{path}: {key}.category must name the set with a string (got {_kind(category)} {category!r})"
+            )
         examples = _str_list(entry["examples"], str(path), f"{key}.examples")
         if not examples:
             raise StimulusError(f"{path}: {key}.examples is empty; list at least two items")
-        _check_size(examples, str(path), role, str(entry["category"]))
-        sets[role] = StimulusSet(name=str(entry["category"]), texts=examples)
+        _check_size(examples, str(path), role, category.strip())
+        sets[role] = StimulusSet(name=category.strip(), texts=examples)
     extra = sorted(set(raw) - set(_SEAT_KEYS))
     return EATTest(name=path.stem, origin=str(path), source="SEAT test file", extra={"ignored_keys": extra}, **sets)
 

@@ -6,6 +6,12 @@ repository's own ``<test>/<category>/`` layout or a clone of the repository), an
 sha256 manifest shipped in ``vlbias/data/eat/ieat-manifest.csv`` (built from the files at that commit). Each file
 is written atomically, so an interrupted fetch leaves whole, verified files only and a rerun fetches the rest.
 
+From a local folder only regular files that the manifest names are read, and only inside that folder: a symbolic
+link, or a file reached through a linked folder that leads out of it, is never opened (a shared folder could point
+``LICENSE`` at a secret file); such files are reported and the fetch fails once the others are copied. The
+repository's ``LICENSE`` is copied only if it is that file (its sha256 at the commit); otherwise it is skipped with
+a note (``NOTICE.txt`` names the licence either way).
+
 The stimuli live under ``<stimuli dir>/ieat/<test>/<category>/``; the stimuli dir is ``--stimuli-dir``,
 ``$VLBIAS_STIMULI``, or the platform's user data folder.
 """
@@ -13,15 +19,18 @@ The stimuli live under ``<stimuli dir>/ieat/<test>/<category>/``; the stimuli di
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import shutil
+import stat
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vlbias.errors import StimulusError, VlbiasError
+from vlbias.errors import StimulusError, VlbiasError, VlbiasWarning
 from vlbias.utils.io import atomic_path, sha256_file
 
 IEAT_REPO = "ryansteed/ieat"
@@ -45,6 +54,10 @@ class ManifestEntry:
     path: str  # <test>/<category>/<file>, '/'-separated
     sha256: str
     size: int
+
+
+#: the repository's LICENSE file at IEAT_COMMIT (the CC BY-NC-SA 4.0 legal code, in Markdown)
+LICENSE_FILE = ManifestEntry("LICENSE", "d1b536a4e61f3c1f6ccc2db283186a70f4ce94083bc65c0a5f3f00a42ff21f30", 19089)
 
 
 def manifest() -> list[ManifestEntry]:
@@ -79,11 +92,43 @@ class FetchReport:
     bytes: int = 0
 
 
+class _Refused(Exception):
+    """A file of the --from folder that is not read: the message says why."""
+
+
 def _source_file(from_dir: Path, rel: str) -> Path | None:
+    """``rel`` in the --from folder (either layout): a regular file inside it, or None if it is not there.
+
+    Raises :class:`_Refused` for a symbolic link, something that is not a regular file, or a file whose real path
+    (through linked folders) lies outside the folder; none of these is ever opened."""
+    root = from_dir.resolve()
     for candidate in (from_dir / rel, from_dir / IEAT_PREFIX / rel):
-        if candidate.is_file():
-            return candidate
+        try:
+            mode = candidate.lstat().st_mode
+        except OSError:  # missing, or a path through something that is not a folder
+            continue
+        if stat.S_ISLNK(mode):
+            raise _Refused("a symbolic link")
+        if not stat.S_ISREG(mode):
+            raise _Refused("not a regular file")
+        if not candidate.resolve().is_relative_to(root):
+            raise _Refused(f"outside {from_dir}, through a linked folder")
+        return candidate
     return None
+
+
+def _copy_regular(src: Path, dest: Path) -> None:
+    """Copy ``src`` without following a symbolic link (or blocking on a pipe) put in its place since it was
+    checked."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as e:
+        raise _Refused("a symbolic link" if e.errno == errno.ELOOP else f"unreadable: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _Refused("not a regular file")
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(f, out)
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
@@ -127,6 +172,7 @@ def fetch(
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FetchError(f"cannot create {dest} ({e.strerror}); choose another --stimuli-dir") from None
+    refused: list[str] = []
     for entry in entries:
         target = dest / entry.path
         if target.is_file() and target.stat().st_size == entry.size and sha256_file(target) == entry.sha256:
@@ -135,32 +181,61 @@ def fetch(
                 progress_bar.advance(1)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            if src is not None:
-                found = _source_file(src, entry.path)
-                if found is None:
+        try:
+            with atomic_path(target) as tmp:
+                if src is not None:
+                    found = _source_file(src, entry.path)
+                    if found is None:
+                        raise FetchError(
+                            f"{src} has no {entry.path}; it must hold the ieat stimuli at commit {IEAT_COMMIT[:7]}"
+                        )
+                    _copy_regular(found, tmp)
+                    origin = str(found)
+                else:
+                    origin = f"{url}/{entry.path}"
+                    _download(origin, tmp, timeout)
+                got = sha256_file(tmp)
+                if got != entry.sha256:
                     raise FetchError(
-                        f"{src} has no {entry.path}; it must hold the ieat stimuli at commit {IEAT_COMMIT[:7]}"
+                        f"{origin} does not match the manifest (sha256 {got[:12]}..., expected "
+                        f"{entry.sha256[:12]}...); it is not the file of commit {IEAT_COMMIT[:7]}, so it was not kept"
                     )
-                shutil.copyfile(found, tmp)
-                origin = str(found)
-            else:
-                origin = f"{url}/{entry.path}"
-                _download(origin, tmp, timeout)
-            got = sha256_file(tmp)
-            if got != entry.sha256:
-                raise FetchError(
-                    f"{origin} does not match the manifest (sha256 {got[:12]}..., expected {entry.sha256[:12]}...); "
-                    f"it is not the file of commit {IEAT_COMMIT[:7]}, so it was not kept"
-                )
+        except _Refused as e:
+            refused.append(f"{entry.path} ({e})")
+            continue
         report.fetched += 1
         report.bytes += entry.size
         if progress_bar is not None:
             progress_bar.advance(1)
-    if src is not None and (src / "LICENSE").is_file():
-        shutil.copyfile(src / "LICENSE", dest / "LICENSE")
+    if src is not None:
+        _copy_license(src, dest)
     (dest / "NOTICE.txt").write_text(NOTICE, encoding="utf-8")
+    if refused:
+        shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise FetchError(
+            f"{len(refused)} file(s) in {src} were not copied, as vlbias copies only regular files inside the "
+            f"folder: {shown}; put the files themselves there and run again (the {report.fetched + report.already} "
+            f"verified files are kept)"
+        )
     return report
+
+
+def _copy_license(src: Path, dest: Path) -> None:
+    """The repository's LICENSE, if the --from folder holds that very file; otherwise a warning saying why not."""
+    try:
+        found = _source_file(src, LICENSE_FILE.path)
+        if found is None:
+            return
+        with atomic_path(dest / "LICENSE") as tmp:
+            _copy_regular(found, tmp)
+            if tmp.stat().st_size != LICENSE_FILE.size or sha256_file(tmp) != LICENSE_FILE.sha256:
+                raise _Refused(f"not the ieat repository's LICENSE of commit {IEAT_COMMIT[:7]}")
+    except _Refused as e:
+        warnings.warn(
+            f"{src / LICENSE_FILE.path} was not copied: it is {e}; NOTICE.txt names the licence",
+            VlbiasWarning,
+            stacklevel=3,
+        )
 
 
 @dataclass

@@ -1,20 +1,46 @@
-"""Atomic file and folder writes, content hashing, and small I/O helpers.
+"""Atomic file and folder writes, the rule for writing a user's output, content hashing, and small I/O helpers.
 
 Outputs are written to a temporary sibling and renamed into place, so a crash, a kill or a user error never leaves
-a half-written output behind: the destination holds either the old content or the complete new one.
+a half-written output behind: the destination holds either the old content or the complete new one. Temporaries get
+the permissions the umask gives (as ``open`` and ``mkdir`` do, not ``tempfile``'s private 0600 and 0700), so
+colleagues on a shared server can read what was written. A write that fails (a full disk, no permission) raises one
+line naming the path and leaves nothing behind.
+
+The output rule (:func:`check_out`), the same for every command that writes where the user says:
+
+* a new path, or an empty folder, is written;
+* an existing output is replaced only if vlbias wrote it, as the same kind of output, and only when asked
+  (``overwrite``, the ``--overwrite`` flag). A folder is recognised by ``.vlbias-output.json``, the list of what
+  vlbias wrote in it, and is refused if it holds anything that list does not name (a folder from a vlbias that did
+  not write the list is recognised by its record: ``record.json`` of an audit, ``report.json`` of a report,
+  ``analysis.json`` of an analysis); a Parquet file by vlbias's key in its schema metadata. A CSV file carries no
+  mark and is never replaced;
+* a sweep folder (recognised by its ``sweep.json``) is resumed, added to and never replaced, so it needs no
+  ``overwrite``, and may be reached through a symbolic link;
+* everything else is refused with one line saying what to do: a file where a folder is wanted or the reverse, a
+  folder holding files vlbias did not write, a symbolic link where an output would be replaced (it is never
+  followed), a folder holding the current one, a place that cannot be written.
+
+Nothing but a replaced output is ever deleted, and that only once its replacement is complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vlbias import __version__
+from vlbias.errors import VlbiasError
 
 _CHUNK = 1 << 20
 
@@ -37,17 +63,259 @@ def stable_hash(payload: Any, n: int = 32) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
+# ---------------------------------------------------------------------------------------------- permissions
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (else set and restored under a lock,
+    briefly to the strict 0o077 so that a file another thread creates meanwhile is never more open than asked)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def touch(path: str | os.PathLike) -> None:
+    """Create the file ``path`` if it is missing, with the permissions the umask gives (as ``open`` does), for a
+    library that would create it with fixed ones (SQLite: 0644, whatever the umask)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+
+
+# ---------------------------------------------------------------------------------------------- the output rule
+MANIFEST = ".vlbias-output.json"  # in every folder written by atomic_dir: its kind and every path written in it
+PARQUET_KEY = b"vlbias.version"  # in the schema metadata of every Parquet file written by write_parquet
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """A kind of output: a folder or a file, and how one written by an earlier vlbias (before the manifest) is
+    recognised: a JSON ``record`` file (a glob pattern) holding all of ``record_keys``."""
+
+    name: str
+    what: str
+    folder: bool
+    record: str | None = None
+    record_keys: tuple[str, ...] = ()
+    resumable: bool = False  # added to, never replaced
+
+
+KINDS = {
+    k.name: k
+    for k in (
+        OutputKind(
+            "audit", "audit output", True, "record.json", ("audit", "model", "options", "vlbias_version", "config_hash")
+        ),
+        OutputKind("report", "report", True, "report.json", ("vlbias_report",)),
+        OutputKind("analysis", "analysis", True, "analysis.json", ("audit", "table", "effect", "by")),
+        OutputKind("export", "table export", True),
+        OutputKind("sweep", "sweep folder", True, "sweep*.json", ("tasks", "vlbias_version"), resumable=True),
+        OutputKind("parquet", "Parquet file", False),
+        OutputKind("csv", "CSV file", False),
+    )
+}
+
+
+def check_out(path: str | os.PathLike, kind: str, overwrite: bool = False, option: str | None = "--out") -> None:
+    """Apply the output rule (see the module) to writing a ``kind`` output at ``path``; a :class:`VlbiasError`
+    naming ``option`` and the path, saying what to do, if it is refused. Reads only; writes nothing."""
+    problem = _refusal(Path(path), KINDS[kind], overwrite, f"{option} {path}" if option else str(path))
+    if problem:
+        raise VlbiasError(problem)
+
+
+def _refusal(path: Path, kind: OutputKind, overwrite: bool, name: str) -> str | None:
+    new = "a new folder" if kind.folder else "a new file name"
+    if path.is_symlink() and not (kind.resumable and path.is_dir()):  # a folder only added to may be reached so
+        return (
+            f"{name} is a symbolic link (to {os.readlink(path)}); vlbias does not write through links: give the "
+            f"path it points to, or {new}"
+        )
+    try:
+        if path.exists():
+            problem = _existing(path, kind, overwrite, name, new)
+            if problem:
+                return problem
+        return _unwritable(path if kind.resumable and path.is_dir() else path.parent, name)
+    except OSError as e:
+        return f"{name} cannot be read ({e.strerror or e}); give {new}"
+
+
+def _existing(path: Path, kind: OutputKind, overwrite: bool, name: str, new: str) -> str | None:
+    if kind.folder != path.is_dir():
+        if kind.folder:
+            return f"{name} is a file; give {new} for the {kind.what}"
+        return f"{name} is a folder; give a file name for the {kind.what}"
+    again = f"{name} holds an earlier vlbias {kind.what}; add --overwrite to replace it, or give {new}"
+    if not kind.folder:
+        if kind.name == "parquet" and _vlbias_parquet(path):
+            return None if overwrite else again
+        if kind.name == "csv":
+            return f"{name} exists, and a CSV file does not tell whether vlbias wrote it; give {new}"
+        return f"{name} exists and vlbias did not write it; give {new} (vlbias replaces only its own outputs)"
+    top = os.listdir(path)
+    if kind.resumable:  # a temporary of another run writing there (a shard starting at the same time)
+        top = [n for n in top if not (n.startswith(".") and n.endswith(".tmp"))]
+    if not top:
+        return None
+    found, listed = _folder_kind(path)
+    if found is None:
+        return f"{name} holds files vlbias did not write ({_names(top)}); give {new}"
+    if found != kind.name:
+        return f"{name} holds a vlbias {KINDS[found].what}, not {_a(kind.what)}; give {new}"
+    foreign = _entries(path) - listed - {MANIFEST} if listed is not None else set()
+    if foreign:
+        return (
+            f"{name} holds files that are not part of its {kind.what} ({_names(foreign)}); move them out of it, or "
+            f"give {new}"
+        )
+    if kind.resumable:
+        return None
+    if not overwrite:
+        return again
+    cwd, real = os.path.realpath(os.getcwd()), os.path.realpath(path)
+    if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
+        return f"{name} holds the current folder, which replacing it would remove; run from elsewhere, or give {new}"
+    return None
+
+
+def _unwritable(folder: Path, name: str) -> str | None:
+    """Why ``folder`` (or, if it is missing, its nearest existing ancestor) cannot be written in, if so."""
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{name}: {folder} is not a folder; give a path in a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"{name}: {folder} cannot be written in (no permission, or a read-only disk); give a path in a folder "
+            f"you can write to"
+        )
+    return None
+
+
+def _entries(folder: Path) -> set[str]:
+    """Every path under ``folder`` relative to it (folders with a trailing /); links are listed, never followed."""
+    out = set()
+    for root, dirs, files in os.walk(folder, onerror=_raise):
+        rel = Path(root).relative_to(folder)
+        for d in dirs:
+            out.add((rel / d).as_posix() + ("" if os.path.islink(os.path.join(root, d)) else "/"))
+        out.update((rel / f).as_posix() for f in files)
+    return out
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def _raise(e: OSError) -> None:
+    raise e
+
+
+def _names(entries: Iterable[str]) -> str:
+    """A few of ``entries``, the shallowest first."""
+    shown = sorted(entries, key=lambda e: (e.rstrip("/").count("/"), e))
+    return ", ".join(shown[:3]) + (f", ... ({len(shown)} in all)" if len(shown) > 3 else "")
+
+
+def _folder_kind(folder: Path) -> tuple[str | None, set[str] | None]:
+    """The kind of vlbias output ``folder`` is, and the paths its manifest lists (None for an older output)."""
+    manifest = _json_object(folder / MANIFEST)
+    if manifest is not None and manifest.get("vlbias_output") in KINDS and isinstance(manifest.get("files"), list):
+        return manifest["vlbias_output"], {str(f) for f in manifest["files"]}
+    for kind in KINDS.values():
+        if kind.folder and kind.record:
+            for record in folder.glob(kind.record):
+                raw = _json_object(record)
+                if raw is not None and all(k in raw for k in kind.record_keys):
+                    return kind.name, None
+    return None, None
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _vlbias_parquet(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        return PARQUET_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - not a Parquet file at all: not vlbias's
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- writing
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_RIGHT = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_error(dest: Path, e: OSError) -> VlbiasError:
+    if e.errno in _FULL:
+        todo = "free some space there, or give a path on another disk"
+    elif e.errno in _NO_RIGHT:
+        todo = "give a path in a folder you can write to"
+    elif e.errno == errno.ENAMETOOLONG:
+        todo = "give a shorter name"
+    else:
+        todo = "check the path, or give another one"
+    return VlbiasError(f"cannot write {dest}: {e.strerror or e}; {todo}")
+
+
+def _is_write_error(e: OSError, *places: Path) -> bool:
+    """An error of writing the output: the disk is full or read-only, or it is about a path in one of ``places``."""
+    if e.errno in _FULL or e.errno == errno.EROFS:
+        return True
+    names = [os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None]
+    return any(Path(os.path.abspath(n)).is_relative_to(os.path.abspath(p)) for n in names for p in places)
+
+
 @contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; on success rename it to ``dest``, on failure delete it."""
+def _writing(dest: Path, *places: Path) -> Iterator[None]:
+    """OSErrors of writing ``dest`` as one line: every one, or (with ``places``) those of writing there."""
+    try:
+        yield
+    except OSError as e:
+        if not places or _is_write_error(e, *places):
+            raise _write_error(dest, e) from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(
+    dest: str | os.PathLike, suffix: str = "", kind: str | None = None, overwrite: bool = False
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; on success rename it to ``dest``, on failure delete it. With a
+    ``kind`` the output rule is applied, before and again just before the rename."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
-    os.close(fd)
+    if kind is not None:
+        check_out(dest, kind, overwrite, option=None)
+    with _writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
+        with _writing(dest, tmp_path):
+            try:
+                os.fchmod(fd, 0o666 & ~current_umask())
+            finally:
+                os.close(fd)
+            yield tmp_path
+        if kind is not None:
+            check_out(dest, kind, overwrite, option=None)
+        with _writing(dest):
+            os.replace(tmp_path, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -55,23 +323,54 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder next to ``dest``; on success it replaces ``dest`` as a whole."""
+def atomic_dir(dest: str | os.PathLike, kind: str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``dest``; on success it replaces ``dest`` as a whole, with the
+    manifest of what was written in it. The output rule is applied before and again just before the swap; the old
+    folder is moved aside, and removed only once the new one is in its place (put back if that fails)."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    check_out(dest, kind, overwrite, option=None)
+    with _writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
-        yield tmp
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            os.replace(dest, old / "x")
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        with _writing(dest, tmp):
+            os.chmod(tmp, 0o777 & ~current_umask())
+            yield tmp
+            manifest = {"vlbias_output": kind, "vlbias_version": __version__, "files": sorted(_entries(tmp))}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        check_out(dest, kind, overwrite, option=None)
+        with _writing(dest):
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+                os.replace(dest, old / "x")
+                try:
+                    os.replace(tmp, dest)
+                except BaseException:
+                    os.replace(old / "x", dest)
+                    os.rmdir(old)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_parquet(
+    data: Any, dest: str | os.PathLike, metadata: dict[str, Any] | None = None, overwrite: bool = False
+) -> None:
+    """A pandas DataFrame or an Arrow table to the Parquet file ``dest``, atomically and under the output rule, with
+    vlbias's version (the mark of its outputs) and ``metadata`` (as ``vlbias.<key>``) in the schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    meta = {**(table.schema.metadata or {})}
+    meta.update({f"vlbias.{k}".encode(): str(v).encode() for k, v in (metadata or {}).items()})
+    meta[PARQUET_KEY] = __version__.encode()
+    with atomic_path(dest, suffix=".parquet", kind="parquet", overwrite=overwrite) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:

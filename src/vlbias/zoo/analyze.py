@@ -249,18 +249,18 @@ def zoo_analyses(store: ResultsStore, s: AnalysisSettings) -> tuple[dict[str, pd
 
     tables: dict[str, pd.DataFrame] = {}
     warnings: list[str] = []
-    audits = sorted(p.name for p in (store.root / "parts").glob("*") if p.is_dir())
+    by_audit: dict[str, list[Path]] = {}
+    for part in store.completed_parts():
+        by_audit.setdefault(part.parent.name, []).append(part)
     facts = None
-    for audit in audits:
+    for audit, parts in sorted(by_audit.items()):
         try:
             spec = get_audit(audit)
         except VlbiasError:
             continue
         if spec.zoo_analysis is None:
             continue
-        runs = [AuditResult.read(t.parent) for t in sorted((store.root / "parts" / audit).glob("*/task.json"))]
-        if not runs:
-            continue
+        runs = [AuditResult.read(part) for part in parts]
         facts = facts if facts is not None else model_fact_map(store)
         for name, table in spec.zoo_analysis(runs, facts, dict(s.compare)).items():
             tables[f"{audit}_{name}"] = table
@@ -268,11 +268,47 @@ def zoo_analyses(store: ResultsStore, s: AnalysisSettings) -> tuple[dict[str, pd
     return tables, list(dict.fromkeys(warnings))
 
 
-def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: bool = True) -> dict[str, Any]:
-    """Run the analyses that the data allow; write tables (and plots); return a summary."""
+def _write_analysis_folder(
+    out: Path,
+    tables: dict[str, pd.DataFrame],
+    summary: dict[str, Any],
+    warnings: list[str],
+    s: AnalysisSettings,
+    plots: bool,
+) -> None:
+    """The tables as CSV, the plots, the content warnings and analysis.json, into the folder ``out``."""
     from vlbias.utils.io import write_json
 
+    if plots and "mixed_model" in tables:
+        mm = summary["mixed_model"]
+        plot_coefficients(
+            tables["mixed_model"],
+            out / "mixed_model_coefficients.png",
+            f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)",
+        )
+    if plots and len(tables.get("bias_vs_accuracy_data", [])):
+        plot_bias_vs_accuracy(
+            tables["bias_vs_accuracy_data"], tables["bias_vs_accuracy"], s, out / "bias_vs_accuracy.png"
+        )
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    if warnings:
+        (out / "CONTENT_WARNING.txt").write_text("\n\n".join(warnings) + "\n", encoding="utf-8")
+    write_json(out / "analysis.json", json.loads(json.dumps(summary, default=str)))
+
+
+def analyze(
+    store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """Run the analyses that the data allow; write tables (and plots); return a summary. ``out`` is written
+    atomically under the output rule (an earlier analysis there is replaced only with ``overwrite``); without it, the
+    sweep folder's own ``analysis/`` (whose tables the database also reads) is updated in place."""
+    from vlbias.utils.io import atomic_dir, check_out
+
+    in_place = out is None
     out = Path(out) if out is not None else store.root / "analysis"
+    if not in_place:
+        check_out(out, "analysis", overwrite)
     tables: dict[str, pd.DataFrame] = {}
     summary: dict[str, Any] = {"audit": s.audit, "table": s.table, "effect": s.effect, "by": list(s.by)}
     zoo_tables, warnings = zoo_analyses(store, s)
@@ -310,25 +346,15 @@ def analyze(store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: b
     else:
         summary["mixed_model"] = f"no {s.audit}.{s.table} table in the database: the mixed model was not fitted"
     tables.update(zoo_tables)
-    out.mkdir(parents=True, exist_ok=True)
-    if plots and "mixed_model" in tables:
-        mm = summary["mixed_model"]
-        plot_coefficients(
-            tables["mixed_model"],
-            out / "mixed_model_coefficients.png",
-            f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)",
-        )
-    if plots and len(tables.get("bias_vs_accuracy_data", [])):
-        plot_bias_vs_accuracy(
-            tables["bias_vs_accuracy_data"], tables["bias_vs_accuracy"], s, out / "bias_vs_accuracy.png"
-        )
-    for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
     if warnings:
-        (out / "CONTENT_WARNING.txt").write_text("\n\n".join(warnings) + "\n", encoding="utf-8")
         summary["content_warning"] = warnings
+    if in_place:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_analysis_folder(out, tables, summary, warnings, s, plots)
+    else:
+        with atomic_dir(out, "analysis", overwrite) as tmp:
+            _write_analysis_folder(tmp, tables, summary, warnings, s, plots)
     store.write_analysis(tables)
-    write_json(out / "analysis.json", json.loads(json.dumps(summary, default=str)))
     store.ingest()
     summary["tables"] = tables
     summary["out"] = str(out)

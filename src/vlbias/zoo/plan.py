@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ KEYS = {
 }
 ENCODER_KEYS = {"device", "batch_size", "precision", "workers", "cache_dir"}
 _GLOB = set("*?[")
+_TASK_ID = re.compile(r"[0-9a-f]{16}")  # what make_task makes: 16 hex digits
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ def make_task(model: str, audit: str, options: dict[str, Any]) -> Task:
         raise VlbiasError(f"options of audit {audit!r} must be plain values (text, numbers, lists): {e}") from None
     task_id = stable_hash({"model": model, "audit": audit, "options": options}, n=16)
     return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id)
+
+
+def is_task_id(name: str) -> bool:
+    """Whether ``name`` is a task id as :func:`make_task` makes it (so the name of a part's folder, never that of
+    a writer's hidden temporary folder)."""
+    return _TASK_ID.fullmatch(name) is not None
 
 
 @dataclass

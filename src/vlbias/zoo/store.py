@@ -12,9 +12,12 @@ A sweep folder holds::
     results.duckdb                    the database
 
 Each task writes its part atomically (a temporary folder renamed into place), so a killed task leaves no part and
-concurrent tasks, processes or machines never write the same file. The parts are the source of truth: the database
-is rebuilt from them into a temporary file that replaces ``results.duckdb`` in one rename, under a file lock, so a
-reader never sees a half-built database and a kill during ingestion leaves the previous one intact.
+concurrent tasks, processes or machines never write the same file. Only folders named by a task id count as parts
+(:meth:`ResultsStore.completed_parts`): the hidden ``.<task_id>.*.tmp`` folder that a writer killed at the rename
+leaves behind holds a whole copy of the part, and reading it too would count the task's rows twice; a sweep removes
+such folders when it starts (:meth:`ResultsStore.clean_temporaries`). The parts are the source of truth: the
+database is rebuilt from them into a temporary file that replaces ``results.duckdb`` in one rename, under a file
+lock, so a reader never sees a half-built database and a kill during ingestion leaves the previous one intact.
 
 In the database, each audit is a schema and each of its result tables a table (``eat.results``), with every row's
 provenance columns (model, model_identity, audit, vlbias_version, config_hash, seed, task_id, dataset, stimuli);
@@ -26,19 +29,22 @@ of `vlbias analyze`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlbias import __version__
-from vlbias.errors import VlbiasError
+from vlbias.errors import VlbiasError, VlbiasWarning
 from vlbias.utils.io import atomic_path, stable_hash, write_json
+from vlbias.zoo.plan import is_task_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -48,8 +54,8 @@ if TYPE_CHECKING:
     from vlbias.zoo.plan import Task
 
 DB_NAME = "results.duckdb"
-_TMP_MAX_AGE_S = 600
-_STALE_DB_TMP_S = 3600  # a part's temporary folder lives milliseconds; older ones belong to killed writers
+_TMP_MAX_AGE_S = 600  # a part's temporary folder lives seconds; older ones belong to killed writers
+_STALE_DB_TMP_S = 3600
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -64,18 +70,27 @@ def stimuli_label(stimuli: list[dict[str, Any]]) -> str | None:
     return "; ".join(f"{s.get('name', '?')}@{s.get('version') or s.get('sha256', '')[:12] or '?'}" for s in stimuli)
 
 
+def _process_gone(host: Any, pid: Any) -> bool:
+    """Whether process ``pid`` of ``host`` has ended; False when that cannot be known (another host, no pid)."""
+    if host != socket.gethostname() or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
 def _writer_dead(name: str) -> bool:
     """Whether the ingestion that named a temporary database ``.results.duckdb.<host>-<pid>.tmp`` is gone."""
     m = re.match(rf"^\.{re.escape(DB_NAME)}\.(.+)-(\d+)\.tmp", name)
-    if not m or m.group(1) != socket.gethostname():
-        return False
-    try:
-        os.kill(int(m.group(2)), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return m is not None and _process_gone(m.group(1), int(m.group(2)))
+
+
+class ReadOnlyResultsError(VlbiasError):
+    """The sweep folder cannot be written, so its database cannot be rebuilt."""
 
 
 @dataclass
@@ -144,13 +159,16 @@ class ResultsStore:
             "content_warning": result.content_warning,
             "tables": {name: len(df) for name, df in result.tables.items()},
             "n_skipped": len(result.skipped),
+            "host": socket.gethostname(),
             **info,
+            "pid": os.getpid(),  # the writer: clean_temporaries removes its folder if it was killed at the rename
         }
 
         def task_json(tmp: Path) -> None:
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
-        return dataclasses.replace(result, tables=tables).write(self.part_dir(task), csv=False, extras=task_json)
+        part = dataclasses.replace(result, tables=tables)
+        return part.write(self.part_dir(task), csv=False, extras=task_json, overwrite=True)  # a stale part goes
 
     def write_status(self, task: Task, status: str, info: dict[str, Any]) -> None:
         write_json(self.status_path(task.task_id), {**task.to_dict(), "status": status, **info})
@@ -206,23 +224,66 @@ class ResultsStore:
                 return st["status"]
         return "todo"
 
-    def clean_temporaries(self) -> int:
-        """Remove temporary folders of part writers that were killed (older than a few minutes)."""
+    def completed_parts(self) -> list[Path]:
+        """The folders of finished tasks, ``parts/<audit>/<task_id>/`` with their task.json, sorted.
+
+        A folder counts only if its name is a task id: the hidden folders of part writers, ``.<task_id>.*.tmp``
+        (a whole copy of the part when the writer was killed at the rename) and ``.<task_id>.*.old`` (the part being
+        replaced), are never read. Everything that reads parts (ingestion, the fingerprint, the tasks table, the
+        zoo analyses) reads these.
+        """
+        parts = self.root / "parts"
+        if not parts.is_dir():
+            return []
+        out = []
+        for audit in sorted(parts.iterdir()):
+            if audit.name.startswith(".") or not audit.is_dir():
+                continue
+            out += [p for p in sorted(audit.iterdir()) if is_task_id(p.name) and (p / "task.json").is_file()]
+        return out
+
+    def clean_temporaries(self, max_age_s: float = _TMP_MAX_AGE_S) -> int:
+        """Remove what killed part writers left in ``parts/<audit>/``; returns how many folders were removed.
+
+        These are hidden folders: ``.<task_id>.*.tmp`` (a part being written) and ``.<task_id>.*.old`` (a part
+        being replaced). A writer that is still running, in this process or another, on this machine or another,
+        must keep its folder, so one is removed only when it is older than ``max_age_s`` (writing a part takes
+        seconds), or when it is certain that its writer is gone: a ``.tmp`` folder whose task.json (written last,
+        just before the rename) names a process of this host that has ended, and a ``.old`` folder whose part was
+        already replaced (its writer only deletes it now). Ingestion never reads these folders either way.
+        """
         n = 0
         now = time.time()
-        for tmp in (self.root / "parts").glob("*/.*.tmp"):
+        for tmp in sorted((self.root / "parts").glob("*/.*")):
+            if not tmp.is_dir() or tmp.is_symlink() or not tmp.name.endswith((".tmp", ".old")):
+                continue
             try:
-                if now - tmp.stat().st_mtime > _TMP_MAX_AGE_S:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    n += 1
+                old = now - tmp.stat().st_mtime > max_age_s
+                if not old and tmp.name.endswith(".tmp"):
+                    old = self._writer_gone(tmp / "task.json")
+                elif not old:  # .<task_id>.XXXX.old/x is the replaced part; the new one is in place
+                    task_id = tmp.name[1:].split(".", 1)[0]
+                    old = (tmp / "x").is_dir() and (tmp.parent / task_id / "task.json").is_file()
             except FileNotFoundError:
-                pass
+                continue
+            if old:
+                shutil.rmtree(tmp, ignore_errors=True)
+                n += 1
         return n
+
+    @staticmethod
+    def _writer_gone(task_json: Path) -> bool:
+        try:
+            d = json.loads(task_json.read_text())
+        except (OSError, ValueError):
+            return False  # not written yet (or cut short): only its age tells
+        return isinstance(d, dict) and _process_gone(d.get("host"), d.get("pid"))
 
     # ------------------------------------------------------------------ the database
     def _inputs(self) -> list[Path]:
-        pats = ("parts/*/*/task.json", "status/*.json", "models/*.json", "accuracy/*.parquet", "analysis/*.parquet")
-        return sorted(p for pat in pats for p in self.root.glob(pat))
+        pats = ("status/*.json", "models/*.json", "accuracy/*.parquet", "analysis/*.parquet")
+        parts = [p / "task.json" for p in self.completed_parts()]
+        return sorted(parts + [p for pat in pats for p in self.root.glob(pat)])
 
     def _fingerprint(self) -> str:
         items = []
@@ -250,14 +311,52 @@ class ResultsStore:
         return not rows or rows[0][0] != self._fingerprint()
 
     def ingest(self, force: bool = False) -> IngestSummary | None:
-        """Rebuild the database from the parts (if anything changed, or ``force``); atomic, under a lock."""
+        """Rebuild the database from the parts (if anything changed, or ``force``); atomic, under a lock.
+
+        A folder this process cannot write (a read-only copy or mount, another user's folder) is a
+        :class:`ReadOnlyResultsError`."""
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / ".ingest.lock")):
+        lock = FileLock(str(self.root / ".ingest.lock"))
+        try:
+            if not os.access(self.root, os.W_OK):  # a read-only mount, or modes (which do not stop root)
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.root))
+            lock.acquire()
+        except OSError as e:
+            raise ReadOnlyResultsError(
+                f"cannot rebuild {self.db_path}: {e.filename or self.root} cannot be written ({e.strerror or e}); "
+                f"copy the folder somewhere writable and run `vlbias results ingest --db COPY` there"
+            ) from None
+        try:
             if not force and not self.stale():
                 return None
             return self._rebuild()
+        finally:
+            lock.release()
+
+    def refresh(self) -> None:
+        """Ingest new parts before reading, if there are any (checked without the lock, which only writers take).
+
+        A folder that cannot be written is read as it is: with a one-line :class:`VlbiasWarning` that its database
+        may be out of date, or a user error when it has no database at all."""
+        if not self.stale():
+            return
+        try:
+            self.ingest()
+        except ReadOnlyResultsError:
+            if not self.db_path.is_file():
+                raise VlbiasError(
+                    f"{self.root} holds parts that were never ingested into {DB_NAME}, and the folder cannot be "
+                    f"written; copy it somewhere writable and run `vlbias results ingest --db COPY` there"
+                ) from None
+            warnings.warn(
+                f"{self.db_path} may be out of date: the folder cannot be written, so parts newer than the database "
+                f"were not ingested; to refresh, copy the folder somewhere writable and run "
+                f"`vlbias results ingest --db COPY` there",
+                VlbiasWarning,
+                stacklevel=2,
+            )
 
     def _rebuild(self) -> IngestSummary:
         import duckdb
@@ -268,8 +367,7 @@ class ResultsStore:
         tasks = self._tasks_frame()
         by_table: dict[tuple[str, str], list[str]] = {}
         n_parts = 0
-        for task_json in sorted(self.root.glob("parts/*/*/task.json")):
-            part = task_json.parent
+        for part in self.completed_parts():
             n_parts += 1
             for pq in sorted(part.glob("*.parquet")):
                 by_table.setdefault((part.parent.name, pq.stem), []).append(str(pq))
@@ -357,8 +455,8 @@ class ResultsStore:
             except json.JSONDecodeError:
                 continue
             rows[d["task_id"]] = d
-        for tj in sorted(self.root.glob("parts/*/*/task.json")):
-            d = json.loads(tj.read_text())
+        for part in self.completed_parts():
+            d = json.loads((part / "task.json").read_text())
             rows[d["task_id"]] = d  # a finished part wins over an older failure record
         cols = [
             "task_id",
@@ -424,7 +522,7 @@ class ResultsStore:
         import duckdb
 
         if ingest and any((self.root / d).is_dir() for d in ("parts", "status")):
-            self.ingest()  # only a folder with parts is rebuilt: a lone results.duckdb is never overwritten
+            self.refresh()  # only a folder with parts is rebuilt: a lone results.duckdb is never overwritten
         if not self.db_path.is_file():
             raise VlbiasError(f"{self.root} holds no results yet; run a sweep into it first")
         return duckdb.connect(str(self.db_path), read_only=True)

@@ -11,6 +11,9 @@ Audit embeddings made by any pipeline, and feed exact vectors to tests. Formats,
   vector are ignored (``vlbias embed`` writes those for skipped images). An optional ``sha256`` column adds a
   second key per row.
 
+A word2vec header is checked against the file before anything is allocated: its dimension must be 1 to
+:data:`MAX_DIM`, and its count of vectors must fit in the bytes that follow (binary) or match the lines (text).
+
 Text keys are the exact strings. Image keys are the image's path relative to the dataset root (``/``-separated)
 or the sha256 of its bytes. Vectors are L2-normalised on the way out, like every backend's.
 """
@@ -31,6 +34,8 @@ from vlbias.models.images import ImageRef, as_ref, content_key, describe
 
 DESCRIPTION = "precomputed embeddings: vectors:PATH (word2vec text or binary, .npz keys+vectors, Parquet key+vector)"
 TEXT_SUFFIXES = (".txt", ".vec", ".w2v", ".glove")
+#: more dimensions than any embedding model has: a header that claims more is damaged, not a model
+MAX_DIM = 65_536
 
 
 class VectorFileError(StimulusError):
@@ -39,6 +44,11 @@ class VectorFileError(StimulusError):
 
 def _bad(path: Path, what: str) -> VectorFileError:
     return VectorFileError(f"{path}: {what}; fix the file (see `vlbias models` for the vectors: formats)")
+
+
+def _check_dim(path: Path, dim: int, where: str) -> None:
+    if not 1 <= dim <= MAX_DIM:
+        raise _bad(path, f"{where} gives {dim:,} values per vector; a vector has 1 to {MAX_DIM:,}")
 
 
 def _is_float(tok: str) -> bool:
@@ -54,22 +64,27 @@ def read_word2vec_text(path: Path) -> tuple[list[str], np.ndarray]:
     keys: list[str] = []
     rows: list[list[str]] = []
     dim: int | None = None
+    announced: int | None = None
     with opener(path, "rt", encoding="utf-8", errors="strict") as f:
         for lineno, line in enumerate(f, 1):
             toks = line.rstrip("\n").rstrip("\r").split()
             if not toks:
                 continue
             if lineno == 1 and len(toks) == 2 and toks[0].isdigit() and toks[1].isdigit():
-                dim = int(toks[1])
+                announced, dim = int(toks[0]), int(toks[1])
+                _check_dim(path, dim, "the header 'N D'")
                 continue
             if dim is None:
                 dim = len(toks) - 1
+                _check_dim(path, dim, f"line {lineno} ({toks[0]!r})")
             if len(toks) - 1 != dim:
                 raise _bad(path, f"line {lineno} ({toks[0]!r}) has {len(toks) - 1} values where the others have {dim}")
             keys.append(toks[0])
             rows.append(toks[1:])
     if not keys:
         raise _bad(path, "no vectors in the file")
+    if announced is not None and announced != len(keys):
+        raise _bad(path, f"the header announces {announced:,} vectors but the file holds {len(keys):,} (truncated?)")
     try:
         mat = np.asarray(rows, dtype=np.float32)
     except ValueError:
@@ -81,9 +96,21 @@ def read_word2vec_binary(path: Path) -> tuple[list[str], np.ndarray]:
     data = path.read_bytes()
     nl = data.find(b"\n")
     try:
+        if nl < 0:
+            raise ValueError
         n, dim = (int(x) for x in data[:nl].split())
     except ValueError:
         raise _bad(path, "the first line is not the word2vec binary header 'N D'") from None
+    _check_dim(path, dim, "the header 'N D'")
+    if n < 1:
+        raise _bad(path, f"the header announces {n} vectors; a vectors file holds at least 1")
+    body, record = len(data) - nl - 1, 4 * dim + 2  # a record: a key of at least one byte, a space, D float32
+    if n * record > body:  # checked before allocating: a damaged header must not claim terabytes
+        raise _bad(
+            path,
+            f"the header announces {n:,} vectors of {dim} values, at least {n * record:,} bytes, but "
+            f"{body:,} bytes follow it (truncated, or not a word2vec binary file)",
+        )
     keys, mat, pos = [], np.empty((n, dim), dtype=np.float32), nl + 1
     width = 4 * dim
     for i in range(n):
@@ -167,6 +194,12 @@ class Backend(Encoder):
             if isinstance(e, VectorFileError):
                 raise
             raise _bad(p, f"cannot be read as a vectors file ({type(e).__name__}: {str(e)[:120]})") from None
+        except MemoryError:
+            raise VectorFileError(
+                f"{p} does not fit in memory, or its header claims more vectors than it holds; check the file"
+            ) from None
+        if mat.shape[1] == 0:
+            raise _bad(p, "its vectors have no values")
         index: dict[str, int] = {}
         for i, k in enumerate(keys):
             j = index.setdefault(k, i)
