@@ -14,7 +14,7 @@ import functools
 import warnings
 from collections.abc import Callable, Mapping
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import click
 
@@ -41,12 +41,25 @@ def _is_bool(f: Field) -> bool:
 
 
 def _help(f: Field) -> str:
-    default = f.spec.hidden_default or _show_default(f.default).strip("`")
     text = f.spec.help[0].upper() + f.spec.help[1:] if f.spec.help else ""
+    if "[default:" in text:
+        return text
+    default = f.spec.hidden_default or _show_default(f.default).strip("`")
     return f"{text} [default: {default}]"
 
 
-def _click_option(f: Field) -> click.Option:
+def _metavar(f: Field) -> str:
+    if f.spec.metavar:
+        return f.spec.metavar
+    words = [w for a in _alternatives(f.type) if get_origin(a) is Literal for w in get_args(a)]
+    if words and all(get_origin(a) is Literal for a in _alternatives(f.type)):
+        return "[" + "|".join(map(str, words)) + "]"
+    if f.spec.choices:
+        return "[" + "|".join(f.spec.choices) + "]"
+    return {int: "N", float: "X"}.get(f.type, "TEXT")
+
+
+def _click_option(f: Field, required: bool = False) -> click.Option:
     dest = _PREFIX + f.name
     decls = [f.flag] + ([f.spec.short] if f.spec.short else [])
     if _is_bool(f):
@@ -56,8 +69,9 @@ def _click_option(f: Field) -> click.Option:
         decls + [dest],
         default=() if _multiple(f) else None,
         multiple=_multiple(f),
-        metavar=f.spec.metavar or ("N" if f.type in (int, float) else "TEXT"),
+        metavar=_metavar(f),
         help=_help(f),
+        required=required,
     )
 
 
@@ -81,8 +95,11 @@ def _typed(value: Any) -> Any:
     return value
 
 
-def options_flags(options_cls: type[Options], *, skip: tuple[str, ...] = ()) -> Callable:
-    """Add a flag per declared option (but ``skip``); the command gets ``raw_options``: what was typed."""
+def options_flags(
+    options_cls: type[Options], *, skip: tuple[str, ...] = (), required: tuple[str, ...] = ()
+) -> Callable:
+    """Add a flag per declared option (but ``skip``); the command gets ``raw_options``: what was typed. Options in
+    ``required`` must be given on this command (e.g. the dataset of an audit that needs one)."""
     fields = [f for f in options_cls.fields() if f.spec.cli and f.name not in skip]
 
     def decorate(fn: Callable) -> Callable:
@@ -105,7 +122,7 @@ def options_flags(options_cls: type[Options], *, skip: tuple[str, ...] = ()) -> 
 
         params = getattr(wrapper, "__click_params__", [])
         for f in reversed(fields):  # click lists params in the reverse order of their decorators
-            params.append(_click_option(f))
+            params.append(_click_option(f, required=f.name in required))
             params += [_old_option(f, old) for old in f.spec.old_flags]
         wrapper.__click_params__ = params
         return wrapper

@@ -187,13 +187,14 @@ class Options:
         base: str | os.PathLike | None = None,
         where: str = "",
         warn: bool = True,
+        flags: bool = False,
         **overrides: Any,
     ) -> T:
         """Typed, checked options from a raw mapping (plus keyword overrides); see the module docstring.
 
         ``base``: the folder relative paths are taken against (default: the working directory). ``where``: a
         prefix for messages (a config file's name). ``warn``: warn about deprecated names (off when reading old
-        records back).
+        records back). ``flags``: name options by their command-line flags in messages (``--seed -1: ...``).
         """
         if isinstance(raw, cls) and not overrides:
             return raw
@@ -207,7 +208,7 @@ class Options:
             # a preset is a named set of these options: its values first, then what was given over them (so the
             # canonical form, which records the preset and every value, parses back to the same options)
             given = {**preset(cls, str(given["preset"])).options, **given}
-        ctx = _Context(cls.OWNER, Path(base) if base is not None else None, where)
+        ctx = _Context(cls.OWNER, Path(base) if base is not None else None, where, flags)
         values = {}
         for f in cls.fields():
             if f.name in given:
@@ -322,13 +323,20 @@ def _jsonable(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------------- conversion
 class _Context:
-    def __init__(self, owner: str, base: Path | None, where: str):
+    def __init__(self, owner: str, base: Path | None, where: str, flags: bool = False):
         self.owner = owner
         self.base = base
         self.where = where
+        self.flags = flags
 
     def error(self, f: Field, value: Any, what: str) -> OptionError:
         shown = value if isinstance(value, str) else _jsonable(value)
+        if self.flags:
+            if isinstance(shown, (list, tuple)):
+                shown = ",".join(map(str, shown))
+            name = f.name.split(".", 1)
+            label = f.flag if len(name) == 1 else f"--{name[0].replace('_', '-')} {name[1]}="
+            return OptionError(f"{label}{'' if label.endswith('=') else ' '}{shown!r}: {what}")
         return OptionError(f"{self.where}{self.owner} option {f.name}={shown!r}: {what}")
 
     def convert(self, f: Field, value: Any) -> Any:
