@@ -133,7 +133,7 @@ def test_generic_csv_and_quickgelu_duplicates_join_their_pair(tmp_path):
         ("b.csv", "spec,acc\nopenclip:ViT-B-32/openai,0.5\nopenclip:RN50/openai,high\n", "row 3, column 'acc'"),
         ("c.csv", "spec,acc\nopenclip:ViT-B-32/openai,0.5\nopenclip:ViT-B-32/openai,0.6\n", "two values"),
         ("d.csv", "spec,note\nopenclip:ViT-B-32/openai,x\n", "no numeric metric"),
-        ("e.json", "{not json", "not a JSON file"),
+        ("e.json", "{not json", "line 1 is not valid JSON"),
         ("f.json", '{"dataset": "x"}', "not a CLIP_benchmark result"),
         ("g.csv", "spec,acc\nnope:x,0.5\n", "unknown backend"),
     ],

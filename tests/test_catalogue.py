@@ -216,6 +216,79 @@ def test_where_selects_and_unknown_facts_never_match():
             cat.select(df, bad)
 
 
+def _rows(df, mask) -> list[str]:
+    return df.loc[mask.fillna(False).astype(bool).to_numpy(), "spec"].tolist()
+
+
+def test_where_filters_give_the_hand_filtered_rows():
+    df = cat.shipped_catalogue()
+    fam, arch_fam, n, seen = df["dataset_family"], df["architecture_family"], df["n_params"], df["samples_seen"]
+    cases = {
+        "dataset_family == 'laion'": fam == "laion",
+        "dataset_family == 'laion' and n_params > 1e9": (fam == "laion") & (n > 1e9),
+        "samples_seen >= 3e10 and architecture_family in ['ViT-B', 'ViT-L']": (seen >= 3e10)
+        & arch_fam.isin(["ViT-B", "ViT-L"]),
+        "architecture == 'ViT-B-32' and dataset_family in ['openai', 'laion']": (df["architecture"] == "ViT-B-32")
+        & fam.isin(["openai", "laion"]),
+        "(dataset_family == 'laion' or dataset_family == 'openai') and not n_params > 2e8": (
+            (fam == "laion") | (fam == "openai")
+        )
+        & ~(n > 2e8),
+        "1e8 < n_params < 2e8": (n > 1e8) & (n < 2e8),
+        "n_params_image > n_params_text": df["n_params_image"] > df["n_params_text"],
+        "fine_tuned": df["fine_tuned"],
+        "not fine_tuned and duplicate_of == null": ~df["fine_tuned"] & df["duplicate_of"].isna(),
+        "duplicate_of != None": df["duplicate_of"].notna(),
+        "fine_tuned == true and dataset_size >= 1e9": df["fine_tuned"] & (df["dataset_size"] >= 1e9),
+        "gflops >= 10.5 or patch_size == -1": df["gflops"] >= 10.5,
+        'tag == "openai"': df["tag"] == "openai",
+        # an empty fact matches no comparison, negated or not
+        "dataset_family != 'laion'": fam.notna() & (fam != "laion"),
+        "not dataset_family == 'laion'": fam.notna() & (fam != "laion"),
+        "architecture_family not in ['ViT-B']": arch_fam.notna() & ~arch_fam.isin(["ViT-B"]),
+    }
+    for expr, mask in cases.items():
+        want = _rows(df, mask)
+        assert cat.select(df, expr)["spec"].tolist() == want, expr
+    assert len(_rows(df, fam == "laion")) == 41 and len(_rows(df, fam.isna())) == 6  # the cases are not empty
+
+
+@pytest.mark.parametrize(
+    "expr, problem",
+    [
+        ("@pd.io.common.os.system('touch PWNED') == 0", "'@' (a local variable) is not allowed"),
+        ("__import__('os').system('touch PWNED') == 0", "a function call is not allowed"),
+        ("spec.__class__.__mro__[1].__subclasses__() == 0", "a function call is not allowed"),
+        ("spec.str.len > 3", "attribute access ('.') is not allowed"),
+        ("(lambda: __import__('os').system('touch PWNED'))() == 0", "a function call is not allowed"),
+        ("(lambda: 0) == 0", "lambda is not allowed"),
+        ("__builtins__ == 0", "unknown column '__builtins__'"),
+        ("[__import__('os').system('touch PWNED') for x in [1]] == 0", "a comprehension is not allowed"),
+        ('f\'{__import__("os").system("touch PWNED")}\' == spec', "an f-string is not allowed"),
+        ("spec[0] == 'o'", "indexing"),
+        ("n_params + 1 > 2", "arithmetic"),
+        ("~fine_tuned", "'~' is not allowed"),
+        ("spec == 'x' or " * 300 + "spec == 'x'", "characters long, more than the 4000"),
+        ("not " * 60 + "fine_tuned", "nested more than 50 levels deep"),
+        ("(" * 300 + "fine_tuned" + ")" * 300, "too many nested parentheses"),
+        ("dataset_famly == 'laion'", "unknown column 'dataset_famly' (did you mean 'dataset_family'?)"),
+        ("n_params == 'big'", "compares number column 'n_params' with 'big'"),
+        ("dataset_family == 3", "compares text column 'dataset_family' with 3"),
+        ("n_params", "is not a condition"),
+        ("1 == 1", "compares two literals"),
+        ("n_params is None", "write column == null"),
+    ],
+)
+def test_where_filters_never_run_code(expr, problem, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["models", "--where", expr], capsys)
+    assert list(tmp_path.iterdir()) == []  # PWNED was not created
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("vlbias: error: --where ") and problem in err
+    with pytest.raises(VlbiasError, match="the columns are spec, backend|a filter compares the columns"):
+        cat.select(cat.shipped_catalogue(), expr)
+
+
 def test_models_details_cli(capsys, tmp_path):
     code, out, _ = run(["models", "--where", "dataset_family == 'laion' and n_params > 1e9"], capsys)
     assert code == 0 and "openclip:ViT-bigG-14/laion2b_s39b_b160k" in out and "openai" not in out

@@ -302,3 +302,11 @@ def test_equal_associations_give_no_effect_size_and_no_interval():
     res = eat(targets[:5], targets[5:], A, B, permutations="exact", n_bootstrap=200, seed=0)
     assert np.isnan(res.effect_size)
     assert np.isnan(res.ci_low) and np.isnan(res.ci_high)
+
+
+@pytest.mark.parametrize("budget", [2.5, 0, -1, True, "100"])
+def test_a_permutation_budget_is_a_whole_number_never_rounded(budget):
+    v = np.arange(6.0)
+    with pytest.raises(ValueError, match="the permutation budget must be a whole number of at least 1"):
+        subset_sum_test(v, 3, permutations=budget)  # 2.5 used to run as 2
+    assert subset_sum_test(v, 3, permutations=np.int64(20)).exact  # C(6, 3) = 20: numpy integers are whole numbers

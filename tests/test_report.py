@@ -24,7 +24,7 @@ def zoo(tmp_path_factory):
     """The sweep, `vlbias analyze` on it, and its HTML report (figures drawn by two worker processes)."""
     root = tmp_path_factory.mktemp("report")
     info = build_sweep(root)
-    assert main(["sweep", str(info["config"])]) == 0
+    assert main(["sweep", str(info["config"])]) == 1  # one task fails by design: a vectors model lacks images
     assert main(["analyze", "--db", str(info["out"]), "--compare-by", "pretraining_dataset"]) == 0
     report = root / "html"
     assert main(["report", str(info["out"]), "--out", str(report), "--jobs", "2"]) == 0
@@ -492,7 +492,7 @@ def test_report_csvs_carry_no_formulas_and_numbers_stay_numbers(hostile):
     assert eat.loc[0, ["x_name", "y_name", "a_name", "b_name"]].tolist() == ["'" + p for p in PAYLOADS[3:]]
     assert eat["effect_size"].dtype == float and eat.loc[0, "effect_size"] < 0  # a negative number, kept a number
     disparity = pd.read_csv(hostile["zs-run", "md"] / "data" / "zeroshot-disparity.csv")
-    assert "'=HYPERLINK(\"http://evil\",\"x\")" in set(disparity["label"])
+    assert '\'=HYPERLINK("http://evil","x")' in set(disparity["label"])
     groups = set(disparity["max_group"]) | set(disparity["min_group"])
     assert groups and groups <= {"'@SUM(1+1)", "'+cmd", "'-2+3"}
     assert disparity["difference"].dtype == float

@@ -303,7 +303,11 @@ def test_failing_model_is_recorded_and_the_sweep_goes_on(zoo, tmp_path, monkeypa
     monkeypatch.setenv("SWEEP_TEST_FAIL", "openclip:RN50/random")
     code = main(["sweep", str(zoo.config), "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 0 and "FAILED  openclip:RN50/random · textprobe: planted failure" in err
+    assert code == 1 and "FAILED  openclip:RN50/random · textprobe: planted failure" in err
+    assert err.splitlines()[-1] == (
+        f"vlbias: error: 1 of 15 tasks failed; see their errors with `vlbias sweep {zoo.config} --out {out} "
+        f"--status`, and run the same command again to retry them"
+    )
     tasks = ResultsStore(out).query("SELECT model, audit, status, error_type, error FROM tasks WHERE status = 'failed'")
     assert tasks[["model", "audit", "error_type"]].values.tolist() == [
         ["openclip:RN50/random", "textprobe", "RuntimeError"]
@@ -379,7 +383,7 @@ def test_ray_executor_on_a_local_instance(zoo, tmp_path):
         ({"models": ["openclip:ViT-B-32/random"], "audits": {"textprobe": {"colour": 1}}}, "no option 'colour'"),
         ({"models": ["openclip:Nope-1/x"], "audits": ["textprobe"]}, "unknown open_clip architecture"),
         ({"models": ["openclip:ViT-Q-*/*"], "audits": ["textprobe"]}, "matches no catalogue model"),
-        ({"models": [{"where": "n_params >"}], "audits": ["textprobe"]}, "--where"),
+        ({"models": [{"where": "n_params >"}], "audits": ["textprobe"]}, "models: where: 'n_params >'"),
         ({"models": ["openclip:ViT-B-32/random"], "audits": ["imageprobe"]}, "add datasets"),
         ({"models": ["openclip:ViT-B-32/random"], "audits": ["textprobe"], "colour": 1}, "unknown key"),
         ({"models": ["openclip:ViT-B-32/random"], "audits": ["textprobe"], "seed": "x"}, "seed"),

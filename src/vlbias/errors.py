@@ -8,7 +8,9 @@ Anything that is not a ``VlbiasError`` is a bug in vlbias and keeps its tracebac
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 
 class VlbiasError(Exception):
@@ -68,9 +70,24 @@ class CacheError(VlbiasError):
     """The embedding cache cannot be used (e.g. the directory is not writable)."""
 
 
+class TasksFailedError(VlbiasError):
+    """A sweep ran, and some of its tasks failed (each with its error recorded); exit status 1, not 2."""
+
+    exit_code = 1
+
+
 class VlbiasWarning(UserWarning):
     """Something the user should know that does not stop the command, in one line (issued with
     :func:`warnings.warn`; the command line prints it as ``vlbias: warning: ...``)."""
+
+
+def whole_number(owner: str, name: str, value: Any, low: int = 0) -> int:
+    """An integer option (a seed, a count, a batch size) of ``owner`` (an audit, ``encoder``, ``sweep``), at least
+    ``low``, else a one-line error. Booleans, fractions and texts are refused, never rounded or parsed; a seed must
+    be at least 0 because numpy's generators refuse negative seeds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise VlbiasError(f"{owner} option {name}={value!r} must be a whole number of at least {low}")
+    return int(value)
 
 
 def plural(n: int, word: str) -> str:

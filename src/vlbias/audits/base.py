@@ -23,22 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from vlbias import __version__
 from vlbias.errors import VlbiasError
-from vlbias.utils.io import atomic_dir, stable_hash
+from vlbias.utils.io import atomic_dir, load_json, stable_hash
 
 STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
-
-
-def whole_number(audit: str, name: str, value: Any, low: int = 0) -> int:
-    """An audit's integer option (a seed, a count), at least ``low``, else a one-line error. Booleans and fractions
-    are refused, not rounded; a seed must be at least 0 because numpy's generators refuse negative seeds."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise VlbiasError(f"{audit} option {name}={value!r} must be a whole number of at least {low}")
-    return int(value)
 
 
 @dataclass
@@ -148,7 +139,7 @@ class AuditResult:
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():
             raise VlbiasError(f"{out_dir} is not an audit output folder (no record.json)")
-        raw = json.loads(rec_path.read_text())
+        raw = load_json(rec_path.read_text(encoding="utf-8"), str(rec_path))
         warning = raw.pop("content_warning", None)
         record = RunRecord.from_dict(raw)
         tables = {p.stem: pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))}

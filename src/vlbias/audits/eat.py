@@ -45,7 +45,7 @@ from vlbias.stimuli.eat_tests import (
     read_test_file,
     templates,
 )
-from vlbias.utils.io import sha256_file, stable_hash
+from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.options import Options, option
 from vlbias.utils.progress import progress
 
@@ -207,12 +207,10 @@ def plan_test(test: EATTest, orders: list[str] | None, concept: str = "") -> lis
 
 
 def _battery_spec(name: str) -> dict[str, Any]:
-    import yaml
-
     if name not in BATTERIES:
         raise VlbiasError(f"unknown battery {name!r}; batteries: {', '.join(BATTERIES)}")
     text = resources.files("vlbias.data").joinpath("eat/battery.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text, "vlbias/data/eat/battery.yaml")
 
 
 def _image_side(entry: dict[str, Any]) -> StimulusSet:

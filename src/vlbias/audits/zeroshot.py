@@ -30,11 +30,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.base import AuditResult, RunRecord, whole_number
+from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.registry import AuditSpec
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
 from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
-from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.errors import MissingKeysError, VlbiasError, plural, whole_number
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import Options, option

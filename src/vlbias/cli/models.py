@@ -15,8 +15,8 @@ from vlbias.cli._common import console
     "--where",
     default=None,
     metavar="EXPR",
-    help="Only catalogue rows matching a pandas expression, e.g. \"dataset_family == 'laion' and n_params > 2e8\" "
-    "(implies --details).",
+    help="Only catalogue rows matching a filter: columns compared with == != < <= > >=, in [...], joined by "
+    "and/or/not, e.g. \"dataset_family == 'laion' and n_params > 2e8\" (implies --details).",
 )
 @click.option("--columns", default=None, metavar="A,B,...", help="Catalogue columns to show (with --details).")
 @click.option(

@@ -43,7 +43,8 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
     datasets: [cfd:/data/CFD]
 
     Each (model, audit, options) task runs once: run the same command again after a kill or a crash and it
-    does only what is missing. Results go to OUT/results.duckdb (`vlbias results query`).
+    does only what is missing. Results go to OUT/results.duckdb (`vlbias results query`). The exit status is 1
+    when any task failed (`--status` shows their errors) and 2 for a config error.
     """
     from vlbias.utils.io import check_out
     from vlbias.zoo.plan import load_config, parse_shard, plan, shard_tasks
@@ -79,11 +80,13 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
         f"({summary.already_done} were already done); results in {summary.out / 'results.duckdb'}",
         err=True,
     )
-    if summary.failed:
-        click.echo(
-            f"sweep: {len(summary.failed)} task(s) failed; see `vlbias sweep {config} --status`, run the same "
-            f"command again to retry them",
-            err=True,
+    if s.failed:
+        from vlbias.errors import TasksFailedError, plural
+
+        status = f"vlbias sweep {config}" + (f" --out {out}" if out else "") + " --status"
+        raise TasksFailedError(
+            f"{s.failed} of {plural(summary.total, 'task')} failed; see their errors with `{status}`, "
+            f"and run the same command again to retry them"
         )
 
 

@@ -178,11 +178,13 @@ def _read_meta(path: Path) -> dict:
     import pandas as pd
 
     from vlbias.errors import VlbiasError
+    from vlbias.utils.io import check_columns, csv_header
 
     try:
         df = pd.read_csv(path, dtype=str)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise VlbiasError(f"cannot read --models-meta {path} ({type(e).__name__}); give a CSV file") from None
+    check_columns(csv_header(path), f"--models-meta {path}")
     if "model" not in df.columns:
         raise VlbiasError(f"--models-meta {path} needs a 'model' column of model specs (found {', '.join(df.columns)})")
     return {r["model"]: {k: v for k, v in r.items() if k != "model" and pd.notna(v)} for r in df.to_dict("records")}

@@ -34,6 +34,7 @@ from vlbias.datasets._common import (
 )
 from vlbias.datasets.base import FaceDataset, LoadReport
 from vlbias.errors import StimulusError
+from vlbias.utils.io import check_columns, csv_header
 from vlbias.utils.options import Options as _Options
 from vlbias.utils.options import option
 
@@ -86,6 +87,7 @@ def _read_labels(root: Path, folder: Path, split: str) -> pd.DataFrame:
         df = pd.read_csv(candidate, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
         raise StimulusError(f"cannot read {candidate} ({type(e).__name__}); re-download it") from None
+    check_columns(csv_header(candidate), str(candidate), StimulusError)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise StimulusError(

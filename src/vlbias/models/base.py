@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vlbias.cache.store import EmbeddingCache, ModelCache
-from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural
+from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural, whole_number
 from vlbias.models.images import ImageDataset, ImageInput, ImageRef, as_ref, collate, content_keys, describe
 from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import stable_hash
@@ -30,6 +30,20 @@ from vlbias.utils.progress import progress
 
 IDENTITY_FORMAT = 1
 PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def check_encoder_options(
+    device: Any = "auto", batch_size: Any = None, precision: Any = "fp32", num_workers: Any = None
+) -> None:
+    """The options every encoder takes, checked; a user error names the first bad one and what it may be."""
+    if not isinstance(device, str) or (device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:")):
+        raise VlbiasError(f"encoder option device={device!r} is unknown; use auto, cpu, cuda or cuda:N")
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise VlbiasError(f"encoder option precision={precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    if batch_size is not None:
+        whole_number("encoder", "batch_size", batch_size, 1)
+    if num_workers is not None:
+        whole_number("encoder", "workers", num_workers)
 
 
 @dataclass(frozen=True)
@@ -110,16 +124,11 @@ class Encoder(ABC):
         cache: EmbeddingCache | str | os.PathLike | bool | None = None,
     ):
         self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-            raise VlbiasError(f"unknown device {device!r}; use auto, cpu or cuda")
-        if precision not in PRECISIONS:
-            raise VlbiasError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        if batch_size is not None and batch_size < 1:
-            raise VlbiasError(f"batch size must be at least 1 (got {batch_size})")
+        check_encoder_options(device, batch_size, precision, num_workers)
         self.requested_device = device
-        self.batch_size = batch_size or self.default_batch_size
+        self.batch_size = int(batch_size) if batch_size is not None else self.default_batch_size
         self.precision = precision
-        self.num_workers = num_workers
+        self.num_workers = int(num_workers) if num_workers is not None else None
         if cache is False:
             self._cache_store = None
         elif isinstance(cache, EmbeddingCache):

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlbias.errors import VlbiasError
+from vlbias.utils.io import check_columns, csv_header, load_yaml
+from vlbias.utils.where import column_kinds, parse_filter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,9 +94,7 @@ def _data(name: str) -> str:
 
 @lru_cache(maxsize=4)
 def _yaml(name: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(_data(name))
+    return load_yaml(_data(name), f"vlbias/data/models/{name}")
 
 
 def _coerce(df: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -145,6 +145,7 @@ def read_catalogue_file(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise VlbiasError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]}); fix the file") from None
+    check_columns(csv_header(path), str(path))
     if "spec" not in df.columns:
         raise VlbiasError(f"{path}: no 'spec' column; a catalogue file needs a spec column (e.g. hf:org/model)")
     df = _coerce(df, str(path))
@@ -202,29 +203,14 @@ def load_catalogue(extra: Iterable[str | os.PathLike] = ()) -> pd.DataFrame:
     return df[ordered].reset_index(drop=True)
 
 
-def select(df: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Rows matching a pandas expression over the columns, e.g. ``dataset_family == 'laion' and n_params > 2e8``.
+def select(df: pd.DataFrame, where: str, label: str = "--where") -> pd.DataFrame:
+    """Rows matching a filter over the columns, e.g. ``dataset_family == 'laion' and n_params > 2e8``.
 
-    Empty facts never match a comparison.
+    The filter language is :mod:`vlbias.utils.where`: data, never run as code. Empty facts never match a
+    comparison. ``label`` names the filter in error messages (``--where``, or where a config gives it).
     """
-    import pandas as pd
-
-    try:
-        mask = df.eval(where, engine="python")
-    except Exception as e:  # noqa: BLE001 - any failure to evaluate is a bad expression from the user
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise VlbiasError(
-            f"cannot evaluate --where {where!r} ({msg}); write a pandas expression over the catalogue columns, "
-            f"e.g. \"dataset_family == 'laion' and n_params > 2e8\" (columns: {', '.join(df.columns)})"
-        ) from None
-    if not isinstance(mask, pd.Series) or len(mask) != len(df):
-        raise VlbiasError(f"--where {where!r} is not a condition on the rows; compare a column, e.g. n_params > 2e8")
-    if not (
-        pd.api.types.is_bool_dtype(mask.dtype) or (mask.dtype == object and mask.dropna().map(type).eq(bool).all())
-    ):
-        raise VlbiasError(f"--where {where!r} does not give true/false per row; compare a column, e.g. n_params > 2e8")
-    mask = mask.astype("boolean").fillna(False).astype(bool)
-    return df[mask.to_numpy()].reset_index(drop=True)
+    keep = parse_filter(where, column_kinds(df), label).mask(df)
+    return df[keep].reset_index(drop=True)
 
 
 def catalogue_key(spec: str) -> str:

@@ -38,7 +38,7 @@ def _catalogue(ctx: Context) -> pd.DataFrame | None:
     m = ctx.data.models
     if m is None or not len(m):
         return None
-    df = m.reset_index(drop=True).rename(columns={"model": "spec"})
+    df = m.reset_index(drop=True).drop(columns="spec", errors="ignore").rename(columns={"model": "spec"})
     cols = [c for c in COLUMNS if c in df.columns]
     df = df[cols]
     keep = [c for c in cols if c == "spec" or df[c].notna().any()]

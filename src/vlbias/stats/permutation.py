@@ -32,6 +32,7 @@ IEEE-basic arithmetic only.
 from __future__ import annotations
 
 import itertools
+import numbers
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
@@ -100,9 +101,9 @@ def subset_sum_test(
             )
         exact = True
     else:
-        budget = int(permutations)
-        if budget < 1:
-            raise ValueError(f"the permutation budget must be at least 1 (got {permutations})")
+        if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral) or permutations < 1:
+            raise ValueError(f"the permutation budget must be a whole number of at least 1 (got {permutations!r})")
+        budget = int(permutations)  # never rounds: 2.5 is refused above
         exact = total <= budget and exact_feasible(n)
     v = v - v.mean()  # shifts every subset sum by the same k * mean: ranks unchanged, rounding smaller
     tol = max(1e-12, 4 * n * np.finfo(np.float64).eps) * float(np.abs(v).sum())

@@ -37,7 +37,6 @@ file, the set and the field, never a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -48,6 +47,7 @@ from typing import Any
 
 from vlbias.errors import StimulusError
 from vlbias.stimuli.prompts import indefinite_article
+from vlbias.utils.io import load_json, load_yaml
 
 ROLES = ("X", "Y", "A", "B")
 ORDERS = ("all-text", "all-image", "image-as-target", "text-as-target")
@@ -118,9 +118,7 @@ class EATTest:
 @lru_cache(maxsize=1)
 def templates() -> dict[str, Any]:
     text = resources.files("vlbias.data").joinpath("eat/templates.yaml").read_text(encoding="utf-8")
-    import yaml
-
-    return yaml.safe_load(text)
+    return load_yaml(text, "vlbias/data/eat/templates.yaml", StimulusError)
 
 
 def template_classes() -> list[str]:
@@ -174,14 +172,7 @@ def expand(words: tuple[str, ...], default_class: str | None, classes: dict[str,
 
 # ---------------------------------------------------------------------------------------------------- YAML tests
 def _yaml_load(text: str, origin: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise StimulusError(f"{origin}{line} is not valid YAML ({getattr(e, 'problem', e)}); fix the file") from None
+    return load_yaml(text, origin, StimulusError)
 
 
 def _str_list(value: Any, origin: str, what: str) -> tuple[str, ...]:
@@ -449,10 +440,7 @@ def read_test_file(spec: str | os.PathLike) -> EATTest:
         if chosen is not None:
             raise StimulusError(f"{path}: '#sets' selects sets of a WEFE word-set file, not of a YAML test")
         return parse_test(_yaml_load(text, str(path)), path.stem, str(path), path.parent)
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise StimulusError(f"{path} line {e.lineno} is not valid JSON ({e.msg}); fix the file") from None
+    raw = load_json(text, str(path), StimulusError)
     if isinstance(raw, dict) and any(k in raw for k in _SEAT_KEYS):
         if chosen is not None:
             raise StimulusError(f"{path} is a SEAT test file; it defines its own four sets, so drop '#...'")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vlbias.errors import StimulusError
 from vlbias.models.images import list_image_folder
+from vlbias.utils.io import check_columns
 
 PATH_COLUMNS = ("path", "image", "file", "filepath", "filename", "image_path")
 
@@ -37,6 +38,7 @@ def read_manifest(path: Path) -> ImageSource:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
+            check_columns(header, f"manifest {path}", StimulusError)
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise StimulusError(f"cannot read the manifest {path} ({e}); it must be a UTF-8 CSV file") from None

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from vlbias.errors import StimulusError
 from vlbias.stimuli.prompts import ARTICLES, indefinite_article
+from vlbias.utils.io import check_columns, load_yaml
 
 _DATA = "vlbias.data.perception"
 
@@ -111,14 +112,7 @@ def _read(name_or_path: str | Path, kind: str, what: str) -> tuple[str, str, str
 
 
 def _yaml(text: str, source: str, what: str) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise LexiconError(f"{what} file {source} is not valid YAML{where}; fix its syntax") from None
+    data = load_yaml(text, f"{what} file {source}", LexiconError)
     if not isinstance(data, dict):
         raise LexiconError(f"{what} file {source} must be a YAML mapping with a name and its entries")
     return data
@@ -142,7 +136,9 @@ def load_lexicon(name_or_path: str | Path) -> Lexicon:
     """A packaged lexicon by name (scm, abc) or a user's YAML/CSV file."""
     text, fname, origin = _read(name_or_path, "lexicons", "lexicon")
     if fname.lower().endswith(".csv"):
-        rows = list(csv.DictReader(io.StringIO(text)))
+        reader = csv.DictReader(io.StringIO(text))
+        check_columns(reader.fieldnames or [], f"lexicon {fname}", LexiconError)
+        rows = list(reader)
         header = [h.strip().lower() for h in (rows[0].keys() if rows else [])]
         if "scale" not in header or "word" not in header:
             raise LexiconError(f"lexicon {fname}: a CSV lexicon needs the columns scale,word")

@@ -18,13 +18,13 @@ DataComp's FairFace and UTKFace files, e.g. ``race:white`` and ``race:a photo of
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from vlbias.errors import StimulusError
+from vlbias.utils.io import load_json, load_yaml
 
 ARTICLES = ("grammatical", "as-written")
 _PLACEHOLDER = re.compile(r"\{(?:c|label|)\}")
@@ -33,9 +33,11 @@ _ARTICLE_BEFORE = re.compile(r"\b([Aa]n?)(\s+)\{c\}")
 
 @lru_cache(maxsize=1)
 def _article_rules() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    import yaml
-
-    data = yaml.safe_load(resources.files("vlbias.data").joinpath("articles.yaml").read_text(encoding="utf-8"))
+    data = load_yaml(
+        resources.files("vlbias.data").joinpath("articles.yaml").read_text(encoding="utf-8"),
+        "vlbias/data/articles.yaml",
+        StimulusError,
+    )
     return tuple(data["an_prefixes"]), tuple(data["a_prefixes"])
 
 
@@ -83,10 +85,7 @@ def _read(path: Path, what: str):
     except UnicodeDecodeError:
         raise StimulusError(f"{what} file {path} is not UTF-8 text; save it as UTF-8") from None
     if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise StimulusError(f"{what} file {path} is not valid JSON (line {e.lineno}: {e.msg}); fix it") from None
+        return load_json(text, f"{what} file {path}", StimulusError)
     lines = [line.strip() for line in text.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from vlbias.errors import StimulusError
+from vlbias.utils.io import check_columns
 
 
 def _float(x: str) -> float | None:
@@ -43,6 +44,7 @@ def read_nrc_vad(path: str | os.PathLike) -> list[tuple[str, float]]:
         raise StimulusError(f"NRC-VAD lexicon {path} is empty")
     col, first_line = 1, 1
     if len(rows[0]) >= 2 and _float(rows[0][1]) is None:  # a header line
+        check_columns(rows[0], f"NRC-VAD lexicon {path}", StimulusError)
         header = [h.strip().lower() for h in rows[0]]
         if "valence" not in header:
             raise StimulusError(f"NRC-VAD lexicon {path} has no 'valence' column (header: {rows[0]})")
@@ -79,7 +81,9 @@ def extreme_oasis_images(path: str | os.PathLike, n: int = 25) -> tuple[list[Pat
         raise StimulusError(f"OASIS.csv not found at {csv_path}; give the OASIS folder (OASIS.csv and Images/)")
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            check_columns(reader.fieldnames or [], str(csv_path), StimulusError)
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise StimulusError(f"cannot read {csv_path} ({e})") from None
     if not rows or "Theme" not in rows[0] or "Valence_mean" not in rows[0]:

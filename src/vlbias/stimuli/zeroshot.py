@@ -17,11 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vlbias.errors import StimulusError
 from vlbias.stimuli.prompts import ARTICLES, fill, normalise_template, read_classnames, read_templates, split_tasks
-from vlbias.utils.io import stable_hash
+from vlbias.utils.io import load_yaml, stable_hash
 
 #: labels whose use on photographs of people is offensive by design; outputs that use them carry a warning
 OFFENSIVE_LABELS = frozenset(
@@ -217,15 +215,12 @@ def load_protocol(name_or_path: str) -> Protocol:
     """A packaged protocol by name, or a protocol YAML file by path."""
     if name_or_path in protocol_names():
         text = _data_dir().joinpath("protocols", f"{name_or_path}.yaml").read_text(encoding="utf-8")
-        return parse_protocol(yaml.safe_load(text), name_or_path)
+        return parse_protocol(load_yaml(text, f"protocol {name_or_path}", StimulusError), name_or_path)
     path = Path(name_or_path).expanduser()
     if path.suffix.lower() in (".yaml", ".yml"):
         if not path.is_file():
             raise StimulusError(f"protocol file not found: {path}; check the path")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise StimulusError(f"protocol file {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+        data = load_yaml(path.read_text(encoding="utf-8"), f"protocol file {path}", StimulusError)
         return parse_protocol(data, str(path))
     raise StimulusError(
         f"unknown protocol {name_or_path!r}; use one of {', '.join(protocol_names())}, a protocol .yaml file, "
@@ -269,7 +264,8 @@ def custom_protocol(
 
 @lru_cache(maxsize=1)
 def _model_sets() -> dict[str, Any]:
-    return yaml.safe_load(_data_dir().joinpath("model_sets.yaml").read_text(encoding="utf-8"))
+    text = _data_dir().joinpath("model_sets.yaml").read_text(encoding="utf-8")
+    return load_yaml(text, "vlbias/data/zeroshot/model_sets.yaml", StimulusError)
 
 
 def model_set_names() -> list[str]:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 from vlbias.errors import DeprecatedOption, OptionError
+from vlbias.utils.io import load_yaml
 
 T = TypeVar("T", bound="Options")
 _NONE = type(None)
@@ -289,8 +290,6 @@ def preset_names(cls: type[Options]) -> list[str]:
 
 def preset(cls: type[Options], name: str) -> Preset:
     """The preset ``name`` of an options declaration (one line naming the known ones if there is none)."""
-    from vlbias.utils.io import load_yaml
-
     names = preset_names(cls)
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)

@@ -23,13 +23,13 @@ vlbias cache folder; every imported row records the file's sha256.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlbias.errors import VlbiasError
+from vlbias.utils.io import check_columns, csv_header, load_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,9 +118,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise VlbiasError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]}); fix the file") from None
+    check_columns(csv_header(path), str(path))
+    return df
 
 
 def _numbers(df: pd.DataFrame, cols: list[str], path: Path) -> pd.DataFrame:
@@ -217,9 +219,10 @@ def _clip_benchmark_json(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
         raise VlbiasError(f"{path}: not a JSON file ({e}); give CLIP_benchmark's result JSON") from None
+    data = load_json(text, str(path))
     runs = data if isinstance(data, list) else [data]
     rows = []
     for run in runs:

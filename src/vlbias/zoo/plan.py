@@ -6,7 +6,7 @@ A sweep config (YAML) names models, audits with their options, and face datasets
     models:
       - openclip:ViT-B-32/laion2b_s34b_b79k            # a spec
       - openclip:ViT-B-*/laion*                         # a pattern over the catalogue's specs
-      - where: "dataset_family == 'laion'"              # a catalogue filter (pandas expression)
+      - where: "dataset_family == 'laion'"              # a catalogue filter (vlbias.utils.where: data, not code)
       - all                                             # every catalogue model
     exclude: ["openclip:*/commonpool_*"]                # patterns taken out again
     include_duplicates: false                           # patterns/filters skip quickgelu duplicates
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlbias.errors import VlbiasError
-from vlbias.utils.io import stable_hash
+from vlbias.errors import VlbiasError, whole_number
+from vlbias.utils.io import load_yaml, stable_hash
 
 KEYS = {
     "out",
@@ -124,22 +124,15 @@ def _where(path: Path | None) -> str:
 
 
 def load_config(path: str | os.PathLike) -> SweepConfig:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise VlbiasError(f"sweep config not found: {path}; check the path")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise VlbiasError(f"{path}: not valid YAML{at}; fix the file") from None
-    return parse_config(raw, source=path)
+    return parse_config(load_yaml(path.read_text(encoding="utf-8"), str(path)), source=path)
 
 
 def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     """Validate a config mapping and resolve its model selectors against the catalogue."""
+    from vlbias.models.base import check_encoder_options
     from vlbias.models.catalogue import load_catalogue
 
     w = _where(source)
@@ -152,6 +145,27 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         if not raw.get(key):
             raise VlbiasError(f"{w}no {key}: list them (see `vlbias sweep --help`)")
     base = source.parent if source else Path.cwd()
+    encoder = raw.get("encoder") or {}
+    if not isinstance(encoder, dict) or set(encoder) - ENCODER_KEYS:
+        bad = sorted(set(encoder) - ENCODER_KEYS) if isinstance(encoder, dict) else [str(encoder)]
+        raise VlbiasError(f"{w}unknown encoder option(s) {', '.join(bad)}; use {', '.join(sorted(ENCODER_KEYS))}")
+    try:
+        check_encoder_options(
+            encoder.get("device", "auto"),
+            encoder.get("batch_size"),
+            encoder.get("precision", "fp32"),
+            encoder.get("workers"),
+        )
+    except VlbiasError as e:
+        raise VlbiasError(f"{w}{e}") from None
+    if encoder.get("cache_dir"):
+        encoder = {**encoder, "cache_dir": str(base / os.path.expanduser(encoder["cache_dir"]))}
+    seed = raw.get("seed")
+    if seed is not None:
+        try:
+            seed = whole_number("sweep", "seed", seed)
+        except VlbiasError as e:
+            raise VlbiasError(f"{w}{e}") from None
     catalogue_files = [base / p for p in _as_list(raw.get("catalogue"), "catalogue", w)]
     catalogue = load_catalogue(catalogue_files)
     models = resolve_models(
@@ -161,17 +175,10 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         include_duplicates=bool(raw.get("include_duplicates", False)),
         where=w,
     )
-    encoder = raw.get("encoder") or {}
-    if not isinstance(encoder, dict) or set(encoder) - ENCODER_KEYS:
-        bad = sorted(set(encoder) - ENCODER_KEYS) if isinstance(encoder, dict) else [str(encoder)]
-        raise VlbiasError(f"{w}unknown encoder option(s) {', '.join(bad)}; use {', '.join(sorted(ENCODER_KEYS))}")
-    if encoder.get("cache_dir"):
-        encoder = {**encoder, "cache_dir": str(base / os.path.expanduser(encoder["cache_dir"]))}
-    seed = raw.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise VlbiasError(f"{w}seed must be a whole number (got {seed!r})")
     accuracy = raw.get("accuracy")
     if accuracy is not None and accuracy != "openclip":
+        if not isinstance(accuracy, str) or not (base / accuracy).exists():
+            raise VlbiasError(f"{w}accuracy: {accuracy!r} is neither openclip nor an existing file or folder")
         accuracy = str(base / accuracy)
     out = raw.get("out")
     return SweepConfig(
@@ -220,7 +227,7 @@ def resolve_models(
             if "pattern" in sel:
                 chosen = [s for s in chosen if fnmatch.fnmatchcase(s, str(sel["pattern"]))]
             if "where" in sel:
-                keep = set(select(rows, str(sel["where"]))["spec"])
+                keep = set(select(rows, sel["where"], label=f"{where}models: where:")["spec"])
                 chosen = [s for s in chosen if s in keep]
             if not chosen:
                 raise VlbiasError(

@@ -254,11 +254,16 @@ def _local(groups, root, encoder_kwargs, audits, on_event) -> list[Outcome]:
     return outcomes
 
 
-def _ray(groups, root, encoder_kwargs, audits, on_event, address, state) -> list[Outcome]:
+def _require_ray():
     try:
         import ray
     except ImportError:
         raise VlbiasError("--executor ray needs Ray: pip install 'vlbias[ray]'") from None
+    return ray
+
+
+def _ray(groups, root, encoder_kwargs, audits, on_event, address, state) -> list[Outcome]:
+    ray = _require_ray()
     started_here = False
     if not ray.is_initialized():
         try:
@@ -318,29 +323,38 @@ def run_sweep(
 
     if executor not in EXECUTORS:
         raise VlbiasError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
-    root = Path(out or config.out or "vlbias-sweep")
-    store = ResultsStore(root)
-    root.mkdir(parents=True, exist_ok=True)
-    store.clean_temporaries()
+    if executor == "ray":
+        _require_ray()
+    # everything a config can get wrong is found before the output folder is made
     grid = plan(config)
     mine = shard_tasks(grid, *shard) if shard else grid
+    audits = {name: get_audit(name) for name in {t.audit for t in mine}}
     encoder_kwargs = config.encoder_kwargs()
     if encoder_kwargs["cache"] is None and os.environ.get("VLBIAS_CACHE"):
         encoder_kwargs["cache"] = os.environ["VLBIAS_CACHE"]  # workers elsewhere see the same cache folder
-    write_json(
-        root / ("sweep.json" if not shard else f"sweep.shard-{shard[0]}-of-{shard[1]}.json"),
-        {
-            "config": str(config.source) if config.source else None,
-            "models": config.models,
-            "audits": [{"audit": a, "options": o} for a, o in config.audits],
-            "datasets": config.datasets,
-            "seed": config.seed,
-            "shard": list(shard) if shard else None,
-            "tasks": [t.to_dict() for t in mine],
-            "vlbias_version": __import__("vlbias").__version__,
-        },
-    )
-    audits = {name: get_audit(name) for name in {t.audit for t in mine}}
+    root = Path(out or config.out or "vlbias-sweep")
+    store = ResultsStore(root)
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        store.clean_temporaries()
+        write_json(
+            root / ("sweep.json" if not shard else f"sweep.shard-{shard[0]}-of-{shard[1]}.json"),
+            {
+                "config": str(config.source) if config.source else None,
+                "models": config.models,
+                "audits": [{"audit": a, "options": o} for a, o in config.audits],
+                "datasets": config.datasets,
+                "seed": config.seed,
+                "shard": list(shard) if shard else None,
+                "tasks": [t.to_dict() for t in mine],
+                "vlbias_version": __import__("vlbias").__version__,
+            },
+        )
+    except BaseException:
+        if created and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # only the folder this run made, and only while it is empty
+        raise
     identities: dict[str, str | None] = {}
     for model in dict.fromkeys(t.model for t in mine):
         try:
