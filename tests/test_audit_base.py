@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vlbias.audits import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord
 
 
 def _result():

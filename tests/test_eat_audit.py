@@ -11,7 +11,8 @@ import pytest
 
 from tests.helpers import write_images
 from vlbias.audits.base import AuditResult
-from vlbias.audits.eat import AUDIT, EATOptions, plan_battery, resolve_images
+from vlbias.audits.eat import AUDIT, EATOptions
+from vlbias.audits.eat.run import plan_battery, resolve_images
 from vlbias.audits.registry import get_audit
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.models import load_model

@@ -15,7 +15,8 @@ from tests.faces_fixtures import make_cfd, make_fairface, make_manifest
 from tests.helpers import write_parquet_vectors
 from vlbias.audits.base import AuditResult
 from vlbias.audits.registry import get_audit
-from vlbias.audits.zeroshot import AUDIT, ZeroshotOptions, compare_runs
+from vlbias.audits.zeroshot import AUDIT, ZeroshotOptions
+from vlbias.audits.zeroshot.run import compare_runs
 from vlbias.cli import main
 from vlbias.datasets import load_dataset
 from vlbias.errors import VlbiasError
@@ -250,7 +251,7 @@ def test_scale_option_changes_probabilities_not_top1(cfd, birhane_vectors):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "scale": "model"})
     with pytest.raises(VlbiasError, match="option scale=-1: must be a number > 0 or model"):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "scale": -1})
-    with pytest.raises(VlbiasError, match="^zeroshot option seed=-1 must be a whole number of at least 0$"):
+    with pytest.raises(VlbiasError, match="^zeroshot option seed=-1: must be a whole number ≥ 0$"):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "seed": -1})
     with pytest.raises(VlbiasError, match="^zeroshot-compare option seed=-2 must be a whole number of at least 0$"):
         compare_runs([], by="data", seed=-2)
@@ -425,7 +426,7 @@ def test_random_model_end_to_end_through_the_cli_and_compare(small_cfd, tmp_path
     out1, out2 = tmp_path / "r1", tmp_path / "r2"
     for model, out in (("openclip:ViT-S-32-alt/random", out1), ("openclip:ViT-S-32-alt/random-7", out2)):
         code, _, err = run_cli(
-            ["zeroshot", "-m", model, "--device", "cpu", "-d", f"cfd:{root}", "--bootstrap", 100, "-o", out], capsys
+            ["zeroshot", "-m", model, "--device", "cpu", "-d", f"cfd:{root}", "--n-bootstrap", 100, "-o", out], capsys
         )
         assert code == 0, err
         assert "CONTENT WARNING" in err and f"wrote {out} (16 images; 4 item(s) in skipped.csv)" in err
@@ -458,7 +459,7 @@ def test_random_model_end_to_end_through_the_cli_and_compare(small_cfd, tmp_path
     meta.write_text("model,data\nopenclip:ViT-S-32-alt/random,small\nopenclip:ViT-S-32-alt/random-7,big\n")
     code, _, err = run_cli(
         ["zeroshot-compare", out1, out2, "--models-meta", meta, "--by", "data", "--baseline", "small",
-         "--bootstrap", 200, "-o", tmp_path / "cmp"], capsys)  # fmt: skip
+         "--n-bootstrap", 200, "-o", tmp_path / "cmp"], capsys)  # fmt: skip
     assert code == 0, err
     comp = pd.read_parquet(tmp_path / "cmp" / "results.parquet")
     a, b = (AuditResult.read(o).tables["results"].set_index(["grouping", "group", "label"]) for o in (out1, out2))
@@ -486,8 +487,8 @@ def test_compare_runs_api_pairs_and_errors(cfd, birhane_vectors, tmp_path):
         specs[1]: {"data": "big", "arch": "B"},
         specs[2]: {"data": "big", "arch": "A"},
     }
-    cmp = compare_runs(runs, by="data", baseline="small", facts=facts, n_boot=100)
-    paired = compare_runs(runs, by="data", baseline="small", pair_by="arch", facts=facts, n_boot=100)
+    cmp = compare_runs(runs, by="data", baseline="small", facts=facts, n_bootstrap=100)
+    paired = compare_runs(runs, by="data", baseline="small", pair_by="arch", facts=facts, n_bootstrap=100)
     per_run = [r.tables["results"].set_index(["grouping", "group", "label"])["top1_pct"] for r in runs]
     sel = lambda r: r.results[r.results["metric"] == "top1_pct"].set_index(["grouping", "group", "label"])["difference"]  # noqa: E731
     idx = sel(cmp).index
@@ -525,16 +526,16 @@ def test_registry_and_options():
 def test_cli_bad_inputs_are_one_line(cfd, birhane_vectors, tmp_path, capsys):
     vec = f"vectors:{birhane_vectors['path']}"
     ds = f"cfd:{cfd['root']}"
-    base = ["zeroshot", "-m", vec, "-d", ds, "--bootstrap", 0, "-o", tmp_path / "o", "--no-plots"]
+    base = ["zeroshot", "-m", vec, "-d", ds, "--n-bootstrap", 0, "-o", tmp_path / "o", "--no-plots"]
     cases = [
         (["-p", "nope"], "unknown protocol 'nope'"),
-        (["--templates", tmp_path / "t.txt"], "--templates needs --classes"),
+        (["--templates", tmp_path / "t.txt"], "needs classes (a custom audit)"),
         (["--classes", tmp_path / "missing.txt"], "class names file not found"),
         (["--group-by", "race,hair"], "has no column 'hair' to group by"),
         (["--dataset-option", "expression=N"], "has no option 'expression'"),
         (["--dataset-option", "expressions"], "must be KEY=VALUE"),
         (["--scale", "model"], "has no logit scale"),
-        (["--scale", "abc"], "scale must be a positive number"),
+        (["--scale", "abc"], "--scale 'abc': must be a number > 0 or model"),
     ]
     for extra, fragment in cases:
         code, _, err = run_cli(base + extra, capsys)
@@ -550,7 +551,7 @@ def test_cli_bad_inputs_are_one_line(cfd, birhane_vectors, tmp_path, capsys):
     short = tmp_path / "short.parquet"
     write_parquet_vectors(short, full["key"].tolist()[:-2], np.stack(full["vector"])[:-2])
     code, _, err = run_cli(
-        ["zeroshot", "-m", f"vectors:{short}", "-d", ds, "--bootstrap", 0, "-o", tmp_path / "o"], capsys
+        ["zeroshot", "-m", f"vectors:{short}", "-d", ds, "--n-bootstrap", 0, "-o", tmp_path / "o"], capsys
     )
     one_line_error(code, err, "has no vector for 2 images")
     assert "--skip-bad-images" in err
@@ -561,7 +562,7 @@ def test_cli_bad_inputs_are_one_line(cfd, birhane_vectors, tmp_path, capsys):
             f"vectors:{short}",
             "-d",
             ds,
-            "--bootstrap",
+            "--n-bootstrap",
             0,
             "--skip-bad-images",
             "-o",

@@ -62,10 +62,6 @@ class OptionError(VlbiasError):
     """An option with an unknown name or a value of the wrong type or range (audit, dataset or command line)."""
 
 
-class DeprecatedOption(FutureWarning):
-    """An option given by its old name: it still works, for one release; the warning names the new one."""
-
-
 class CacheError(VlbiasError):
     """The embedding cache cannot be used (e.g. the directory is not writable)."""
 
@@ -79,6 +75,10 @@ class TasksFailedError(VlbiasError):
 class VlbiasWarning(UserWarning):
     """Something the user should know that does not stop the command, in one line (issued with
     :func:`warnings.warn`; the command line prints it as ``vlbias: warning: ...``)."""
+
+
+class DeprecatedOption(VlbiasWarning, FutureWarning):
+    """An option given by its old name: it still works, for one release; the warning names the new one."""
 
 
 def whole_number(owner: str, name: str, value: Any, low: int = 0) -> int:

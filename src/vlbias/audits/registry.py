@@ -40,15 +40,17 @@ class AuditSpec:
     description: str
     #: the audit's typed options (one declaration for Python, sweep configs and the command line's flags)
     options: type[Options]
-    #: runs the audit on an encoder with parsed options; must not print (long work reports through progress)
-    execute: Callable[[Encoder, Options], AuditResult]
+    #: runs the audit on an encoder with parsed options; must not print (long work reports through progress). A
+    #: ``"module:function"`` string is imported on first use, so naming an audit (and its options, for --help)
+    #: imports none of the libraries its run needs
+    execute: Callable[[Encoder, Options], AuditResult] | str
     #: modalities the model must have for the audit to run at all
     modalities: tuple[str, ...] = ("text",)
     #: optional model-zoo analysis for `vlbias analyze`: takes this audit's runs in a sweep (each task's part read
     #: back as an AuditResult), every swept model's catalogue facts (spec -> {fact: value}) and the analysis options
     #: (``by``, ``baseline``, ``pair_by``), and returns named result tables
     zoo_analysis: (
-        Callable[[list[AuditResult], dict[str, dict[str, Any]], dict[str, Any]], dict[str, pd.DataFrame]] | None
+        Callable[[list[AuditResult], dict[str, dict[str, Any]], dict[str, Any]], dict[str, pd.DataFrame]] | str | None
     ) = None
     #: the module (of the report layer, or a plugin's own) that presents this audit's runs in reports: it defines
     #: ``section(ctx)``, ``methods(ctx, runs)`` and ``FIGURES``; None: a generic table of the results
@@ -65,7 +67,19 @@ class AuditSpec:
 
     def run(self, encoder: Encoder, options: Mapping[str, Any] | Options | None = None, **overrides: Any):
         """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed."""
-        return self.execute(encoder, self.options.parse(options, **overrides))
+        return resolve(self.execute)(encoder, self.options.parse(options, **overrides))
+
+    def analyse_zoo(self, runs: list[AuditResult], facts: dict[str, dict[str, Any]], options: dict[str, Any]):
+        """The audit's model-zoo analysis (``zoo_analysis``) of a sweep's runs."""
+        return resolve(self.zoo_analysis)(runs, facts, options)
+
+
+def resolve(target: Callable | str) -> Callable:
+    """A callable, or the one a ``"module:attribute"`` string names (imported now)."""
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 _REGISTERED: dict[str, AuditSpec] = {}

@@ -40,9 +40,9 @@ def _is_bool(f: Field) -> bool:
     return f.type is bool
 
 
-def _help(f: Field) -> str:
+def _help(f: Field, required: bool = False) -> str:
     text = f.spec.help[0].upper() + f.spec.help[1:] if f.spec.help else ""
-    if "[default:" in text:
+    if "[default:" in text or required:
         return text
     default = f.spec.hidden_default or _show_default(f.default).strip("`")
     return f"{text} [default: {default}]"
@@ -70,7 +70,7 @@ def _click_option(f: Field, required: bool = False) -> click.Option:
         default=() if _multiple(f) else None,
         multiple=_multiple(f),
         metavar=_metavar(f),
-        help=_help(f),
+        help=_help(f, required),
         required=required,
     )
 

@@ -114,13 +114,29 @@ def _summary(result, out: Path) -> None:
     help="Named model set whose comparison defaults to use [default: the set that lists every run's model].",
 )
 @click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True)
-@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option(
+    "--n-bootstrap",
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Bootstrap replicates over people (--bootstrap: its old name).",
+)
+@click.option(
+    "--confidence",
+    "--ci",
+    "confidence",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Level of the intervals (--ci: its old name).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @out_option("audit", help="Output folder [default: zeroshot-compare].")
 @click.option("--no-plots", is_flag=True)
 def zeroshot_compare(
-    runs, by, baseline, pair_by, models_meta, model_set, print_set, n_boot, ci, seed, out, overwrite, no_plots
+    runs, by, baseline, pair_by, models_meta, model_set, print_set, n_bootstrap, confidence, seed, out, overwrite, no_plots
 ):
     """Compare zeroshot runs of several models, grouped by a model fact (e.g. pretraining data).
 
@@ -140,7 +156,7 @@ def zeroshot_compare(
         return
     from vlbias.audits._zeroshot_plots import plot_comparison
     from vlbias.audits.base import AuditResult
-    from vlbias.audits.zeroshot import compare_runs
+    from vlbias.audits.zeroshot.run import compare_runs
     from vlbias.utils.io import check_out
 
     if len(runs) < 2:
@@ -158,8 +174,8 @@ def zeroshot_compare(
         baseline=baseline or defaults.get("baseline"),
         pair_by=pair_by or defaults.get("pair_by"),
         facts=facts,
-        n_boot=n_boot,
-        ci=ci,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
         seed=seed,
     )
     extras = None if no_plots else (lambda tmp: plot_comparison(result.tables, tmp / "plots", result.content_warning))

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 if TYPE_CHECKING:
+    import pandas as pd
+
     from vlbias.datasets.spec import DatasetSpec
 
 REQUIRED_COLUMNS = ("path", "key", "identity", "race", "race_label", "gender", "age", "age_group")
@@ -64,6 +64,8 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
 
     def as_frame(self) -> pd.DataFrame:
+        import pandas as pd  # here, not at the top: naming a dataset (vlbias zeroshot --help) imports no pandas
+
         rows = []
         for kind in ("images_without_metadata", "metadata_without_images", "unknown_labels", "malformed", "notes"):
             rows += [{"item": item, "reason": kind} for item in getattr(self, kind)]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlbias.audits.eat import RESULT_COLUMNS
+from vlbias.audits.eat.run import RESULT_COLUMNS
 from vlbias.report import blocks as B
 from vlbias.report.assets import Assets, Figure
 from vlbias.report.fmt import fixed, interval, model_labels, num, pvalue, signed, table

@@ -1,34 +1,19 @@
-"""The EAT audit: embedding association tests of a model, one test at a time or as the standard battery.
-
-Tests come from :mod:`vlbias.stimuli.eat_tests` (packaged WEAT/SEAT tests, YAML, SEAT JSON, WEFE word sets); the
-standard battery (``vlbias/data/eat/battery.yaml``) reproduces the 26 unimodal and cross-modal EATs per model of
-Ghate et al. (2025). Each (test, order) becomes one row of ``tables["results"]``; rows whose stimuli are missing
-(iEAT images not fetched, instrument images that are not public, image rows of a text-only model) stay in the table
-with ``status = "skipped"`` and the reason, and are listed in ``skipped`` too. ``tables["items"]`` holds the
-association ``s(w, A, B)`` of every target item of every row.
-
-Statistics are :func:`vlbias.stats.eat.eat`: Caliskan's effect size, the permutation p-value (exact within the
-budget, else sampled) and a bootstrap interval. Embeddings come from the encoder (and its cache); every text and
-image is encoded once per run however many rows use it.
-"""
+"""Running the EAT audit: planning the rows of a run, resolving and encoding its stimuli, testing each row (see
+:mod:`vlbias.audits.eat`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from vlbias.audits.base import AuditResult, RunRecord
-from vlbias.audits.registry import AuditSpec
+from vlbias.audits.eat.options import EATOptions
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_CONFIDENCE,
-    DEFAULT_PERMUTATIONS,
     EATInputError,
     eat,
     sc_eat,
@@ -46,7 +31,6 @@ from vlbias.stimuli.eat_tests import (
     templates,
 )
 from vlbias.utils.io import load_yaml, sha256_file, stable_hash
-from vlbias.utils.options import Options, option
 from vlbias.utils.progress import progress
 
 BATTERIES = ("standard",)
@@ -79,66 +63,6 @@ RESULT_COLUMNS = [
 ]
 
 ITEM_COLUMNS = ["concept", "test", "order", "role", "item", "association", "sc_effect_size", "sc_p_value"]
-
-
-class EATOptions(Options):
-    """The options of the EAT audit (one declaration: Python, sweep configs and ``vlbias eat`` flags)."""
-
-    OWNER = "eat"
-
-    tests: tuple[str, ...] = option(
-        (), "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...; `vlbias stimuli list`)",
-        flag="--test", metavar="NAME",
-    )
-    test_files: tuple[str, ...] = option(
-        (), "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
-        flag="--test-file", metavar="FILE", path=True, fragment=True, split=False,
-    )
-    battery: Literal["standard"] | None = option(
-        None, "the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given)",
-    )
-    orders: tuple[str, ...] | None = option(
-        None, f"orders to run, some of {', '.join(ORDERS)} [default: every order a test supports]",
-        choices=ORDERS, metavar="ORDER[,ORDER]",
-    )
-    permutations: int | Literal["exact"] = option(
-        DEFAULT_PERMUTATIONS, "permutation budget N (exact when C(|X|+|Y|, |X|) <= N, else N sampled), or exact",
-        min=1, metavar="N|exact",
-    )
-    alternative: Literal["greater", "less", "two-sided"] = option("greater", "the alternative hypothesis of the test")
-    seed: int = option(0, "seed of the permutations and the bootstrap", min=0)
-    n_bootstrap: int = option(
-        DEFAULT_BOOTSTRAP, "bootstrap resamples for the interval of d (0: none)", min=0, old_flags=("--bootstrap",)
-    )
-    confidence: float = option(DEFAULT_CONFIDENCE, "level of the interval", min=0, max=1, min_open=True, max_open=True)
-    item_tests: bool = option(False, "also test each target item alone (SC-EAT vs A and B): the items table")
-    item_permutations: int = option(10_000, "permutation budget of each item's SC-EAT", min=1)
-    drop_missing: bool = option(
-        False, "drop texts/images a vectors: model lacks (and undecodable images), and say how many"
-    )
-    skip_bad_images: bool = option(False, "skip undecodable images instead of failing")
-    stimuli_dir: str | None = option(
-        None, "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
-        path=True, metavar="DIR",
-    )
-    image_sets: Mapping[str, str] = option(
-        {}, "image sets you supply: one the battery lacks (instruments=DIR) or an iEAT set (ieat/age/old=DIR)",
-        flag="--image-set", metavar="KEY=DIR", path=True,
-    )
-    valence: Literal["default", "nrc-oasis"] = option(
-        "default", "battery valence stimuli: default (test words, iEAT images) or nrc-oasis (NRC-VAD words, OASIS)"
-    )
-    nrc_vad: str | None = option(None, "NRC-VAD lexicon file (valence nrc-oasis)", path=True, metavar="FILE")
-    oasis: str | None = option(None, "OASIS folder with OASIS.csv and Images/ (valence nrc-oasis)", path=True,
-                               metavar="DIR")
-
-    @classmethod
-    def _finish(cls, values, ctx):
-        if values["valence"] == "nrc-oasis" and not (values["nrc_vad"] and values["oasis"]):
-            raise ctx.error(
-                cls.field("valence"), "nrc-oasis", "needs both the NRC-VAD lexicon (nrc_vad) and OASIS (oasis)"
-            )
-        return values
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -498,14 +422,14 @@ def run(encoder, opts: EATOptions) -> AuditResult:
     skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
     skipped += emb.skipped
     record = RunRecord(
-        audit=AUDIT.name,
+        audit="eat",
         model={"spec": str(encoder.spec), "identity": encoder.identity},
         options=opts.to_dict(),
         seed=opts.seed,
         stimuli=provenance,
     )
     return AuditResult(
-        audit=AUDIT.name,
+        audit="eat",
         tables={"results": table, "items": items_table},
         record=record,
         skipped=pd.DataFrame(skipped, columns=["item", "reason"]),
@@ -618,12 +542,4 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool)
     return rec, items
 
 
-AUDIT = AuditSpec(
-    name="eat",
-    description="Embedding association tests (WEAT, SEAT, iEAT, cross-modal); the 26-row battery of Ghate et al. 2025",
-    options=EATOptions,
-    execute=run,
-    modalities=("text",),
-)
-
-__all__ = ["AUDIT", "EATOptions", "plan", "plan_battery", "plan_test", "run"]
+__all__ = ["plan", "plan_battery", "plan_test", "run"]

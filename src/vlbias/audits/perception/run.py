@@ -1,115 +1,21 @@
-"""Social perception of faces: how close a model puts a face to words of social perception, and what moves it.
-
-Reproduces Hausladen, Knott, Camerer & Perona, "Social perception of faces in a vision-language model" (FAccT
-2025) on CausalFace (synthetic faces that vary age, lighting, pose or smiling one at a time, each identity in six
-race x gender versions), and runs the same probe on observational face datasets (CFD, FairFace, UTKFace, any
-manifest) through :func:`vlbias.datasets.load_dataset`.
-
-Scores. Each word is put into every template ("A photo of a {w} person.", ...); an image's similarity to a word is
-the cosine similarity to each prompt, averaged over the templates. Delta = 100 (cos(image, word) -
-cos(image, neutral)), the neutral prompt being the template without a word ("A photo of a person."); the
-relative variant is 100 (cos - neutral) / neutral. A scale's score (warm, competent, agency+, agency-, beliefs+,
-beliefs-, communion+, communion-) is the mean Delta over its words. All in percent ("Delta points").
-
-Analyses (``analyses``):
-
-- ``factors`` (CausalFace): for each dimension (lighting, pose, smiling, identity, age, gender, race), ``pairs``
-  seeded random pairs of images that differ in that dimension only (age and smiling pairs by more than 1.1 in
-  level), the absolute change of every scale score, dimensions ranked by the median change (per scale and pooled
-  over all scales, as the study's figure), and two-sided Mann-Whitney U tests between dimensions.
-- ``regression``: each scale score on the face attributes with identity effects; each attribute's LMG share of
-  the explained variance with a cluster-bootstrap interval (see :func:`vlbias.stats.perception.variance_shares`),
-  and every level's coefficient with a cluster-robust interval.
-- ``curves``: mean score per race x gender group at each level of age and of smiling (CausalFace) or of age
-  (observational data), quadratic fits with intervals, and the most extreme group, computed from the data.
-- ``markedness``: per group, the share of images for which the neutral prompt is closer than the prompt naming
-  the image's own race (or gender).
-- ``skew``: for every word's prompts (and every scale), rank a group-balanced image set and report MaxSkew@k and
-  NDKL against a uniform target, with their distribution under random rankings.
-
-Tables: ``results`` (headline numbers, one row each), ``scores`` (one row per image: its metadata, the neutral
-similarity, the eight scale scores and every word's Delta), and one or more tables per analysis.
-"""
+"""Running the social-perception audit (see :mod:`vlbias.audits.perception`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.registry import AuditSpec
-from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
+from vlbias.audits.perception.options import ANALYSES, PerceptionOptions
 from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
-from vlbias.utils.options import Options, option
 
-ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 #: the study's order of dimensions in the factor-effect figure
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
 VARIED = ("age", "lighting", "pose", "smiling")
 PROTECTED = ("age", "gender", "race")
 REFERENCES = {"lighting": -1.0, "smiling": 0.0, "pose": 0.0}  # CausalFace's neutral levels
 CURVE_ATTRIBUTES = ("age", "smiling")
-
-
-class PerceptionOptions(Options):
-    """The options of the perception audit (one declaration: Python, sweep configs and ``vlbias perception``)."""
-
-    OWNER = "perception"
-    DEPRECATED = {"bootstrap": "n_bootstrap", "permutations": "n_random_rankings"}
-
-    dataset: DatasetSpec | None = option(
-        None, "face dataset: causalface:PATH (the folder holding final_picked_*), cfd:, fairface:, utkface:, "
-        "manifest:CSV", short="-d", metavar="NAME:PATH",
-    )
-    dataset_options: Mapping[str, Any] = option(
-        {}, "the dataset loader's options, e.g. background=removed or smiling_corrected=false (CausalFace)",
-        flag="--dataset-option", metavar="KEY=VALUE",
-    )
-    lexicons: tuple[str, ...] = option(
-        ("scm", "abc"), "lexicons whose scales are scored: scm, abc, or YAML/CSV files", flag="--lexicon",
-        metavar="NAME|FILE", path="maybe",
-    )
-    control: str = option("control", "control-word list (the neutral word and the race/gender/age words): "
-                          "packaged control or a YAML file", metavar="NAME|FILE", path="maybe")
-    templates: str = option("hausladen2025", "prompt templates: packaged hausladen2025 or a YAML/text file with {w}",
-                            metavar="NAME|FILE", path="maybe")
-    article: Literal["as-written", "grammatical"] = option(
-        "as-written", "as-written keeps the study's 'a' before every word; grammatical writes 'an' before vowel sounds"
-    )
-    delta: Literal["absolute", "relative"] = option(
-        "absolute", "absolute: 100 (cos - neutral); relative: 100 (cos - neutral) / neutral"
-    )
-    analyses: tuple[str, ...] | Literal["all"] = option(
-        "all", f"analyses to run, some of {', '.join(ANALYSES)}, or all (those the dataset allows)",
-        choices=ANALYSES, metavar="LIST",
-    )
-    pairs: int = option(1000, "random image pairs per dimension for the factor effects (the study: 1000)", min=1)
-    min_level_gap: Mapping[str, float] = option(
-        {"age": 1.1, "smiling": 1.1}, "smallest level difference of a pair, per attribute (the study: age 1.1, "
-        "smiling 1.1); given values merge over these", min=0, metavar="ATTR=GAP",
-    )
-    k: int = option(1000, "top k of each ranking for MaxSkew@k and NDKL", min=1)
-    n_bootstrap: int = option(1000, "cluster-bootstrap resamples (of identities) for every interval (0: none)",
-                              min=0, old_flags=("--bootstrap",))
-    n_random_rankings: int = option(1000, "random rankings for the skew null distribution (0: none)", min=0,
-                                    old_flags=("--permutations",))
-    confidence: float = option(0.95, "level of every interval", min=0, max=1, min_open=True, max_open=True)
-    seed: int = option(0, "seed of every random draw (pairs, bootstrap, balanced subsets, random rankings)", min=0)
-    skip_bad_images: bool = option(False, "skip images that cannot be decoded (listed in skipped.csv)")
-
-    @classmethod
-    def _finish(cls, values, ctx):
-        values = fold_dataset_options(cls, values, ctx)
-        if not values["lexicons"]:
-            raise ctx.error(cls.field("lexicons"), "", "names no lexicon; give at least one (scm, abc or a file)")
-        if values["analyses"] != "all":
-            if not values["analyses"]:
-                raise ctx.error(cls.field("analyses"), "", "names no analysis; give some, or all")
-            values["analyses"] = tuple(a for a in ANALYSES if a in values["analyses"])  # the canonical order
-        return values
 
 
 # ---------------------------------------------------------------------------------------------------- run
@@ -123,7 +29,7 @@ def run(encoder, opts: PerceptionOptions):
     from vlbias.stats import perception as sp
     from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
-    missing = [m for m in AUDIT.modalities if m not in encoder.modalities]
+    missing = [m for m in ("text", "image") if m not in encoder.modalities]
     if missing:
         raise ModalityError(
             f"the perception audit compares images with texts, and {encoder.spec} cannot encode "
@@ -705,15 +611,3 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
     out = out.reindex(columns=SUMMARY_COLUMNS)
     out["rank"] = out["rank"].astype("Int64")
     return out
-
-
-AUDIT = AuditSpec(
-    name="perception",
-    description=(
-        "Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against warmth/"
-        "competence and ABC words, what moves them (CausalFace), markedness and retrieval skew"
-    ),
-    options=PerceptionOptions,
-    execute=run,
-    modalities=("text", "image"),
-)

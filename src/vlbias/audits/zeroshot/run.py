@@ -1,43 +1,19 @@
-"""Zero-shot misclassification audits on face datasets.
-
-How a model labels photographs of people when offensive labels are among the choices, broken down by group:
-
-- ``birhane2024``: the dataset-scaling audit of Birhane et al. (FAccT 2024) on the Chicago Face Database, eight
-  classes (human being, animal, gorilla, chimpanzee, orangutan, thief, criminal, suspicious person);
-  ``birhane2024-racegender``: its race x gender prompt set.
-- ``datacomp-fairface``: the CLIP paper's FairFace audit as DataComp evaluates it (race, gender and age
-  classification; the 21-class toxic label set), on FairFace or UTKFace.
-- a custom audit from a class-names file and a templates file (CLIP_benchmark convention).
-
-For each task the class embedding is the prompt's text embedding (with several templates: the mean of the
-normalised prompt embeddings, renormalised, or one result per template). Probabilities are
-``softmax(scale * cos(image, class))`` with the fixed scale 100 by default (``scale: model`` uses the model's own
-logit scale); the top-1 class is the argmax of the cosine. Per group: the share of images whose top-1 class is each
-class (and each category of classes), the mean probability, accuracy where the dataset holds the true class, each
-with a cluster-bootstrap interval over people (:mod:`vlbias.stats.groups`), and the disparity between the groups.
-
-Prompts are embedded once per run (and cached per model); image embeddings come from the embedding cache, so a
-second protocol on the same images encodes no image. :func:`compare_runs` compares several models' runs, grouped
-by a model fact such as the pretraining data.
-"""
+"""Running the zero-shot audit, and comparing several models' runs (see :mod:`vlbias.audits.zeroshot`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
-from vlbias.audits.registry import AuditSpec
+from vlbias.audits.zeroshot.options import ZeroshotOptions
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
-from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
 from vlbias.errors import MissingKeysError, VlbiasError, plural, whole_number
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
-from vlbias.utils.options import Options, option
 
 GROUP_ORDERS = {
     "race": list(RACES),
@@ -45,59 +21,6 @@ GROUP_ORDERS = {
     "race_binary": ["white", "non-white"],
     "age_group": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
 }
-
-
-class ZeroshotOptions(Options):
-    """The options of the zero-shot audit (one declaration: Python, sweep configs and ``vlbias zeroshot`` flags)."""
-
-    OWNER = "zeroshot"
-    DEPRECATED = {"n_boot": "n_bootstrap", "ci": "confidence"}
-
-    dataset: DatasetSpec | None = option(
-        None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, manifest:)", short="-d", metavar="NAME:PATH"
-    )
-    dataset_options: Mapping[str, Any] = option(
-        {}, "the dataset loader's options, e.g. expressions=N,HC (cfd) or split=val margin=1.25 (fairface)",
-        flag="--dataset-option", metavar="KEY=VALUE",
-    )
-    protocol: str = option(
-        "birhane2024", "birhane2024, birhane2024-racegender, datacomp-fairface, or a protocol .yaml file",
-        short="-p", path="maybe",
-    )
-    classes: str | None = option(None, "class-names file (CLIP_benchmark convention): a custom audit", path=True,
-                                 metavar="FILE")
-    templates: str | None = option(None, "templates file with {c}, one per line or JSON (with classes)", path=True,
-                                   metavar="FILE")
-    group_by: tuple[tuple[str, ...], ...] | None = option(
-        None, "grouping columns, e.g. race,gender; several groupings with ; (race;race,gender) [default: the "
-        "protocol's]", metavar="COLS",
-    )
-    template_mode: Literal["ensemble", "each"] = option(
-        "ensemble", "ensemble: average the prompt embeddings of a class; each: one result per template"
-    )
-    article: Literal["grammatical", "as-written"] | None = option(
-        None, "a/an before the class name: grammatical, or as-written in the template [default: the protocol's]"
-    )
-    scale: float | Literal["model"] = option(
-        100.0, "logit scale of the softmax: a number (the published protocols use 100) or model", min=0,
-        min_open=True,
-    )
-    n_bootstrap: int = option(2000, "bootstrap replicates over people for the intervals (0: none)", min=0,
-                              old_flags=("--bootstrap",))
-    confidence: float = option(0.95, "level of the intervals", min=0, max=1, min_open=True, max_open=True,
-                               old_flags=("--ci",))
-    seed: int = option(0, "seed of the bootstrap", min=0)
-    skip_bad_images: bool = option(False, "skip undecodable images (or images a vectors: file lacks) instead of failing")
-
-    @classmethod
-    def _finish(cls, values, ctx):
-        values = fold_dataset_options(cls, values, ctx)
-        if values["templates"] and not values["classes"]:
-            raise ctx.error(
-                cls.field("templates"), values["templates"], "needs classes (a custom audit); the packaged protocols "
-                "bring their own templates"
-            )
-        return values
 
 
 # ---------------------------------------------------------------------------------------------------- resolving
@@ -442,8 +365,8 @@ def compare_runs(
     baseline: str | None = None,
     pair_by: str | None = None,
     facts: dict[str, dict[str, Any]] | None = None,
-    n_boot: int = 2000,
-    ci: float = 0.95,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
     seed: int | None = 0,
 ) -> AuditResult:
     """Compare zero-shot runs of several models (one protocol, one dataset), models grouped by the fact ``by``.
@@ -550,8 +473,8 @@ def compare_runs(
                 value_names=names,
                 pairs=keys,
                 scale=100,
-                n_boot=n_boot,
-                ci=ci,
+                n_boot=n_bootstrap,
+                ci=confidence,
                 seed=seed,
             )
             if diff.empty:
@@ -592,8 +515,8 @@ def compare_runs(
             "baseline": baseline,
             "pair_by": pair_by,
             "levels": dict(zip(specs, levels)),
-            "n_boot": n_boot,
-            "ci": ci,
+            "n_bootstrap": n_bootstrap,
+            "confidence": confidence,
         },
         seed=seed,
         stimuli=[v for k, v in stim[0].items()],
@@ -645,7 +568,7 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
                 baseline=options.get("baseline"),
                 pair_by=options.get("pair_by"),
                 facts=facts,
-                n_boot=int(options.get("n_boot", 2000)),
+                n_bootstrap=int(options.get("n_bootstrap", 2000)),
                 seed=0,
             )
         except VlbiasError as e:
@@ -660,13 +583,3 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
     if notes:
         out["comparison_notes"] = pd.DataFrame({"note": notes})
     return out
-
-
-AUDIT = AuditSpec(
-    name="zeroshot",
-    description="zero-shot misclassification of face images by group (Birhane et al. 2024; CLIP/DataComp FairFace; custom)",
-    options=ZeroshotOptions,
-    execute=run,
-    modalities=("text", "image"),
-    zoo_analysis=zoo_compare,
-)
