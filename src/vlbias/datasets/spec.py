@@ -138,12 +138,13 @@ def load_dataset(spec: str | DatasetSpec, **options: Any) -> FaceDataset:
 def fold_dataset_options(cls: type[Options], values: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """For options that declare ``dataset`` and ``dataset_options``: one typed value. The loader's options are
     parsed into the spec (by the loader's own declaration, so ``one_per_person=false`` is False everywhere), and
-    ``dataset_options`` becomes their canonical, complete form."""
+    ``dataset_options`` becomes their canonical, complete form. Without a dataset they wait, as given, for one."""
     ds, given = values["dataset"], values["dataset_options"]
-    if ds is None or isinstance(ds, FaceDataset):
+    if ds is None:  # no dataset yet (a sweep gives each task one from its datasets: list): checked once it has one
+        return values
+    if isinstance(ds, FaceDataset):
         if given:
-            what = "needs a dataset to apply to" if ds is None else "cannot change a dataset loaded already"
-            raise ctx.error(cls.field("dataset_options"), dict(given), what)
+            raise ctx.error(cls.field("dataset_options"), dict(given), "cannot change a dataset loaded already")
         return values
     ds = ds.with_options(given)
     return {**values, "dataset": ds, "dataset_options": FrozenMap(ds.options.to_dict())}

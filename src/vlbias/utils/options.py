@@ -595,14 +595,18 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def option_table(cls: type[Options]) -> str:
+def option_table(cls: type[Options], flags: bool = True) -> str:
     """A Markdown table of the options (name, command-line flag, default, meaning): the README's option tables are
     this text, checked by a test, so documentation and declaration cannot drift apart."""
-    rows = ["| option | flag | default | meaning |", "|---|---|---|---|"]
+    rows = ["| option | flag | default | meaning |", "|---|---|---|---|"] if flags else ["| option | default | meaning |", "|---|---|---|"]
     for f in cls.fields():
         default = f.spec.hidden_default or _show_default(f.default)
-        flag = f"`{f.flag}`" if f.spec.cli else ""
-        rows.append(f"| `{f.name}` | {flag} | {default} | {f.spec.help} |")
+        text = f.spec.help.replace("|", "\\|")
+        if flags:
+            flag = f"`{f.flag}`" if f.spec.cli else ""
+            rows.append(f"| `{f.name}` | {flag} | {default} | {text} |")
+        else:
+            rows.append(f"| `{f.name}` | {default} | {text} |")
     renamed = ", ".join(f"`{old}` → `{new}`" for old, new in cls.DEPRECATED.items())
     if renamed:
         rows.append(f"\nDeprecated names (accepted with a warning until the next release): {renamed}.")
