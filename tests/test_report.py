@@ -290,7 +290,7 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     assert task.model == vectors and task.options_dict["permutations"] == 500 == record["options"]["permutations"]
     from vlbias.audits.registry import get_audit
 
-    assert task == make_task(vectors, "eat", get_audit("eat").validate_options(task.options_dict))
+    assert task == make_task(vectors, "eat", get_audit("eat").parse_options(task.options_dict).to_dict())
 
     assert main(["report", str(zs), "--out", str(tmp_path / "zs-report")]) == 0
     zpages = pages_of(tmp_path / "zs-report")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import os
 import types
 import typing
@@ -443,12 +444,23 @@ def _convert(tp: Any, value: Any, f: Field, ctx: _Context) -> Any:
     raise TypeError(f"option {f.name}: type {tp!r} is not supported")  # a declaration bug, not a user error
 
 
+def whole_number(owner: str, name: str, value: Any, low: int = 0) -> int:
+    """One integer value outside an options declaration (a sweep's seed, an encoder's batch size), read exactly as
+    declared options read whole numbers (so ``2.5`` and ``True`` are refused, ``"64"`` and ``1e6`` accepted), at
+    least ``low``, else the same one-line error."""
+    try:
+        return _bounded(_whole(value), Spec(help="", min=low))
+    except _Bad:
+        raise OptionError(f"{owner} option {name}={value!r}: must be a whole number ≥ {low}") from None
+
+
 def _whole(value: Any) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise _Bad()
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
         return int(value)
-    if isinstance(value, float):
+    if isinstance(value, numbers.Real):
+        value = float(value)
         if math.isfinite(value) and value.is_integer():
             return int(value)
         raise _Bad()
@@ -468,9 +480,9 @@ def _whole(value: Any) -> int:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise _Bad()
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):
         x = float(value)
     elif isinstance(value, str):
         try:

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlbias.errors import VlbiasError, whole_number
+from vlbias.errors import VlbiasError
 from vlbias.utils.io import load_yaml, stable_hash
+from vlbias.utils.options import whole_number
 
 KEYS = {
     "out",

@@ -11,9 +11,10 @@ import pandas as pd
 from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.zeroshot.options import ZeroshotOptions
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
-from vlbias.errors import MissingKeysError, VlbiasError, plural, whole_number
+from vlbias.errors import MissingKeysError, VlbiasError, plural
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
+from vlbias.utils.options import whole_number
 
 GROUP_ORDERS = {
     "race": list(RACES),
