@@ -75,3 +75,18 @@ def test_record_never_loads_weights(vitb32):
     assert rec == {"spec": "openclip:ViT-B-32/random", "backend": "openclip", "identity": enc.identity}
     full = vitb32.record()  # a loaded model gives its full metadata
     assert full["architecture"] == "ViT-B-32" and full["identity"] == vitb32.identity
+
+
+def test_provenance_entries_are_read_by_kind_also_from_old_records():
+    from vlbias.utils.provenance import entry, label, of_kind
+
+    new = [entry("dataset", "cfd", spec="cfd:/data/CFD", version="CFD 3.0"), entry("protocol", "birhane2024")]
+    old = [{"name": "dataset:cfd", "version": "CFD 3.0"}, {"name": "protocol:birhane2024", "version": "1"}]
+    for stimuli in (new, old):
+        (ds,) = of_kind(stimuli, "dataset")
+        assert ds["name"] == "cfd" and ds["kind"] == "dataset" and ds["version"] == "CFD 3.0"
+        assert [p["name"] for p in of_kind(stimuli, "protocol")] == ["birhane2024"]
+        assert of_kind(stimuli, "lexicon") == []
+    assert label(new[0]) == label(old[0]) == "cfd@CFD 3.0"
+    with pytest.raises(ValueError):
+        entry("weather", "sunny")

@@ -65,7 +65,7 @@ def test_every_audit_runs_for_every_model_into_the_database(swept, capsys):
     assert {"zeroshot.images", "zeroshot.results", "perception.results", "perception.factor_effects"} <= tables
     summary = store.query("SELECT * FROM zeroshot.results_with_models")
     assert set(summary["model"]) == set(MODELS) and set(summary["pretraining_dataset"]) == {"small data", "big data"}
-    assert summary["stimuli"].str.contains("protocol:birhane2024@").all()
+    assert summary["stimuli"].str.contains("; birhane2024@").all()
     # the content warning travels with the Parquet parts
     import pyarrow.parquet as pq
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vlbias.utils.provenance import entry
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -107,6 +109,19 @@ class FaceDataset:
     def to_option(self) -> str:
         """How options record a dataset given already loaded: its spec."""
         return self.spec
+
+    def provenance(self, n_images: int | None = None) -> dict:
+        """The dataset's provenance entry: its spec, release, loader options, and the fingerprint of its table;
+        ``n_images``: how many of its images the run used (all, if None)."""
+        return entry(
+            "dataset",
+            self.name,
+            spec=self.spec,
+            version=self.version,
+            options=self.options,
+            n_images=int(len(self.table) if n_images is None else n_images),
+            sha256=self.fingerprint(),
+        )
 
     def fingerprint(self) -> str:
         """sha256 of the table as loaded: relative keys and every attribute, in key order, without absolute paths.

@@ -32,6 +32,7 @@ from vlbias.stimuli.eat_tests import (
 )
 from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
+from vlbias.utils.provenance import entry
 
 BATTERIES = ("standard",)
 VALENCE_VARIANTS = ("default", "nrc-oasis")
@@ -265,30 +266,26 @@ def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
     battery = opts.battery or (None if tests else "standard")
     for t in tests:
         rows += plan_test(t, _orders(opts), concept="")
-        provenance.append({"name": t.name, "origin": t.origin, "sha256": stable_hash(_test_payload(t), 64)})
+        provenance.append(entry("test", t.name, origin=t.origin, sha256=stable_hash(_test_payload(t), 64)))
     if battery:
         battery_rows = plan_battery(battery, opts)
         rows += battery_rows
-        entry = {
-            "name": f"battery:{battery}",
-            "valence": opts.valence,
+        made = entry(
+            "battery",
+            battery,
+            valence=opts.valence,
             # the exact texts and image sets of every row, and the sentence templates they were made with
-            "sha256": stable_hash([r.key() for r in battery_rows], 64),
-            "templates": stable_hash(templates(), 16),
-        }
+            sha256=stable_hash([r.key() for r in battery_rows], 64),
+            templates=stable_hash(templates(), 16),
+        )
         if opts.valence == "nrc-oasis":
             oasis = Path(opts.oasis)
-            entry["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
-            entry["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
-        provenance.append(entry)
+            made["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
+            made["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
+        provenance.append(made)
     if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
-        provenance.append(
-            {
-                "name": "ieat",
-                "version": ieat.IEAT_COMMIT,
-                "manifest": stable_hash([e.sha256 for e in ieat.manifest()], 64),
-            }
-        )
+        manifest = stable_hash([e.sha256 for e in ieat.manifest()], 64)
+        provenance.append(entry("images", "ieat", version=ieat.IEAT_COMMIT, manifest=manifest))
     if not rows:
         raise VlbiasError("no test to run; give --test NAME, --test-file FILE or --battery standard")
     return rows, provenance

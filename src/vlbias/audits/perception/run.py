@@ -121,14 +121,7 @@ def run(encoder, opts: PerceptionOptions):
     tables = {"results": _summary(tables, ctx), **tables}
 
     stimuli = [
-        {
-            "name": dataset.name,
-            "version": dataset.version,
-            "root": str(dataset.root),
-            "options": dataset.options,
-            "n_images": int(len(table)),
-            "sha256": dataset.fingerprint(),
-        },
+        dataset.provenance(len(table)),
         *vocab.describe(),
     ]
     info = encoder.record()  # never loads weights that a fully cached run did not need

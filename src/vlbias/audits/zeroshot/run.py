@@ -15,6 +15,7 @@ from vlbias.errors import MissingKeysError, VlbiasError, plural
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import whole_number
+from vlbias.utils.provenance import entry, of_kind
 
 GROUP_ORDERS = {
     "race": list(RACES),
@@ -327,19 +328,15 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
         seed=seed,
         resolved={"protocol": protocol.name, "scale": scale, "scale_kind": scale_kind, "dataset_options": dataset.options},
         stimuli=[
-            {
-                "name": f"dataset:{dataset.name}",
-                "version": dataset.version,
-                "n_images": int(len(table)),
-                "sha256": dataset.fingerprint(),
-            },
-            {
-                "name": f"protocol:{protocol.name}",
-                "version": protocol.version,
-                "source": protocol.source,
-                "citation": protocol.citation,
-                "tasks": [t.describe() for t in protocol.tasks],
-            },
+            dataset.provenance(len(table)),
+            entry(
+                "protocol",
+                protocol.name,
+                version=protocol.version,
+                source=protocol.source,
+                citation=protocol.citation,
+                tasks=[t.describe() for t in protocol.tasks],
+            ),
         ],
     )
     return AuditResult(
@@ -392,11 +389,8 @@ def compare_runs(
     if len(set(specs)) != len(specs):
         dup = sorted({s for s in specs if specs.count(s) > 1})
         raise VlbiasError(f"model {dup[0]} appears in two runs; give each model's run once")
-    stim = [{s["name"]: s for s in r.record.stimuli} for r in runs]
     for key in ("protocol", "dataset"):
-        seen = {
-            next((v.get("version"), v.get("name")) for k, v in st.items() if k.startswith(key + ":")) for st in stim
-        }
+        seen = {next((e.get("version"), e.get("name")) for e in of_kind(r.record.stimuli, key)) for r in runs}
         if len(seen) != 1:
             raise VlbiasError(
                 f"the runs used different {key}s ({', '.join(sorted(str(x[1]) for x in seen))}); compare runs of one protocol on one dataset"
@@ -435,7 +429,7 @@ def compare_runs(
                 f"add runs of those models, or compare without --pair-by"
             )
 
-    tasks = {t["name"]: t for t in next(v for k, v in stim[0].items() if k.startswith("protocol:")).get("tasks", [])}
+    tasks = {t["name"]: t for t in of_kind(runs[0].record.stimuli, "protocol")[0].get("tasks", [])}
     images = [r.tables["images"] for r in runs]
     common = set.intersection(*(set(df["key"]) for df in images))
     dropped = sorted(set.union(*(set(df["key"]) for df in images)) - common)
@@ -520,7 +514,7 @@ def compare_runs(
             "confidence": confidence,
         },
         seed=seed,
-        stimuli=[v for k, v in stim[0].items()],
+        stimuli=list(runs[0].record.stimuli),
     )
     skipped = pd.DataFrame(
         [{"item": k, "reason": "image not in every run"} for k in dropped], columns=["item", "reason"]
