@@ -14,7 +14,12 @@ class EATOptions(Options):
     """The options of the EAT audit (one declaration: Python, sweep configs and ``vlbias eat`` flags)."""
 
     OWNER = "eat"
+    PRESETS = "eat"
 
+    preset: str | None = option(
+        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
+        "docs/deviations.md); options given beside it override it", metavar="NAME",
+    )
     tests: tuple[str, ...] = option(
         (), "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...; `vlbias stimuli list`)",
         flag="--test", metavar="NAME",

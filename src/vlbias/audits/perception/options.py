@@ -16,8 +16,13 @@ class PerceptionOptions(Options):
     """The options of the perception audit (one declaration: Python, sweep configs and ``vlbias perception``)."""
 
     OWNER = "perception"
+    PRESETS = "perception"
     DEPRECATED = {"bootstrap": "n_bootstrap", "permutations": "n_random_rankings"}
 
+    preset: str | None = option(
+        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
+        "docs/deviations.md); options given beside it override it", metavar="NAME",
+    )
     dataset: DatasetSpec | None = option(
         None, "face dataset: causalface:PATH (the folder holding final_picked_*), cfd:, fairface:, utkface:, "
         "manifest:CSV", short="-d", metavar="NAME:PATH",

@@ -13,8 +13,13 @@ class ZeroshotOptions(Options):
     """The options of the zero-shot audit (one declaration: Python, sweep configs and ``vlbias zeroshot`` flags)."""
 
     OWNER = "zeroshot"
+    PRESETS = "zeroshot"
     DEPRECATED = {"n_boot": "n_bootstrap", "ci": "confidence"}
 
+    preset: str | None = option(
+        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
+        "docs/deviations.md); options given beside it override it", metavar="NAME",
+    )
     dataset: DatasetSpec | None = option(
         None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, manifest:)", short="-d", metavar="NAME:PATH"
     )
