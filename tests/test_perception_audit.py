@@ -148,7 +148,7 @@ def test_results_table_is_stamped_and_written(four_faces, tmp_path):
     plain = AUDIT.run(enc, {**opts, "n_bootstrap": 0, "n_random_rankings": 0}).tables["results"]
     assert plain["ci_low"].isna().all() and plain["p"].isna().all() and plain["value"].notna().all()
     assert res.record.options["dataset"] == "toy:" + str(opts["dataset"].root)
-    assert [s["name"] for s in res.record.stimuli][:2] == ["toy", "lexicon:toy"]
+    assert [(s["kind"], s["name"]) for s in res.record.stimuli][:2] == [("dataset", "toy"), ("lexicon", "toy")]
     assert res.record.stimuli[0]["sha256"] == opts["dataset"].fingerprint()  # the dataset's, not the model's keys
 
 
