@@ -109,7 +109,7 @@ def main() -> None:
         tmp = Path(tmp)
         root = make_cfd_folder(tmp / "cfd", args.people, (w, h))
         cache = tmp / "cache"
-        opts = {"dataset": f"cfd:{root}", "n_boot": 2000}
+        opts = {"dataset": f"cfd:{root}", "n_bootstrap": 2000}
         enc = load_model(args.model, device=args.device, cache=cache)
         t_load, _ = timed(enc.load)
         t_cold, _ = timed(lambda: AUDIT.run(enc, opts))

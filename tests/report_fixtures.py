@@ -141,12 +141,12 @@ def build_sweep(root: Path, n_vectors: int = N_VECTORS, openclip: bool = True, m
         "accuracy": "accuracy.csv",
         "audits": {
             "eat": {"test_files": [str(f) for f in eat_files], "permutations": 2000, "n_bootstrap": 200},
-            "zeroshot": {"dataset": f"cfd:{cfd}", "n_boot": 50},
+            "zeroshot": {"dataset": f"cfd:{cfd}", "n_bootstrap": 50},
             "perception": {
                 "dataset": f"causalface:{causalface}",
                 "analyses": ["factors", "regression", "curves"],
-                "bootstrap": 20,
-                "permutations": 20,
+                "n_bootstrap": 20,
+                "n_random_rankings": 20,
                 "pairs": 40,
                 "k": 30,
             },

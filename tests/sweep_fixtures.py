@@ -1,8 +1,8 @@
 """Small audits for the sweep tests, registered at run time (never shipped), and the fixtures they run on.
 
 `textprobe` and `imageprobe` use the encoder for real (cosine similarities of texts, and of images to prompts), so
-their results differ from model to model and are exactly reproducible; `imageprobe` takes a dataset (a folder of
-images written `images:PATH`) so the sweep crosses it with the config's datasets. A task can be made to kill its own
+their results differ from model to model and are exactly reproducible; `imageprobe` takes a dataset (a manifest of
+images, `manifest:PATH/faces.csv`) so the sweep crosses it with the config's datasets. A task can be made to kill its own
 process (SIGKILL, as a scheduler or the OOM killer would) or to raise, through environment variables, to test
 resumption and failure handling.
 """
@@ -18,17 +18,30 @@ import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.registry import AuditSpec, register
+from vlbias.datasets.spec import DatasetSpec
+from vlbias.utils.options import Options, option
 
 WORDS = ["a photo of a doctor", "a photo of a nurse", "a flower", "an insect", "a weapon"]
 PROMPTS = ["a photo of a face", "a photo of a dog", "a drawing"]
+
+
+class TextProbeOptions(Options):
+    OWNER = "textprobe"
+    words: tuple[str, ...] = option(tuple(WORDS), "texts to compare", split=False)
+    seed: int = option(0, "seed", min=0)
+
+
+class ImageProbeOptions(Options):
+    OWNER = "imageprobe"
+    dataset: DatasetSpec | None = option(None, "a manifest of images")
 
 
 def _record(encoder, audit, options, stimuli):
     return RunRecord(
         audit=audit,
         model={"spec": str(encoder.spec), "identity": encoder.identity},
-        options=options,
-        seed=options.get("seed"),
+        options=options.to_dict(),
+        seed=getattr(options, "seed", None),
         stimuli=stimuli,
     )
 
@@ -47,10 +60,10 @@ def run_textprobe(encoder, options):
     _maybe_die(encoder, "textprobe")
     if str(encoder.spec) in os.environ.get("SWEEP_TEST_FAIL", "").split(","):
         raise RuntimeError(f"planted failure for {encoder.spec}")
-    words = list(options["words"])
+    words = list(options.words)
     v = encoder.encode_texts(words)
     sims = v @ v.T
-    rng = np.random.default_rng(options["seed"])
+    rng = np.random.default_rng(options.seed)
     noise = rng.normal(size=len(words))  # seeded: the seed option reaches the audit
     rows = [
         {"test": words[i], "order": "text", "other": words[j], "effect_size": float(sims[i, j]) + 0 * noise[i]}
@@ -67,9 +80,9 @@ def run_textprobe(encoder, options):
 
 def run_imageprobe(encoder, options):
     _maybe_die(encoder, "imageprobe")
-    kind, _, folder = options["dataset"].partition(":")
-    assert kind == "images", options["dataset"]
-    paths = sorted(Path(folder).glob("*.jpg"))
+    dataset = options.dataset.load()
+    folder = dataset.root
+    paths = sorted(Path(p) for p in dataset.table["path"])
     img = encoder.encode_images(paths, root=folder)
     txt = encoder.encode_texts(PROMPTS)
     sims = img @ txt.T
@@ -85,18 +98,16 @@ def run_imageprobe(encoder, options):
 TEXTPROBE = AuditSpec(
     name="textprobe",
     description="cosine similarities between probe texts (test-only)",
-    run=run_textprobe,
+    options=TextProbeOptions,
+    execute=run_textprobe,
     modalities=("text",),
-    defaults={"words": WORDS, "seed": 0},
-    options_help={"words": "texts to compare", "seed": "seed"},
 )
 IMAGEPROBE = AuditSpec(
     name="imageprobe",
     description="cosine similarities of images to prompts (test-only)",
-    run=run_imageprobe,
+    options=ImageProbeOptions,
+    execute=run_imageprobe,
     modalities=("text", "image"),
-    defaults={"dataset": None},
-    options_help={"dataset": "images:FOLDER"},
 )
 
 
@@ -106,13 +117,16 @@ def register_all() -> None:
 
 
 def write_stimuli(root: Path) -> dict[str, Path]:
-    """Two image folders and a vectors: file that has every text and image the probes use."""
+    """Two image folders (each with a manifest, faces.csv) and a vectors: file that has every text and image the
+    probes use."""
     from tests.helpers import write_images, write_parquet_vectors
 
     a = root / "faces_a"
     b = root / "faces_b"
-    write_images(a, n=3, prefix="a")
-    write_images(b, n=2, prefix="b")
+    for folder, n, prefix in ((a, 3, "a"), (b, 2, "b")):
+        write_images(folder, n=n, prefix=prefix)
+        names = sorted(p.name for p in folder.glob("*.jpg"))
+        (folder / "faces.csv").write_text("path\n" + "\n".join(names) + "\n")
     keys = WORDS + PROMPTS + [p.name for p in sorted(a.glob("*.jpg"))] + [p.name for p in sorted(b.glob("*.jpg"))]
     rng = np.random.default_rng(11)
     vectors = root / "vectors.parquet"

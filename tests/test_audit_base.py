@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vlbias.audits import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord
 
 
 def _result():
@@ -51,14 +51,19 @@ def test_failed_write_leaves_old_output_untouched(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left behind
 
 
-def test_option_defaults_are_never_shared_between_runs():
-    from vlbias.audits.registry import AuditSpec
+def test_options_are_immutable_so_defaults_are_never_shared_between_runs():
+    import dataclasses
 
-    spec = AuditSpec("demo", "demo", run=lambda enc, opts: None, defaults={"tests": [], "sets": {}})
-    first = spec.validate_options({})
-    first["tests"].append("weat1")
-    first["sets"]["x"] = "y"
-    assert spec.validate_options({}) == {"tests": [], "sets": {}}
+    from vlbias.audits.eat import EATOptions
+
+    first = EATOptions.parse()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.tests = ("weat1",)
+    with pytest.raises(AttributeError):
+        first.tests.append("weat1")  # a tuple
+    with pytest.raises(TypeError):
+        first.image_sets["x"] = "y"  # a FrozenMap
+    assert EATOptions.parse().to_dict() == first.to_dict()
 
 
 def test_record_never_loads_weights(vitb32):
@@ -70,3 +75,18 @@ def test_record_never_loads_weights(vitb32):
     assert rec == {"spec": "openclip:ViT-B-32/random", "backend": "openclip", "identity": enc.identity}
     full = vitb32.record()  # a loaded model gives its full metadata
     assert full["architecture"] == "ViT-B-32" and full["identity"] == vitb32.identity
+
+
+def test_provenance_entries_are_read_by_kind_also_from_old_records():
+    from vlbias.utils.provenance import entry, label, of_kind
+
+    new = [entry("dataset", "cfd", spec="cfd:/data/CFD", version="CFD 3.0"), entry("protocol", "birhane2024")]
+    old = [{"name": "dataset:cfd", "version": "CFD 3.0"}, {"name": "protocol:birhane2024", "version": "1"}]
+    for stimuli in (new, old):
+        (ds,) = of_kind(stimuli, "dataset")
+        assert ds["name"] == "cfd" and ds["kind"] == "dataset" and ds["version"] == "CFD 3.0"
+        assert [p["name"] for p in of_kind(stimuli, "protocol")] == ["birhane2024"]
+        assert of_kind(stimuli, "lexicon") == []
+    assert label(new[0]) == label(old[0]) == "cfd@CFD 3.0"
+    with pytest.raises(ValueError):
+        entry("weather", "sunny")

@@ -8,7 +8,7 @@ from tests.perception_fixtures import face_image, file_name, write_causalface
 from vlbias.datasets import load_dataset
 from vlbias.datasets.base import REQUIRED_COLUMNS
 from vlbias.datasets.causalface import LEVELS
-from vlbias.errors import StimulusError, VlbiasError
+from vlbias.errors import VlbiasError
 
 SMALL = {"age": (0.8, 4.4), "lighting": (-1, 6), "pose": (-3.0, -1.5, 0.0, 1.5, 3.0), "smiling": (-2.5, 0, 4)}
 
@@ -129,14 +129,14 @@ def test_incomplete_seeds_are_noted(tmp_path):
         (lambda p: p / "nowhere", {}, "CausalFace folder not found"),
         (lambda p: (p / "empty").mkdir() or p / "empty", {}, "no CausalFace images under"),
         (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", {}, "is not a folder"),
-        (lambda p: p, {"background": "green"}, "background='green' must be original or removed"),
-        (lambda p: p, {"smiling_corrected": "maybe"}, "smiling_corrected='maybe' must be true or false"),
-        (lambda p: p, {"attributes": "hair"}, "names no CausalFace attribute hair"),
+        (lambda p: p, {"background": "green"}, "background='green': must be original or removed"),
+        (lambda p: p, {"smiling_corrected": "maybe"}, "smiling_corrected='maybe': must be true or false"),
+        (lambda p: p, {"attributes": "hair"}, "attributes='hair': 'hair' is not one of age, lighting, pose, smiling"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, make, options, message):
     write_causalface(tmp_path, seeds=(1,), levels={"age": (0.8,)})
-    with pytest.raises(StimulusError) as e:
+    with pytest.raises(VlbiasError) as e:
         load_dataset(f"causalface:{make(tmp_path)}", **options)
     assert message in str(e.value) and "\n" not in str(e.value)
 

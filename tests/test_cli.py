@@ -273,7 +273,7 @@ def hostile(tmp_path):
     return d
 
 
-EAT = ["eat", "-m", "vectors:v.npz", "--permutations", "99", "--bootstrap", "0"]
+EAT = ["eat", "-m", "vectors:v.npz", "--permutations", "99", "--n-bootstrap", "0"]
 HOSTILE = [
     ([*EAT, "--test-file", "classes-list.yaml"], "set X 'classes' must map template classes to words"),
     ([*EAT, "--test-file", "class-list.yaml"], "set X 'class' must be a string (got a list ['noun'])"),
@@ -286,7 +286,7 @@ HOSTILE = [
     ([*EAT, "--test-file", "examples-number.json"], "targ1.examples must be a list of strings, but holds a number"),
     ([*EAT, "--test-file", "no-category.json"], "'attr2' has no 'category'"),
     ([*EAT, "--test-file", "category-list.json"], "attr2.category must name the set with a string (got a list"),
-    ([*EAT, "--test-file", "ok.json", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+    ([*EAT, "--test-file", "ok.json", "--seed", "-1"], "--seed '-1': must be a whole number ≥ 0"),
     (["embed", "-m", "vectors:huge.bin", "--texts", "texts.txt"], "header announces 100,000,000,000 vectors of 3"),
     (["embed", "-m", "vectors:negdim.bin", "--texts", "texts.txt"], "the header 'N D' gives -3 values per vector"),
     (["embed", "-m", "vectors:zerodim.bin", "--texts", "texts.txt"], "the header 'N D' gives 0 values per vector"),
@@ -294,9 +294,9 @@ HOSTILE = [
     (["embed", "-m", "vectors:short.bin", "--texts", "texts.txt"], "the header announces 2 vectors of 3 values"),
     (["embed", "-m", "vectors:short.txt", "--texts", "texts.txt"], "header announces 3 vectors but the file holds 2"),
     ([*EAT[:2], "vectors:huge.bin", *EAT[3:], "--test-file", "ok.json"], "header announces 100,000,000,000 vectors"),
-    ([*EAT, "--test-file", "ok.json", "--seed", "1.5"], "Invalid value for '--seed': '1.5' is not a valid integer"),
-    (["zeroshot", "-m", "vectors:v.npz", "-d", "cfd:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
-    (["perception", "-m", "vectors:v.npz", "-d", "causalface:nowhere", "--seed", "-1"], "Invalid value for '--seed'"),
+    ([*EAT, "--test-file", "ok.json", "--seed", "1.5"], "--seed '1.5': must be a whole number ≥ 0"),
+    (["zeroshot", "-m", "vectors:v.npz", "-d", "cfd:nowhere", "--seed", "-1"], "--seed '-1': must be a whole"),
+    (["perception", "-m", "vectors:v.npz", "-d", "causalface:nowhere", "--seed", "-1"], "--seed '-1': must be"),
     (["zeroshot-compare", "a", "b", "--seed", "-1"], "Invalid value for '--seed'"),
 ]
 

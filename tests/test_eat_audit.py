@@ -11,7 +11,8 @@ import pytest
 
 from tests.helpers import write_images
 from vlbias.audits.base import AuditResult
-from vlbias.audits.eat import AUDIT, plan_battery, resolve_images
+from vlbias.audits.eat import AUDIT, EATOptions
+from vlbias.audits.eat.run import plan_battery, resolve_images
 from vlbias.audits.registry import get_audit
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.models import load_model
@@ -126,7 +127,7 @@ def test_missing_texts_error_or_drop(tmp_path, small_test):
 
 
 def test_battery_has_26_rows_in_four_orders():
-    rows = plan_battery("standard", {"valence": "default"})
+    rows = plan_battery("standard", EATOptions.parse(valence="default"))
     assert len(rows) == 26
     counts = pd.Series([r.order for r in rows]).value_counts().to_dict()
     assert counts == {"all-text": 8, "all-image": 5, "image-as-target": 5, "text-as-target": 8}
@@ -152,16 +153,16 @@ def test_battery_has_26_rows_in_four_orders():
     assert [r.test for r in all_image][0] == "ieat-flowers-insects"
     assert all(r.sides["A"].images.ref == "ieat/valence/pleasant" for r in all_image)
     with pytest.raises(VlbiasError, match="unknown battery"):
-        plan_battery("huge", {})
-    with pytest.raises(VlbiasError, match="unknown valence variant"):
-        plan_battery("standard", {"valence": "sunny"})
+        plan_battery("huge", EATOptions.parse())
+    with pytest.raises(VlbiasError, match="option valence='sunny': must be default or nrc-oasis"):
+        EATOptions.parse(valence="sunny")
 
 
 def _battery_texts() -> list[str]:
     return sorted(
         {
             t
-            for r in plan_battery("standard", {})
+            for r in plan_battery("standard", EATOptions.parse())
             for s in (r.sides or {}).values()
             if s.modality == "text"
             for t in s.texts
@@ -236,7 +237,7 @@ def _oasis_dir(tmp_path):
 
 def test_nrc_oasis_valence_variant(tmp_path):
     nrc, oasis = _nrc_file(tmp_path / "NRC-VAD-Lexicon.txt"), _oasis_dir(tmp_path)
-    rows = plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(nrc), "oasis": str(oasis)})
+    rows = plan_battery("standard", EATOptions.parse(valence="nrc-oasis", nrc_vad=nrc, oasis=oasis))
     assert len(rows) == 26
     text_row = next(r for r in rows if r.order == "all-text")
     a, b = text_row.sides["A"].texts, text_row.sides["B"].texts
@@ -247,30 +248,30 @@ def test_nrc_oasis_valence_variant(tmp_path):
     assert len(files) == 25 and files[0] == "Theme 47.jpg"  # (47 * 37) % 60 = 59: the highest Valence_mean
     # version 2 of the lexicon (lower-case header, scores in [-1, 1]) reads too
     v2 = _nrc_file(tmp_path / "v2.txt", header="term\tvalence\tarousal\tdominance")
-    assert plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(v2), "oasis": str(oasis)})
+    assert plan_battery("standard", EATOptions.parse(valence="nrc-oasis", nrc_vad=v2, oasis=oasis))
     with pytest.raises(VlbiasError, match="needs both the NRC-VAD lexicon"):
-        plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(nrc)})
+        EATOptions.parse(valence="nrc-oasis", nrc_vad=nrc)
     bad = tmp_path / "bad.txt"
     bad.write_text("Word\tValence\nhappy\tvery\n", encoding="utf-8")
     with pytest.raises(StimulusError, match="line 2 is not 'word<TAB>valence"):
-        plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(bad), "oasis": str(oasis)})
+        plan_battery("standard", EATOptions.parse(valence="nrc-oasis", nrc_vad=bad, oasis=oasis))
     (oasis / "Images" / "Theme 47.jpg").unlink()
     with pytest.raises(StimulusError, match="OASIS image\\(s\\) not found"):
-        plan_battery("standard", {"valence": "nrc-oasis", "nrc_vad": str(nrc), "oasis": str(oasis)})
+        plan_battery("standard", EATOptions.parse(valence="nrc-oasis", nrc_vad=nrc, oasis=oasis))
 
 
 def test_audit_contract(tmp_path, small_test):
     f, spec, _ = small_test
     assert get_audit("eat") is AUDIT and "text" in AUDIT.modalities
-    assert set(AUDIT.options_help) == set(AUDIT.defaults)
+    assert all(f.spec.help for f in AUDIT.options.fields())
     with pytest.raises(VlbiasError, match="has no option 'colour'"):
         AUDIT.run(load_model(spec), {"colour": "red"})
-    with pytest.raises(VlbiasError, match="unknown order"):
+    with pytest.raises(VlbiasError, match="'sideways' is not one of all-text"):
         AUDIT.run(load_model(spec), {"test_files": [str(f)], "orders": ["sideways"]})
-    with pytest.raises(VlbiasError, match="positive number or 'exact'"):
+    with pytest.raises(VlbiasError, match="permutations='lots': must be a whole number ≥ 1 or exact"):
         AUDIT.run(load_model(spec), {"test_files": [str(f)], "permutations": "lots"})
-    for seed in (-1, 1.5, True, "0"):  # numpy refuses negative seeds: one line before any work, not a traceback
-        with pytest.raises(VlbiasError, match=f"^eat option seed={seed!r} must be a whole number of at least 0$"):
+    for seed in (-1, 1.5, True, "x"):  # numpy refuses negative seeds: one line before any work, not a traceback
+        with pytest.raises(VlbiasError, match=f"^eat option seed={seed!r}: must be a whole number ≥ 0$"):
             AUDIT.run(load_model(spec), {"test_files": [str(f)], "seed": seed})
     res = AUDIT.run(load_model(spec), {"test_files": [str(f)], "orders": ["all-text", "all-image"], **FAST})
     assert list(res.results["status"]) == ["ok", "skipped"]

@@ -40,7 +40,7 @@ def planted(tmp_path):
 
 def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
     f, spec = planted
-    base = ["eat", "-m", spec, "--test-file", f, "--permutations", "exact", "--bootstrap", "200"]
+    base = ["eat", "-m", spec, "--test-file", f, "--permutations", "exact", "--n-bootstrap", "200"]
     code, out, err = run(base, capsys)
     assert code == 0, err
     assert "planted" in out and "all-text" in out and "✓" in out and "exact in 1" in out
@@ -52,7 +52,7 @@ def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
     df = pd.read_csv(pd.io.common.StringIO(out))
     assert df.loc[0, "alternative"] == "less" and df.loc[0, "p_value"] > 0.99
     code, _, err = run([*base, "--out", tmp_path / "r.parquet"], capsys)
-    assert code == 0 and "wrote 1 rows" in err
+    assert code == 0 and "wrote 1 row to" in err
     back = pd.read_parquet(tmp_path / "r.parquet")
     assert back.loc[0, "effect_size"] == pytest.approx(rows[0]["effect_size"]) and "config_hash" in back
     code, _, _ = run([*base, "--out", tmp_path / "folder"], capsys)
@@ -68,10 +68,10 @@ def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
     [
         (["--test", "weat99"], "unknown test 'weat99'"),
         (["--test-file", "nope.json"], "test file not found"),
-        (["--permutations", "many"], "is neither a number nor 'exact'"),
-        (["--permutations", "0"], "must be at least 1"),
-        (["--orders", "sideways"], "unknown order(s) sideways"),
-        (["--image-set", "instruments"], "must be KEY=DIR"),
+        (["--permutations", "many"], "--permutations 'many': must be a whole number ≥ 1 or exact"),
+        (["--permutations", "0"], "--permutations '0': must be a whole number ≥ 1 or exact"),
+        (["--orders", "sideways"], "--orders 'sideways': 'sideways' is not one of all-text, all-image"),
+        (["--image-set", "instruments"], "--image-set 'instruments': 'instruments' must be KEY=VALUE"),
         (["--test", "weat1"], "has no vector for"),
         (["--valence", "nrc-oasis"], "needs both the NRC-VAD lexicon"),
     ],
@@ -121,7 +121,7 @@ def test_names_with_markup_are_printed_as_written(tmp_path, capsys):
     f = seat_file(tmp_path / "[b]t.json", list(zip(names, words)))
     (tmp_path / "[").mkdir()
     spec = write_vectors(tmp_path / "[" / "x].npz", sum(words, []), dim=6)
-    code, out, err = run(["eat", "-m", spec, "--test-file", f, "--permutations", "99", "--bootstrap", "0"], capsys)
+    code, out, err = run(["eat", "-m", spec, "--test-file", f, "--permutations", "99", "--n-bootstrap", "0"], capsys)
     assert code == 0, err
     assert f"Embedding association tests: {spec}" in out
     assert "│ [b]t │" in out and "[/x] vs [bold]Ys[/bold]" in out and ":smile: vs [red" in out

@@ -48,7 +48,7 @@ def eat_args(tmp_path):
     f = seat_file(tmp_path / "planted.json", [("Xs", X), ("Ys", Y), ("As", A), ("Bs", B)])
     e = np.eye(8, dtype=np.float32)
     spec = write_vectors(tmp_path / "v.npz", X + Y + A + B, dim=8, shift={k: 2 * e[0] for k in X + A})
-    return ["eat", "-m", spec, "--test-file", f, "--permutations", "200", "--bootstrap", "0", "--format", "csv"]
+    return ["eat", "-m", spec, "--test-file", f, "--permutations", "200", "--n-bootstrap", "0", "--format", "csv"]
 
 
 @pytest.fixture

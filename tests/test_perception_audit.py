@@ -17,7 +17,7 @@ from vlbias.errors import MissingKeysError, ModalityError, VlbiasError
 from vlbias.models import load_model
 from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
-FAST = {"bootstrap": 50, "permutations": 50}
+FAST = {"n_bootstrap": 50, "n_random_rankings": 50}
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +145,10 @@ def test_results_table_is_stamped_and_written(four_faces, tmp_path):
     back = pd.read_parquet(out / "results.parquet")
     assert {"model", "model_identity", "config_hash", "analysis", "metric", "value"} <= set(back.columns)
     assert set(back["analysis"]) == {"regression", "markedness", "skew"}
-    plain = AUDIT.run(enc, {**opts, "bootstrap": 0, "permutations": 0}).tables["results"]
+    plain = AUDIT.run(enc, {**opts, "n_bootstrap": 0, "n_random_rankings": 0}).tables["results"]
     assert plain["ci_low"].isna().all() and plain["p"].isna().all() and plain["value"].notna().all()
     assert res.record.options["dataset"] == "toy:" + str(opts["dataset"].root)
-    assert [s["name"] for s in res.record.stimuli][:2] == ["toy", "lexicon:toy"]
+    assert [(s["kind"], s["name"]) for s in res.record.stimuli][:2] == [("dataset", "toy"), ("lexicon", "toy")]
     assert res.record.stimuli[0]["sha256"] == opts["dataset"].fingerprint()  # the dataset's, not the model's keys
 
 
@@ -300,7 +300,7 @@ def test_observational_dataset_runs_the_same_probe(tmp_path):
     # numeric ages (UTKFace) are binned as FairFace bins them
     ages = np.random.default_rng(1).choice([1, 5, 25, 33, 47, 88], size=240)
     utk = FaceDataset(name="utkface", root=ds.root, table=ds.table.assign(age=ages, age_group=""))
-    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": utk, "analyses": "regression,curves", "bootstrap": 0})
+    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": utk, "analyses": "regression,curves", "n_bootstrap": 0})
     means = res.tables["level_means"]
     assert set(means["level"]) == {1.0, 6.0, 24.5, 34.5, 44.5, 70.0}
     assert set(means["unit"]) == {"years, FairFace age-bin midpoint"}
@@ -340,8 +340,8 @@ def test_missing_image_vectors_name_the_images(four_faces, tmp_path):
 def test_registry_and_options(four_faces):
     enc, opts = four_faces
     assert get_audit("perception") is AUDIT and AUDIT.modalities == ("text", "image")
-    assert set(AUDIT.options_help) == set(AUDIT.defaults)
-    with pytest.raises(VlbiasError, match="has no option 'pairz'"):
+    assert all(f.spec.help for f in AUDIT.options.fields())
+    with pytest.raises(VlbiasError, match="has no option 'pairz'; did you mean pairs"):
         AUDIT.run(enc, {**opts, "pairz": 3})
 
 
@@ -349,13 +349,13 @@ def test_registry_and_options(four_faces):
     ("change", "message"),
     [
         ({"dataset": None}, "needs a face dataset"),
-        ({"pairs": 0}, "pairs=0 must be a whole number of at least 1"),
-        ({"k": 2.5}, "k=2.5 must be a whole number"),
-        ({"analyses": "factors,bogus"}, "names no analysis bogus"),
-        ({"delta": "ratio"}, "delta='ratio' must be absolute or relative"),
-        ({"confidence": 1.5}, "between 0 and 1"),
-        ({"min_level_gap": {"age": -1}}, "non-negative numbers"),
-        ({"article": "fancy"}, "unknown article mode"),
+        ({"pairs": 0}, "pairs=0: must be a whole number ≥ 1"),
+        ({"k": 2.5}, "k=2.5: must be a whole number ≥ 1"),
+        ({"analyses": "factors,bogus"}, "'bogus' is not one of factors, regression, curves, markedness, skew"),
+        ({"delta": "ratio"}, "delta='ratio': must be absolute or relative"),
+        ({"confidence": 1.5}, "must be a number > 0 and < 1"),
+        ({"min_level_gap": {"age": -1}}, "min_level_gap.age=-1: must be a number ≥ 0"),
+        ({"article": "fancy"}, "article='fancy': must be as-written or grammatical"),
         ({"lexicons": ["nope"]}, "lexicon 'nope' is neither a packaged one"),
         ({"dataset": "cfx:/data"}, "unknown dataset 'cfx'"),
     ],

@@ -42,9 +42,9 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
         MODEL,
         "-d",
         f"causalface:{tree}",
-        "--bootstrap",
+        "--n-bootstrap",
         "30",
-        "--permutations",
+        "--n-random-rankings",
         "30",
         "--k",
         "30",
@@ -103,7 +103,7 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
 
 
 def test_rerun_from_the_cache_loads_no_weights_and_gives_the_same_scores(tree, cache, tmp_path):
-    opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "bootstrap": 0, "permutations": 0}
+    opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "n_bootstrap": 0, "n_random_rankings": 0}
     first = AUDIT.run(load_model(MODEL, cache=cache, device="cpu"), opts)  # the end-to-end test filled the cache
     enc = load_model(MODEL, cache=cache, device="cpu")
     again = AUDIT.run(enc, opts)
@@ -138,12 +138,12 @@ def test_help_imports_no_deep_learning_library():
         (["-d", "nowhere:/x"], "unknown dataset 'nowhere'"),
         (["-d", "causalface"], "must be NAME:PATH"),
         (["-d", "causalface:{tmp}/missing"], "CausalFace folder not found"),
-        (["--analyses", "factors,vibes"], "names no analysis vibes"),
+        (["--analyses", "factors,vibes"], "--analyses 'factors,vibes': 'vibes' is not one of factors, regression"),
         (["--lexicon", "{tmp}/none.yaml"], "is neither a packaged one"),
         (["--templates", "{tmp}/bad.txt"], "must hold the placeholder {w} exactly once"),
-        (["--min-level-gap", "age"], "--min-level-gap 'age' must be KEY=VALUE"),
-        (["--min-level-gap", "age=wide"], "the gap must be a number"),
-        (["--dataset-option", "background=purple"], "background='purple' must be original or removed"),
+        (["--min-level-gap", "age"], "--min-level-gap 'age': 'age' must be KEY=VALUE"),
+        (["--min-level-gap", "age=wide"], "--min-level-gap age='wide': must be a number ≥ 0"),
+        (["--dataset-option", "background=purple"], "dataset causalface option background='purple': must be original or removed"),
         (["--out", "{tmp}/file.txt"], "is a file; give a new folder"),
         (["--out", "{tmp}/busy"], "holds files vlbias did not write (thesis.tex); give a new folder"),
     ],

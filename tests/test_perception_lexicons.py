@@ -116,11 +116,11 @@ def test_vocabulary_words_and_prompts():
         "communion+",
         "communion-",
     ]
-    assert {d["name"] for d in v.describe()} == {
-        "lexicon:scm",
-        "lexicon:abc",
-        "control:control",
-        "templates:hausladen2025",
+    assert {(d["kind"], d["name"]) for d in v.describe()} == {
+        ("lexicon", "scm"),
+        ("lexicon", "abc"),
+        ("control", "control"),
+        ("templates", "hausladen2025"),
     }
 
 

@@ -12,7 +12,7 @@ from tests.faces_fixtures import make_cfd, make_fairface, make_utkface
 from vlbias.audits.perception import AUDIT
 from vlbias.datasets import load_dataset
 
-OPTS = {"bootstrap": 20, "permutations": 20, "k": 4}
+OPTS = {"n_bootstrap": 20, "n_random_rankings": 20, "k": 4}
 
 
 @pytest.fixture(scope="module")

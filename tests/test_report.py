@@ -179,8 +179,8 @@ def test_rerun_config_plans_exactly_the_tasks_that_ran(zoo):
     needles = (
         "vlbias sweep",
         "data/rerun.yaml",
-        "protocol:birhane2024",
-        "lexicon:scm",
+        "birhane2024",
+        "scm",
         "mini-flowers",
         "PCG64",
         "A photo of a {w} person.",
@@ -264,13 +264,13 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     vectors = next(m for m in zoo["models"] if m.startswith("vectors:"))
     tests = [str(zoo["root"] / f"{name}.yaml") for name in EAT_TESTS]
     run = tmp_path / "eat-run"
-    args = ["eat", "--model", vectors, "--permutations", "500", "--bootstrap", "100", "--out", str(run)]
+    args = ["eat", "--model", vectors, "--permutations", "500", "--n-bootstrap", "100", "--out", str(run)]
     for t in tests:
         args += ["--test-file", t]
     assert main(args) == 0
     zs = tmp_path / "zs-run"
     assert (
-        main(["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--bootstrap", "20", "--out", str(zs)])
+        main(["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)])
         == 0
     )
 
@@ -290,7 +290,7 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     assert task.model == vectors and task.options_dict["permutations"] == 500 == record["options"]["permutations"]
     from vlbias.audits.registry import get_audit
 
-    assert task == make_task(vectors, "eat", get_audit("eat").validate_options(task.options_dict))
+    assert task == make_task(vectors, "eat", get_audit("eat").parse_options(task.options_dict).to_dict())
 
     assert main(["report", str(zs), "--out", str(tmp_path / "zs-report")]) == 0
     zpages = pages_of(tmp_path / "zs-report")
@@ -394,10 +394,10 @@ def hostile(tmp_path_factory):
     vectors = home / "[x](javascript:alert(1)).parquet"
     write_parquet_vectors(vectors, keys, np.random.default_rng(0).normal(size=(len(keys), 8)).astype(np.float32))
     spec = f"vectors:{vectors}"
-    eat = ["eat", "-m", spec, "--test-file", test_file, "--permutations", "99", "--bootstrap", "20"]
+    eat = ["eat", "-m", spec, "--test-file", test_file, "--permutations", "99", "--n-bootstrap", "20"]
     assert main([str(a) for a in [*eat, "--out", home / "eat-run"]]) == 0
     zs = ["zeroshot", "-m", spec, "-d", f"manifest:{manifest}", "--classes", home / "classes.txt"]
-    zs += ["--templates", home / "templates.txt", "--group-by", "group", "--bootstrap", "10", "--no-plots"]
+    zs += ["--templates", home / "templates.txt", "--group-by", "group", "--n-bootstrap", "10", "--no-plots"]
     assert main([str(a) for a in [*zs, "--out", home / "zs-run"]]) == 0
     reports = {}
     for run in ("eat-run", "zs-run"):

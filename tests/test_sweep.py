@@ -68,7 +68,7 @@ def write_config(root: Path, stim: dict, **extra) -> Path:
     cfg = {
         "models": MODELS + [f"vectors:{stim['vectors']}"],
         "audits": {"textprobe": {}, "imageprobe": {}},
-        "datasets": [f"images:{stim['a']}", f"images:{stim['b']}"],
+        "datasets": [f"manifest:{stim['a'] / 'faces.csv'}", f"manifest:{stim['b'] / 'faces.csv'}"],
         "seed": 3,
         "encoder": {"device": "cpu", "cache_dir": str(root / "cache")},
         **extra,
@@ -251,7 +251,7 @@ def test_interrupted_at_any_task_resumes_to_the_same_results(zoo, tmp_path, monk
     """An interrupt (Ctrl-C) before task k, then a rerun: the same database as the uninterrupted run."""
     out = tmp_path / "interrupted"
     calls = {"n": 0}
-    real = TEXTPROBE.run, IMAGEPROBE.run
+    real = TEXTPROBE.execute, IMAGEPROBE.execute
 
     def make(fn):
         def wrapped(encoder, options):
@@ -266,8 +266,8 @@ def test_interrupted_at_any_task_resumes_to_the_same_results(zoo, tmp_path, monk
 
     from vlbias.audits.registry import register
 
-    register(replace(TEXTPROBE, run=make(real[0])), replace=True)
-    register(replace(IMAGEPROBE, run=make(real[1])), replace=True)
+    register(replace(TEXTPROBE, execute=make(real[0])), replace=True)
+    register(replace(IMAGEPROBE, execute=make(real[1])), replace=True)
     try:
         with pytest.raises(KeyboardInterrupt):
             run_sweep(load_config(zoo.config), out=out)

@@ -36,8 +36,8 @@ def swept(tmp_path_factory):
         "catalogue": ["facts.csv"],
         "audits": {
             "eat": {"tests": ["weat1", "weat10"], "permutations": 2000, "n_bootstrap": 50},
-            "zeroshot": {"n_boot": 20},
-            "perception": {"dataset": f"causalface:{causalface}", "bootstrap": 0, "permutations": 0, "pairs": 40},
+            "zeroshot": {"n_bootstrap": 20},
+            "perception": {"dataset": f"causalface:{causalface}", "n_bootstrap": 0, "n_random_rankings": 0, "pairs": 40},
         },
         "datasets": [f"cfd:{cfd}"],
         "encoder": {"device": "cpu", "cache_dir": str(root / "cache")},
@@ -65,7 +65,7 @@ def test_every_audit_runs_for_every_model_into_the_database(swept, capsys):
     assert {"zeroshot.images", "zeroshot.results", "perception.results", "perception.factor_effects"} <= tables
     summary = store.query("SELECT * FROM zeroshot.results_with_models")
     assert set(summary["model"]) == set(MODELS) and set(summary["pretraining_dataset"]) == {"small data", "big data"}
-    assert summary["stimuli"].str.contains("protocol:birhane2024@").all()
+    assert summary["stimuli"].str.contains("; birhane2024@").all()
     # the content warning travels with the Parquet parts
     import pyarrow.parquet as pq
 

@@ -15,7 +15,8 @@ from tests.faces_fixtures import make_cfd, make_fairface, make_manifest
 from tests.helpers import write_parquet_vectors
 from vlbias.audits.base import AuditResult
 from vlbias.audits.registry import get_audit
-from vlbias.audits.zeroshot import AUDIT, compare_runs, parse_group_by
+from vlbias.audits.zeroshot import AUDIT, ZeroshotOptions
+from vlbias.audits.zeroshot.run import compare_runs
 from vlbias.cli import main
 from vlbias.datasets import load_dataset
 from vlbias.errors import VlbiasError
@@ -150,10 +151,13 @@ def test_model_set_lookup():
 
 
 def test_group_by_parsing():
-    assert parse_group_by("race,gender") == [["race", "gender"]]
-    assert parse_group_by("race;race, gender") == [["race"], ["race", "gender"]]
-    assert parse_group_by(["race", "gender"]) == [["race", "gender"]]
-    assert parse_group_by([["race"], "gender"]) == [["race"], ["gender"]]
+    def parse_group_by(value):
+        return ZeroshotOptions.parse(group_by=value).group_by
+
+    assert parse_group_by("race,gender") == (("race", "gender"),)
+    assert parse_group_by("race;race, gender") == (("race",), ("race", "gender"))
+    assert parse_group_by(["race", "gender"]) == (("race", "gender"),)
+    assert parse_group_by([["race"], "gender"]) == (("race",), ("gender",))
     assert parse_group_by(None) is None and parse_group_by("") is None
 
 
@@ -192,7 +196,7 @@ def birhane_vectors(cfd, tmp_path_factory):
 
 def test_birhane_shares_and_probabilities_are_exact(cfd, birhane_vectors):
     enc = load_model(f"vectors:{birhane_vectors['path']}")
-    res = AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "n_boot": 400})
+    res = AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 400})
     planted, table = birhane_vectors["planted"], birhane_vectors["dataset"].table
     p_top = softmax100([0.8, 0.6, 0, 0, 0, 0, 0, 0])
     results = res.tables["results"]
@@ -238,18 +242,18 @@ def test_birhane_shares_and_probabilities_are_exact(cfd, birhane_vectors):
 
 def test_scale_option_changes_probabilities_not_top1(cfd, birhane_vectors):
     enc = load_model(f"vectors:{birhane_vectors['path']}")
-    res = AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "n_boot": 0, "scale": 10})
+    res = AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0, "scale": 10})
     i = res.tables["images"].set_index("identity").loc["BF-204"]
     z = np.exp(10 * np.array([0.8, 0.6, 0, 0, 0, 0, 0, 0]))
     assert i["p_gorilla"] == pytest.approx(z[0] / z.sum()) and i["top1"] == "gorilla"
-    assert res.record.options["scale"] == 10.0 and res.record.options["scale_kind"] == "fixed"
+    assert res.record.resolved["scale"] == 10.0 and res.record.resolved["scale_kind"] == "fixed"
     with pytest.raises(VlbiasError, match="has no logit scale; use --scale 100"):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "scale": "model"})
-    with pytest.raises(VlbiasError, match="scale must be a positive number"):
+    with pytest.raises(VlbiasError, match="option scale=-1: must be a number > 0 or model"):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "scale": -1})
-    with pytest.raises(VlbiasError, match="^zeroshot option seed=-1 must be a whole number of at least 0$"):
+    with pytest.raises(VlbiasError, match="^zeroshot option seed=-1: must be a whole number ≥ 0$"):
         AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "seed": -1})
-    with pytest.raises(VlbiasError, match="^zeroshot-compare option seed=-2 must be a whole number of at least 0$"):
+    with pytest.raises(VlbiasError, match="^zeroshot-compare option seed=-2: must be a whole number ≥ 0$"):
         compare_runs([], by="data", seed=-2)
 
 
@@ -286,7 +290,7 @@ def test_datacomp_accuracy_and_toxic_shares_are_exact(tmp_path):
         vecs.append(v)
     path = tmp_path / "dc.parquet"
     write_parquet_vectors(path, prompts + ds.table["key"].tolist(), np.concatenate([np.eye(len(prompts)), vecs]))
-    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": ds, "protocol": "datacomp-fairface", "n_boot": 200})
+    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": ds, "protocol": "datacomp-fairface", "n_bootstrap": 200})
     acc = res.tables["accuracy"].set_index(["task", "grouping", "group"])
     t = ds.table.assign(pred_race=[p[0] for p in plan], pred_gender=[p[1] for p in plan])
     t = t[t["race"].notna()]
@@ -326,7 +330,7 @@ def test_custom_audit_ensemble_and_each_template(tmp_path):
     write_parquet_vectors(path, prompts + [r["path"] for r in rows], np.concatenate([pv, iv]))
     enc = load_model(f"vectors:{path}")
     opts = {"dataset": f"manifest:{csv_path}", "classes": str(tmp_path / "classes.txt"),
-            "templates": str(tmp_path / "templates.txt"), "group_by": "group", "n_boot": 100}  # fmt: skip
+            "templates": str(tmp_path / "templates.txt"), "group_by": "group", "n_bootstrap": 100}  # fmt: skip
     ens = AUDIT.run(enc, opts)
     imgs = np.array([unit(v) for v in iv])
     cls = np.array([unit(unit(pv[0]) + unit(pv[1])), unit(unit(pv[2]) + unit(pv[3]))])
@@ -369,7 +373,7 @@ def test_second_protocol_encodes_no_image_and_warm_rerun_loads_no_model(small_cf
 
     monkeypatch.setattr(enc, "_embed_images", count_images)
     monkeypatch.setattr(enc, "_embed_texts", count_texts)
-    opts = {"dataset": f"cfd:{small_cfd['root']}", "n_boot": 50}
+    opts = {"dataset": f"cfd:{small_cfd['root']}", "n_bootstrap": 50}
     first = AUDIT.run(enc, opts)
     assert calls == {"images": 16, "texts": 8}  # 8 prompts, embedded once
     AUDIT.run(enc, {**opts, "protocol": "birhane2024-racegender"})
@@ -389,7 +393,7 @@ def test_second_protocol_encodes_no_image_and_warm_rerun_loads_no_model(small_cf
 
 def test_dataset_hash_in_the_record_does_not_depend_on_the_model(cfd, birhane_vectors, small_clip):
     """A vectors: model keys images by path, open_clip by content: the record names the same dataset for both."""
-    opts = {"dataset": f"cfd:{cfd['root']}", "n_boot": 0}
+    opts = {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0}
     by_vectors = AUDIT.run(load_model(f"vectors:{birhane_vectors['path']}"), opts).record.stimuli[0]
     by_clip = AUDIT.run(small_clip, opts).record.stimuli[0]
     assert by_vectors == by_clip
@@ -397,12 +401,12 @@ def test_dataset_hash_in_the_record_does_not_depend_on_the_model(cfd, birhane_ve
 
 
 def test_fixed_scale_100_versus_the_models_logit_scale(small_cfd, small_clip):
-    opts = {"dataset": f"cfd:{small_cfd['root']}", "n_boot": 0}
+    opts = {"dataset": f"cfd:{small_cfd['root']}", "n_bootstrap": 0}
     fixed = AUDIT.run(small_clip, opts)
     own = AUDIT.run(small_clip, {**opts, "scale": "model"})
     scale = small_clip.info.logit_scale
     assert scale == pytest.approx(1 / 0.07, rel=1e-5)  # open_clip's initial logit scale
-    assert own.record.options["scale"] == pytest.approx(scale) and own.record.options["scale_kind"] == "model"
+    assert own.record.resolved["scale"] == pytest.approx(scale) and own.record.resolved["scale_kind"] == "model"
     ds = load_dataset(f"cfd:{small_cfd['root']}")
     img = small_clip.encode_images(ds.table["path"].tolist()).astype(np.float64)
     txt = small_clip.encode_texts([fill("A photo of a {c}", c) for c in BIRHANE]).astype(np.float64)
@@ -422,7 +426,7 @@ def test_random_model_end_to_end_through_the_cli_and_compare(small_cfd, tmp_path
     out1, out2 = tmp_path / "r1", tmp_path / "r2"
     for model, out in (("openclip:ViT-S-32-alt/random", out1), ("openclip:ViT-S-32-alt/random-7", out2)):
         code, _, err = run_cli(
-            ["zeroshot", "-m", model, "--device", "cpu", "-d", f"cfd:{root}", "--bootstrap", 100, "-o", out], capsys
+            ["zeroshot", "-m", model, "--device", "cpu", "-d", f"cfd:{root}", "--n-bootstrap", 100, "-o", out], capsys
         )
         assert code == 0, err
         assert "CONTENT WARNING" in err and f"wrote {out} (16 images; 4 item(s) in skipped.csv)" in err
@@ -455,7 +459,7 @@ def test_random_model_end_to_end_through_the_cli_and_compare(small_cfd, tmp_path
     meta.write_text("model,data\nopenclip:ViT-S-32-alt/random,small\nopenclip:ViT-S-32-alt/random-7,big\n")
     code, _, err = run_cli(
         ["zeroshot-compare", out1, out2, "--models-meta", meta, "--by", "data", "--baseline", "small",
-         "--bootstrap", 200, "-o", tmp_path / "cmp"], capsys)  # fmt: skip
+         "--n-bootstrap", 200, "-o", tmp_path / "cmp"], capsys)  # fmt: skip
     assert code == 0, err
     comp = pd.read_parquet(tmp_path / "cmp" / "results.parquet")
     a, b = (AuditResult.read(o).tables["results"].set_index(["grouping", "group", "label"]) for o in (out1, out2))
@@ -476,15 +480,15 @@ def test_compare_runs_api_pairs_and_errors(cfd, birhane_vectors, tmp_path):
         v[8:, 2] += shift  # later models lean towards "gorilla"
         p = tmp_path / f"m{i}.parquet"
         write_parquet_vectors(p, keys, v)
-        runs.append(AUDIT.run(load_model(f"vectors:{p}"), {"dataset": f"cfd:{cfd['root']}", "n_boot": 100}))
+        runs.append(AUDIT.run(load_model(f"vectors:{p}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 100}))
     specs = [r.record.model["spec"] for r in runs]
     facts = {
         specs[0]: {"data": "small", "arch": "A"},
         specs[1]: {"data": "big", "arch": "B"},
         specs[2]: {"data": "big", "arch": "A"},
     }
-    cmp = compare_runs(runs, by="data", baseline="small", facts=facts, n_boot=100)
-    paired = compare_runs(runs, by="data", baseline="small", pair_by="arch", facts=facts, n_boot=100)
+    cmp = compare_runs(runs, by="data", baseline="small", facts=facts, n_bootstrap=100)
+    paired = compare_runs(runs, by="data", baseline="small", pair_by="arch", facts=facts, n_bootstrap=100)
     per_run = [r.tables["results"].set_index(["grouping", "group", "label"])["top1_pct"] for r in runs]
     sel = lambda r: r.results[r.results["metric"] == "top1_pct"].set_index(["grouping", "group", "label"])["difference"]  # noqa: E731
     idx = sel(cmp).index
@@ -498,7 +502,7 @@ def test_compare_runs_api_pairs_and_errors(cfd, birhane_vectors, tmp_path):
     with pytest.raises(VlbiasError, match="at least two"):
         compare_runs(runs[:1], by="data", facts=facts)
     other = AUDIT.run(
-        load_model(f"vectors:{tmp_path / 'm1.parquet'}"), {"dataset": f"cfd:{cfd['root']}", "n_boot": 0, "scale": 50}
+        load_model(f"vectors:{tmp_path / 'm1.parquet'}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0, "scale": 50}
     )
     with pytest.raises(VlbiasError, match="different scales"):
         compare_runs([runs[0], other], by="data", facts=facts)
@@ -514,24 +518,24 @@ def test_compare_runs_api_pairs_and_errors(cfd, birhane_vectors, tmp_path):
 def test_registry_and_options():
     spec = get_audit("zeroshot")
     assert spec is AUDIT and spec.modalities == ("text", "image")
-    assert set(spec.options_help) == set(spec.defaults)
-    with pytest.raises(VlbiasError, match="has no option 'protocl'"):
+    assert all(f.spec.help for f in spec.options.fields())
+    with pytest.raises(VlbiasError, match="has no option 'protocl'; did you mean protocol"):
         AUDIT.run(None, {"protocl": "x"})
 
 
 def test_cli_bad_inputs_are_one_line(cfd, birhane_vectors, tmp_path, capsys):
     vec = f"vectors:{birhane_vectors['path']}"
     ds = f"cfd:{cfd['root']}"
-    base = ["zeroshot", "-m", vec, "-d", ds, "--bootstrap", 0, "-o", tmp_path / "o", "--no-plots"]
+    base = ["zeroshot", "-m", vec, "-d", ds, "--n-bootstrap", 0, "-o", tmp_path / "o", "--no-plots"]
     cases = [
         (["-p", "nope"], "unknown protocol 'nope'"),
-        (["--templates", tmp_path / "t.txt"], "--templates needs --classes"),
+        (["--templates", tmp_path / "t.txt"], "needs classes (a custom audit)"),
         (["--classes", tmp_path / "missing.txt"], "class names file not found"),
         (["--group-by", "race,hair"], "has no column 'hair' to group by"),
         (["--dataset-option", "expression=N"], "has no option 'expression'"),
         (["--dataset-option", "expressions"], "must be KEY=VALUE"),
         (["--scale", "model"], "has no logit scale"),
-        (["--scale", "abc"], "scale must be a positive number"),
+        (["--scale", "abc"], "--scale 'abc': must be a number > 0 or model"),
     ]
     for extra, fragment in cases:
         code, _, err = run_cli(base + extra, capsys)
@@ -547,7 +551,7 @@ def test_cli_bad_inputs_are_one_line(cfd, birhane_vectors, tmp_path, capsys):
     short = tmp_path / "short.parquet"
     write_parquet_vectors(short, full["key"].tolist()[:-2], np.stack(full["vector"])[:-2])
     code, _, err = run_cli(
-        ["zeroshot", "-m", f"vectors:{short}", "-d", ds, "--bootstrap", 0, "-o", tmp_path / "o"], capsys
+        ["zeroshot", "-m", f"vectors:{short}", "-d", ds, "--n-bootstrap", 0, "-o", tmp_path / "o"], capsys
     )
     one_line_error(code, err, "has no vector for 2 images")
     assert "--skip-bad-images" in err
@@ -558,7 +562,7 @@ def test_cli_bad_inputs_are_one_line(cfd, birhane_vectors, tmp_path, capsys):
             f"vectors:{short}",
             "-d",
             ds,
-            "--bootstrap",
+            "--n-bootstrap",
             0,
             "--skip-bad-images",
             "-o",
@@ -603,7 +607,7 @@ def test_groupings_the_dataset_cannot_fill_are_left_out_with_a_note(tmp_path):
     prompts = [fill("A photo of a {c}", c) for c in BIRHANE]
     path = tmp_path / "v.parquet"
     write_parquet_vectors(path, prompts + [r["path"] for r in rows], np.concatenate([np.eye(8), np.eye(8)[:3]]))
-    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": f"manifest:{csv_path}", "n_boot": 10})
+    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": f"manifest:{csv_path}", "n_bootstrap": 10})
     assert set(res.tables["results"]["grouping"]) == {"all"}
     assert res.tables["disparity"].empty
     notes = res.skipped[res.skipped["reason"] == "notes"]["item"].tolist()
@@ -615,7 +619,7 @@ def test_groupings_the_dataset_cannot_fill_are_left_out_with_a_note(tmp_path):
 
 
 def test_a_failing_extras_step_leaves_no_output(cfd, birhane_vectors, tmp_path):
-    res = AUDIT.run(load_model(f"vectors:{birhane_vectors['path']}"), {"dataset": f"cfd:{cfd['root']}", "n_boot": 0})
+    res = AUDIT.run(load_model(f"vectors:{birhane_vectors['path']}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0})
 
     def broken(folder):
         (folder / "plots").mkdir()

@@ -8,9 +8,7 @@ Anything that is not a ``VlbiasError`` is a bug in vlbias and keeps its tracebac
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
-from typing import Any
 
 
 class VlbiasError(Exception):
@@ -58,6 +56,10 @@ class MissingKeysError(VlbiasError):
         super().__init__(f"{source} has no vector for {len(self.missing)} {kind}(s): {shown}{more}; {hint}")
 
 
+class OptionError(VlbiasError):
+    """An option with an unknown name or a value of the wrong type or range (audit, dataset or command line)."""
+
+
 class CacheError(VlbiasError):
     """The embedding cache cannot be used (e.g. the directory is not writable)."""
 
@@ -73,13 +75,8 @@ class VlbiasWarning(UserWarning):
     :func:`warnings.warn`; the command line prints it as ``vlbias: warning: ...``)."""
 
 
-def whole_number(owner: str, name: str, value: Any, low: int = 0) -> int:
-    """An integer option (a seed, a count, a batch size) of ``owner`` (an audit, ``encoder``, ``sweep``), at least
-    ``low``, else a one-line error. Booleans, fractions and texts are refused, never rounded or parsed; a seed must
-    be at least 0 because numpy's generators refuse negative seeds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise VlbiasError(f"{owner} option {name}={value!r} must be a whole number of at least {low}")
-    return int(value)
+class DeprecatedOption(VlbiasWarning, FutureWarning):
+    """An option given by its old name: it still works, for one release; the warning names the new one."""
 
 
 def plural(n: int, word: str) -> str:

@@ -41,6 +41,9 @@ class RunRecord:
     options: dict[str, Any]  # the audit's options, JSON-serialisable
     seed: int | None = None
     stimuli: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "version", "sha256", ...}]
+    #: what the options resolved to for this model and these stimuli (zero-shot: the logit scale of scale=model,
+    #: the protocol's name): told in reports, not part of the config hash (the model identity already is)
+    resolved: dict[str, Any] = field(default_factory=dict)
     vlbias_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 

@@ -6,21 +6,24 @@ Other packages add audits through the ``vlbias.audits`` entry-point group (``nam
 defining ``AUDIT``, or ``"package.module:ATTR"`` for an ``AuditSpec``), and code can add one at run time with
 :func:`register` (tests use this for small audits of their own).
 
-``AuditSpec.run(encoder, options)`` takes a loaded-or-lazy :class:`~vlbias.models.base.Encoder` and a dict of
-options (as they appear in a sweep config) and returns an :class:`~vlbias.audits.base.AuditResult`. It must not
-print; long work reports through :func:`vlbias.utils.progress.progress`.
+``AuditSpec.run(encoder, options)`` takes a loaded-or-lazy :class:`~vlbias.models.base.Encoder` and the audit's
+options — a mapping as a sweep config gives it, or the audit's typed :class:`~vlbias.utils.options.Options` — parses
+them with the one parser every entry point uses, and returns an :class:`~vlbias.audits.base.AuditResult`. It must
+not print; long work reports through :func:`vlbias.utils.progress.progress`.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
+
+from vlbias.errors import VlbiasError
+from vlbias.utils.options import Options
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,36 +38,48 @@ _NOT_AUDITS = {"base", "registry"}
 class AuditSpec:
     name: str
     description: str
-    run: Callable[[Encoder, dict[str, Any]], AuditResult]
+    #: the audit's typed options (one declaration for Python, sweep configs and the command line's flags)
+    options: type[Options]
+    #: runs the audit on an encoder with parsed options; must not print (long work reports through progress). A
+    #: ``"module:function"`` string is imported on first use, so naming an audit (and its options, for --help)
+    #: imports none of the libraries its run needs
+    execute: Callable[[Encoder, Options], AuditResult] | str
     #: modalities the model must have for the audit to run at all
     modalities: tuple[str, ...] = ("text",)
-    #: default options; a sweep config's options are merged over these
-    defaults: dict[str, Any] = field(default_factory=dict)
-    #: option -> one-line help, for `--help` and config validation
-    options_help: dict[str, str] = field(default_factory=dict)
     #: optional model-zoo analysis for `vlbias analyze`: takes this audit's runs in a sweep (each task's part read
     #: back as an AuditResult), every swept model's catalogue facts (spec -> {fact: value}) and the analysis options
     #: (``by``, ``baseline``, ``pair_by``), and returns named result tables
     zoo_analysis: (
-        Callable[[list[AuditResult], dict[str, dict[str, Any]], dict[str, Any]], dict[str, pd.DataFrame]] | None
+        Callable[[list[AuditResult], dict[str, dict[str, Any]], dict[str, Any]], dict[str, pd.DataFrame]] | str | None
     ) = None
+    #: the module (of the report layer, or a plugin's own) that presents this audit's runs in reports: it defines
+    #: ``section(ctx)``, ``methods(ctx, runs)`` and ``FIGURES``; None: a generic table of the results
+    presentation: str | None = None
 
     @property
     def takes_dataset(self) -> bool:
         """Whether the audit runs on a face dataset (it has a ``dataset`` option); sweeps cross it with datasets."""
-        return "dataset" in self.defaults
+        return "dataset" in self.options.names()
 
-    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Defaults merged with the given options; unknown option names are a user error."""
-        from vlbias.errors import VlbiasError
+    def parse_options(self, raw: Mapping[str, Any] | Options | None = None, **kwargs: Any) -> Options:
+        """The audit's typed options from any raw mapping (see :meth:`vlbias.utils.options.Options.parse`)."""
+        return self.options.parse(raw, **kwargs)
 
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "none"
-            raise VlbiasError(
-                f"audit {self.name!r} has no option {', '.join(map(repr, unknown))}; its options: {known}"
-            )
-        return {**copy.deepcopy(self.defaults), **options}  # a run may mutate its options, never the defaults
+    def run(self, encoder: Encoder, options: Mapping[str, Any] | Options | None = None, **overrides: Any):
+        """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed."""
+        return resolve(self.execute)(encoder, self.options.parse(options, **overrides))
+
+    def analyse_zoo(self, runs: list[AuditResult], facts: dict[str, dict[str, Any]], options: dict[str, Any]):
+        """The audit's model-zoo analysis (``zoo_analysis``) of a sweep's runs."""
+        return resolve(self.zoo_analysis)(runs, facts, options)
+
+
+def resolve(target: Callable | str) -> Callable:
+    """A callable, or the one a ``"module:attribute"`` string names (imported now)."""
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 _REGISTERED: dict[str, AuditSpec] = {}
@@ -72,8 +87,6 @@ _REGISTERED: dict[str, AuditSpec] = {}
 
 def register(spec: AuditSpec, *, replace: bool = False) -> AuditSpec:
     """Make an audit known by name at run time (plugins and tests); returns the spec."""
-    from vlbias.errors import VlbiasError
-
     if not replace and spec.name in _REGISTERED and _REGISTERED[spec.name] is not spec:
         raise VlbiasError(f"an audit named {spec.name!r} is already registered")
     _REGISTERED[spec.name] = spec
@@ -115,8 +128,6 @@ def audit_names() -> list[str]:
 
 
 def get_audit(name: str) -> AuditSpec:
-    from vlbias.errors import VlbiasError
-
     if name in _REGISTERED:
         return _REGISTERED[name]
     for module_name in _modules():

@@ -4,125 +4,21 @@ from pathlib import Path
 
 import click
 
+from vlbias.audits.perception import PerceptionOptions
 from vlbias.cli._common import model_options, out_option
-
-
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    from vlbias.errors import VlbiasError
-
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise VlbiasError(f"{option} {item!r} must be KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
+from vlbias.cli._options import options_flags
 
 
 @click.command()
 @model_options
-@click.option(
-    "--dataset",
-    "-d",
-    required=True,
-    metavar="NAME:PATH",
-    help="Face dataset: causalface:PATH (folder holding final_picked_*), cfd:PATH, fairface:PATH, utkface:PATH.",
-)
-@click.option(
-    "--dataset-option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Loader option, repeatable, e.g. background=removed or smiling_corrected=false (CausalFace).",
-)
-@click.option(
-    "--lexicon",
-    "lexicons",
-    multiple=True,
-    metavar="NAME|FILE",
-    help="Lexicon whose scales are scored, repeatable: scm, abc (default both) or a YAML/CSV file.",
-)
-@click.option("--control", default="control", show_default=True, metavar="NAME|FILE", help="Control-word list.")
-@click.option("--templates", default="hausladen2025", show_default=True, metavar="NAME|FILE", help="Prompt templates.")
-@click.option(
-    "--article",
-    type=click.Choice(["as-written", "grammatical"]),
-    default="as-written",
-    show_default=True,
-    help="as-written keeps the study's 'a' before every word; grammatical writes 'an' before vowel sounds.",
-)
-@click.option(
-    "--delta",
-    type=click.Choice(["absolute", "relative"]),
-    default="absolute",
-    show_default=True,
-    help="absolute: 100 (cos - neutral); relative: 100 (cos - neutral) / neutral.",
-)
-@click.option(
-    "--analyses",
-    default="all",
-    show_default=True,
-    metavar="LIST",
-    help="Comma list of factors, regression, curves, markedness, skew (all: those the dataset allows).",
-)
-@click.option("--pairs", type=click.IntRange(min=1), default=1000, show_default=True, help="Image pairs per dimension.")
-@click.option(
-    "--min-level-gap",
-    multiple=True,
-    metavar="ATTR=GAP",
-    help="Smallest level difference of a pair [default: age=1.1 smiling=1.1, as the study].",
-)
-@click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="Top k for MaxSkew@k and NDKL.")
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Resamples of identities for every interval (0: none).",
-)
-@click.option(
-    "--permutations",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Random rankings for the skew null (0: none).",
-)
-@click.option(
-    "--confidence",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.95,
-    show_default=True,
-)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw.")
-@click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images (listed in skipped.csv).")
+@options_flags(PerceptionOptions, required=("dataset",))
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 @out_option(
     "audit",
     required=True,
     help="Output folder (written atomically; an earlier audit output there is replaced only with --overwrite).",
 )
-def perception(
-    model,
-    dataset,
-    dataset_option,
-    lexicons,
-    control,
-    templates,
-    article,
-    delta,
-    analyses,
-    pairs,
-    min_level_gap,
-    k,
-    bootstrap,
-    permutations,
-    confidence,
-    seed,
-    skip_bad_images,
-    no_plots,
-    out,
-    overwrite,
-    encoder_kwargs,
-):
+def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
     """Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against
     warmth/competence and ABC words, what moves them, markedness and retrieval skew.
 
@@ -131,36 +27,14 @@ def perception(
     vlbias perception -m openclip:ViT-B-32/random -d causalface:faces/ --analyses factors,regression -o out/
 
     Writes results (headline numbers), scores (one row per image), a table per analysis, record.json and plots/.
+    Every option here is also an option of the perception audit in sweep configs and Python, with the same name,
+    default and meaning.
     """
-    from vlbias.audits.perception import AUDIT, DEFAULTS
-    from vlbias.errors import VlbiasError
+    from vlbias.audits.perception import AUDIT
     from vlbias.models import load_model
     from vlbias.plots.perception import draw_all
 
-    gaps = dict(DEFAULTS["min_level_gap"])
-    for key, value in _pairs(min_level_gap, "--min-level-gap").items():
-        try:
-            gaps[key] = float(value)
-        except ValueError:
-            raise VlbiasError(f"--min-level-gap {key}={value!r}: the gap must be a number") from None
-    options = {
-        "dataset": dataset,
-        "dataset_options": _pairs(dataset_option, "--dataset-option"),
-        "lexicons": list(lexicons) or DEFAULTS["lexicons"],
-        "control": control,
-        "templates": templates,
-        "article": article,
-        "delta": delta,
-        "analyses": analyses,
-        "pairs": pairs,
-        "min_level_gap": gaps,
-        "k": k,
-        "bootstrap": bootstrap,
-        "permutations": permutations,
-        "confidence": confidence,
-        "seed": seed,
-        "skip_bad_images": skip_bad_images,
-    }
+    options = AUDIT.parse_options(raw_options, flags=True)
     encoder = load_model(model, **encoder_kwargs)
     result = AUDIT.run(encoder, options)
     plots = None if no_plots else lambda tmp: draw_all(result.tables, tmp / "plots")

@@ -7,26 +7,9 @@ from pathlib import Path
 
 import click
 
+from vlbias.audits.zeroshot import ZeroshotOptions
 from vlbias.cli._common import console, model_options, out_option
-
-
-def _protocol_help() -> str:
-    from vlbias.stimuli.zeroshot import protocol_names
-
-    return f"Protocol: {', '.join(protocol_names())}, or a protocol .yaml file."
-
-
-def _dataset_options(pairs: tuple[str, ...]) -> dict:
-    from vlbias.errors import VlbiasError
-
-    out: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise VlbiasError(f"--dataset-option {pair!r} must be KEY=VALUE, e.g. expressions=N,HC or margin=1.25")
-        low = value.strip().lower()
-        out[key.strip().replace("-", "_")] = True if low == "true" else False if low == "false" else value.strip()
-    return out
+from vlbias.cli._options import options_flags
 
 
 def _slug(text: str) -> str:
@@ -40,82 +23,19 @@ def _echo_warning(warning: str | None) -> None:
 
 @click.command()
 @model_options
-@click.option(
-    "--dataset",
-    "-d",
-    required=True,
-    metavar="NAME:PATH",
-    help="Face dataset: cfd:PATH, fairface:PATH, utkface:PATH or manifest:CSV.",
-)
-@click.option(
-    "--dataset-option",
-    "dataset_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Loader option, repeatable: cfd expressions=N,HC subsets=all norming=india; fairface split=val "
-    "margin=1.25; manifest race=COLUMN.",
-)
-@click.option("--protocol", "-p", default="birhane2024", show_default=True, help=_protocol_help())
-@click.option("--classes", type=click.Path(dir_okay=False, path_type=Path), help="Class names file: a custom audit.")
-@click.option(
-    "--templates", type=click.Path(dir_okay=False, path_type=Path), help="Templates file with {c} (with --classes)."
-)
-@click.option(
-    "--group-by",
-    metavar="COLS",
-    help="Grouping columns, e.g. race,gender; several groupings with ';' (race;race,gender).",
-)
-@click.option(
-    "--template-mode",
-    type=click.Choice(["ensemble", "each"]),
-    default="ensemble",
-    show_default=True,
-    help="Average the prompt embeddings of a class, or report each template.",
-)
-@click.option(
-    "--article",
-    type=click.Choice(["grammatical", "as-written"]),
-    default=None,
-    help="a/an before the class name: grammatical, or as-written in the template [default: the protocol's].",
-)
-@click.option(
-    "--scale",
-    default="100",
-    show_default=True,
-    help="Logit scale of the softmax: a number (the published protocols use 100) or 'model'.",
-)
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True, help="Replicates.")
-@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--skip-bad-images", is_flag=True, help="Skip undecodable images instead of failing.")
+@options_flags(ZeroshotOptions, required=("dataset",))
 @out_option("audit", help="Output folder [default: zeroshot-PROTOCOL-MODEL].")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
-def zeroshot(
-    model,
-    dataset,
-    dataset_option,
-    protocol,
-    classes,
-    templates,
-    group_by,
-    template_mode,
-    article,
-    scale,
-    n_boot,
-    ci,
-    seed,
-    skip_bad_images,
-    out,
-    overwrite,
-    no_plots,
-    encoder_kwargs,
-):
+def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
     """Zero-shot misclassification audit of face images, by group.
 
     \b
     vlbias zeroshot -m openclip:ViT-B-32/laion2b_s34b_b79k -d "cfd:CFD Version 3.0" -p birhane2024
     vlbias zeroshot -m openclip:ViT-B-32/laion2b_s34b_b79k -d fairface:FairFace -p datacomp-fairface
     vlbias zeroshot -m SPEC -d manifest:faces.csv --classes classes.txt --templates templates.txt --group-by race
+
+    Every option here is also an option of the zeroshot audit in sweep configs and Python, with the same name,
+    default and meaning.
 
     CONTENT WARNING: the packaged label sets pair photographs of people with dehumanising and criminalising labels,
     by design.
@@ -125,26 +45,12 @@ def zeroshot(
     from vlbias.models import ModelSpec, load_model
     from vlbias.utils.io import check_out
 
+    options = AUDIT.parse_options(raw_options, flags=True)
     if out is None:
-        name = "custom" if classes else Path(protocol).stem
+        name = "custom" if options.classes else Path(options.protocol).stem
         out = Path(f"zeroshot-{_slug(name)}-{_slug(str(ModelSpec.parse(model)))}")
         check_out(out, "audit", overwrite)
     encoder = load_model(model, **encoder_kwargs)
-    options = {
-        "dataset": dataset,
-        "dataset_options": _dataset_options(dataset_option),
-        "protocol": protocol,
-        "classes": str(classes) if classes else None,
-        "templates": str(templates) if templates else None,
-        "group_by": group_by,
-        "template_mode": template_mode,
-        "article": article,
-        "scale": scale,
-        "n_boot": n_boot,
-        "ci": ci,
-        "seed": seed,
-        "skip_bad_images": skip_bad_images,
-    }
     result = AUDIT.run(encoder, options)
     extras = None
     if not no_plots:
@@ -208,13 +114,29 @@ def _summary(result, out: Path) -> None:
     help="Named model set whose comparison defaults to use [default: the set that lists every run's model].",
 )
 @click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=2000, show_default=True)
-@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option(
+    "--n-bootstrap",
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Bootstrap replicates over people (--bootstrap: its old name).",
+)
+@click.option(
+    "--confidence",
+    "--ci",
+    "confidence",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Level of the intervals (--ci: its old name).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @out_option("audit", help="Output folder [default: zeroshot-compare].")
 @click.option("--no-plots", is_flag=True)
 def zeroshot_compare(
-    runs, by, baseline, pair_by, models_meta, model_set, print_set, n_boot, ci, seed, out, overwrite, no_plots
+    runs, by, baseline, pair_by, models_meta, model_set, print_set, n_bootstrap, confidence, seed, out, overwrite, no_plots
 ):
     """Compare zeroshot runs of several models, grouped by a model fact (e.g. pretraining data).
 
@@ -234,7 +156,7 @@ def zeroshot_compare(
         return
     from vlbias.audits._zeroshot_plots import plot_comparison
     from vlbias.audits.base import AuditResult
-    from vlbias.audits.zeroshot import compare_runs
+    from vlbias.audits.zeroshot.run import compare_runs
     from vlbias.utils.io import check_out
 
     if len(runs) < 2:
@@ -252,8 +174,8 @@ def zeroshot_compare(
         baseline=baseline or defaults.get("baseline"),
         pair_by=pair_by or defaults.get("pair_by"),
         facts=facts,
-        n_boot=n_boot,
-        ci=ci,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
         seed=seed,
     )
     extras = None if no_plots else (lambda tmp: plot_comparison(result.tables, tmp / "plots", result.content_warning))

@@ -1,9 +1,11 @@
 """The face-dataset contract shared by the zero-shot and social-perception audits.
 
 A dataset spec is ``NAME:PATH`` (``cfd:/data/CFD``, ``fairface:/data/fairface``, ``utkface:/data/UTKFace``,
-``causalface:/data/causalface``, ``manifest:/data/faces.csv``). Each loader is one module in
-:mod:`vlbias.datasets` named after its prefix, defining ``DESCRIPTION`` and ``load(path, **options) ->
-FaceDataset``. Adding a dataset is adding that module (and its test with a fixture folder in the real layout).
+``causalface:/data/causalface``, ``manifest:/data/faces.csv``), parsed once into a
+:class:`~vlbias.datasets.spec.DatasetSpec`. Each loader is one module in :mod:`vlbias.datasets` named after its
+prefix, defining ``DESCRIPTION``, its typed ``Options`` (:mod:`vlbias.utils.options`), ``load(path, **options) ->
+FaceDataset`` and, where the release has a known top folder, ``find_root(path)``. Adding a dataset is adding that
+module (and its test with a fixture folder in the real layout).
 
 Every loader yields one table, one row per image, with at least these columns (common vocabulary):
 
@@ -28,16 +30,16 @@ without images, labels outside the vocabulary, malformed file names. Nothing is 
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from vlbias.utils.provenance import entry
 
-from vlbias.errors import VlbiasError
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from vlbias.datasets.spec import DatasetSpec
 
 REQUIRED_COLUMNS = ("path", "key", "identity", "race", "race_label", "gender", "age", "age_group")
 RACES = (
@@ -64,6 +66,8 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
 
     def as_frame(self) -> pd.DataFrame:
+        import pandas as pd  # here, not at the top: naming a dataset (vlbias zeroshot --help) imports no pandas
+
         rows = []
         for kind in ("images_without_metadata", "metadata_without_images", "unknown_labels", "malformed", "notes"):
             rows += [{"item": item, "reason": kind} for item in getattr(self, kind)]
@@ -86,6 +90,7 @@ class FaceDataset:
     report: LoadReport = field(default_factory=LoadReport)
     version: str = ""  # dataset release, e.g. "CFD 3.0"
     options: dict = field(default_factory=dict)
+    source: DatasetSpec | None = None  # the spec it was loaded from (set by DatasetSpec.load)
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.table.columns]
@@ -94,7 +99,29 @@ class FaceDataset:
 
     @property
     def spec(self) -> str:
-        return f"{self.name}:{self.root}"
+        """The dataset's one recorded spelling: its spec's, or ``NAME:ROOT`` for a table made by hand."""
+        return str(self.source) if self.source is not None else f"{self.name}:{self.root}"
+
+    def load(self) -> FaceDataset:
+        """Itself: a dataset given to an audit already loaded (a :class:`DatasetSpec` loads on this call)."""
+        return self
+
+    def to_option(self) -> str:
+        """How options record a dataset given already loaded: its spec."""
+        return self.spec
+
+    def provenance(self, n_images: int | None = None) -> dict:
+        """The dataset's provenance entry: its spec, release, loader options, and the fingerprint of its table;
+        ``n_images``: how many of its images the run used (all, if None)."""
+        return entry(
+            "dataset",
+            self.name,
+            spec=self.spec,
+            version=self.version,
+            options=self.options,
+            n_images=int(len(self.table) if n_images is None else n_images),
+            sha256=self.fingerprint(),
+        )
 
     def fingerprint(self) -> str:
         """sha256 of the table as loaded: relative keys and every attribute, in key order, without absolute paths.
@@ -107,31 +134,3 @@ class FaceDataset:
         cols = sorted(c for c in self.table.columns if c != "path")
         frame = self.table[cols].sort_values("key", kind="stable")
         return hashlib.sha256(frame.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _loaders() -> tuple[str, ...]:
-    import vlbias.datasets as pkg
-
-    return tuple(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name != "base")
-
-
-def dataset_names() -> list[str]:
-    return list(_loaders())
-
-
-def load_dataset(spec: str, **options) -> FaceDataset:
-    """Load ``NAME:PATH`` with the loader named NAME."""
-    name, sep, path = spec.partition(":")
-    if not sep or not path:
-        raise VlbiasError(f"dataset spec {spec!r} must be NAME:PATH with NAME one of {', '.join(dataset_names())}")
-    if name not in _loaders():
-        raise VlbiasError(f"unknown dataset {name!r} in {spec!r}; known datasets: {', '.join(dataset_names())}")
-    module = importlib.import_module(f"vlbias.datasets.{name}")
-    accepted = list(inspect.signature(module.load).parameters.values())[1:]  # after the path
-    if not any(p.kind is p.VAR_KEYWORD for p in accepted):
-        unknown = sorted(set(options) - {p.name for p in accepted})
-        if unknown:
-            known = ", ".join(p.name for p in accepted) or "none"
-            raise VlbiasError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options: {known}")
-    return module.load(Path(path).expanduser(), **options)

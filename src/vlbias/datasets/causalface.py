@@ -35,12 +35,15 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from vlbias.datasets.base import FaceDataset, LoadReport
 from vlbias.errors import StimulusError
+from vlbias.utils.options import Options as _Options
+from vlbias.utils.options import option
 
 DESCRIPTION = (
     "CausalFace (Liang, Perona & Balakrishnan, ICCV 2023): synthetic faces varying age, lighting, pose or smiling "
@@ -89,17 +92,6 @@ def crop_box(attribute: str, level: float, size: tuple[int, int] = (SIZE, SIZE))
     return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
 
 
-def _as_bool(name: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise StimulusError(f"causalface option {name}={value!r} must be true or false")
-
-
 def _image_size(path: Path) -> tuple[int, int] | None:
     from PIL import Image
 
@@ -133,29 +125,30 @@ def _subset_folders(root: Path, wanted: list[str] | None, report: LoadReport) ->
     return folders
 
 
-def load(
-    path: str | Path,
-    *,
-    background: str = "original",
-    smiling_corrected: bool | str = True,
-    attributes: str | list[str] | None = None,
-    crop: bool | str = True,
-) -> FaceDataset:
+class Options(_Options):
+    OWNER = "dataset causalface"
+
+    background: Literal["original", "removed"] = option("original", "original, or removed (the _rm_bg copies only)")
+    smiling_corrected: bool = option(True, "prefer the brightness-corrected smiling files, as the study")
+    attributes: tuple[str, ...] | None = option(
+        None, "the varied attributes to load, some of age, lighting, pose, smiling [default: every folder found]",
+        choices=tuple(ABBREVIATIONS),
+    )
+    crop: bool = option(True, "crop each face to the study's box (false: whole 512 x 512 images)")
+
+    @classmethod
+    def _finish(cls, values, ctx):
+        if values["attributes"] is not None and not values["attributes"]:
+            raise ctx.error(cls.field("attributes"), "", "names no attribute; use some of " + ", ".join(ABBREVIATIONS))
+        return values
+
+
+def load(path: str | Path, **options) -> FaceDataset:
     """Read a CausalFace folder into the face-dataset table (one row per image), with a report of what did not fit."""
+    o = Options.parse(options)
+    background, smiling_corrected, crop = o.background, o.smiling_corrected, o.crop
+    attributes = list(o.attributes) if o.attributes is not None else None
     path = Path(path).expanduser()
-    if background not in ("original", "removed"):
-        raise StimulusError(f"causalface option background={background!r} must be original or removed")
-    smiling_corrected = _as_bool("smiling_corrected", smiling_corrected)
-    crop = _as_bool("crop", crop)
-    if isinstance(attributes, str):
-        attributes = [a.strip() for a in attributes.split(",") if a.strip()]
-    if attributes is not None:
-        unknown = [a for a in attributes if a not in ABBREVIATIONS]
-        if unknown or not attributes:
-            raise StimulusError(
-                f"causalface option attributes={','.join(attributes)!s} names no CausalFace attribute "
-                f"{', '.join(unknown)}; use some of {', '.join(ABBREVIATIONS)}"
-            )
     report = LoadReport()
     folders = _subset_folders(path, attributes, report)
     root = path.parent if _FOLDER.match(path.name) else path
@@ -236,7 +229,7 @@ def load(
     order += ["level", "variant", "o2", "corrected", "rm_bg", "crop"]
     table = table[order].sort_values(["attribute", "seed", "race", "gender", "level"], kind="stable")
     table = table.reset_index(drop=True)
-    options = {"background": background, "smiling_corrected": smiling_corrected, "crop": crop}
+    options = o.to_dict()
     options["attributes"] = sorted(folders)
     return FaceDataset(name="causalface", root=root, table=table, report=report, version=VERSION, options=options)
 

@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
 from vlbias.datasets._common import age_bin, common_gender, common_race, finish_table, relative_key, scan_images
 from vlbias.datasets.base import FaceDataset, LoadReport
 from vlbias.errors import StimulusError
+from vlbias.utils.options import Options as _Options
+from vlbias.utils.options import option
 
 DESCRIPTION = "Chicago Face Database 3.0 (CFD, CFD-MR, CFD-INDIA): images and the norming workbook"
 
@@ -71,7 +74,8 @@ def model_key(race: str, gender: str, number: str) -> str:
     return f"{race.upper()}{gender.upper()}-{int(number):03d}"
 
 
-def _find_root(path: Path) -> Path:
+def find_root(path: Path) -> Path:
+    """The release folder (the one holding Images/) at or just under ``path``."""
     path = path.expanduser()
     if not path.exists():
         raise StimulusError(f"CFD folder not found: {path}; point to the 'CFD Version 3.0' folder")
@@ -168,19 +172,31 @@ def _header_index(rows: list[tuple]) -> int | None:
     return None
 
 
-def load(
-    path: str | Path,
-    subsets="CFD",
-    expressions="N",
-    one_per_person: bool = True,
-    norming: str = "us",
-    workbook: str | Path | None = None,
-) -> FaceDataset:
-    root = _find_root(Path(path))
-    subsets = _as_list(subsets, SUBSETS, "set")
-    expressions = _as_list(expressions, tuple(EXPRESSIONS), "expression")
-    if norming not in ("us", "india"):
-        raise StimulusError(f"unknown CFD norming {norming!r}; use us or india (the raters of CFD-INDIA)")
+def _subsets(value) -> list[str]:
+    return _as_list(value, SUBSETS, "set")
+
+
+def _expressions(value) -> list[str]:
+    return _as_list(value, tuple(EXPRESSIONS), "expression")
+
+
+class Options(_Options):
+    OWNER = "dataset cfd"
+
+    subsets: tuple[str, ...] = option(("CFD",), "sets: CFD, CFD-MR, CFD-INDIA (a list), or all", normalise=_subsets)
+    expressions: tuple[str, ...] = option(
+        ("N",), "expressions: N, HC, HO, A, F (a list), or all", normalise=_expressions
+    )
+    one_per_person: bool = option(True, "one image per person and expression (the first by file name)")
+    norming: Literal["us", "india"] = option("us", "which raters' sheet describes CFD-INDIA: us or india")
+    workbook: str | None = option(None, "the norming workbook, if it is not in the release folder", path=True)
+
+
+def load(path: str | Path, **options) -> FaceDataset:
+    o = Options.parse(options)
+    root = find_root(Path(path))
+    subsets, expressions, one_per_person, norming = list(o.subsets), list(o.expressions), o.one_per_person, o.norming
+    workbook = o.workbook
     report = LoadReport()
     images_root = root / "Images"
 
@@ -295,11 +311,5 @@ def load(
         table=table,
         report=report,
         version="CFD 3.0",
-        options={
-            "subsets": subsets,
-            "expressions": expressions,
-            "one_per_person": one_per_person,
-            "norming": norming,
-            "workbook": wb_path.name if wb_path else None,
-        },
+        options={**o.to_dict(), "workbook": wb_path.name if wb_path else None},
     )

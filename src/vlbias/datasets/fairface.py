@@ -19,6 +19,7 @@ Options: ``split`` ("val" by default, the split DataComp and the CLIP paper eval
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -34,6 +35,8 @@ from vlbias.datasets._common import (
 from vlbias.datasets.base import FaceDataset, LoadReport
 from vlbias.errors import StimulusError
 from vlbias.utils.io import check_columns, csv_header
+from vlbias.utils.options import Options as _Options
+from vlbias.utils.options import option
 
 DESCRIPTION = "FairFace: fairface_label_{train,val}.csv and the margin 0.25 / 1.25 image folders"
 
@@ -94,12 +97,19 @@ def _read_labels(root: Path, folder: Path, split: str) -> pd.DataFrame:
     return df
 
 
-def load(path: str | Path, split: str = "val", margin="0.25", service_test: bool = False) -> FaceDataset:
+class Options(_Options):
+    OWNER = "dataset fairface"
+
+    split: Literal["val", "train", "all"] = option("val", "which labelled split: val, train or all")
+    margin: str = option("0.25", "the image margin of the release: 0.25 or 1.25", normalise=_margin)
+    service_test: bool = option(False, "only the images FairFace marks service_test (its balanced test subset)")
+
+
+def load(path: str | Path, **options) -> FaceDataset:
+    o = Options.parse(options)
+    split, margin, service_test = o.split, o.margin, o.service_test
     root = require_dir(Path(path).expanduser(), "FairFace folder")
-    if split not in (*SPLITS, "all"):
-        raise StimulusError(f"unknown FairFace split {split!r}; use val, train or all")
     splits = list(SPLITS) if split == "all" else [split]
-    margin = _margin(margin)
     folder, folder_name = _image_folder(root, margin, splits)
     report = LoadReport()
     if not folder_name:
@@ -150,5 +160,5 @@ def load(path: str | Path, split: str = "val", margin="0.25", service_test: bool
         table=table,
         report=report,
         version=f"FairFace (margin {margin})",
-        options={"split": split, "margin": margin, "service_test": service_test},
+        options=o.to_dict(),
     )

@@ -20,6 +20,8 @@ from vlbias.datasets._common import age_bin, common_gender, common_race, finish_
 from vlbias.datasets.base import REQUIRED_COLUMNS, FaceDataset, LoadReport
 from vlbias.errors import StimulusError
 from vlbias.stimuli.imagesets import read_manifest
+from vlbias.utils.options import Options as _Options
+from vlbias.utils.options import option
 
 DESCRIPTION = "a CSV manifest: an image path column plus any attribute columns (identity, race, gender, age, …)"
 
@@ -43,14 +45,18 @@ def _column(header: list[str], role: str, given: str | None, path: Path) -> str 
     return next((lower[a] for a in ALIASES[role] if a in lower), None)
 
 
-def load(
-    path: str | Path,
-    identity: str | None = None,
-    race: str | None = None,
-    gender: str | None = None,
-    age: str | None = None,
-    age_group: str | None = None,
-) -> FaceDataset:
+class Options(_Options):
+    OWNER = "dataset manifest"
+
+    identity: str | None = option(None, "the column naming each image's person [default: found by name]")
+    race: str | None = option(None, "the race column [default: race or ethnicity]")
+    gender: str | None = option(None, "the gender column [default: gender or sex]")
+    age: str | None = option(None, "the age column (years) [default: age]")
+    age_group: str | None = option(None, "the age-group column [default: age_group or age_bin]")
+
+
+def load(path: str | Path, **options) -> FaceDataset:
+    o = Options.parse(options)
     path = Path(path).expanduser()
     if not path.is_file():
         raise StimulusError(f"manifest not found: {path}; give a CSV file with an image path column")
@@ -58,7 +64,7 @@ def load(
     root = source.root.resolve()
     raw = pd.DataFrame(source.rows)
     header = list(raw.columns)
-    given = {"identity": identity, "race": race, "gender": gender, "age": age, "age_group": age_group}
+    given = o.to_dict()
     cols = {role: _column(header, role, given[role], path) for role in ALIASES}
     path_col = next(
         c for c in header if c.strip().lower() in ("path", "image", "file", "filepath", "filename", "image_path")

@@ -25,6 +25,7 @@ import pandas as pd
 from vlbias.datasets._common import age_bin, finish_table, relative_key, require_dir, scan_images
 from vlbias.datasets.base import FaceDataset, LoadReport
 from vlbias.errors import StimulusError
+from vlbias.utils.options import Options as _Options
 
 DESCRIPTION = "UTKFace: labels in the file names <age>_<gender>_<race>_<datetime>.jpg[.chip.jpg]"
 
@@ -46,7 +47,12 @@ def parse_name(name: str) -> dict | None:
     return {**m.groupdict(), "regular": WELL_FORMED.match(name) is not None}
 
 
-def load(path: str | Path) -> FaceDataset:
+class Options(_Options):
+    OWNER = "dataset utkface"  # the release has one layout and no choices
+
+
+def load(path: str | Path, **options) -> FaceDataset:
+    Options.parse(options)
     root = require_dir(Path(path).expanduser(), "UTKFace folder")
     report = LoadReport()
     rows = []

@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vlbias.cache.store import EmbeddingCache, ModelCache
-from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural, whole_number
+from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural
 from vlbias.models.images import ImageDataset, ImageInput, ImageRef, as_ref, collate, content_keys, describe
 from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import stable_hash
+from vlbias.utils.options import whole_number
 from vlbias.utils.progress import progress
 
 IDENTITY_FORMAT = 1

@@ -30,6 +30,7 @@ from vlbias.report.sections import (
 )
 from vlbias.report.source import ReportData, load, missing
 from vlbias.utils.io import atomic_dir
+from vlbias.utils.provenance import of_kind
 
 FORMATS = ("html", "md")
 MARKER = "report.json"
@@ -107,10 +108,9 @@ def _datasets(ctx: Context) -> pd.DataFrame:
             continue
         row = rows.setdefault(r.dataset, {"dataset": r.dataset, "audits": set(), "version": "", "images": None})
         row["audits"].add(r.audit)
-        for s in r.record.get("stimuli") or []:
-            if "n_images" in s:
-                row["version"] = f"{s.get('name', '')}@{s.get('version', '')}".removeprefix("dataset:")
-                row["images"] = s.get("n_images")
+        for s in of_kind(r.record.get("stimuli") or [], "dataset"):
+            row["version"] = f"{s['name']}@{s.get('version', '')}"
+            row["images"] = s.get("n_images")
     for spec in ctx.data.tasks["dataset"].dropna().unique():
         rows.setdefault(spec, {"dataset": spec, "audits": set(), "version": "", "images": None})
     df = pd.DataFrame(list(rows.values()), columns=["dataset", "audits", "version", "images"])

@@ -13,6 +13,7 @@ from vlbias.report import blocks as B
 from vlbias.report.fmt import num, table
 from vlbias.report.sections import Context, _wrap_warning
 from vlbias.report.source import Run, missing
+from vlbias.utils.provenance import kind_of, name_of, of_kind
 
 
 def _value(v: Any) -> str:
@@ -81,11 +82,14 @@ def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) ->
     rows = []
     for s in stimuli:
         digest = s.get("sha256") or s.get("manifest") or ""
-        other = {k: v for k, v in s.items() if k not in ("name", "version", "sha256", "manifest", "runs", *skip)}
+        other = {
+            k: v for k, v in s.items() if k not in ("kind", "name", "version", "sha256", "manifest", "runs", *skip)
+        }
         rows.append(
             {
                 "runs": s.get("runs"),
-                "name": s.get("name", ""),
+                "kind": kind_of(s) or "",
+                "name": name_of(s),
                 "version": s.get("version") or "",
                 "content hash": (str(digest)[:16] + "…") if digest else "",
                 "details": "; ".join(f"{k}: {_value(v)}" for k, v in other.items()),
@@ -93,8 +97,9 @@ def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) ->
         )
     return B.table(
         table(
-            pd.DataFrame(rows, columns=["name", "version", "content hash", "runs", "details"]),
+            pd.DataFrame(rows, columns=["kind", "name", "version", "content hash", "runs", "details"]),
             {
+                "kind": "kind",
                 "stimulus set": "name",
                 "version": "version",
                 "content hash": "content hash",
@@ -160,17 +165,17 @@ def _zeroshot_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
             f"Each image is compared with one prompt per class (several templates: averaged normalised prompt "
             f"embeddings, or one result per template); probabilities are softmax({scale} · cosine) and the top-1 "
             f"class is the most similar one. Per group: the share of images whose top-1 class is each class or "
-            f"category, and the mean probability, each with a {_opt(runs, 'ci')} cluster-bootstrap interval over "
-            f"people ({_opt(runs, 'n_boot')} replicates, seed {_opt(runs, 'seed')}); a comparison of models resamples "
+            f"category, and the mean probability, each with a {_opt(runs, 'confidence')} cluster-bootstrap interval over "
+            f"people ({_opt(runs, 'n_bootstrap')} replicates, seed {_opt(runs, 'seed')}); a comparison of models resamples "
             "the same people for every model."
         )
     ]
     tasks = []
-    for s in _stimuli(runs):
+    for s in of_kind(_stimuli(runs), "protocol"):
         for t in s.get("tasks") or []:
             tasks.append(
                 {
-                    "protocol": s.get("name", "").removeprefix("protocol:"),
+                    "protocol": s["name"],
                     "task": t.get("name"),
                     "classes": ", ".join(t.get("classes") or []),
                     "templates": "; ".join(
@@ -205,7 +210,7 @@ def _packaged_words(stimuli: list[dict[str, Any]]) -> list[B.Block]:
 
     rows, lines = [], []
     for s in stimuli:
-        kind, _, name = str(s.get("name", "")).partition(":")
+        kind, name = kind_of(s), name_of(s)
         if s.get("origin") != "package" or kind not in ("lexicon", "templates"):
             continue
         try:
@@ -241,7 +246,7 @@ def _perception_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
             "each prompt, averaged over the templates. Delta = 100 (cos(image, word) − cos(image, neutral prompt)) "
             f"({_opt(runs, 'delta')}); a scale's score is the mean Delta of its words. Analyses: "
             f"{_opt(runs, 'analyses')}; {_opt(runs, 'pairs')} random pairs per dimension for the factor effects; "
-            f"{_opt(runs, 'bootstrap')} cluster-bootstrap resamples of identities; {_opt(runs, 'permutations')} "
+            f"{_opt(runs, 'n_bootstrap')} cluster-bootstrap resamples of identities; {_opt(runs, 'n_random_rankings')} "
             f"random rankings for the skew null; k = {_opt(runs, 'k')}; confidence {_opt(runs, 'confidence')}; "
             f"seed {_opt(runs, 'seed')} for every random draw."
         ),

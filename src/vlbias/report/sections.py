@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlbias.audits.eat import RESULT_COLUMNS
+from vlbias.audits.eat.run import RESULT_COLUMNS
 from vlbias.report import blocks as B
 from vlbias.report.assets import Assets, Figure
 from vlbias.report.fmt import fixed, interval, model_labels, num, pvalue, signed, table
@@ -329,7 +329,7 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
         res = ctx.concat(group, "results")
         if res.empty:
             continue
-        ci = float(group[0].record.get("options", {}).get("ci", group[0].options.get("ci", 0.95)) or 0.95)
+        ci = float(group[0].options.get("confidence", 0.95) or 0.95)
         warning = _warning_text(group)
         inner: list[B.Block] = []
         csv = ctx.assets.csv("zeroshot-results", res)

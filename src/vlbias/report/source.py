@@ -154,14 +154,20 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _audit_options(audit: str, options: dict[str, Any]) -> dict[str, Any]:
-    """A record's options reduced to the audit's own option names (records may add derived values)."""
+    """A record's options in the audit's canonical form (current names and types, defaults included), also for
+    records written before an option was renamed; values a record adds beyond the options are left out."""
     from vlbias.audits.registry import get_audit
 
     try:
-        known = get_audit(audit).defaults
+        declared = get_audit(audit).options
     except VlbiasError:
         return dict(options)
-    return {k: v for k, v in options.items() if k in known}
+    known = set(declared.names()) | set(declared.DEPRECATED)
+    mine = {k: v for k, v in options.items() if k in known}
+    try:
+        return declared.parse(mine, warn=False).to_dict()
+    except VlbiasError:  # a record of a version whose values no longer parse: shown as recorded
+        return mine
 
 
 def load_audit_folder(folder: Path) -> ReportData:
@@ -279,7 +285,7 @@ def load_sweep(path: Path) -> ReportData:
     runs = []
     for t in tasks[tasks["status"] == "done"].itertuples():
         part = store.root / "parts" / str(t.audit) / str(t.task_id)
-        options = json.loads(t.options) if isinstance(t.options, str) and t.options else {}
+        options = _audit_options(str(t.audit), json.loads(t.options) if isinstance(t.options, str) and t.options else {})
         if (part / "record.json").is_file() and (part / "task.json").is_file():
             raw = _read_json(part / "record.json", "the sweep's part is damaged; delete it and run the sweep again")
             warning = raw.pop("content_warning", None)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from vlbias.errors import StimulusError
 from vlbias.stimuli.prompts import ARTICLES, indefinite_article
-from vlbias.utils.io import check_columns, load_yaml
+from vlbias.utils.io import check_columns, load_yaml, stable_hash
+from vlbias.utils.provenance import entry
 
 _DATA = "vlbias.data.perception"
 
@@ -299,30 +300,19 @@ class Vocabulary:
 
     def describe(self) -> list[dict]:
         """Provenance entries for the run record."""
-        from vlbias.utils.io import stable_hash
-
         out = [
-            {
-                "name": f"lexicon:{lex.name}",
-                "origin": lex.origin,
-                "source": lex.source,
-                "sha256": stable_hash(lex.scales),
-            }
+            entry("lexicon", lex.name, origin=lex.origin, source=lex.source, sha256=stable_hash(lex.scales))
             for lex in self.lexicons
         ]
+        words = {"neutral": self.control.neutral, "words": self.control.words}
+        out.append(entry("control", self.control.name, origin=self.control.origin, sha256=stable_hash(words)))
         out.append(
-            {
-                "name": f"control:{self.control.name}",
-                "origin": self.control.origin,
-                "sha256": stable_hash({"neutral": self.control.neutral, "words": self.control.words}),
-            }
-        )
-        out.append(
-            {
-                "name": f"templates:{self.templates.name}",
-                "origin": self.templates.origin,
-                "sha256": stable_hash(list(self.templates.templates)),
-                "article": self.article,
-            }
+            entry(
+                "templates",
+                self.templates.name,
+                origin=self.templates.origin,
+                sha256=stable_hash(list(self.templates.templates)),
+                article=self.article,
+            )
         )
         return out

@@ -262,7 +262,7 @@ def zoo_analyses(store: ResultsStore, s: AnalysisSettings) -> tuple[dict[str, pd
             continue
         runs = [AuditResult.read(part) for part in parts]
         facts = facts if facts is not None else model_fact_map(store)
-        for name, table in spec.zoo_analysis(runs, facts, dict(s.compare)).items():
+        for name, table in spec.analyse_zoo(runs, facts, dict(s.compare)).items():
             tables[f"{audit}_{name}"] = table
         warnings += [r.content_warning for r in runs if r.content_warning]
     return tables, list(dict.fromkeys(warnings))

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlbias.errors import VlbiasError, whole_number
+from vlbias.errors import VlbiasError
 from vlbias.utils.io import load_yaml, stable_hash
+from vlbias.utils.options import whole_number
 
 KEYS = {
     "out",
@@ -105,6 +106,8 @@ class SweepConfig:
     catalogue: list[Path] = field(default_factory=list)
     accuracy: str | None = None
     source: Path | None = None
+    #: the folder relative paths in the config are taken against (the config's own folder)
+    base: Path | None = None
 
     def encoder_kwargs(self) -> dict[str, Any]:
         e = self.encoder
@@ -181,14 +184,15 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     out = raw.get("out")
     return SweepConfig(
         models=models,
-        audits=_parse_audits(raw["audits"], w),
-        datasets=[str(d) for d in _as_list(raw.get("datasets"), "datasets", w)],
+        audits=_parse_audits(raw["audits"], w, base),
+        datasets=_parse_datasets(_as_list(raw.get("datasets"), "datasets", w), w, base),
         seed=seed,
         encoder=encoder,
         out=(base / out) if out else ((base / source.stem) if source else None),
         catalogue=catalogue_files,
         accuracy=accuracy,
         source=source,
+        base=base,
     )
 
 
@@ -254,7 +258,22 @@ def resolve_models(
     return specs
 
 
-def _parse_audits(raw: Any, w: str) -> list[tuple[str, dict[str, Any]]]:
+def _parse_datasets(items: list, w: str, base: Path) -> list[str]:
+    """Each dataset spec parsed (a path relative to the config's folder), in its one spelling."""
+    from vlbias.datasets.spec import DatasetSpec
+
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise VlbiasError(f"{w}datasets: items are dataset specs NAME:PATH (got {item!r})")
+        try:
+            out.append(str(DatasetSpec.parse(item, base=base)))
+        except VlbiasError as e:
+            raise VlbiasError(f"{w}{e}") from None
+    return list(dict.fromkeys(out))
+
+
+def _parse_audits(raw: Any, w: str, base: Path) -> list[tuple[str, dict[str, Any]]]:
     from vlbias.audits.registry import get_audit
 
     items: list[tuple[str, Any]] = []
@@ -277,7 +296,7 @@ def _parse_audits(raw: Any, w: str) -> list[tuple[str, dict[str, Any]]]:
             o = o or {}
             if not isinstance(o, dict):
                 raise VlbiasError(f"{w}options of audit {name!r} must be a mapping (got {o!r})")
-            spec.validate_options(o)
+            spec.parse_options(o, base=base, where=w)  # every value checked now, before any model loads
             out.append((spec.name, dict(o)))
     return out
 
@@ -287,14 +306,15 @@ def plan(config: SweepConfig) -> list[Task]:
     from vlbias.audits.registry import get_audit
 
     tasks: list[Task] = []
+    w = _where(config.source)
     for model in config.models:
         for name, given in config.audits:
             spec = get_audit(name)
             base = dict(given)
-            if config.seed is not None and "seed" in spec.defaults and "seed" not in base:
+            if config.seed is not None and "seed" in spec.options.names() and "seed" not in base:
                 base["seed"] = config.seed
             if spec.takes_dataset and "dataset" not in base:
-                datasets = config.datasets or ([spec.defaults["dataset"]] if spec.defaults.get("dataset") else [])
+                datasets = config.datasets
                 if not datasets:
                     raise VlbiasError(
                         f"audit {name!r} runs on a face dataset; add datasets: [NAME:PATH] to the config "
@@ -304,7 +324,8 @@ def plan(config: SweepConfig) -> list[Task]:
             else:
                 variants = [base]
             for options in variants:
-                tasks.append(make_task(model, name, spec.validate_options(options)))
+                opts = spec.parse_options(options, base=config.base, where=w, warn=False)
+                tasks.append(make_task(model, name, opts.to_dict()))
     seen: set[str] = set()
     unique = []
     for t in tasks:

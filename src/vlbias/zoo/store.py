@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from vlbias import __version__
 from vlbias.errors import VlbiasError, VlbiasWarning
 from vlbias.utils.io import atomic_path, stable_hash, write_json
+from vlbias.utils.provenance import label
 from vlbias.zoo.plan import is_task_id
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def stimuli_label(stimuli: list[dict[str, Any]]) -> str | None:
     """``name@version`` of each stimulus set, ``; ``-separated (the full records are in record.json)."""
     if not stimuli:
         return None
-    return "; ".join(f"{s.get('name', '?')}@{s.get('version') or s.get('sha256', '')[:12] or '?'}" for s in stimuli)
+    return "; ".join(label(s) for s in stimuli)
 
 
 def _process_gone(host: Any, pid: Any) -> bool:

@@ -1,48 +1,15 @@
-"""Social perception of faces: how close a model puts a face to words of social perception, and what moves it.
-
-Reproduces Hausladen, Knott, Camerer & Perona, "Social perception of faces in a vision-language model" (FAccT
-2025) on CausalFace (synthetic faces that vary age, lighting, pose or smiling one at a time, each identity in six
-race x gender versions), and runs the same probe on observational face datasets (CFD, FairFace, UTKFace, any
-manifest) through :func:`vlbias.datasets.load_dataset`.
-
-Scores. Each word is put into every template ("A photo of a {w} person.", ...); an image's similarity to a word is
-the cosine similarity to each prompt, averaged over the templates. Delta = 100 (cos(image, word) -
-cos(image, neutral)), the neutral prompt being the template without a word ("A photo of a person."); the
-relative variant is 100 (cos - neutral) / neutral. A scale's score (warm, competent, agency+, agency-, beliefs+,
-beliefs-, communion+, communion-) is the mean Delta over its words. All in percent ("Delta points").
-
-Analyses (``analyses``):
-
-- ``factors`` (CausalFace): for each dimension (lighting, pose, smiling, identity, age, gender, race), ``pairs``
-  seeded random pairs of images that differ in that dimension only (age and smiling pairs by more than 1.1 in
-  level), the absolute change of every scale score, dimensions ranked by the median change (per scale and pooled
-  over all scales, as the study's figure), and two-sided Mann-Whitney U tests between dimensions.
-- ``regression``: each scale score on the face attributes with identity effects; each attribute's LMG share of
-  the explained variance with a cluster-bootstrap interval (see :func:`vlbias.stats.perception.variance_shares`),
-  and every level's coefficient with a cluster-robust interval.
-- ``curves``: mean score per race x gender group at each level of age and of smiling (CausalFace) or of age
-  (observational data), quadratic fits with intervals, and the most extreme group, computed from the data.
-- ``markedness``: per group, the share of images for which the neutral prompt is closer than the prompt naming
-  the image's own race (or gender).
-- ``skew``: for every word's prompts (and every scale), rank a group-balanced image set and report MaxSkew@k and
-  NDKL against a uniform target, with their distribution under random rankings.
-
-Tables: ``results`` (headline numbers, one row each), ``scores`` (one row per image: its metadata, the neutral
-similarity, the eight scale scores and every word's Delta), and one or more tables per analysis.
-"""
+"""Running the social-perception audit (see :mod:`vlbias.audits.perception`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural, whole_number
+from vlbias.audits.perception.options import ANALYSES, PerceptionOptions
+from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
 
-ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 #: the study's order of dimensions in the factor-effect figure
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
 VARIED = ("age", "lighting", "pose", "smiling")
@@ -50,105 +17,11 @@ PROTECTED = ("age", "gender", "race")
 REFERENCES = {"lighting": -1.0, "smiling": 0.0, "pose": 0.0}  # CausalFace's neutral levels
 CURVE_ATTRIBUTES = ("age", "smiling")
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": None,
-    "dataset_options": {},
-    "lexicons": ["scm", "abc"],
-    "control": "control",
-    "templates": "hausladen2025",
-    "article": "as-written",
-    "delta": "absolute",
-    "analyses": list(ANALYSES),
-    "pairs": 1000,
-    "min_level_gap": {"age": 1.1, "smiling": 1.1},
-    "k": 1000,
-    "bootstrap": 1000,
-    "permutations": 1000,
-    "confidence": 0.95,
-    "seed": 0,
-    "skip_bad_images": False,
-}
-OPTIONS_HELP = {
-    "dataset": "face dataset spec: causalface:PATH, cfd:PATH, fairface:PATH, utkface:PATH, manifest:CSV",
-    "dataset_options": "options of the dataset loader, e.g. {background: removed} for CausalFace",
-    "lexicons": "lexicons (packaged names scm, abc, or YAML/CSV files) whose scales are scored",
-    "control": "control-word list (neutral word and the race/gender/age words): packaged 'control' or a YAML file",
-    "templates": "prompt templates: packaged 'hausladen2025' or a YAML/text file of templates holding {w}",
-    "article": "as-written (the study: 'a' before every word) or grammatical ('an' before vowel sounds)",
-    "delta": "absolute: 100 (cos - neutral); relative: 100 (cos - neutral) / neutral",
-    "analyses": f"which analyses to run: some of {', '.join(ANALYSES)} (default all that the dataset allows)",
-    "pairs": "random image pairs per dimension for the factor effects (the study: 1000)",
-    "min_level_gap": "smallest level difference of a pair per attribute (the study: age 1.1, smiling 1.1)",
-    "k": "top k of each ranking for MaxSkew@k and NDKL",
-    "bootstrap": "cluster-bootstrap resamples (of identities) for intervals; 0 for none",
-    "permutations": "random rankings for the skew null distribution; 0 for none",
-    "confidence": "confidence level of every interval",
-    "seed": "seed of every random draw (pairs, bootstrap, balanced subsets, permutations)",
-    "skip_bad_images": "skip images that cannot be decoded instead of failing",
-}
-
-
-def _option_error(name: str, value, what: str) -> VlbiasError:
-    return VlbiasError(f"perception option {name}={value!r} {what}")
-
-
-def _as_list(value, name: str) -> list[str]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        raise _option_error(name, value, "must be a name or a list of names")
-    return items
-
-
-def check_options(opts: dict[str, Any]) -> dict[str, Any]:
-    """Validate and normalise the merged options (one-line VlbiasError for each bad value)."""
-    o = dict(opts)
-    if o["dataset"] is None or (isinstance(o["dataset"], str) and not o["dataset"].strip()):
-        raise VlbiasError(
-            "the perception audit needs a face dataset; give dataset: causalface:PATH (or cfd:, fairface:, utkface:)"
-        )
-    analyses = o["analyses"]
-    if analyses in ("all", None) or analyses == list(ANALYSES):
-        o["analyses"] = list(ANALYSES)
-        o["_explicit"] = False
-    else:
-        items = _as_list(analyses, "analyses")
-        unknown = [a for a in items if a not in ANALYSES]
-        if unknown or not items:
-            raise _option_error(
-                "analyses",
-                analyses,
-                f"names no analysis {', '.join(unknown)}; use some of {', '.join(ANALYSES)} or all",
-            )
-        o["analyses"] = [a for a in ANALYSES if a in items]
-        o["_explicit"] = True
-    o["lexicons"] = _as_list(o["lexicons"], "lexicons")
-    if not o["lexicons"]:
-        raise _option_error("lexicons", opts["lexicons"], "names no lexicon; give at least one (scm, abc or a file)")
-    if o["delta"] not in ("absolute", "relative"):
-        raise _option_error("delta", o["delta"], "must be absolute or relative")
-    for name, low in (("pairs", 1), ("k", 1), ("bootstrap", 0), ("permutations", 0), ("seed", 0)):
-        o[name] = whole_number("perception", name, o[name], low)
-    c = o["confidence"]
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
-        raise _option_error("confidence", c, "must be a number between 0 and 1, e.g. 0.95")
-    gaps = o["min_level_gap"] or {}
-    if not isinstance(gaps, dict) or any(
-        not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in gaps.values()
-    ):
-        raise _option_error("min_level_gap", gaps, "must map attributes to non-negative numbers, e.g. {age: 1.1}")
-    o["min_level_gap"] = {str(k): float(v) for k, v in gaps.items()}
-    if not isinstance(o["dataset_options"], dict):
-        raise _option_error("dataset_options", o["dataset_options"], "must map option names to values")
-    return o
-
 
 # ---------------------------------------------------------------------------------------------------- run
 
 
-def run(encoder, options: dict[str, Any]):
+def run(encoder, opts: PerceptionOptions):
     from threadpoolctl import threadpool_limits
 
     from vlbias.audits.base import AuditResult, RunRecord
@@ -156,8 +29,7 @@ def run(encoder, options: dict[str, Any]):
     from vlbias.stats import perception as sp
     from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
-    opts = check_options(AUDIT.validate_options(options))
-    missing = [m for m in AUDIT.modalities if m not in encoder.modalities]
+    missing = [m for m in ("text", "image") if m not in encoder.modalities]
     if missing:
         raise ModalityError(
             f"the perception audit compares images with texts, and {encoder.spec} cannot encode "
@@ -165,10 +37,10 @@ def run(encoder, options: dict[str, Any]):
         )
     dataset = _load(opts)
     vocab = Vocabulary(
-        [load_lexicon(x) for x in opts["lexicons"]],
-        load_control(opts["control"]),
-        load_templates(opts["templates"]),
-        opts["article"],
+        [load_lexicon(x) for x in opts.lexicons],
+        load_control(opts.control),
+        load_templates(opts.templates),
+        opts.article,
     )
     prompts = vocab.prompt_set()
 
@@ -185,14 +57,14 @@ def run(encoder, options: dict[str, Any]):
     refs = [
         ImageRef(Path(p), tuple(int(v) for v in c) if c is not None else None) for p, c in zip(table["path"], crops)
     ]
-    if not opts["skip_bad_images"]:
+    if not opts.skip_bad_images:
         _check_lookup(
             encoder.missing_images(refs, root=dataset.root),
             encoder,
             "image",
             "add them to the file (keyed by the path relative to the dataset root), or skip them with skip_bad_images",
         )
-    enc = encoder.try_encode_images(refs, root=dataset.root, skip_bad=opts["skip_bad_images"])
+    enc = encoder.try_encode_images(refs, root=dataset.root, skip_bad=opts.skip_bad_images)
     skipped_images = pd.DataFrame(
         [{"item": table["key"].iloc[i], "reason": f"image skipped: {reason}"} for i, _, reason in enc.skipped],
         columns=["item", "reason"],
@@ -200,7 +72,7 @@ def run(encoder, options: dict[str, Any]):
     table = table[enc.ok].reset_index(drop=True)
     cos = sp.template_mean(enc.vectors.astype(np.float64) @ text_mat.T, prompts.n_templates)  # (n, words)
     neutral = cos[:, 0]
-    relative = opts["delta"] == "relative"
+    relative = opts.delta == "relative"
     if relative and np.any(neutral <= 0):
         bad = int((neutral <= 0).sum())
         raise VlbiasError(
@@ -230,10 +102,11 @@ def run(encoder, options: dict[str, Any]):
     design, controlled = _design(table)
     ctx = _Context(opts, table, design, controlled, list(scales), scale_scores, words, cos, vocab)
     runnable = []
-    for analysis in opts["analyses"]:
+    explicit = opts.analyses != "all"
+    for analysis in opts.analyses if explicit else ANALYSES:
         why = ctx.cannot_run(analysis)
         if why:
-            if opts["_explicit"]:
+            if explicit:
                 raise VlbiasError(
                     f"analysis {analysis!r} cannot run on {dataset.name}: {why}; leave it out of analyses"
                 )
@@ -247,21 +120,12 @@ def run(encoder, options: dict[str, Any]):
             tables.update(getattr(ctx, analysis)())
     tables = {"results": _summary(tables, ctx), **tables}
 
-    record_opts = {k: v for k, v in opts.items() if not k.startswith("_")}
-    record_opts["dataset"] = dataset.spec if not isinstance(opts["dataset"], str) else opts["dataset"]
     stimuli = [
-        {
-            "name": dataset.name,
-            "version": dataset.version,
-            "root": str(dataset.root),
-            "options": dataset.options,
-            "n_images": int(len(table)),
-            "sha256": dataset.fingerprint(),
-        },
+        dataset.provenance(len(table)),
         *vocab.describe(),
     ]
     info = encoder.record()  # never loads weights that a fully cached run did not need
-    record = RunRecord(audit="perception", model=info, options=record_opts, seed=opts["seed"], stimuli=stimuli)
+    record = RunRecord(audit="perception", model=info, options=opts.to_dict(), seed=opts.seed, stimuli=stimuli)
     skipped = pd.concat(
         [
             frame
@@ -292,15 +156,12 @@ class MissingVectorsError(MissingKeysError):
         self.source, self.kind, self.missing = source, kind, list(missing)
 
 
-def _load(opts):
-    from vlbias.datasets import FaceDataset, load_dataset
-
-    ds = opts["dataset"]
-    if isinstance(ds, FaceDataset):
-        return ds
-    if not isinstance(ds, str):
-        raise _option_error("dataset", ds, "must be a dataset spec such as causalface:PATH")
-    return load_dataset(ds, **opts["dataset_options"])
+def _load(opts: PerceptionOptions):
+    if opts.dataset is None:
+        raise VlbiasError(
+            "the perception audit needs a face dataset; give dataset: causalface:PATH (or cfd:, fairface:, utkface:)"
+        )
+    return opts.dataset.load()
 
 
 def _scores_table(table, neutral, scales, scale_scores, words, word_delta) -> pd.DataFrame:
@@ -368,12 +229,12 @@ class _Context:
         self.words = words
         self.cos = cos  # (n, 1 + words): neutral first
         self.vocab = vocab
-        self.conf = opts["confidence"]
+        self.conf = opts.confidence
 
     def rng(self, name: str) -> np.random.Generator:
         from vlbias.stats.perception import dimension_rng
 
-        return dimension_rng(self.opts["seed"], name)
+        return dimension_rng(self.opts.seed, name)
 
     # ------------------------------------------------------------------ applicability
     def dimensions(self) -> list[str]:
@@ -419,8 +280,8 @@ class _Context:
                 match = ["identity", "race", "gender"]
             else:
                 match = [c for c in ("identity", "race", "gender") if c != dim] + attrs
-            gap = self.opts["min_level_gap"].get(dim) if dim in VARIED else None
-            pairs = sp.sample_pairs(d, dim, match, self.opts["pairs"], self.rng(f"pairs:{dim}"), min_gap=gap)
+            gap = self.opts.min_level_gap.get(dim) if dim in VARIED else None
+            pairs = sp.sample_pairs(d, dim, match, self.opts.pairs, self.rng(f"pairs:{dim}"), min_gap=gap)
             if len(pairs.first) == 0:
                 continue
             change = self.scores[pairs.second] - self.scores[pairs.first]
@@ -499,7 +360,7 @@ class _Context:
             clusters=clusters,
             absorb=absorb,
             outcomes=self.scale_names,
-            n_boot=self.opts["bootstrap"],
+            n_boot=self.opts.n_bootstrap,
             confidence=self.conf,
             rng=self.rng("regression"),
         )
@@ -546,7 +407,7 @@ class _Context:
                 group="group",
                 cluster="identity",
                 confidence=self.conf,
-                n_boot=self.opts["bootstrap"],
+                n_boot=self.opts.n_bootstrap,
                 rng=self.rng(f"curves:{attr}"),
             )
             unit = "CausalFace level" if self.controlled else self._age_unit()
@@ -591,7 +452,7 @@ class _Context:
                     gl[has],
                     clusters=self.design["identity"].to_numpy()[has],
                     extra={"margin": margin[has]},
-                    n_boot=self.opts["bootstrap"],
+                    n_boot=self.opts.n_bootstrap,
                     confidence=self.conf,
                     rng=self.rng(f"markedness:{column}:{grouping}"),
                 )
@@ -641,9 +502,9 @@ class _Context:
             t = sk.ranking_skew(
                 rank_scores[keep],
                 labels[keep],
-                k=self.opts["k"],
+                k=self.opts.k,
                 names=names,
-                n_perm=self.opts["permutations"],
+                n_perm=self.opts.n_random_rankings,
                 rng=rng,
             )
             t.insert(0, "grouping", "race x gender" if grouping == "group" else grouping)
@@ -743,16 +604,3 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
     out = out.reindex(columns=SUMMARY_COLUMNS)
     out["rank"] = out["rank"].astype("Int64")
     return out
-
-
-AUDIT = AuditSpec(
-    name="perception",
-    description=(
-        "Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against warmth/"
-        "competence and ABC words, what moves them (CausalFace), markedness and retrieval skew"
-    ),
-    run=run,
-    modalities=("text", "image"),
-    defaults=DEFAULTS,
-    options_help=OPTIONS_HELP,
-)

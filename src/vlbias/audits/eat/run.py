@@ -1,20 +1,8 @@
-"""The EAT audit: embedding association tests of a model, one test at a time or as the standard battery.
-
-Tests come from :mod:`vlbias.stimuli.eat_tests` (packaged WEAT/SEAT tests, YAML, SEAT JSON, WEFE word sets); the
-standard battery (``vlbias/data/eat/battery.yaml``) reproduces the 26 unimodal and cross-modal EATs per model of
-Ghate et al. (2025). Each (test, order) becomes one row of ``tables["results"]``; rows whose stimuli are missing
-(iEAT images not fetched, instrument images that are not public, image rows of a text-only model) stay in the table
-with ``status = "skipped"`` and the reason, and are listed in ``skipped`` too. ``tables["items"]`` holds the
-association ``s(w, A, B)`` of every target item of every row.
-
-Statistics are :func:`vlbias.stats.eat.eat`: Caliskan's effect size, the permutation p-value (exact within the
-budget, else sampled) and a bootstrap interval. Embeddings come from the encoder (and its cache); every text and
-image is encoded once per run however many rows use it.
-"""
+"""Running the EAT audit: planning the rows of a run, resolving and encoding its stimuli, testing each row (see
+:mod:`vlbias.audits.eat`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -23,18 +11,14 @@ from typing import Any
 import numpy as np
 
 from vlbias.audits.base import AuditResult, RunRecord
-from vlbias.audits.registry import AuditSpec
-from vlbias.errors import MissingKeysError, StimulusError, VlbiasError, whole_number
+from vlbias.audits.eat.options import EATOptions
+from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_CONFIDENCE,
-    DEFAULT_PERMUTATIONS,
     EATInputError,
     EATResult,
     eat_many,
     sc_eat,
 )
-from vlbias.stats.permutation import ALTERNATIVES
 from vlbias.stimuli import ieat
 from vlbias.stimuli.eat_tests import (
     ORDERS,
@@ -49,6 +33,7 @@ from vlbias.stimuli.eat_tests import (
 )
 from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
+from vlbias.utils.provenance import entry
 
 BATTERIES = ("standard",)
 VALENCE_VARIANTS = ("default", "nrc-oasis")
@@ -80,47 +65,6 @@ RESULT_COLUMNS = [
 ]
 
 ITEM_COLUMNS = ["concept", "test", "order", "role", "item", "association", "sc_effect_size", "sc_p_value"]
-
-DEFAULTS: dict[str, Any] = {
-    "tests": [],
-    "test_files": [],
-    "battery": None,
-    "orders": None,
-    "permutations": DEFAULT_PERMUTATIONS,
-    "alternative": "greater",
-    "seed": 0,
-    "n_bootstrap": DEFAULT_BOOTSTRAP,
-    "confidence": DEFAULT_CONFIDENCE,
-    "item_tests": False,
-    "item_permutations": 10_000,
-    "drop_missing": False,
-    "skip_bad_images": False,
-    "stimuli_dir": None,
-    "image_sets": {},
-    "valence": "default",
-    "nrc_vad": None,
-    "oasis": None,
-}
-OPTIONS_HELP = {
-    "tests": "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...)",
-    "test_files": "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
-    "battery": "'standard': the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given)",
-    "orders": f"orders to run, any of {', '.join(ORDERS)} [default: every order a test supports]",
-    "permutations": "permutation budget N (exact when C(|X|+|Y|, |X|) <= N, else N sampled), or 'exact'",
-    "alternative": f"one of {', '.join(ALTERNATIVES)}",
-    "seed": "seed of the permutations and the bootstrap",
-    "n_bootstrap": "bootstrap resamples for the effect size's interval (0: none)",
-    "confidence": "confidence level of the interval",
-    "item_tests": "also test every target item alone (SC-EAT against A and B): sc_effect_size, sc_p_value in items",
-    "item_permutations": "permutation budget of each item's SC-EAT",
-    "drop_missing": "drop texts/images a vectors: model has no vector for (and undecodable images), and say how many",
-    "skip_bad_images": "skip undecodable images instead of failing",
-    "stimuli_dir": "folder of fetched stimuli (vlbias stimuli fetch ieat) [default: $VLBIAS_STIMULI or user data]",
-    "image_sets": "KEY -> folder for image sets the user supplies (instruments, or an iEAT set such as ieat/age/old)",
-    "valence": "battery valence stimuli: default (test words, iEAT images) or nrc-oasis (needs nrc_vad and oasis)",
-    "nrc_vad": "NRC-VAD lexicon file (valence nrc-oasis)",
-    "oasis": "OASIS folder with OASIS.csv and Images/ (valence nrc-oasis)",
-}
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -200,15 +144,13 @@ def _image_side(entry: dict[str, Any]) -> StimulusSet:
     return StimulusSet(name=entry["name"], images=side)
 
 
-def _nrc_oasis_sets(options: dict[str, Any], spec: dict[str, Any]) -> dict[str, StimulusSet]:
+def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, StimulusSet]:
     from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
 
-    if not options.get("nrc_vad") or not options.get("oasis"):
-        raise VlbiasError("valence nrc-oasis needs both the NRC-VAD lexicon (--nrc-vad FILE) and OASIS (--oasis DIR)")
     n = int(spec.get("top", 25))
-    top, bottom = extreme_words(options["nrc_vad"], n)
+    top, bottom = extreme_words(options.nrc_vad, n)
     template = spec.get("template", "the_word")
-    good, bad = extreme_oasis_images(options["oasis"], n)
+    good, bad = extreme_oasis_images(options.oasis, n)
     root = good[0].parent
     return {
         "A_text": StimulusSet("Pleasant (NRC-VAD)", texts=tuple(expand(tuple(top), template, {})), words=tuple(top)),
@@ -224,13 +166,11 @@ def _nrc_oasis_sets(options: dict[str, Any], spec: dict[str, Any]) -> dict[str, 
     }
 
 
-def plan_battery(name: str, options: dict[str, Any]) -> list[RowPlan]:
+def plan_battery(name: str, options: EATOptions) -> list[RowPlan]:
     """The battery's rows: every text test (sentence version) of every concept in the four orders, with rows that
     repeat an earlier row's four sides counted once."""
     spec = _battery_spec(name)
-    variant = options.get("valence", "default")
-    if variant not in VALENCE_VARIANTS:
-        raise VlbiasError(f"unknown valence variant {variant!r}; use one of {', '.join(VALENCE_VARIANTS)}")
+    variant = options.valence
     valence = spec["valence"][variant]
     nrc = _nrc_oasis_sets(options, valence) if variant == "nrc-oasis" else None
     if nrc is None:
@@ -251,7 +191,7 @@ def plan_battery(name: str, options: dict[str, Any]) -> list[RowPlan]:
                 A=replace(a_text, images=val_a.images),
                 B=replace(b_text, images=val_b.images),
             )
-            for row in plan_test(combined, options.get("orders"), concept["name"]):
+            for row in plan_test(combined, _orders(options), concept["name"]):
                 if row.sides is not None:
                     for role, img in (("X", img_x), ("Y", img_y), ("A", val_a), ("B", val_b)):
                         if row.sides[role].modality == "image":
@@ -315,66 +255,38 @@ def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> 
 
 
 # ---------------------------------------------------------------------------------------------------- running
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    opts = AUDIT.validate_options(options)
-    perms = opts["permutations"]
-    if isinstance(perms, str) and perms != "exact":
-        try:
-            perms = int(perms)
-        except ValueError:
-            raise VlbiasError(f"permutations must be a positive number or 'exact' (got {perms!r})") from None
-    if perms != "exact":
-        opts["permutations"] = whole_number("eat", "permutations", perms, 1)
-    opts["item_permutations"] = whole_number("eat", "item_permutations", opts["item_permutations"], 1)
-    opts["n_bootstrap"] = whole_number("eat", "n_bootstrap", opts["n_bootstrap"])
-    orders = opts["orders"]
-    if orders is not None:
-        orders = [orders] if isinstance(orders, str) else list(orders)
-        bad = [o for o in orders if o not in ORDERS]
-        if bad:
-            raise VlbiasError(f"unknown order(s) {', '.join(bad)}; use {', '.join(ORDERS)}")
-        opts["orders"] = orders
-    if opts["alternative"] not in ALTERNATIVES:
-        raise VlbiasError(f"unknown alternative {opts['alternative']!r}; use one of {', '.join(ALTERNATIVES)}")
-    opts["seed"] = whole_number("eat", "seed", opts["seed"])
-    for key in ("tests", "test_files"):
-        if isinstance(opts[key], str):
-            opts[key] = [opts[key]]
-    return opts
+def _orders(opts: EATOptions) -> list[str] | None:
+    return list(opts.orders) if opts.orders is not None else None
 
 
-def plan(opts: dict[str, Any]) -> tuple[list[RowPlan], list[dict[str, Any]]]:
+def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
     """Rows to run and the stimuli provenance of the run."""
     rows: list[RowPlan] = []
     provenance: list[dict[str, Any]] = []
-    tests = [get_test(n) for n in opts["tests"]] + [read_test_file(f) for f in opts["test_files"]]
-    battery = opts["battery"] or (None if tests else "standard")
+    tests = [get_test(n) for n in opts.tests] + [read_test_file(f) for f in opts.test_files]
+    battery = opts.battery or (None if tests else "standard")
     for t in tests:
-        rows += plan_test(t, opts["orders"], concept="")
-        provenance.append({"name": t.name, "origin": t.origin, "sha256": stable_hash(_test_payload(t), 64)})
+        rows += plan_test(t, _orders(opts), concept="")
+        provenance.append(entry("test", t.name, origin=t.origin, sha256=stable_hash(_test_payload(t), 64)))
     if battery:
         battery_rows = plan_battery(battery, opts)
         rows += battery_rows
-        entry = {
-            "name": f"battery:{battery}",
-            "valence": opts["valence"],
+        made = entry(
+            "battery",
+            battery,
+            valence=opts.valence,
             # the exact texts and image sets of every row, and the sentence templates they were made with
-            "sha256": stable_hash([r.key() for r in battery_rows], 64),
-            "templates": stable_hash(templates(), 16),
-        }
-        if opts["valence"] == "nrc-oasis":
-            oasis = Path(opts["oasis"]).expanduser()
-            entry["nrc_vad_sha256"] = sha256_file(Path(opts["nrc_vad"]).expanduser())
-            entry["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
-        provenance.append(entry)
-    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
-        provenance.append(
-            {
-                "name": "ieat",
-                "version": ieat.IEAT_COMMIT,
-                "manifest": stable_hash([e.sha256 for e in ieat.manifest()], 64),
-            }
+            sha256=stable_hash([r.key() for r in battery_rows], 64),
+            templates=stable_hash(templates(), 16),
         )
+        if opts.valence == "nrc-oasis":
+            oasis = Path(opts.oasis)
+            made["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
+            made["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
+        provenance.append(made)
+    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
+        manifest = stable_hash([e.sha256 for e in ieat.manifest()], 64)
+        provenance.append(entry("images", "ieat", version=ieat.IEAT_COMMIT, manifest=manifest))
     if not rows:
         raise VlbiasError("no test to run; give --test NAME, --test-file FILE or --battery standard")
     return rows, provenance
@@ -390,7 +302,7 @@ def _test_payload(t: EATTest) -> dict[str, Any]:
 class _Embeddings:
     """Encodes every text and image side once, recording what had to be dropped."""
 
-    def __init__(self, encoder, opts: dict[str, Any]):
+    def __init__(self, encoder, opts: EATOptions):
         self.encoder = encoder
         self.opts = opts
         self.text_vectors: dict[str, np.ndarray] = {}
@@ -405,7 +317,7 @@ class _Embeddings:
             return
         missing = self.encoder.missing_texts(texts)
         if missing:
-            if not self.opts["drop_missing"]:
+            if not self.opts.drop_missing:
                 raise MissingKeysError(
                     str(self.encoder.spec),
                     "text",
@@ -434,7 +346,7 @@ class _Embeddings:
             ident = side.identity()
             if ident in resolved or ident in self.images:
                 continue
-            res = resolve_images(side.images, self.opts["stimuli_dir"], self.opts["image_sets"] or {})
+            res = resolve_images(side.images, self.opts.stimuli_dir, dict(self.opts.image_sets))
             if res.paths is None:
                 self.images[ident] = (None, None, res.reason, 0)
                 continue
@@ -444,7 +356,7 @@ class _Embeddings:
         by_root: dict[Path | None, list[Path]] = {}
         for _, res in resolved.values():
             by_root.setdefault(res.root, []).extend(res.paths)
-        skip = self.opts["skip_bad_images"] or self.opts["drop_missing"]
+        skip = self.opts.skip_bad_images or self.opts.drop_missing
         found: dict[Path, tuple[np.ndarray | None, str | None]] = {}
         for root, paths in by_root.items():
             paths = list(dict.fromkeys(paths))
@@ -487,10 +399,9 @@ def _image_label(path: Path, root: Path | None) -> str:
         return path.as_posix()
 
 
-def run(encoder, options: dict[str, Any]) -> AuditResult:
+def run(encoder, opts: EATOptions) -> AuditResult:
     import pandas as pd
 
-    opts = _options(options)
     rows, provenance = plan(opts)
     has_images = "image" in tuple(getattr(encoder, "modalities", ("text", "image")))
     emb = _Embeddings(encoder, opts)
@@ -501,11 +412,11 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     # rows of equal target sizes share their drawn partitions (each p-value is the one the row gets alone)
     tested = eat_many(
         [tuple(vecs[r] for r in ROLES) for _, _, vecs in sets if vecs],
-        permutations=opts["permutations"],
-        alternative=opts["alternative"],
-        seed=opts["seed"],
-        n_bootstrap=opts["n_bootstrap"],
-        confidence=opts["confidence"],
+        permutations=opts.permutations,
+        alternative=opts.alternative,
+        seed=opts.seed,
+        n_bootstrap=opts.n_bootstrap,
+        confidence=opts.confidence,
     )
     results, items = [], []
     with progress("association tests", len(rows), "tests") as bar:
@@ -519,31 +430,18 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
     skipped += emb.skipped
     record = RunRecord(
-        audit=AUDIT.name,
+        audit="eat",
         model={"spec": str(encoder.spec), "identity": encoder.identity},
-        options=_jsonable(opts),
-        seed=opts["seed"],
+        options=opts.to_dict(),
+        seed=opts.seed,
         stimuli=provenance,
     )
     return AuditResult(
-        audit=AUDIT.name,
+        audit="eat",
         tables={"results": table, "items": items_table},
         record=record,
         skipped=pd.DataFrame(skipped, columns=["item", "reason"]),
     )
-
-
-def _jsonable(opts: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in opts.items():
-        if isinstance(v, os.PathLike):
-            v = str(v)
-        elif isinstance(v, dict):
-            v = {str(a): str(b) for a, b in v.items()}
-        elif isinstance(v, (list, tuple)):
-            v = [str(x) for x in v]
-        out[k] = v
-    return out
 
 
 def _base_record(row: RowPlan) -> dict[str, Any]:
@@ -613,7 +511,7 @@ def _row_sets(row: RowPlan, emb: _Embeddings, has_images: bool):
     return rec, labels, vecs
 
 
-def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | None, opts: dict[str, Any]):
+def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | None, opts: EATOptions):
     if res is None:
         return rec, []
     rec.update(
@@ -634,14 +532,14 @@ def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | N
     for role, group, offset in (("X", labels["X"], 0), ("Y", labels["Y"], nx)):
         for i, (item, s) in enumerate(zip(group, scores[offset : offset + len(group)])):
             d = p = float("nan")
-            if opts["item_tests"]:  # SC-EAT of the item against A and B (same seed: same re-partitions)
+            if opts.item_tests:  # SC-EAT of the item against A and B (same seed: same re-partitions)
                 sc = sc_eat(
                     vecs[role][i],
                     vecs["A"],
                     vecs["B"],
-                    permutations=opts["item_permutations"],
-                    alternative=opts["alternative"],
-                    seed=opts["seed"],
+                    permutations=opts.item_permutations,
+                    alternative=opts.alternative,
+                    seed=opts.seed,
                     n_bootstrap=0,
                 )
                 d, p = sc.effect_size, sc.p_value
@@ -649,13 +547,4 @@ def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | N
     return rec, items
 
 
-AUDIT = AuditSpec(
-    name="eat",
-    description="Embedding association tests (WEAT, SEAT, iEAT, cross-modal); the 26-row battery of Ghate et al. 2025",
-    run=run,
-    modalities=("text",),
-    defaults=DEFAULTS,
-    options_help=OPTIONS_HELP,
-)
-
-__all__ = ["AUDIT", "plan", "plan_battery", "plan_test", "run"]
+__all__ = ["plan", "plan_battery", "plan_test", "run"]

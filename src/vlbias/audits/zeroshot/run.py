@@ -1,25 +1,4 @@
-"""Zero-shot misclassification audits on face datasets.
-
-How a model labels photographs of people when offensive labels are among the choices, broken down by group:
-
-- ``birhane2024``: the dataset-scaling audit of Birhane et al. (FAccT 2024) on the Chicago Face Database, eight
-  classes (human being, animal, gorilla, chimpanzee, orangutan, thief, criminal, suspicious person);
-  ``birhane2024-racegender``: its race x gender prompt set.
-- ``datacomp-fairface``: the CLIP paper's FairFace audit as DataComp evaluates it (race, gender and age
-  classification; the 21-class toxic label set), on FairFace or UTKFace.
-- a custom audit from a class-names file and a templates file (CLIP_benchmark convention).
-
-For each task the class embedding is the prompt's text embedding (with several templates: the mean of the
-normalised prompt embeddings, renormalised, or one result per template). Probabilities are
-``softmax(scale * cos(image, class))`` with the fixed scale 100 by default (``scale: model`` uses the model's own
-logit scale); the top-1 class is the argmax of the cosine. Per group: the share of images whose top-1 class is each
-class (and each category of classes), the mean probability, accuracy where the dataset holds the true class, each
-with a cluster-bootstrap interval over people (:mod:`vlbias.stats.groups`), and the disparity between the groups.
-
-Prompts are embedded once per run (and cached per model); image embeddings come from the embedding cache, so a
-second protocol on the same images encodes no image. :func:`compare_runs` compares several models' runs, grouped
-by a model fact such as the pretraining data.
-"""
+"""Running the zero-shot audit, and comparing several models' runs (see :mod:`vlbias.audits.zeroshot`)."""
 
 from __future__ import annotations
 
@@ -30,13 +9,14 @@ import numpy as np
 import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
-from vlbias.audits.registry import AuditSpec
-from vlbias.datasets.base import GENDERS, RACES, FaceDataset, load_dataset
-from vlbias.errors import MissingKeysError, VlbiasError, plural, whole_number
+from vlbias.audits.zeroshot.options import ZeroshotOptions
+from vlbias.datasets.base import GENDERS, RACES, FaceDataset
+from vlbias.errors import MissingKeysError, VlbiasError, plural
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
+from vlbias.utils.options import whole_number
+from vlbias.utils.provenance import entry, of_kind
 
-TEMPLATE_MODES = ("ensemble", "each")
 GROUP_ORDERS = {
     "race": list(RACES),
     "gender": list(GENDERS),
@@ -44,95 +24,38 @@ GROUP_ORDERS = {
     "age_group": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
 }
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": None,
-    "dataset_options": {},
-    "protocol": "birhane2024",
-    "classes": None,
-    "templates": None,
-    "group_by": None,
-    "template_mode": "ensemble",
-    "article": None,
-    "scale": 100,
-    "n_boot": 2000,
-    "ci": 0.95,
-    "seed": 0,
-    "skip_bad_images": False,
-}
-OPTIONS_HELP = {
-    "dataset": "face dataset spec NAME:PATH (cfd:, fairface:, utkface:, manifest:)",
-    "dataset_options": "loader options, e.g. {expressions: N, subsets: CFD} or {split: val, margin: 0.25}",
-    "protocol": "birhane2024, birhane2024-racegender, datacomp-fairface, or a protocol .yaml file",
-    "classes": "class-names file (CLIP_benchmark convention); makes a custom audit",
-    "templates": "templates file with {c} (one per line, or JSON); with classes",
-    "group_by": "grouping columns, e.g. [race, gender] or [[race], [race, gender]] (default: the protocol's)",
-    "template_mode": "ensemble (average the prompt embeddings per class) or each (one result per template)",
-    "article": "grammatical (a/an before the class name) or as-written; default: the protocol's",
-    "scale": "logit scale of the softmax: 100 (fixed, the published protocols) or 'model'",
-    "n_boot": "bootstrap replicates over people for the intervals",
-    "ci": "interval level",
-    "seed": "bootstrap seed",
-    "skip_bad_images": "skip undecodable images (or images a vectors: file lacks) instead of failing",
-}
-
 
 # ---------------------------------------------------------------------------------------------------- resolving
-def _dataset(opts: dict) -> FaceDataset:
-    ds = opts["dataset"]
-    if isinstance(ds, FaceDataset):
-        return ds
-    if not ds:
+def _dataset(opts: ZeroshotOptions) -> FaceDataset:
+    if opts.dataset is None:
         raise VlbiasError(
             "the zeroshot audit needs a dataset: NAME:PATH, e.g. cfd:/data/CFD or fairface:/data/FairFace"
         )
-    return load_dataset(str(ds), **(opts["dataset_options"] or {}))
+    return opts.dataset.load()
 
 
-def parse_group_by(value) -> list[list[str]] | None:
-    """``"race,gender"`` -> [[race, gender]]; ``"race;race,gender"`` -> [[race], [race, gender]]; lists as given."""
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        groupings = [[c.strip() for c in part.split(",") if c.strip()] for part in value.split(";")]
-    elif all(isinstance(v, str) for v in value):
-        groupings = [list(value)]
-    else:
-        groupings = [[str(c) for c in ([g] if isinstance(g, str) else g)] for g in value]
-    groupings = [g for g in groupings if g]
-    return groupings or None
-
-
-def resolve_protocol(opts: dict, dataset_name: str | None) -> Protocol:
-    group_by = parse_group_by(opts["group_by"])
-    if opts["classes"]:
+def resolve_protocol(opts: ZeroshotOptions, dataset_name: str | None) -> Protocol:
+    group_by = [list(g) for g in opts.group_by] if opts.group_by else None
+    if opts.classes:
         proto = custom_protocol(
-            opts["classes"],
-            opts["templates"],
+            opts.classes,
+            opts.templates,
             dataset=dataset_name,
             group_by=group_by,
-            article=opts["article"] or "grammatical",
+            article=opts.article or "grammatical",
         )
     else:
-        if opts["templates"]:
-            raise VlbiasError("--templates needs --classes (a custom audit); the packaged protocols bring their own")
-        proto = load_protocol(str(opts["protocol"])).with_overrides(group_by=group_by, article=opts["article"])
+        proto = load_protocol(opts.protocol).with_overrides(group_by=group_by, article=opts.article)
     return proto.for_dataset(dataset_name)
 
 
-def _scale(opts: dict, encoder, protocol: Protocol) -> tuple[float, str]:
-    value = opts["scale"]
-    if isinstance(value, str) and value.strip().lower() == "model":
+def _scale(opts: ZeroshotOptions, encoder) -> tuple[float, str]:
+    if opts.scale == "model":
         scale = encoder.info.logit_scale
         if scale is None:
             raise VlbiasError(f"{encoder.spec} has no logit scale; use --scale 100 (the published protocols' scale)")
         return float(scale), "model"
-    try:
-        scale = float(value if value is not None else protocol.scale)
-    except (TypeError, ValueError):
-        raise VlbiasError(f"scale must be a positive number or 'model' (got {value!r})") from None
-    if not np.isfinite(scale) or scale <= 0:
-        raise VlbiasError(f"scale must be a positive number or 'model' (got {value!r})")
-    return scale, "fixed"
+    return float(opts.scale), "fixed"
 
 
 # ---------------------------------------------------------------------------------------------------- scoring
@@ -273,16 +196,10 @@ def _accuracy_rows(acc, base: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------- the audit
-def run(encoder, options: dict[str, Any]) -> AuditResult:
+def run(encoder, opts: ZeroshotOptions) -> AuditResult:
     from vlbias.stats.groups import group_means
 
-    opts = AUDIT.validate_options(options)
-    if opts["template_mode"] not in TEMPLATE_MODES:
-        raise VlbiasError(f"template_mode must be ensemble or each (got {opts['template_mode']!r})")
-    n_boot, ci = whole_number("zeroshot", "n_boot", opts["n_boot"]), float(opts["ci"])
-    seed = whole_number("zeroshot", "seed", opts["seed"])
-    if not 0 < ci < 1:
-        raise VlbiasError(f"ci must be between 0 and 1 (got {ci})")
+    n_boot, ci, seed = opts.n_bootstrap, opts.confidence, opts.seed
     encoder._require("text")
     encoder._require("image")
     dataset = _dataset(opts)
@@ -310,7 +227,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     # images: from the cache where possible
     try:
         enc = encoder.try_encode_images(
-            table["path"].tolist(), root=dataset.root, skip_bad=bool(opts["skip_bad_images"])
+            table["path"].tolist(), root=dataset.root, skip_bad=opts.skip_bad_images
         )
     except MissingKeysError as e:
         shown = ", ".join(repr(m) for m in e.missing[:3])
@@ -318,7 +235,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
             f"{e.source} has no vector for {plural(len(e.missing), 'image')} of {dataset.spec} ({shown}…); image keys "
             f"are paths relative to {dataset.root}; add them, or pass --skip-bad-images to leave them out"
         ) from None
-    scale, scale_kind = _scale(opts, encoder, protocol)
+    scale, scale_kind = _scale(opts, encoder)
     skipped = [dataset.report.as_frame()]
     if enc.skipped:
         skipped.append(
@@ -340,7 +257,7 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
         if truth is None and scoring:
             notes.append(scoring)
         groupings = [list(g) for g in task.group_by] + [[]]
-        for template, class_vecs in class_embeddings(task, prompt_vectors, opts["template_mode"]):
+        for template, class_vecs in class_embeddings(task, prompt_vectors, opts.template_mode):
             cos = image_vecs @ class_vecs.T
             probs = softmax(scale * cos)
             top = cos.argmax(axis=1)
@@ -407,29 +324,19 @@ def run(encoder, options: dict[str, Any]) -> AuditResult:
     record = RunRecord(
         audit="zeroshot",
         model=encoder.record(),
-        options={
-            **{k: v for k, v in opts.items() if k not in ("dataset", "seed")},
-            "dataset": dataset.spec,
-            "dataset_options": dataset.options,
-            "protocol": protocol.name,
-            "scale": scale,
-            "scale_kind": scale_kind,
-        },
+        options=opts.to_dict(),
         seed=seed,
+        resolved={"protocol": protocol.name, "scale": scale, "scale_kind": scale_kind, "dataset_options": dataset.options},
         stimuli=[
-            {
-                "name": f"dataset:{dataset.name}",
-                "version": dataset.version,
-                "n_images": int(len(table)),
-                "sha256": dataset.fingerprint(),
-            },
-            {
-                "name": f"protocol:{protocol.name}",
-                "version": protocol.version,
-                "source": protocol.source,
-                "citation": protocol.citation,
-                "tasks": [t.describe() for t in protocol.tasks],
-            },
+            dataset.provenance(len(table)),
+            entry(
+                "protocol",
+                protocol.name,
+                version=protocol.version,
+                source=protocol.source,
+                citation=protocol.citation,
+                tasks=[t.describe() for t in protocol.tasks],
+            ),
         ],
     )
     return AuditResult(
@@ -456,8 +363,8 @@ def compare_runs(
     baseline: str | None = None,
     pair_by: str | None = None,
     facts: dict[str, dict[str, Any]] | None = None,
-    n_boot: int = 2000,
-    ci: float = 0.95,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
     seed: int | None = 0,
 ) -> AuditResult:
     """Compare zero-shot runs of several models (one protocol, one dataset), models grouped by the fact ``by``.
@@ -482,11 +389,8 @@ def compare_runs(
     if len(set(specs)) != len(specs):
         dup = sorted({s for s in specs if specs.count(s) > 1})
         raise VlbiasError(f"model {dup[0]} appears in two runs; give each model's run once")
-    stim = [{s["name"]: s for s in r.record.stimuli} for r in runs]
     for key in ("protocol", "dataset"):
-        seen = {
-            next((v.get("version"), v.get("name")) for k, v in st.items() if k.startswith(key + ":")) for st in stim
-        }
+        seen = {next((e.get("version"), e.get("name")) for e in of_kind(r.record.stimuli, key)) for r in runs}
         if len(seen) != 1:
             raise VlbiasError(
                 f"the runs used different {key}s ({', '.join(sorted(str(x[1]) for x in seen))}); compare runs of one protocol on one dataset"
@@ -525,7 +429,7 @@ def compare_runs(
                 f"add runs of those models, or compare without --pair-by"
             )
 
-    tasks = {t["name"]: t for t in next(v for k, v in stim[0].items() if k.startswith("protocol:")).get("tasks", [])}
+    tasks = {t["name"]: t for t in of_kind(runs[0].record.stimuli, "protocol")[0].get("tasks", [])}
     images = [r.tables["images"] for r in runs]
     common = set.intersection(*(set(df["key"]) for df in images))
     dropped = sorted(set.union(*(set(df["key"]) for df in images)) - common)
@@ -564,8 +468,8 @@ def compare_runs(
                 value_names=names,
                 pairs=keys,
                 scale=100,
-                n_boot=n_boot,
-                ci=ci,
+                n_boot=n_bootstrap,
+                ci=confidence,
                 seed=seed,
             )
             if diff.empty:
@@ -606,11 +510,11 @@ def compare_runs(
             "baseline": baseline,
             "pair_by": pair_by,
             "levels": dict(zip(specs, levels)),
-            "n_boot": n_boot,
-            "ci": ci,
+            "n_bootstrap": n_bootstrap,
+            "confidence": confidence,
         },
         seed=seed,
-        stimuli=[v for k, v in stim[0].items()],
+        stimuli=list(runs[0].record.stimuli),
     )
     skipped = pd.DataFrame(
         [{"item": k, "reason": "image not in every run"} for k in dropped], columns=["item", "reason"]
@@ -659,7 +563,7 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
                 baseline=options.get("baseline"),
                 pair_by=options.get("pair_by"),
                 facts=facts,
-                n_boot=int(options.get("n_boot", 2000)),
+                n_bootstrap=int(options.get("n_bootstrap", 2000)),
                 seed=0,
             )
         except VlbiasError as e:
@@ -674,14 +578,3 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
     if notes:
         out["comparison_notes"] = pd.DataFrame({"note": notes})
     return out
-
-
-AUDIT = AuditSpec(
-    name="zeroshot",
-    description="zero-shot misclassification of face images by group (Birhane et al. 2024; CLIP/DataComp FairFace; custom)",
-    run=run,
-    modalities=("text", "image"),
-    defaults=DEFAULTS,
-    options_help=OPTIONS_HELP,
-    zoo_analysis=zoo_compare,
-)
