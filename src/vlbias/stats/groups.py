@@ -5,7 +5,8 @@ one person are not independent evidence. With clusters nested in groups (each pe
 the bootstrap is stratified: each replicate draws, within every group, as many clusters as the group has, with
 replacement, and a group's replicate mean is the image-weighted mean over the drawn clusters (the ratio estimator
 sum(values) / sum(images)). When clusters cross groups (grouping by expression, say), each replicate draws clusters
-from all of them at once, so the groups' replicates stay jointly consistent. Intervals are percentile intervals.
+from all of them at once, so the groups' replicates stay jointly consistent. Intervals are percentile intervals
+(:mod:`vlbias.stats.bootstrap`).
 
 :func:`group_means` returns a :class:`GroupStats`, a small MetricFrame-like object: ``frame()`` gives one row per
 group and value with the estimate and its interval; ``disparity()`` the largest minus the smallest group (and their
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from vlbias.stats.bootstrap import count_chunks, percentile_interval
 
 _CHUNK = 250  # replicates drawn at once (bounds memory for tens of thousands of clusters)
 
@@ -38,7 +41,7 @@ class GroupStats:
     stratified: bool
 
     def interval(self) -> tuple[np.ndarray, np.ndarray]:
-        return _percentile_interval(self.replicates, self.ci)
+        return percentile_interval(self.replicates, self.ci)
 
     def frame(self, scale: float = 1.0, value_name: str = "value") -> pd.DataFrame:
         """One row per group and value: group columns, value, n, n_clusters, estimate, low, high (times ``scale``)."""
@@ -72,8 +75,8 @@ class GroupStats:
                 diff = self.replicates[:, hi_g, k] - self.replicates[:, lo_g, k]
                 ratio_rep = self.replicates[:, hi_g, k] / self.replicates[:, lo_g, k]
                 ratio_rep[np.isnan(ratio_rep) & ~np.isnan(diff)] = 1.0  # 0 / 0: both groups at zero
-                d_lo, d_hi = _percentile_interval(diff[:, None], self.ci)
-                r_lo, r_hi = _percentile_interval(ratio_rep[:, None], self.ci)
+                d_lo, d_hi = percentile_interval(diff[:, None], self.ci)
+                r_lo, r_hi = percentile_interval(ratio_rep[:, None], self.ci)
                 ratio = est[hi_g] / est[lo_g] if est[lo_g] != 0 else (1.0 if est[hi_g] == 0 else np.inf)
                 rows.append(
                     {
@@ -92,29 +95,6 @@ class GroupStats:
                     }
                 )
         return pd.DataFrame(rows)
-
-
-def _percentile_interval(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0, ignoring NaN replicates; with infinite replicates (ratios over zero) the
-    interval's ends are observed replicates (no interpolation towards infinity)."""
-    import warnings
-
-    alpha = (1 - ci) / 2
-    if reps.shape[0] == 0:
-        nan = np.full(reps.shape[1:], np.nan)
-        return nan, nan
-    method = "inverted_cdf" if np.isinf(reps).any() else "linear"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-        low = np.nanpercentile(reps, 100 * alpha, axis=0, method=method)
-        high = np.nanpercentile(reps, 100 * (1 - alpha), axis=0, method=method)
-    return low, high
-
-
-def _resample_counts(rng: np.random.Generator, m: int, b: int) -> np.ndarray:
-    """(b, m) float counts: how often each of m clusters is drawn in each of b resamples of size m."""
-    draws = rng.integers(0, m, size=(b, m)) + (np.arange(b) * m)[:, None]
-    return np.bincount(draws.ravel(), minlength=b * m).reshape(b, m).astype(np.float64)
 
 
 def _as_matrix(values) -> tuple[np.ndarray, list[str]]:
@@ -197,22 +177,21 @@ def group_means(
     if stratified:
         for g in range(G):
             sel = np.flatnonzero(pair_group == g)
-            s, c, m = sums[sel], counts[sel], len(sel)
-            for start in range(0, n_boot, _CHUNK):
-                b = min(_CHUNK, n_boot - start)
-                w = _resample_counts(rng, m, b)
-                reps[start : start + b, g] = (w @ s) / (w @ c)[:, None]
+            s, c, start = sums[sel], counts[sel], 0
+            for w in count_chunks(rng, len(sel), n_boot, chunk=_CHUNK, sampler="indices"):
+                reps[start : start + len(w), g] = (w @ s) / (w @ c)[:, None]
+                start += len(w)
     else:
-        for start in range(0, n_boot, _CHUNK):
-            b = min(_CHUNK, n_boot - start)
-            m = n_clusters_total
-            w = _resample_counts(rng, m, b)
+        start = 0
+        for w in count_chunks(rng, n_clusters_total, n_boot, chunk=_CHUNK, sampler="indices"):
+            b = len(w)
             for g in range(G):
                 sel = np.flatnonzero(pair_group == g)
                 wg = w[:, pair_cluster[sel]]
                 with np.errstate(invalid="ignore", divide="ignore"):
                     den = wg @ counts[sel]
                     reps[start : start + b, g] = np.where(den[:, None] > 0, (wg @ sums[sel]) / den[:, None], np.nan)
+            start += b
     return GroupStats(
         group_columns=gcols,
         groups=table,
@@ -293,7 +272,7 @@ def compare_levels(
             used = units, base_units
         d_est = contrast(est)  # (G, K)
         d_rep = contrast(rep)  # (B, G, K)
-        low, high = _percentile_interval(d_rep, ci)
+        low, high = percentile_interval(d_rep, ci)
         for g in range(len(stats.groups)):
             for k in range(K):
                 rows.append(

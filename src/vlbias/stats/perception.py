@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from vlbias.stats.bootstrap import count_chunks, percentile_interval
+
 # ---------------------------------------------------------------------------------------------------- scores
 
 
@@ -229,17 +231,6 @@ def cluster_codes(clusters: np.ndarray | None, n: int) -> tuple[np.ndarray, int]
     return codes.astype(np.int64), int(codes.max()) + 1
 
 
-def bootstrap_weights(n_clusters: int, n_boot: int, rng: np.random.Generator, max_cells: int = 4_000_000):
-    """Yield (b, n_clusters) multinomial resampling counts, in chunks of bounded size, ``n_boot`` rows in all."""
-    chunk = max(1, min(n_boot, max_cells // max(n_clusters, 1)))
-    p = np.full(n_clusters, 1.0 / n_clusters)
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        yield rng.multinomial(n_clusters, p, size=b).astype(np.float64)
-        done += b
-
-
 def _cluster_sums(clusters: np.ndarray, n_clusters: int, cells: np.ndarray, n_cells: int, values: np.ndarray):
     """Sparse (n_clusters, n_cells * m) sums of ``values`` (n, m) per cluster and cell."""
     n, m = values.shape
@@ -253,12 +244,6 @@ def _weighted(w: np.ndarray, mat) -> np.ndarray:
     if sparse.issparse(mat):
         return np.asarray((mat.T @ w.T).T)
     return w @ mat
-
-
-def percentile_ci(boot: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    a = (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
-        return np.nanquantile(boot, a, axis=axis), np.nanquantile(boot, 1 - a, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------------- shares
@@ -417,7 +402,7 @@ def variance_shares(
     boot_c, boot_s = [], []
     if n_boot:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng):
+        for w in count_chunks(rng, n_cl, n_boot):
             c = lmg(r2_table(w))
             boot_c.append(c)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -438,8 +423,8 @@ def variance_shares(
             if boot_c:
                 bc = np.concatenate(boot_c)[:, i, j]
                 bs = np.concatenate(boot_s)[:, i, j]
-                row["r2_ci_low"], row["r2_ci_high"] = (float(v) for v in percentile_ci(bc, confidence))
-                row["share_ci_low"], row["share_ci_high"] = (float(v) for v in percentile_ci(bs, confidence))
+                row["r2_ci_low"], row["r2_ci_high"] = (float(v) for v in percentile_interval(bc, confidence))
+                row["share_ci_low"], row["share_ci_high"] = (float(v) for v in percentile_interval(bs, confidence))
             rows.append(row)
     out = pd.DataFrame(rows)
     out["rank"] = out.groupby("outcome")["share"].rank(ascending=False, method="min").astype(int)
@@ -722,7 +707,7 @@ def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -
     n_done = 0
     if n_boot and n_cl > 1:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng):
+        for w in count_chunks(rng, n_cl, n_boot):
             dev = _deviation(group_means(w)[..., common])  # (b, V, G)
             dev = np.where(np.isnan(dev), -np.inf, dev)
             best = dev.argmax(axis=2)  # (b, V)
@@ -782,7 +767,7 @@ def group_shares(
     boots = []
     if n_boot:
         rng = rng or np.random.default_rng(0)
-        boots = [means(w) for w in bootstrap_weights(n_cl, n_boot, rng)]
+        boots = [means(w) for w in count_chunks(rng, n_cl, n_boot)]
     boot = np.concatenate(boots) if boots else None
     counts = np.bincount(g, minlength=len(labels))
     rows = []
@@ -791,7 +776,7 @@ def group_shares(
         for ci, name in enumerate(cols):
             row[name] = point[gi, ci]
             if boot is not None:
-                lo, hi = percentile_ci(boot[:, gi, ci], confidence)
+                lo, hi = percentile_interval(boot[:, gi, ci], confidence)
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows)
