@@ -257,7 +257,7 @@ def _data():
 
 def test_group_means_numbers_are_unchanged():
     who, g, vals, expr = _data()
-    s = group_means(vals, pd.Series(g, name="g"), who, n_boot=600, ci=0.9, seed=4)
+    s = group_means(vals, pd.Series(g, name="g"), who, n_bootstrap=600, confidence=0.9, seed=4)
     low, high = s.interval()
     assert low.tolist() == [
         [0.2, 0.46531223787727855],
@@ -274,7 +274,7 @@ def test_group_means_numbers_are_unchanged():
         [-0.13731438111743716, 0.27280462280462275, 0.7258064516129032, 2.34375],
         [-0.006355229368839565, 0.19894747392262144, 0.987243807937702, 1.4872018944519874],
     ]
-    crossed = group_means(vals, pd.Series(expr, name="e"), who, n_boot=300, seed=7)
+    crossed = group_means(vals, pd.Series(expr, name="e"), who, n_bootstrap=300, seed=7)
     low, high = crossed.interval()
     assert not crossed.stratified
     assert low.tolist() == [[0.37154605263157897, 0.4407707490297957], [0.1545454545454546, 0.37194949138790206]]
@@ -285,7 +285,9 @@ def test_group_means_numbers_are_unchanged():
 def test_compare_levels_numbers_are_unchanged():
     who, g, vals, _ = _data()
     v = np.stack([vals[:, :1] * (u + 1) / 4 for u in range(4)])
-    diff, _ = compare_levels(v, ["s", "s", "b", "b"], pd.Series(g, name="g"), who, baseline="s", n_boot=200, seed=2)
+    diff, _ = compare_levels(
+        v, ["s", "s", "b", "b"], pd.Series(g, name="g"), who, baseline="s", n_bootstrap=200, seed=2
+    )
     assert diff[["low", "high"]].to_numpy().tolist() == [
         [8.325, 27.506944444444446],
         [14.055765086206899, 29.170258620689665],
@@ -309,7 +311,7 @@ def test_perception_numbers_are_unchanged():
         {"identity": ident, "f": f, "g": g},
         clusters=ident,
         absorb="identity",
-        n_boot=150,
+        n_bootstrap=150,
         rng=np.random.default_rng(9),
     )
     assert shares[["r2_ci_low", "r2_ci_high", "share_ci_low", "share_ci_high"]].to_numpy().tolist() == [
@@ -322,7 +324,7 @@ def test_perception_numbers_are_unchanged():
         np.array(["w", "b", "x"])[ident % 3],
         clusters=ident,
         extra={"m": y},
-        n_boot=250,
+        n_bootstrap=250,
         confidence=0.8,
         rng=np.random.default_rng(1),
     )
@@ -335,7 +337,7 @@ def test_perception_numbers_are_unchanged():
         {"identity": ident, "group": np.array(["p", "q", "r"])[ident % 3], "x": f.astype(float), "score": y}
     )
     curves = sp.level_curves(
-        frame, ["score"], x="x", group="group", cluster="identity", n_boot=120, rng=np.random.default_rng(3)
+        frame, ["score"], x="x", group="group", cluster="identity", n_bootstrap=120, rng=np.random.default_rng(3)
     )
     assert curves["extremes"]["p_most_extreme"].tolist() == [0.6166666666666667, 0.225, 0.15833333333333333]
 

@@ -177,27 +177,27 @@ def _weighted_d(S: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
     return d
 
 
-def _bootstrap_eat(Xn, Yn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tuple[float, float]:
-    if n_boot == 0:
+def _bootstrap_eat(Xn, Yn, An, Bn, n_bootstrap, confidence, seed, chunk: int = 500) -> tuple[float, float]:
+    if n_bootstrap == 0:
         return float("nan"), float("nan")
     rng = np.random.Generator(np.random.PCG64(seed))
     W = np.vstack([Xn, Yn])
     CA, CB = W @ An.T, W @ Bn.T
     out = []
-    for wa, wb, wx, wy in stratified_count_chunks(rng, (len(An), len(Bn), len(Xn), len(Yn)), n_boot, chunk=chunk):
+    for wa, wb, wx, wy in stratified_count_chunks(rng, (len(An), len(Bn), len(Xn), len(Yn)), n_bootstrap, chunk=chunk):
         S = CA @ wa.T / len(An) - CB @ wb.T / len(Bn)
         out.append(_weighted_d(S, wx.T, wy.T))
     return percentile_interval(np.concatenate(out), confidence)
 
 
-def _bootstrap_sc(Wn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tuple[float, float]:
-    if n_boot == 0:
+def _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, seed, chunk: int = 500) -> tuple[float, float]:
+    if n_bootstrap == 0:
         return float("nan"), float("nan")
     rng = np.random.Generator(np.random.PCG64(seed))
     CA, CB = An @ Wn.T, Bn @ Wn.T  # attributes × targets
     sizes = (len(Wn), len(An), len(Bn)) if len(Wn) > 1 else (len(An), len(Bn))  # one target: nothing to resample
     out = []
-    for *ww, wa, wb in stratified_count_chunks(rng, sizes, n_boot, chunk=chunk):
+    for *ww, wa, wb in stratified_count_chunks(rng, sizes, n_bootstrap, chunk=chunk):
         if ww:
             S = np.vstack([CA @ ww[0].T, CB @ ww[0].T]) / len(Wn)
         else:

@@ -37,11 +37,11 @@ class GroupStats:
     values: list[str]
     estimate: np.ndarray  # (G, K)
     replicates: np.ndarray  # (B, G, K); NaN where a group drew no rows (only with crossed clusters)
-    ci: float
+    confidence: float
     stratified: bool
 
     def interval(self) -> tuple[np.ndarray, np.ndarray]:
-        return percentile_interval(self.replicates, self.ci)
+        return percentile_interval(self.replicates, self.confidence)
 
     def frame(self, scale: float = 1.0, value_name: str = "value") -> pd.DataFrame:
         """One row per group and value: group columns, value, n, n_clusters, estimate, low, high (times ``scale``)."""
@@ -75,8 +75,8 @@ class GroupStats:
                 diff = self.replicates[:, hi_g, k] - self.replicates[:, lo_g, k]
                 ratio_rep = self.replicates[:, hi_g, k] / self.replicates[:, lo_g, k]
                 ratio_rep[np.isnan(ratio_rep) & ~np.isnan(diff)] = 1.0  # 0 / 0: both groups at zero
-                d_lo, d_hi = percentile_interval(diff[:, None], self.ci)
-                r_lo, r_hi = percentile_interval(ratio_rep[:, None], self.ci)
+                d_lo, d_hi = percentile_interval(diff[:, None], self.confidence)
+                r_lo, r_hi = percentile_interval(ratio_rep[:, None], self.confidence)
                 ratio = est[hi_g] / est[lo_g] if est[lo_g] != 0 else (1.0 if est[hi_g] == 0 else np.inf)
                 rows.append(
                     {
@@ -113,8 +113,8 @@ def group_means(
     groups: pd.DataFrame | pd.Series | None,
     clusters: Sequence | np.ndarray | pd.Series,
     *,
-    n_boot: int = 2000,
-    ci: float = 0.95,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
     seed: int | None = 0,
 ) -> GroupStats:
     """Means of ``values`` (n x K) per group of ``groups`` (n x g columns; None: one group of all rows), with
@@ -136,17 +136,17 @@ def group_means(
         raise ValueError(f"values ({n} rows), groups ({len(gframe)}) and clusters ({len(clusters)}) must align")
     if not np.all(np.isfinite(mat)):
         raise ValueError("values must be finite; drop the rows without a value first")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must lie between 0 and 1 (got {ci})")
-    if n_boot < 0:
-        raise ValueError("n_boot must be at least 0")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie between 0 and 1 (got {confidence})")
+    if n_bootstrap < 0:
+        raise ValueError("n_bootstrap must be at least 0")
     gcols = list(gframe.columns)
     keep = gframe.notna().all(axis=1).to_numpy() & clusters.notna().to_numpy()
     mat, gframe, clusters = mat[keep], gframe[keep].reset_index(drop=True), clusters[keep].reset_index(drop=True)
     if not len(mat):  # no row has a group: no groups
         empty = pd.DataFrame({**{c: [] for c in gcols}, "n": [], "n_clusters": []})
         return GroupStats(
-            gcols, empty, names, np.zeros((0, mat.shape[1])), np.zeros((n_boot, 0, mat.shape[1])), ci, True
+            gcols, empty, names, np.zeros((0, mat.shape[1])), np.zeros((n_bootstrap, 0, mat.shape[1])), confidence, True
         )
 
     grouped = gframe.groupby(gcols, sort=True, observed=True, dropna=True)
@@ -173,17 +173,17 @@ def group_means(
         estimate[g] = sums[sel].sum(axis=0) / counts[sel].sum()
 
     rng = np.random.default_rng(seed)
-    reps = np.full((n_boot, G, K), np.nan)
+    reps = np.full((n_bootstrap, G, K), np.nan)
     if stratified:
         for g in range(G):
             sel = np.flatnonzero(pair_group == g)
             s, c, start = sums[sel], counts[sel], 0
-            for w in count_chunks(rng, len(sel), n_boot, chunk=_CHUNK, sampler="indices"):
+            for w in count_chunks(rng, len(sel), n_bootstrap, chunk=_CHUNK, sampler="indices"):
                 reps[start : start + len(w), g] = (w @ s) / (w @ c)[:, None]
                 start += len(w)
     else:
         start = 0
-        for w in count_chunks(rng, n_clusters_total, n_boot, chunk=_CHUNK, sampler="indices"):
+        for w in count_chunks(rng, n_clusters_total, n_bootstrap, chunk=_CHUNK, sampler="indices"):
             b = len(w)
             for g in range(G):
                 sel = np.flatnonzero(pair_group == g)
@@ -198,7 +198,7 @@ def group_means(
         values=names,
         estimate=estimate,
         replicates=reps,
-        ci=ci,
+        confidence=confidence,
         stratified=stratified,
     )
 
@@ -213,8 +213,8 @@ def compare_levels(
     value_names: Sequence[str] | None = None,
     pairs: Sequence[str] | None = None,
     scale: float = 100.0,
-    n_boot: int = 2000,
-    ci: float = 0.95,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
     seed: int | None = 0,
 ) -> tuple[pd.DataFrame, GroupStats]:
     """Compare groups of units (e.g. models) measured on the same rows.
@@ -240,9 +240,9 @@ def compare_levels(
         raise ValueError(f"baseline {baseline!r} is none of the levels {sorted(set(levels))}")
     names = list(value_names) if value_names is not None else [f"v{k}" for k in range(K)]
     flat = values.transpose(1, 0, 2).reshape(n, m * K)
-    stats = group_means(flat, groups, clusters, n_boot=n_boot, ci=ci, seed=seed)
+    stats = group_means(flat, groups, clusters, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
     est = stats.estimate.reshape(len(stats.groups), m, K)
-    rep = stats.replicates.reshape(n_boot, len(stats.groups), m, K)
+    rep = stats.replicates.reshape(n_bootstrap, len(stats.groups), m, K)
     base_units = [u for u in range(m) if levels[u] == baseline]
     rows = []
     labels = stats.labels()
@@ -272,7 +272,7 @@ def compare_levels(
             used = units, base_units
         d_est = contrast(est)  # (G, K)
         d_rep = contrast(rep)  # (B, G, K)
-        low, high = percentile_interval(d_rep, ci)
+        low, high = percentile_interval(d_rep, confidence)
         for g in range(len(stats.groups)):
             for k in range(K):
                 rows.append(

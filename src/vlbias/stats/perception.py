@@ -276,7 +276,7 @@ def variance_shares(
     clusters: np.ndarray | None = None,
     absorb: str | None = None,
     outcomes: Sequence[str] | None = None,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -400,9 +400,9 @@ def variance_shares(
     point = lmg(point_r2)[0]  # (F, m)
     gain = point.sum(axis=0)  # (m,)
     boot_c, boot_s = [], []
-    if n_boot:
+    if n_bootstrap:
         rng = rng or np.random.default_rng(0)
-        for w in count_chunks(rng, n_cl, n_boot):
+        for w in count_chunks(rng, n_cl, n_bootstrap):
             c = lmg(r2_table(w))
             boot_c.append(c)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -574,7 +574,7 @@ def level_curves(
     group: str,
     cluster: str,
     confidence: float = 0.95,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     rng: np.random.Generator | None = None,
     grid_points: int = 25,
 ) -> dict[str, pd.DataFrame]:
@@ -647,7 +647,15 @@ def level_curves(
     if len(grid_frame):
         grid_frame = grid_frame[["value", "group", "x", "fit", "ci_low", "ci_high"]]
     extremes = _extremes(
-        data, values, x=x, group=group, cluster=cluster, levels=levels, groups=group_names, n_boot=n_boot, rng=rng
+        data,
+        values,
+        x=x,
+        group=group,
+        cluster=cluster,
+        levels=levels,
+        groups=group_names,
+        n_bootstrap=n_bootstrap,
+        rng=rng,
     )
     return {"means": means, "fits": fits, "grid": grid_frame, "extremes": extremes}
 
@@ -659,7 +667,7 @@ def _deviation(means: np.ndarray) -> np.ndarray:
         return np.nanmean(np.abs(means - centre), axis=-1)
 
 
-def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -> pd.DataFrame:
+def _extremes(data, values, *, x, group, cluster, levels, groups, n_bootstrap, rng) -> pd.DataFrame:
     g_codes = pd.Categorical(data[group], categories=groups).codes.astype(np.int64)
     l_codes = np.searchsorted(levels, data[x].to_numpy())
     cells = g_codes * len(levels) + l_codes
@@ -705,9 +713,9 @@ def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -
     signed = np.nanmean(point_means[..., common] - np.nanmean(point_means[..., common], axis=1, keepdims=True), axis=2)
     wins = np.zeros_like(point_dev)
     n_done = 0
-    if n_boot and n_cl > 1:
+    if n_bootstrap and n_cl > 1:
         rng = rng or np.random.default_rng(0)
-        for w in count_chunks(rng, n_cl, n_boot):
+        for w in count_chunks(rng, n_cl, n_bootstrap):
             dev = _deviation(group_means(w)[..., common])  # (b, V, G)
             dev = np.where(np.isnan(dev), -np.inf, dev)
             best = dev.argmax(axis=2)  # (b, V)
@@ -744,7 +752,7 @@ def group_shares(
     *,
     clusters: np.ndarray | None = None,
     extra: dict[str, np.ndarray] | None = None,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -765,9 +773,9 @@ def group_shares(
 
     point = means(np.ones((1, n_cl)))[0]
     boots = []
-    if n_boot:
+    if n_bootstrap:
         rng = rng or np.random.default_rng(0)
-        boots = [means(w) for w in count_chunks(rng, n_cl, n_boot)]
+        boots = [means(w) for w in count_chunks(rng, n_cl, n_bootstrap)]
     boot = np.concatenate(boots) if boots else None
     counts = np.bincount(g, minlength=len(labels))
     rows = []

@@ -360,7 +360,7 @@ class _Context:
             clusters=clusters,
             absorb=absorb,
             outcomes=self.scale_names,
-            n_boot=self.opts.n_bootstrap,
+            n_bootstrap=self.opts.n_bootstrap,
             confidence=self.conf,
             rng=self.rng("regression"),
         )
@@ -407,7 +407,7 @@ class _Context:
                 group="group",
                 cluster="identity",
                 confidence=self.conf,
-                n_boot=self.opts.n_bootstrap,
+                n_bootstrap=self.opts.n_bootstrap,
                 rng=self.rng(f"curves:{attr}"),
             )
             unit = "CausalFace level" if self.controlled else self._age_unit()
@@ -452,7 +452,7 @@ class _Context:
                     gl[has],
                     clusters=self.design["identity"].to_numpy()[has],
                     extra={"margin": margin[has]},
-                    n_boot=self.opts.n_bootstrap,
+                    n_bootstrap=self.opts.n_bootstrap,
                     confidence=self.conf,
                     rng=self.rng(f"markedness:{column}:{grouping}"),
                 )
