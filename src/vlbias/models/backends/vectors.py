@@ -29,7 +29,7 @@ import numpy as np
 
 from vlbias.cache.fingerprints import file_fingerprint
 from vlbias.errors import MissingKeysError, SpecError, StimulusError
-from vlbias.models.base import Encoder, ImageEncoding
+from vlbias.models.base import Encoder, ImageEncoding, _check_texts
 from vlbias.models.images import ImageRef, as_ref, content_key, describe
 
 DESCRIPTION = "precomputed embeddings: vectors:PATH (word2vec text or binary, .npz keys+vectors, Parquet key+vector)"
@@ -235,8 +235,6 @@ class Backend(Encoder):
         return [t for t in dict.fromkeys(texts) if t not in self._index]
 
     def encode_texts(self, texts) -> np.ndarray:
-        from vlbias.models.base import _check_texts
-
         self._require("text")
         texts = _check_texts(texts)
         missing = self.missing_texts(texts)
