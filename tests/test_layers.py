@@ -1,14 +1,34 @@
-"""The architecture: vlbias.models has no import cycle (function-level imports included)."""
+"""The architecture: the layers contract in pyproject.toml holds (lint-imports), and vlbias.models has no import
+cycle (function-level imports included)."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import vlbias
 
 SRC = Path(vlbias.__file__).resolve().parents[1]  # the folder holding the vlbias package
+ROOT = Path(__file__).resolve().parents[1]  # the project: pyproject.toml with the contract
+
+
+def _lint_imports_command() -> list[str]:
+    script = Path(sys.executable).with_name("lint-imports")  # the console script of the running environment
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"]
+
+
+def test_the_layers_contract_holds():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [*_lint_imports_command(), "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, f"lint-imports: a contract is broken\n{run.stdout}\n{run.stderr}"
+    assert "Contracts: 2 kept, 0 broken." in run.stdout  # both contracts were read and checked
 
 
 # ---------------------------------------------------------------------------------------------------- cycles
