@@ -23,7 +23,7 @@ import numpy as np
 
 from vlbias.cache.store import EmbeddingCache, ModelCache
 from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural
-from vlbias.models.images import ImageDataset, ImageInput, ImageRef, as_ref, collate, content_keys, describe
+from vlbias.models.images import ImageDataset, ImageInput, as_ref, collate, content_keys, describe
 from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import whole_number
@@ -405,7 +405,3 @@ def _raise_bad(refs: list, bad: dict[int, str]) -> None:
         f"--skip-bad-images to skip undecodable images",
         [(describe(refs[i]), r) for i, r in sorted(bad.items())],
     )
-
-
-def imageref(path: str | os.PathLike, crop: tuple[int, int, int, int] | None = None) -> ImageRef:
-    return ImageRef(Path(path), crop)

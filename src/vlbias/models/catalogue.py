@@ -70,9 +70,6 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "hf_hub": ("string", "Hugging Face hub location of the weights"),
     "url": ("string", "download URL of the weights"),
 }
-INT_COLUMNS = [c for c, (t, _) in COLUMNS.items() if t == "Int64"]
-FLOAT_COLUMNS = [c for c, (t, _) in COLUMNS.items() if t == "Float64"]
-BOOL_COLUMNS = [c for c, (t, _) in COLUMNS.items() if t == "boolean"]
 #: the short view of `vlbias models --details`
 DETAIL_COLUMNS = (
     "spec",

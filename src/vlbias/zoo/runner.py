@@ -52,7 +52,6 @@ class SweepState:
     failed: int = 0
     skipped: int = 0
     running: int = 0
-    started: float = field(default_factory=time.perf_counter)
     run_seconds: list[float] = field(default_factory=list)
     workers: int = 1
 

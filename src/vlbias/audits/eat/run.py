@@ -35,7 +35,6 @@ from vlbias.utils.progress import progress
 from vlbias.utils.provenance import entry
 
 BATTERIES = ("standard",)
-VALENCE_VARIANTS = ("default", "nrc-oasis")
 RESULT_COLUMNS = [
     "concept",
     "test",
