@@ -33,10 +33,11 @@ _NOT_LOADERS = {"base", "spec"}
 
 @lru_cache(maxsize=1)
 def loader_names() -> tuple[str, ...]:
-    import vlbias.datasets as pkg
-
+    """The loader modules beside this one (found without importing the package, which imports this module)."""
     return tuple(
-        m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name not in _NOT_LOADERS
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_") and m.name not in _NOT_LOADERS
     )
 
 

@@ -12,6 +12,7 @@ from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.zeroshot.options import ZeroshotOptions
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
 from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.stats.groups import compare_levels, group_means
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import whole_number
@@ -197,8 +198,6 @@ def _accuracy_rows(acc, base: dict) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------------- the audit
 def run(encoder, opts: ZeroshotOptions) -> AuditResult:
-    from vlbias.stats.groups import group_means
-
     n_bootstrap, confidence, seed = opts.n_bootstrap, opts.confidence, opts.seed
     encoder._require("text")
     encoder._require("image")
@@ -385,7 +384,6 @@ def compare_runs(
     compared differ in ``by`` alone. Facts come from ``facts`` (model spec -> {fact: value}), else from the named
     model sets.
     """
-    from vlbias.stats.groups import compare_levels
 
     if seed is not None:
         seed = whole_number("zeroshot-compare", "seed", seed)
