@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vlbias.errors import StimulusError
+from vlbias.models.catalogue import model_facts as catalogue_facts
 from vlbias.stimuli.prompts import ARTICLES, fill, normalise_template, read_classnames, read_templates, split_tasks
 from vlbias.utils.io import load_yaml, stable_hash
 
@@ -283,7 +284,6 @@ def model_set(name: str) -> dict[str, Any]:
 def model_facts(spec: str) -> dict[str, Any]:
     """Facts about a model spec: the model catalogue's (pretraining_dataset, dataset_family, dataset_size,
     architecture, ...; see vlbias.models.catalogue), with a named set's facts over them where a set lists it."""
-    from vlbias.models.catalogue import model_facts as catalogue_facts
 
     facts = {k: v for k, v in catalogue_facts(spec).items() if v is not None and k != "spec"}
     for s in _model_sets().values():

@@ -12,6 +12,7 @@ from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.zeroshot.options import ZeroshotOptions
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
 from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.stats.groups import compare_levels, group_means
 from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import whole_number
@@ -197,9 +198,7 @@ def _accuracy_rows(acc, base: dict) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------------- the audit
 def run(encoder, opts: ZeroshotOptions) -> AuditResult:
-    from vlbias.stats.groups import group_means
-
-    n_boot, ci, seed = opts.n_bootstrap, opts.confidence, opts.seed
+    n_bootstrap, confidence, seed = opts.n_bootstrap, opts.confidence, opts.seed
     encoder._require("text")
     encoder._require("image")
     dataset = _dataset(opts)
@@ -286,7 +285,9 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
             for grouping in groupings:
                 base = {"task": task.name, "template": template, "grouping": "+".join(grouping) or "all"}
                 gframe = _ordered(table, grouping) if grouping else None
-                stats = group_means(values, gframe, table["identity"], n_boot=n_boot, ci=ci, seed=seed)
+                stats = group_means(
+                    values, gframe, table["identity"], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+                )
                 if not len(stats.groups):
                     notes.append(f"task {task.name}: no image has a value for {', '.join(grouping)}; grouping left out")
                     continue
@@ -295,7 +296,14 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                 if correct is not None and not np.isnan(correct).all():
                     known = ~np.isnan(correct)
                     gsub = _ordered(table[known], grouping) if grouping else None
-                    acc = group_means(correct[known], gsub, table["identity"][known], n_boot=n_boot, ci=ci, seed=seed)
+                    acc = group_means(
+                        correct[known],
+                        gsub,
+                        table["identity"][known],
+                        n_bootstrap=n_bootstrap,
+                        confidence=confidence,
+                        seed=seed,
+                    )
                     accuracy += _accuracy_rows(acc, {**base, "scoring": scoring})
                     if grouping and len(acc.groups) > 1:
                         d = acc.disparity(scale=100).drop(columns="value")
@@ -376,7 +384,6 @@ def compare_runs(
     compared differ in ``by`` alone. Facts come from ``facts`` (model spec -> {fact: value}), else from the named
     model sets.
     """
-    from vlbias.stats.groups import compare_levels
 
     if seed is not None:
         seed = whole_number("zeroshot-compare", "seed", seed)
@@ -468,8 +475,8 @@ def compare_runs(
                 value_names=names,
                 pairs=keys,
                 scale=100,
-                n_boot=n_bootstrap,
-                ci=confidence,
+                n_bootstrap=n_bootstrap,
+                confidence=confidence,
                 seed=seed,
             )
             if diff.empty:
