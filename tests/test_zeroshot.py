@@ -240,6 +240,40 @@ def test_birhane_shares_and_probabilities_are_exact(cfd, birhane_vectors):
     assert skipped["CFD WM-299"] == "metadata_without_images"
 
 
+def test_a_category_pools_probabilities_by_sum_or_by_mean(cfd, birhane_vectors, tmp_path):
+    """The "criminal or suspicious person" category: vlbias's measure is the probability of either (the sum); Birhane et al.'s is
+    the mean of the two (analyze-hate-clip-models.py). Black men, planted criminal and suspicious person: mean
+    P(criminal) = (p0 + e) / 2 and mean P(suspicious) = (p1 + p0) / 2 with p0 = 1 - 2.06e-9, so the sum is 1.0000
+    and the mean 0.5000; the top-1 share (100 %) is the same under both."""
+    enc = load_model(f"vectors:{birhane_vectors['path']}")
+    runs = {
+        pool: AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0, "category_probability": pool})
+        for pool in ("sum", "mean")
+    }
+    assert ZeroshotOptions.parse().category_probability == "sum"
+    for pool, res in runs.items():
+        r = res.tables["results"]
+        r = r[r["grouping"] == "race+gender"].set_index(["race", "gender", "label"])
+        for race, gender in PLAN:
+            crim, susp = (r.loc[(race, gender, c), "mean_prob"] for c in ("criminal", "suspicious person"))
+            either = r.loc[(race, gender, "criminal or suspicious person")]
+            expect = crim + susp if pool == "sum" else (crim + susp) / 2
+            assert either["mean_prob"] == pytest.approx(expect, rel=1e-12, abs=1e-30), (pool, race, gender)
+            share = sum(r.loc[(race, gender, c), "top1_pct"] for c in ("criminal", "suspicious person"))
+            assert either["top1_pct"] == pytest.approx(share)
+        bm = r.loc[("black", "male", "criminal or suspicious person")]
+        assert bm["top1_pct"] == 100.0
+        assert bm["mean_prob"] == pytest.approx(1.0 if pool == "sum" else 0.5, abs=1e-8)
+        assert res.record.options["category_probability"] == pool
+    with pytest.raises(VlbiasError, match="^zeroshot option category_probability='max': must be sum or mean$"):
+        ZeroshotOptions.parse(category_probability="max")
+    other = tmp_path / "other.parquet"
+    other.write_bytes(birhane_vectors["path"].read_bytes())
+    summed = AUDIT.run(load_model(f"vectors:{other}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0})
+    with pytest.raises(VlbiasError, match="different category poolings \\(mean, sum\\); rerun with one category_pro"):
+        compare_runs([runs["mean"], summed], by="data")
+
+
 def test_scale_option_changes_probabilities_not_top1(cfd, birhane_vectors):
     enc = load_model(f"vectors:{birhane_vectors['path']}")
     res = AUDIT.run(enc, {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0, "scale": 10})

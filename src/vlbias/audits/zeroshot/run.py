@@ -114,12 +114,19 @@ def _ordered(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 
 def label_values(
-    top: np.ndarray, probs: np.ndarray, classes: list[str], categories: dict[str, tuple[str, ...]]
+    top: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    categories: dict[str, tuple[str, ...]],
+    pool: str = "sum",
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Per image, the top-1 indicator of each class and category, then the probability of each (n x 2L).
 
-    A category (e.g. crime-related) counts an image whose top-1 class is any of its members; its probability is the
-    members' summed probability. Returns the values, the L labels and their kinds (class or category).
+    A category (e.g. crime-related) counts an image whose top-1 class is any of its members; its probability pools
+    the members' probabilities by ``pool``: ``sum``, the probability that the label is any of them (vlbias's), or
+    ``mean``, their average (Birhane et al.'s "criminal or suspicious person": the mean of the two classes' pooled
+    probabilities; with two members exactly half the sum). Returns the values, the L labels and their kinds
+    (class or category).
     """
     cats = {name: [classes.index(m) for m in members if m in classes] for name, members in categories.items()}
     cats = {name: idx for name, idx in cats.items() if idx}
@@ -131,7 +138,7 @@ def label_values(
     pr[:, :c] = probs
     for k, idx in enumerate(cats.values()):
         ind[:, c + k] = ind[:, idx].sum(axis=1)
-        pr[:, c + k] = probs[:, idx].sum(axis=1)
+        pr[:, c + k] = probs[:, idx].sum(axis=1) if pool == "sum" else probs[:, idx].mean(axis=1)
     return np.concatenate([ind, pr], axis=1), labels, ["class"] * c + ["category"] * len(cats)
 
 
@@ -282,7 +289,7 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                 rows[f"p_{c}"] = probs[:, j]
             image_rows.append(rows)
 
-            values, labels, kinds = label_values(top, probs, classes, task.categories)
+            values, labels, kinds = label_values(top, probs, classes, task.categories, opts.category_probability)
             for grouping in groupings:
                 base = {"task": task.name, "template": template, "grouping": "+".join(grouping) or "all"}
                 gframe = _ordered(table, grouping) if grouping else None
@@ -395,11 +402,14 @@ def compare_runs(
             raise VlbiasError(
                 f"the runs used different {key}s ({', '.join(sorted(str(x[1]) for x in seen))}); compare runs of one protocol on one dataset"
             )
-    scales = {r.record.options.get("scale") for r in runs}
-    if len(scales) != 1:
-        raise VlbiasError(
-            f"the runs used different scales ({', '.join(map(str, sorted(scales)))}); rerun with one scale"
-        )
+    for option, default, what in (("scale", None, "scales"), ("category_probability", "sum", "category poolings")):
+        used = {r.record.options.get(option, default) for r in runs}  # older records lack category_probability
+        if len(used) != 1:
+            raise VlbiasError(
+                f"the runs used different {what} ({', '.join(map(str, sorted(used, key=str)))}); rerun with one "
+                f"{option}"
+            )
+    pool = runs[0].record.options.get("category_probability", "sum")
 
     facts = facts or {}
 
@@ -450,7 +460,7 @@ def compare_runs(
         for sub in subs:
             top = pd.Categorical(sub["top1"], categories=classes).codes
             probs = sub[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
-            v, labels, kinds = label_values(top, probs, classes, categories)
+            v, labels, kinds = label_values(top, probs, classes, categories, pool)
             vals.append(v)
         values = np.stack(vals)
         names = [f"top1_pct|{lab}" for lab in labels] + [f"mean_prob|{lab}" for lab in labels]
@@ -510,6 +520,7 @@ def compare_runs(
             "baseline": baseline,
             "pair_by": pair_by,
             "levels": dict(zip(specs, levels)),
+            "category_probability": pool,
             "n_bootstrap": n_bootstrap,
             "confidence": confidence,
         },
