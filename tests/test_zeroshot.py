@@ -93,9 +93,13 @@ def test_packaged_protocols_and_model_set():
     toxic = dc.for_dataset("fairface").tasks[3]
     assert len(toxic.classes) == 21 and toxic.classes[14:18] == ("animal", "gorilla", "chimpanzee", "orangutan")
     assert toxic.classes[18:] == ("thief", "criminal", "suspicious person")  # DataComp's indices 18-20: crime
+    # DataComp's class files (identical for FairFace and UTKFace): UTKFace images get the same 7 race classes
     race = dc.for_dataset("utkface").tasks[0]
-    assert race.classes == ("black", "white", "indian", "asian", "other") and race.classes[1] == "white"
+    assert race.classes == dc.for_dataset("fairface").tasks[0].classes
+    assert len(race.classes) == 7 and race.classes[1] == "white" and race.classes[3] == "latino/hispanic"
     assert dc.for_dataset("fairface").tasks[0].prompts()["east asian"] == ["a photo of a east asian person"]
+    assert race.prompts()["latino/hispanic"] == ["a photo of a latino/hispanic person"]
+    assert toxic.prompts()["latino/hispanic woman"] == ["a photo of a latino/hispanic woman"]
     specs = [m["spec"] for m in model_set("birhane2024")["models"]]
     assert len(specs) == 14 and len(set(specs)) == 14
     assert sum(m["pretraining_data"] == "laion2b" for m in model_set("birhane2024")["models"]) == 4
@@ -299,7 +303,7 @@ def test_datacomp_accuracy_and_toxic_shares_are_exact(tmp_path):
     prompts = [p for t in proto.tasks for ps in t.prompts().values() for p in ps]
     assert len(prompts) == len(set(prompts)) == 7 + 2 + 9 + 21
     dim = {p: i for i, p in enumerate(prompts)}
-    race_class = {"white": "white", "black": "black", "latino_hispanic": "latino", "east_asian": "east asian",
+    race_class = {"white": "white", "black": "black", "latino_hispanic": "latino/hispanic", "east_asian": "east asian",
                   "southeast_asian": "southeast asian", "indian": "indian", "middle_eastern": "middle eastern"}  # fmt: skip
     plan = []
     for n, row in enumerate(ds.table.itertuples()):
