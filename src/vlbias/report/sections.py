@@ -385,7 +385,7 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
             if len(comp):
                 ccsv = ctx.assets.csv("zeroshot-comparison", comp)
                 g = ctx.assets.group(
-                    "vlbias.audits._zeroshot_plots:plot_comparison",
+                    "vlbias.plots.zeroshot:plot_comparison",
                     {"tables": {"results": comp}, "warning": warning},
                     folder=f"zeroshot-comparison-{title}",
                     describe=_describe_zs(ci, {"change": [("comparison (CSV)", ccsv)]}),
@@ -412,7 +412,7 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
             rcsv = csvs.get("results")
             links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
             g = ctx.assets.group(
-                "vlbias.audits._zeroshot_plots:plot_audit",
+                "vlbias.plots.zeroshot:plot_audit",
                 {"tables": tabs, "warning": run.content_warning, "model": ctx.labels[run.model]},
                 folder=f"zeroshot-{ctx.labels[run.model]}-{title}",
                 describe=_describe_zs(ci, {k: [(f"{t} (CSV)", csvs[t])] for k, t in links.items() if t in csvs}),
@@ -688,7 +688,7 @@ def upstream_section(ctx: Context) -> list[B.Block]:
             f" ({mm.get('n_obs')} rows, {mm.get('models')} models, {mm.get('n_groups')} groups)" if mm else ""
         )
         fig = ctx.assets.figure(
-            "vlbias.zoo.analyze:plot_coefficients",
+            "vlbias.plots.upstream:plot_coefficients",
             {"fixed": fixed_tab, "title": title},
             stem="mixed-model-coefficients",
             title="Mixed-model coefficients with 95% intervals",
@@ -742,8 +742,6 @@ def upstream_section(ctx: Context) -> list[B.Block]:
         why = why if isinstance(why, str) else "no bias-vs-accuracy tables in the results database"
         out.append(B.note(f"Not available: {why}."))
         return out
-    from vlbias.zoo.analyze import AnalysisSettings
-
     by = (
         [c for c in corr.columns[: list(corr.columns).index("metric")]]
         if "metric" in corr.columns
@@ -753,14 +751,13 @@ def upstream_section(ctx: Context) -> list[B.Block]:
         (c for c in data.columns if c not in {"model", "accuracy", "metric", *by}), "effect_size"
     )
     metric = str(data["metric"].iloc[0]) if "metric" in data.columns and len(data) else None
-    settings = AnalysisSettings(effect=effect, by=tuple(by), metric=metric)
     dcsv = ctx.assets.csv("bias-vs-accuracy-data", data)
     ccsv = ctx.assets.csv("bias-vs-accuracy", corr)
     out.append(
         B.figure(
             ctx.assets.figure(
-                "vlbias.zoo.analyze:plot_bias_vs_accuracy",
-                {"data": data, "corr": corr, "s": settings},
+                "vlbias.plots.upstream:plot_bias_vs_accuracy",
+                {"data": data, "corr": corr, "by": by, "effect": effect, "metric": metric},
                 stem="bias-vs-accuracy",
                 title=f"Effect size against downstream accuracy ({metric}), per test",
                 caption="One point per model; line: least-squares fit; panel titles: Pearson's r with its 95% "
