@@ -108,7 +108,7 @@ def _datasets(ctx: Context) -> pd.DataFrame:
             continue
         row = rows.setdefault(r.dataset, {"dataset": r.dataset, "audits": set(), "version": "", "images": None})
         row["audits"].add(r.audit)
-        for s in of_kind(r.record.get("stimuli") or [], "dataset"):
+        for s in of_kind(r.record.stimuli, "dataset"):
             row["version"] = f"{s['name']}@{s.get('version', '')}"
             row["images"] = s.get("n_images")
     for spec in ctx.data.tasks["dataset"].dropna().unique():
@@ -132,7 +132,7 @@ def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool
             "make them again; every figure links the data it draws."
         ),
     ]
-    from_db = sum(r.folder is None for r in data.runs)
+    from_db = sum(r.from_database for r in data.runs)
     if from_db:
         out.append(
             B.note(

@@ -72,7 +72,7 @@ def _stimuli(runs: list[Run]) -> list[dict[str, Any]]:
     """Every distinct stimulus record of the runs, with how many runs used it (``runs``)."""
     seen: dict[str, dict[str, Any]] = {}
     for r in runs:
-        for s in r.record.get("stimuli") or []:
+        for s in r.record.stimuli:
             key = json.dumps(s, sort_keys=True, default=str)
             seen.setdefault(key, {**s, "runs": 0})["runs"] += 1
     return list(seen.values())
@@ -114,7 +114,7 @@ def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) ->
 
 
 def _opt(runs: list[Run], key: str, default=None):
-    values = {_value(r.options.get(key, r.record.get("options", {}).get(key, default))) for r in runs}
+    values = {_value(r.options.get(key, r.record.options.get(key, default))) for r in runs}
     return next(iter(values)) if len(values) == 1 else " / ".join(sorted(values))
 
 
@@ -272,7 +272,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
     if acc is not None:
         files["accuracy"] = ctx.assets.csv("accuracy", acc)
         config["accuracy"] = files["accuracy"].rsplit("/", 1)[-1]
-    versions = sorted({str(r.record.get("vlbias_version")) for r in data.runs if r.record.get("vlbias_version")})
+    versions = sorted({str(r.record.vlbias_version) for r in data.runs if r.record.vlbias_version})
     header = (
         f"# Runs the audits of this report again: vlbias sweep rerun.yaml\n"
         f"# made by vlbias {', '.join(versions) or 'unknown'}; dataset paths are those of the machine that made the "
@@ -293,7 +293,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
         ),
         B.details(f"The config ({files['rerun']})", [B.code(text.strip())], md=True),
     ]
-    created = sorted(str(r.record.get("created")) for r in data.runs if r.record.get("created"))
+    created = sorted(str(r.record.created) for r in data.runs if r.record.created)
     facts = [f"vlbias version(s): {', '.join(versions) or 'not recorded'}"]
     if created:
         facts.append(f"runs made between {created[0]} and {created[-1]}")
@@ -307,7 +307,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
         rec: dict[str, Any] = {}
         for r in data.runs:  # a run on cached embeddings records less than one that loaded the model: merge them
             if r.model == m:
-                rec.update({k: v for k, v in (r.record.get("model") or {}).items() if not missing(v)})
+                rec.update({k: v for k, v in (r.record.model or {}).items() if not missing(v)})
         rows.append(
             {
                 "model": ctx.labels.get(m, m),
@@ -339,7 +339,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
         stimuli = _stimuli(runs)
         if stimuli:
             out.append(_stimuli_table(stimuli, skip=("tasks",)))
-        seeds = sorted({r.seed for r in runs if not missing(r.seed)})
+        seeds = sorted({r.record.seed for r in runs if not missing(r.record.seed)})
         if seeds:
             out.append(B.p(f"Seeds: {', '.join(map(str, seeds))}."))
     return out, files

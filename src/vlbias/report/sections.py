@@ -44,7 +44,7 @@ class Context:
         """Table ``name`` of every run, with the model's display name (``model_label``) in front."""
         parts = []
         for r in runs:
-            t = r.table(name)
+            t = r.tables.get(name)
             if t is not None and len(t):
                 t = t.copy()
                 t.insert(0, "model_label", self.labels.get(r.model, r.model))
@@ -377,7 +377,7 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
             )
         # the grouped model comparison of `vlbias analyze`
         if comparison is not None and len(comparison):
-            o = group[0].record.get("options", {})
+            o = group[0].record.options
             comp = comparison[
                 (comparison["protocol"].astype(str) == str(o.get("protocol")))
                 & (comparison["dataset"].astype(str) == str(o.get("dataset")))
@@ -407,7 +407,7 @@ def zeroshot_section(ctx: Context) -> list[B.Block]:
             inner.append(B.bullets([f"comparison note: {n}" for n in comp_notes["note"]]))
         per_model = []
         for run in group:
-            tabs = run.tables([n for n in ("results", "accuracy") if n in run.table_names()])
+            tabs = {n: run.tables[n] for n in ("results", "accuracy") if n in run.tables}
             csvs = {n: ctx.assets.csv(f"zeroshot-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items()}
             rcsv = csvs.get("results")
             links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
@@ -607,7 +607,7 @@ def perception_section(ctx: Context) -> list[B.Block]:
             )
         per_model = []
         for run in group:
-            tabs = run.tables([n for n in PERCEPTION_FIGURE_TABLES if n in run.table_names()])
+            tabs = {n: run.tables[n] for n in PERCEPTION_FIGURE_TABLES if n in run.tables}
             csvs = {n: ctx.assets.csv(f"perception-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items() if len(t)}
             g = ctx.assets.group(
                 "vlbias.plots.perception:draw_all",
@@ -617,7 +617,7 @@ def perception_section(ctx: Context) -> list[B.Block]:
                 arg="out",
                 name=f"perception figures of {run.model}",
             )
-            res = run.table("results")
+            res = run.tables.get("results")
             rcsv = ctx.assets.csv(f"perception-{ctx.labels[run.model]}", res) if res is not None else None
             per_model.append(B.details(ctx.labels[run.model], [B.group(g), *([B.p(f"Data: {rcsv}")] if rcsv else [])]))
             blocks = [B.group(g)]
@@ -793,8 +793,7 @@ def other_section(ctx: Context, audit: str) -> list[B.Block]:
     out = []
     for run in runs:
         blocks = []
-        for name in run.table_names():
-            t = run.table(name)
+        for name, t in run.tables.items():
             csv = ctx.assets.csv(f"{audit}-{name}-{ctx.labels[run.model]}", t)
             blocks.append(B.Link(f"{name} ({len(t)} rows)", csv))
         bl = [B.bullets(blocks)]
