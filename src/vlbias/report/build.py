@@ -18,8 +18,8 @@ from vlbias import __version__
 from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
-from vlbias.report.assets import Assets, Figure, FigureGroup, default_workers
-from vlbias.report.fmt import fixed, md_text, num, safe_href, table
+from vlbias.report.assets import Assets, default_workers
+from vlbias.report.fmt import CODE_SPAN, fixed, md_text, num, safe_href, table
 from vlbias.report.methods import methods_section
 from vlbias.report.presentation import Presentation, presentation
 from vlbias.report.sections import Context, upstream_section
@@ -328,7 +328,7 @@ def _inline(text: str, root: str = ""):
     from markupsafe import Markup, escape
 
     html = str(escape(text))
-    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
+    html = CODE_SPAN.sub(r"<code>\1</code>", html)
     html = re.sub(
         r"(?<![\w/\"])(data/[A-Za-z0-9._+-]+\.(?:csv|yaml))",
         lambda m: f'<a href="{root}{m.group(1)}">{m.group(1)}</a>',
@@ -430,4 +430,4 @@ def build_report(
     return ReportSummary(out_path, fmt, written, len(figures), len(csvs), time.perf_counter() - t0, assets.errors)
 
 
-__all__ = ["FORMATS", "ReportSummary", "build_report", "Figure", "FigureGroup"]
+__all__ = ["FORMATS", "ReportSummary", "build_report"]
