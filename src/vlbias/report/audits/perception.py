@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlbias.plots.perception import DELTA_UNIT
 from vlbias.report import blocks as B
 from vlbias.report.assets import Figure
 from vlbias.report.fmt import interval, table
@@ -21,7 +22,8 @@ from vlbias.utils.provenance import kind_of, name_of
 
 TITLE = "Perception"
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
-DELTA = "Delta points (% cosine similarity)"
+#: the figures of :func:`vlbias.plots.perception.draw_all` by file name: title, and what they show (skew and level
+#: curve figures, one per grouping or attribute, are captioned from their names)
 FIGURES = {
     "factor_effects": (
         "How much one attribute moves social perception (all scales pooled)",
@@ -32,14 +34,6 @@ FIGURES = {
     "variance_shares": (
         "What explains each scale score",
         "share of the explained variance per attribute (LMG); bars: 95% bootstrap interval over identities",
-    ),
-    "level_curves_age": (
-        "Scale scores by age level, per race × gender group",
-        "mean with 95% interval across identities; line: quadratic fit with its band",
-    ),
-    "level_curves_smiling": (
-        "Scale scores by smiling level, per race × gender group",
-        "mean with 95% interval across identities; line: quadratic fit with its band",
     ),
     "markedness": (
         "Unmarked groups",
@@ -88,8 +82,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
     out = [
         B.p(
             "Social perception of faces (Hausladen et al. 2025): each image's similarity to words of warmth, "
-            f"competence and the ABC model, relative to a neutral prompt, in {DELTA}; which attributes of a face "
-            "move those scores, and how the scores change with age and smiling in each race × gender group."
+            f"competence and the ABC model, relative to a neutral prompt, in {DELTA_UNIT}; which attributes of a "
+            "face move those scores, and how the scores change with age and smiling in each race × gender group."
         )
     ]
     for title, group in configurations(runs, lambda o: f"on {dataset_name(o.get('dataset'))}"):
@@ -113,8 +107,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                             "low": "median_ci_low",
                             "high": "median_ci_high",
                             "ref": None,
-                            "xlabel": f"median |change| of the scale scores ({DELTA}) within pairs of images that "
-                            "differ in one dimension only; bars: 95% interval of the median",
+                            "xlabel": f"median |change| of the scale scores ({DELTA_UNIT}) within pairs of images "
+                            "that differ in one dimension only; bars: 95% interval of the median",
                             "title": "Factor effects across models (all scales pooled)",
                         },
                         stem=f"perception-factors-{title}",
@@ -141,7 +135,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                     table(
                         wide,
                         {"model": "model_label", **{d: d for d in present}},
-                        caption=f"Median |change| ({DELTA}) [95% CI], all scales pooled",
+                        caption=f"Median |change| ({DELTA_UNIT}) [95% CI], all scales pooled",
                         csv=fcsv,
                     )
                 )
@@ -204,7 +198,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                                 {
                                     "rank": "rank",
                                     "dimension": "item",
-                                    f"median |change| ({DELTA}) [95% CI]": lambda r: interval(
+                                    f"median |change| ({DELTA_UNIT}) [95% CI]": lambda r: interval(
                                         r["value"], r["ci_low"], r["ci_high"], lambda v: f"{float(v):.2f}"
                                     ),
                                 },
@@ -262,15 +256,16 @@ def _packaged_words(stimuli: list[dict[str, Any]]) -> list[B.Block]:
 
 
 def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    o = {k: option_value(runs, k) for k in ("delta", "analyses", "pairs", "n_bootstrap", "n_random_rankings", "k")}
+    conf, seed = option_value(runs, "confidence"), option_value(runs, "seed")
     return [
         B.p(
             "Each word is put into every template; an image's similarity to a word is its cosine similarity to "
             "each prompt, averaged over the templates. Delta = 100 (cos(image, word) − cos(image, neutral prompt)) "
-            f"({option_value(runs, 'delta')}); a scale's score is the mean Delta of its words. Analyses: "
-            f"{option_value(runs, 'analyses')}; {option_value(runs, 'pairs')} random pairs per dimension for the factor effects; "
-            f"{option_value(runs, 'n_bootstrap')} cluster-bootstrap resamples of identities; {option_value(runs, 'n_random_rankings')} "
-            f"random rankings for the skew null; k = {option_value(runs, 'k')}; confidence {option_value(runs, 'confidence')}; "
-            f"seed {option_value(runs, 'seed')} for every random draw."
+            f"({o['delta']}); a scale's score is the mean Delta of its words. Analyses: {o['analyses']}; "
+            f"{o['pairs']} random pairs per dimension for the factor effects; {o['n_bootstrap']} cluster-bootstrap "
+            f"resamples of identities; {o['n_random_rankings']} random rankings for the skew null; k = {o['k']}; "
+            f"confidence {conf}; seed {seed} for every random draw."
         ),
         *_packaged_words(stimuli_of(runs)),
     ]

@@ -209,14 +209,15 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
 
 
 def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
-    scale = option_value(runs, "scale")
+    scale, conf = option_value(runs, "scale"), option_value(runs, "confidence")
+    boot, seed = option_value(runs, "n_bootstrap"), option_value(runs, "seed")
     out = [
         B.p(
             f"Each image is compared with one prompt per class (several templates: averaged normalised prompt "
             f"embeddings, or one result per template); probabilities are softmax({scale} · cosine) and the top-1 "
             f"class is the most similar one. Per group: the share of images whose top-1 class is each class or "
-            f"category, and the mean probability, each with a {option_value(runs, 'confidence')} cluster-bootstrap interval over "
-            f"people ({option_value(runs, 'n_bootstrap')} replicates, seed {option_value(runs, 'seed')}); a comparison of models resamples "
+            f"category, and the mean probability, each with a {conf} cluster-bootstrap interval over "
+            f"people ({boot} replicates, seed {seed}); a comparison of models resamples "
             "the same people for every model."
         )
     ]
