@@ -40,9 +40,9 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
     CONTENT WARNING: the packaged label sets pair photographs of people with dehumanising and criminalising labels,
     by design.
     """
-    from vlbias.audits._zeroshot_plots import plot_audit
     from vlbias.audits.zeroshot import AUDIT
     from vlbias.models import ModelSpec, load_model
+    from vlbias.plots.zeroshot import plot_audit
     from vlbias.utils.io import check_out
 
     options = AUDIT.parse_options(raw_options, flags=True)
@@ -185,9 +185,9 @@ def zeroshot_compare(
         for m in get_set(print_set)["models"]:
             click.echo(m["spec"])
         return
-    from vlbias.audits._zeroshot_plots import plot_comparison
     from vlbias.audits.base import AuditResult
     from vlbias.audits.zeroshot.run import compare_runs
+    from vlbias.plots.zeroshot import plot_comparison
     from vlbias.utils.io import check_out
 
     if len(runs) < 2:

@@ -44,6 +44,7 @@ AUDIT = AuditSpec(
     ),
     options=PerceptionOptions,
     execute="vlbias.audits.perception.run:run",
+    presentation="vlbias.report.audits.perception",
     modalities=("text", "image"),
 )
 
