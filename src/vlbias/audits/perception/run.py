@@ -311,7 +311,9 @@ class _Context:
         changes = pd.concat(frames, ignore_index=True)
         pooled = changes.assign(scale="all scales")
         both = pd.concat([pooled, changes], ignore_index=True)
-        effects = sp.effect_summary(both, confidence=self.conf)
+        effects = sp.effect_summary(
+            both, confidence=self.conf, n_boot=self.opts.n_bootstrap, rng=self.rng("factors:median")
+        )
         effects["protected"] = effects["dimension"].isin(PROTECTED)
         tests = []
         for scale, g in both.groupby("scale", sort=False):
