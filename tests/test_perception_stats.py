@@ -407,3 +407,54 @@ class _Fixed:
 
     def multinomial(self, n, p, size):
         return np.tile(self.counts, (size, 1))
+
+
+def test_cell_subsample_is_pandas_sample_with_the_seed_per_cell():
+    """Hausladen et al.'s balanced set: per race x gender cell (first-appearance order) pandas'
+    sample(n=min(len // cells, cell size), random_state=seed), cells one after the other."""
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {"race": rng.choice(["w", "b", "a"], 97, p=[0.5, 0.3, 0.2]), "gender": rng.choice(["m", "f"], 97)}
+    )
+    m = len(df) // 6
+    expected = [
+        df[(df.race == r) & (df.gender == g)].sample(
+            n=min(m, int(((df.race == r) & (df.gender == g)).sum())), random_state=42
+        )
+        for r in df.race.unique()
+        for g in df.gender.unique()
+    ]
+    got = sk.cell_subsample(df["race"].to_numpy(), df["gender"].to_numpy(), 42)
+    assert got.tolist() == pd.concat(expected).index.tolist()
+    assert len(got) < len(df) and len(set(got)) == len(got)
+
+
+def test_ndkl_depth_sums_the_top_k_or_the_whole_ranking():
+    labels = np.array(["a", "b", "a", "b", "a", "a", "b", "b"])
+    scores = np.arange(8, 0, -1, dtype=float)  # the ranking is the input order
+    top = sk.ranking_skew(scores, labels, k=4, n_perm=0)
+    whole = sk.ranking_skew(scores, labels, k=4, n_perm=0, ndkl_depth=None)
+    codes = np.array([0, 1, 0, 1, 0, 0, 1, 1])
+    assert top.loc[0, "ndkl_depth"] == 4 and whole.loc[0, "ndkl_depth"] == 8
+    assert top.loc[0, "ndkl"] == pytest.approx(sk.ndkl(codes, 2, 4)) and whole.loc[0, "ndkl"] == pytest.approx(
+        sk.ndkl(codes, 2, 8)
+    )
+    assert top.loc[0, "max_skew"] == whole.loc[0, "max_skew"] and top.loc[0, "ndkl"] != whole.loc[0, "ndkl"]
+
+
+def test_level_correlation_pools_words_and_resamples_identities():
+    """r and p as scipy's pearsonr on the (level, value) pairs of every image and word; the bootstrap's r from
+    per-identity sums equals the r of the resample built out in full."""
+    rng = np.random.default_rng(0)
+    ident = np.repeat(np.arange(6), 5)
+    x = np.tile(np.arange(5.0), 6)
+    y = 0.3 * x[:, None] + rng.normal(size=(30, 3)) + ident[:, None] * 0.2
+    res = sp.level_correlation(x, y, ident, n_boot=0)
+    ref = stats.pearsonr(np.repeat(x, 3), y.reshape(-1))
+    assert res["r"] == pytest.approx(ref.statistic, abs=1e-12) and res["p"] == pytest.approx(ref.pvalue, rel=1e-9)
+    assert res["n_images"] == 30 and res["n_words"] == 3 and np.isnan(res["r_ci_low"])
+    counts = np.random.default_rng(1).multinomial(6, np.full(6, 1 / 6))
+    rows = np.concatenate([np.flatnonzero(ident == c).repeat(k) for c, k in enumerate(counts)])
+    full = stats.pearsonr(np.repeat(x[rows], 3), y[rows].reshape(-1)).statistic
+    one = sp.level_correlation(x, y, ident, n_boot=1, confidence=0.5, rng=_Fixed(counts))
+    assert one["r_ci_low"] == pytest.approx(full, abs=1e-12) == one["r_ci_high"]
