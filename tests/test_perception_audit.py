@@ -407,3 +407,15 @@ def test_a_text_only_model_is_refused_before_any_work(four_faces):
     _, opts = four_faces
     with pytest.raises(ModalityError, match="cannot encode images; choose a vision-language model"):
         AUDIT.run(load_model("st:all-MiniLM-L6-v2"), opts)
+
+
+def test_readme_names_the_four_neutral_prompts():
+    """The neutral similarity is the mean over the four templates without a word (test above); the README says so,
+    with the prompts the packaged templates make (it once named "A photo of a person." alone)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Social perception of faces") : readme.index("## Model-zoo sweeps")]
+    text = " ".join(section.split())
+    prompts = _prompts().prompts[:4]  # the neutral word's prompts come first
+    assert prompts == ["A photo of a person.", "A person.", "This is a person.", "cropped face photo of a person"]
+    assert "the empty word gives the four neutral prompts (" + ", ".join(f'"{p}"' for p in prompts) + ")" in text
+    assert 'the neutral prompt "A photo of a person."' not in text
