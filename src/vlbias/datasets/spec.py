@@ -26,7 +26,7 @@ from typing import Any
 
 from vlbias.datasets.base import FaceDataset
 from vlbias.errors import StimulusError, VlbiasError
-from vlbias.utils.options import FrozenMap, Options
+from vlbias.utils.options import FrozenMap, Options, preset
 
 _NOT_LOADERS = {"base", "spec"}
 
@@ -134,7 +134,10 @@ def load_dataset(spec: str | DatasetSpec, **options: Any) -> FaceDataset:
 def fold_dataset_options(cls: type[Options], values: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """For options that declare ``dataset`` and ``dataset_options``: one typed value. The loader's options are
     parsed into the spec (by the loader's own declaration, so ``one_per_person=false`` is False everywhere), and
-    ``dataset_options`` becomes their canonical, complete form. Without a dataset they wait, as given, for one."""
+    ``dataset_options`` becomes their canonical, complete form. Without a dataset they wait, as given, for one.
+
+    A preset may name loader options per loader (the study read FairFace's train split): they apply under the
+    options set on the spec and those given in ``dataset_options``."""
     ds, given = values["dataset"], values["dataset_options"]
     if ds is None:  # no dataset yet (a sweep gives each task one from its datasets: list): checked once it has one
         return values
@@ -142,5 +145,14 @@ def fold_dataset_options(cls: type[Options], values: dict[str, Any], ctx: Any) -
         if given:
             raise ctx.error(cls.field("dataset_options"), dict(given), "cannot change a dataset loaded already")
         return values
-    ds = ds.with_options(given)
+    ds = ds.with_options({**_preset_loader_options(cls, values.get("preset"), ds), **dict(given)})
     return {**values, "dataset": ds, "dataset_options": FrozenMap(ds.options.to_dict())}
+
+
+def _preset_loader_options(cls: type[Options], name: str | None, ds: DatasetSpec) -> dict[str, Any]:
+    """The loader options a preset names for ``ds``'s loader, less those the spec sets itself."""
+    if not name or not cls.PRESETS:
+        return {}
+    wanted = preset(cls, name).dataset_options.get(ds.loader, {})
+    explicit = ds.options.changed()
+    return {k: v for k, v in wanted.items() if k not in explicit}
