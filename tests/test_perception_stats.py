@@ -395,7 +395,7 @@ def test_cluster_median_is_the_median_of_the_resample():
     for seed in range(20):
         counts = np.random.default_rng(seed).multinomial(4, np.full(4, 0.25))
         resample = np.concatenate([x[clusters == c].repeat(k) for c, k in enumerate(counts)])
-        lo, hi = sp.cluster_median_ci(x, clusters, 0.5, 1, _Fixed(counts))
+        lo, hi = sp.cluster_median_ci(x, clusters, 0.5, 2, _Fixed(counts))  # two equal replicates
         assert lo == hi == np.median(resample)
     # one value per cluster: the per-scale rows keep the order-statistic interval
     single = pd.DataFrame({"scale": "s", "dimension": "d", "pair": np.arange(7), "abs_change": x})
@@ -461,5 +461,5 @@ def test_level_correlation_pools_words_and_resamples_identities():
     counts = np.random.default_rng(1).multinomial(6, np.full(6, 1 / 6))
     rows = np.concatenate([np.flatnonzero(ident == c).repeat(k) for c, k in enumerate(counts)])
     full = stats.pearsonr(np.repeat(x[rows], 3), y[rows].reshape(-1)).statistic
-    one = sp.level_correlation(x, y, ident, n_bootstrap=1, confidence=0.5, rng=_Fixed(counts))
+    one = sp.level_correlation(x, y, ident, n_bootstrap=2, confidence=0.5, rng=_Fixed(counts))
     assert one["r_ci_low"] == pytest.approx(full, abs=1e-12) == one["r_ci_high"]
