@@ -116,3 +116,16 @@ def console(stderr: bool = False):
 
     width = None if os.isatty(1) else 120
     return Console(stderr=stderr, soft_wrap=True, width=width, markup=False, emoji=False)
+
+
+def note_figures(result, folder: Path, figures) -> None:
+    """The figures a command could not draw (``figures.not_drawn``, see :class:`vlbias.plots.style.Figures`) added
+    to the result's notes and to the ``skipped.csv`` of the output being written in ``folder``."""
+    notes = figures.notes() if hasattr(figures, "notes") else []
+    if not notes:
+        return
+    import pandas as pd
+
+    frames = [f for f in (result.skipped, pd.DataFrame(notes, columns=["item", "reason"])) if len(f)]
+    result.skipped = pd.concat(frames, ignore_index=True)
+    result.skipped.to_csv(Path(folder) / "skipped.csv", index=False)

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.audits.perception import PerceptionOptions
-from vlbias.cli._common import model_options, out_option
+from vlbias.cli._common import model_options, note_figures, out_option
 from vlbias.cli._options import options_flags
 
 
@@ -37,7 +37,7 @@ def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
     options = AUDIT.parse_options(raw_options, flags=True)
     encoder = load_model(model, **encoder_kwargs)
     result = AUDIT.run(encoder, options)
-    plots = None if no_plots else lambda tmp: draw_all(result.tables, tmp / "plots")
+    plots = None if no_plots else lambda tmp: note_figures(result, tmp, draw_all(result.tables, tmp / "plots"))
     result.write(out, extras=plots, overwrite=overwrite)
     _report(result, out)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from vlbias.audits.zeroshot import ZeroshotOptions
-from vlbias.cli._common import console, model_options, out_option
+from vlbias.cli._common import console, model_options, note_figures, out_option
 from vlbias.cli._options import options_flags
 
 
@@ -56,7 +56,8 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
     if not no_plots:
 
         def extras(tmp: Path) -> None:
-            plot_audit(result.tables, tmp / "plots", result.content_warning, model=str(encoder.spec))
+            drawn = plot_audit(result.tables, tmp / "plots", result.content_warning, model=str(encoder.spec))
+            note_figures(result, tmp, drawn)
 
     result.write(out, extras=extras, overwrite=overwrite)
     _summary(result, out)
@@ -210,7 +211,7 @@ def zeroshot_compare(
     def extras(tmp: Path) -> None:  # one folder of plots per value compared within
         for value, df in parts:
             folder = tmp / "plots" if value is None else tmp / "plots" / _slug(f"{within}-{value}")
-            plot_comparison({"results": df}, folder, result.content_warning)
+            note_figures(result, tmp, plot_comparison({"results": df}, folder, result.content_warning))
 
     result.write(out, extras=None if no_plots else extras, overwrite=overwrite)
     _echo_warning(result.content_warning)

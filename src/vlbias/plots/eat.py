@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.plots.forest import forest
-from vlbias.plots.style import new_figure, save, wrap
+from vlbias.plots.style import new_figure, require_rows, save, wrap
 
 #: the effect size's colour scale is fixed, so heat maps of different reports compare (|d| < 2 for equal set sizes)
 D_LIMIT = 2.0
@@ -53,6 +53,7 @@ def effect_heatmap(results: pd.DataFrame, path: Path, *, title: str, row: str = 
     Several models: one row per model (``row``), one column per test, grouped by order. One model: one row per test,
     one column per order. Skipped rows are hatched; cells never run stay blank.
     """
+    require_rows(results, "association-test rows", (row, "test", "order", "status", "effect_size", "p_value"))
     df = results.copy()
     row_keys = _unique(df[row])
     present = set(df["order"])
@@ -137,6 +138,7 @@ def _row_label(df: pd.DataFrame) -> pd.Series:
 def effect_forest(results: pd.DataFrame, path: Path, *, title: str, series: str | None = None) -> Path:
     """Effect sizes with their intervals: one row per test and order (one model), or per test with one marker per
     model (``series``) and one panel per order."""
+    require_rows(results, "association-test rows", ("test", "order", "status", "effect_size", "ci_low", "ci_high"))
     df = results.copy()
     conf = pd.to_numeric(df.get("confidence"), errors="coerce").dropna()
     level = f"{conf.iloc[0]:.0%}" if len(conf) else "bootstrap"

@@ -3,8 +3,9 @@
 Sections plan their figures as jobs (a plotting function, its arguments and the file it writes); all jobs are then
 rendered once each, in worker processes when there are many (figures are independent, and drawing is most of a
 report's time; the workers claim jobs one at a time, so slow and quick figures balance), and a page that shows a
-figure twice shows the same file. A figure that cannot be drawn is reported
-on the summary page and on stderr instead of stopping the report.
+figure twice shows the same file. A figure that fails is reported as an error on the summary page and on stderr
+instead of stopping the report; a figure its data cannot make (:class:`~vlbias.plots.style.NotDrawn`, or the
+``not_drawn`` of a function that draws several) is noted where it would be, with the reason.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Figure:
     title: str
     caption: str = ""
     data: list[tuple[str, str]] = field(default_factory=list)  # (label, relative CSV path)
+    not_drawn: str | None = None  # why its data cannot make it (then path is "")
 
 
 @dataclass
@@ -71,6 +73,7 @@ class FigureGroup:
 
     figures: list[Figure] = field(default_factory=list)
     error: str | None = None
+    not_drawn: list[tuple[str, str]] = field(default_factory=list)  # (figure, reason): what its data cannot make
 
 
 @dataclass
@@ -82,16 +85,25 @@ class _Job:
     name: str = ""
 
 
-def _call(fn: str, kwargs: dict[str, Any]) -> tuple[list[str], str | None]:
-    """Run one plotting job; returns the files written, or the error (worker processes call this)."""
+#: what one job returns: the files written, the error, and the figures its data cannot make (figure, reason)
+Outcome = tuple[list[str], str | None, list[tuple[str, str]]]
+
+
+def _call(fn: str, kwargs: dict[str, Any]) -> Outcome:
+    """Run one plotting job; returns the files written, the error, and what was not drawn (worker processes call
+    this)."""
+    from vlbias.plots.style import NotDrawn
+
     module, _, attr = fn.partition(":")
     try:
         out = getattr(importlib.import_module(module), attr)(**kwargs)
+    except NotDrawn as e:
+        return [], None, [("", str(e))]
     except Exception as e:  # noqa: BLE001 - a figure that cannot be drawn must not lose the whole report
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        return [], tb
+        return [], tb, []
     paths = out if isinstance(out, (list, tuple)) else [out]
-    return [str(p) for p in paths if p is not None], None
+    return [str(p) for p in paths if p is not None], None, list(getattr(out, "not_drawn", []))
 
 
 class Assets:
@@ -101,6 +113,7 @@ class Assets:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         self.jobs: list[_Job] = []
         self.errors: list[str] = []
+        self.not_drawn: list[str] = []  # figures whose data cannot make them, with the reason
         self._names: set[str] = set()
 
     def _unique(self, folder: str, stem: str, suffix: str) -> str:
@@ -146,7 +159,13 @@ class Assets:
             results = _parallel(calls, workers, self.root)
         else:
             results = [_call(fn, kw) for fn, kw in calls]
-        for job, (files, error) in zip(jobs, results):
+        for job, (files, error, not_drawn) in zip(jobs, results):
+            for figure, reason in not_drawn:
+                self.not_drawn.append(f"{job.name}{': ' + figure if figure else ''}: {reason}")
+                if isinstance(job.target, FigureGroup):
+                    job.target.not_drawn.append((figure, reason))
+                else:
+                    job.target.path, job.target.not_drawn = "", reason
             if error:
                 self.errors.append(f"figure not drawn ({job.name}): {error}")
                 if isinstance(job.target, FigureGroup):
@@ -176,7 +195,7 @@ def work(jobs_file: Path, folder: Path) -> None:
         os.replace(tmp, Path(folder) / f"{i}.done")
 
 
-def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path) -> list[tuple[list[str], str | None]]:
+def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path) -> list[Outcome]:
     """Run the jobs in ``workers`` processes: this one and fresh interpreters (``python -m vlbias.report._worker``),
     which never import the caller's main module (multiprocessing's spawn would re-run a script without a main guard
     and cannot start from a script read on stdin)."""
@@ -207,7 +226,9 @@ def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path)
         out = []
         for i in range(len(calls)):
             done = folder / f"{i}.done"
-            out.append(pickle.loads(done.read_bytes()) if done.is_file() else ([], "a worker process died drawing it"))
+            out.append(
+                pickle.loads(done.read_bytes()) if done.is_file() else ([], "a worker process died drawing it", [])
+            )
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -255,8 +255,15 @@ def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) 
         )
     if not len(failed) and not len(skipped) and not inner:
         out.append(B.p("Nothing: every task ran and no stimulus was left out."))
-    if ctx.assets.errors:
-        out += [B.h2("Report notes", id="notes"), B.bullets(ctx.assets.errors)]
+    notes = list(ctx.assets.errors)
+    if ctx.assets.not_drawn:
+        shown = "; ".join(ctx.assets.not_drawn[:3]) + ("; …" if len(ctx.assets.not_drawn) > 3 else "")
+        notes.append(
+            f"{len(ctx.assets.not_drawn)} figure(s) not drawn because their data cannot make them, each noted where "
+            f"it would be: {shown}"
+        )
+    if notes:
+        out += [B.h2("Report notes", id="notes"), B.bullets(notes)]
     contents = [B.Link(s.title, s.page) for s in shown]
     if has_upstream:
         contents.append(B.Link("Upstream analysis", "upstream.html"))
@@ -425,6 +432,7 @@ def build_report(
             "data": csvs,
             "rerun": files.get("rerun"),
             "errors": assets.errors,
+            "not_drawn": assets.not_drawn,
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return ReportSummary(out_path, fmt, written, len(figures), len(csvs), time.perf_counter() - t0, assets.errors)

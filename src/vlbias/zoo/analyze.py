@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.errors import VlbiasError
+from vlbias.plots.style import NotDrawn
 from vlbias.plots.upstream import plot_bias_vs_accuracy, plot_coefficients
 from vlbias.zoo.store import ResultsStore, quote
 
@@ -216,22 +217,27 @@ def _write_analysis_folder(
     """The tables as CSV, the plots, the content warnings and analysis.json, into the folder ``out``."""
     from vlbias.utils.io import write_json
 
+    figures = []
     if plots and "mixed_model" in tables:
         mm = summary["mixed_model"]
-        plot_coefficients(
-            tables["mixed_model"],
-            out / "mixed_model_coefficients.png",
-            f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)",
-        )
+        title = f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)"
+        figures.append(lambda: plot_coefficients(tables["mixed_model"], out / "mixed_model_coefficients.png", title))
     if plots and len(tables.get("bias_vs_accuracy_data", [])):
-        plot_bias_vs_accuracy(
-            tables["bias_vs_accuracy_data"],
-            tables["bias_vs_accuracy"],
-            out / "bias_vs_accuracy.png",
-            by=list(s.by),
-            effect=s.effect,
-            metric=s.metric,
+        figures.append(
+            lambda: plot_bias_vs_accuracy(
+                tables["bias_vs_accuracy_data"],
+                tables["bias_vs_accuracy"],
+                out / "bias_vs_accuracy.png",
+                by=list(s.by),
+                effect=s.effect,
+                metric=s.metric,
+            )
         )
+    for draw in figures:
+        try:
+            draw()
+        except NotDrawn as e:  # the tables are the analysis; a figure they cannot make is said, not fatal
+            summary.setdefault("not_drawn", []).append(str(e))
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     if warnings:
