@@ -105,6 +105,47 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
     assert set(effects["dimension"]) == {"lighting", "pose", "smiling", "identity", "age", "gender", "race"}
 
 
+def test_faces_whose_groups_share_no_age_and_a_k_beyond_the_set(tmp_path, capsys):
+    """24 faces with race, gender and age, the six race x gender groups at ages no other group has: the run is
+    written whole; what its tables cannot make is said in skipped.csv (no most extreme group; the default k = 1000
+    beyond the 24 images of each balanced set), no empty chart is drawn, and the skew keeps the k asked beside the k
+    used."""
+    from tests.faces_fixtures import make_manifest
+    from tests.perception_fixtures import planted_vectors
+    from vlbias.datasets import load_dataset
+    from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
+
+    rows = []
+    for g, (race, gender) in enumerate((r, s) for r in ("white", "black", "asian") for s in ("female", "male")):
+        for j in range(4):  # group g at ages of bins g .. g + 3: no bin that every group has
+            rows.append({"path": f"f{g}{j}.jpg", "race": race, "gender": gender, "age": 25 + 10 * ((g + j) % 8)})
+    manifest = make_manifest(tmp_path / "faces", rows)
+    table = load_dataset(f"manifest:{manifest}").table
+    vocab = Vocabulary([load_lexicon("scm"), load_lexicon("abc")], load_control(), load_templates(), "as-written")
+    vectors = planted_vectors(tmp_path / "v.npz", table, vocab.prompt_set(), lambda row: 0.1 * (row.race == "black"))
+    out = tmp_path / "out"
+    args = ["perception", "-m", f"vectors:{vectors}", "-d", f"manifest:{manifest}", "--n-bootstrap", "20"]
+    code, _, err = run([*args, "--n-random-rankings", "20", "-o", out], capsys)
+    assert code == 0, err
+    assert (out / "extreme_groups.parquet").is_file() and (out / "level_means.parquet").is_file()
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert "level_curves_age.png" in plots and not any(p.startswith("skew") for p in plots)
+    notes = pd.read_csv(out / "skipped.csv").set_index("item")["reason"].to_dict()
+    assert notes["figure most extreme group"] == (
+        "not drawn: no level that every group has, so no group is compared with the others"
+    )
+    for grouping, n in (("race", 24), ("gender", 24), ("race x gender", 24)):
+        assert notes[f"skew over {grouping}"] == (
+            f"k = 1000 is more than the {n} images ranked: MaxSkew and NDKL used k = {n}, the whole set, the same "
+            f"for every ranking (MaxSkew measures the set, 0 for a balanced one, not the ranking); give a k below {n}"
+        )
+        assert notes[f"figure skew_{grouping.replace(' ', '_')}"].startswith(f"not drawn: k = 1000 covers all {n}")
+    skew = pd.read_parquet(out / "skew.parquet")
+    assert skew["k"].eq(1000).all() and skew["k_used"].eq(skew["n_items"]).all() and skew["max_skew"].eq(0).all()
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results.loc[results["analysis"] == "skew", "metric"]) == {"max_skew", "ndkl"}
+
+
 def test_rerun_from_the_cache_loads_no_weights_and_gives_the_same_scores(tree, cache, tmp_path):
     opts = {"dataset": f"causalface:{tree}", "analyses": "markedness", "n_bootstrap": 0, "n_random_rankings": 0}
     first = AUDIT.run(load_model(MODEL, cache=cache, device="cpu"), opts)  # the end-to-end test filled the cache
@@ -146,7 +187,10 @@ def test_help_imports_no_deep_learning_library():
         (["--templates", "{tmp}/bad.txt"], "must hold the placeholder {w} exactly once"),
         (["--min-level-gap", "age"], "--min-level-gap 'age': 'age' must be KEY=VALUE"),
         (["--min-level-gap", "age=wide"], "--min-level-gap age='wide': must be a number ≥ 0"),
-        (["--dataset-option", "background=purple"], "dataset causalface option background='purple': must be original or removed"),
+        (
+            ["--dataset-option", "background=purple"],
+            "dataset causalface option background='purple': must be original or removed",
+        ),
         (["--out", "{tmp}/file.txt"], "is a file; give a new folder"),
         (["--out", "{tmp}/busy"], "holds files vlbias did not write (thesis.tex); give a new folder"),
     ],

@@ -397,8 +397,8 @@ def test_skew_charts_whose_k_covers_the_set_are_not_drawn(tmp_path):
     assert done.not_drawn == [
         (
             "skew_race",
-            "k = 1000 covers all 40 images of the group-balanced set, so MaxSkew@k is 0 for every ranking by "
-            "construction; give a k below 40",
+            "k = 1000 covers all 40 images ranked, so MaxSkew@k is the same for every ranking (0 for a balanced "
+            "set); give a k below 40",
         )
     ]
 

@@ -206,11 +206,11 @@ def skew_bars(tables: dict[str, pd.DataFrame], out: Path) -> Figures:
         n_items = int(s["n_items"].iloc[0])
         k_used = int(s["k_used"].iloc[0] if "k_used" in s else s["k"].iloc[0])
         k = int(s["k"].iloc[0])
-        if k_used >= n_items:  # the top k is the whole balanced set: every group at its share, MaxSkew 0 by design
+        if k_used >= n_items:  # the top k is the whole set: the same for every ranking
             done.skip(
                 name,
-                f"k = {k} covers all {n_items} images of the group-balanced set, so MaxSkew@k is 0 for every "
-                f"ranking by construction; give a k below {n_items}",
+                f"k = {k} covers all {n_items} images ranked, so MaxSkew@k is the same for every ranking (0 for a "
+                f"balanced set); give a k below {n_items}",
             )
             continue
         groups = sorted(s["max_skew_group"].astype(str).unique())

@@ -141,6 +141,7 @@ def run(encoder, opts: PerceptionOptions):
     with threadpool_limits(limits=1, user_api="blas"):
         for analysis in runnable:
             tables.update(getattr(ctx, analysis)())
+    notes += _skew_notes(tables.get("skew"))
     tables = {"results": _summary(tables, ctx), **tables}
 
     stimuli = [
@@ -651,6 +652,7 @@ class _Context:
         out.insert(0, "grouping", grouping)
         out["n_scales"] = len(scales)
         out["k"] = int(scales["k"].iloc[0])
+        out["k_used"] = int(scales["k_used"].iloc[0])
         out["ndkl_depth"] = int(scales["ndkl_depth"].iloc[0])
         out["n_items"] = int(scales["n_items"].iloc[0])
         return out
@@ -745,8 +747,29 @@ class _Context:
         from vlbias.stats import perception as sp
 
         return sp.level_correlation(
-            x, values, clusters, n_bootstrap=self.opts.n_bootstrap, confidence=self.conf, rng=self.rng(f"levels:{setting}")
+            x,
+            values,
+            clusters,
+            n_bootstrap=self.opts.n_bootstrap,
+            confidence=self.conf,
+            rng=self.rng(f"levels:{setting}"),
         )
+
+
+def _skew_notes(skew: pd.DataFrame | None) -> list[dict[str, str]]:
+    """A k beyond the ranked set, said: the skew used the whole set, the same top k for every ranking."""
+    if skew is None or not len(skew):
+        return []
+    cut = skew[skew["k_used"] < skew["k"]].drop_duplicates("grouping")
+    return [
+        {
+            "item": f"skew over {r.grouping}",
+            "reason": f"k = {r.k} is more than the {r.n_items} images ranked: MaxSkew and NDKL used k = {r.k_used}, "
+            f"the whole set, the same for every ranking (MaxSkew measures the set, 0 for a balanced one, not the "
+            f"ranking); give a k below {r.n_items}",
+        }
+        for r in cut.itertuples()
+    ]
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -831,7 +854,7 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
         _headline(
             sk,
             "skew",
-            "max_skew@{k}",
+            "max_skew",
             attribute="grouping",
             scale="ranking",
             item="grouping",
@@ -841,7 +864,7 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
         _headline(
             sk,
             "skew",
-            "ndkl@{ndkl_depth}",
+            "ndkl",
             attribute="grouping",
             scale="ranking",
             item="grouping",
