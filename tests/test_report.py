@@ -270,7 +270,9 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     assert main(args) == 0
     zs = tmp_path / "zs-run"
     assert (
-        main(["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)])
+        main(
+            ["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)]
+        )
         == 0
     )
 
@@ -296,6 +298,45 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     zpages = pages_of(tmp_path / "zs-report")
     assert "zeroshot.html" in zpages and zpages["zeroshot.html"].images
     assert zpages["zeroshot.html"].images_outside_cw == []
+
+
+def _small_eat_run(root: Path) -> Path:
+    """One EAT run of a `vectors:` model on one small word test (seconds)."""
+    import numpy as np
+    import yaml
+
+    from tests.helpers import write_parquet_vectors
+
+    words = {r: [f"{r.lower()}{i}" for i in range(4)] for r in "XYAB"}
+    test = root / "t.yaml"
+    test.write_text(yaml.safe_dump({r: {"name": f"set {r}", "words": w} for r, w in words.items()}), encoding="utf-8")
+    keys = sum(words.values(), [])
+    vectors = root / "v.parquet"
+    write_parquet_vectors(vectors, keys, np.random.default_rng(0).normal(size=(len(keys), 8)).astype(np.float32))
+    run = root / "eat-run"
+    args = ["eat", "-m", f"vectors:{vectors}", "--test-file", str(test), "--permutations", "99"]
+    assert main([*args, "--n-bootstrap", "20", "--out", str(run)]) == 0
+    return run
+
+
+def test_html_and_markdown_reports_never_replace_each_other(tmp_path, capsys):
+    run = _small_eat_run(tmp_path)
+    assert main(["report", str(run), "--jobs", "1"]) == 0
+    assert main(["report", str(run), "--format", "md", "--jobs", "1"]) == 0
+    html, md = run / "report", run / "report-md"
+    assert (html / "index.html").is_file() and (md / "report.md").is_file()
+    assert not (html / "report.md").exists() and not list(md.glob("*.html"))
+    before = sorted(p.relative_to(html).as_posix() for p in html.rglob("*"))
+    capsys.readouterr()
+    for fmt, out in (("md", html), ("html", md)):
+        assert main(["report", str(run), "--format", fmt, "--out", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        other, mine = ("HTML", "Markdown") if fmt == "md" else ("Markdown", "HTML")
+        folder = "report-md" if fmt == "md" else "report"
+        assert f"holds the {other} report; write the {mine} report to another folder (its default is " in err
+        assert f"RESULTS/{folder})" in err
+    assert sorted(p.relative_to(html).as_posix() for p in html.rglob("*")) == before
+    assert main(["report", str(run), "--format", "md", "--overwrite", "--jobs", "1"]) == 0  # its own: replaced
 
 
 # ---------------------------------------------------------------------------------------------- bad inputs

@@ -72,8 +72,26 @@ class ReportSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def default_out(data: ReportData) -> Path:
-    return data.path / "report"
+#: each format's default folder, beside the results: the two reports of one results folder never replace each other
+DEFAULT_FOLDERS = {"html": "report", "md": "report-md"}
+FORMAT_NAMES = {"html": "HTML", "md": "Markdown"}
+
+
+def default_out(data: ReportData, fmt: str = "html") -> Path:
+    return data.path / DEFAULT_FOLDERS[fmt]
+
+
+def refuse_other_format(out: Path, fmt: str) -> None:
+    """A report replaces only a report of its own format: an HTML report and a Markdown one live in two folders."""
+    try:
+        other = json.loads((out / MARKER).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return  # no report there (or not a readable one: the output rule of atomic_dir decides)
+    if other in FORMAT_NAMES and other != fmt:
+        raise VlbiasError(
+            f"--out {out} holds the {FORMAT_NAMES[other]} report; write the {FORMAT_NAMES[fmt]} report to another "
+            f"folder (its default is RESULTS/{DEFAULT_FOLDERS[fmt]})"
+        )
 
 
 def refuse_input(out: Path, source: Path) -> None:
@@ -368,8 +386,9 @@ def build_report(
     if fmt not in FORMATS:
         raise VlbiasError(f"unknown report format {fmt!r}; use {' or '.join(FORMATS)}")
     data = load(results)
-    out_path = Path(out) if out is not None else default_out(data)
+    out_path = Path(out) if out is not None else default_out(data, fmt)
     refuse_input(out_path, data.path)
+    refuse_other_format(out_path, fmt)
     with atomic_dir(out_path, "report", overwrite) as tmp:
         assets = Assets(tmp)
         ctx = Context(data, assets)
