@@ -41,6 +41,9 @@ CATALOGUE_FACTS = (
     "fine_tuned",
 )
 
+#: the model facts an encoder knows itself (for the catalogue's columns of the same names, where it is silent)
+ENCODER_FACTS = ("architecture", "embed_dim", "n_params", "n_params_image", "n_params_text")
+
 
 def check_encoder_options(
     device: Any = "auto", batch_size: Any = None, precision: Any = "fp32", num_workers: Any = None
@@ -236,6 +239,15 @@ class Encoder(ABC):
             precision=self.precision,
             **fields,
         )
+
+    def facts(self) -> dict[str, Any]:
+        """The model facts the encoder knows itself (:data:`ENCODER_FACTS`; unknown ones left out), never loading
+        weights for them: a loaded model's own architecture, embedding size and parameter counts, else nothing
+        (open_clip architectures have theirs in the model catalogue, computed on the meta device)."""
+        if not self._loaded:
+            return {}
+        info = self.info
+        return {k: getattr(info, k) for k in ENCODER_FACTS if getattr(info, k) is not None}
 
     def _catalogue_facts(self) -> dict[str, Any]:
         """Pretraining-data metadata of this model from its facts (the model catalogue's shipped and user rows)."""
