@@ -240,6 +240,22 @@ class Encoder(ABC):
             **fields,
         )
 
+    def settings(self) -> dict[str, Any]:
+        """The options this encoder was made with (device, batch size, precision, workers, cache): another model
+        made with ``load_model(spec, **enc.settings())`` encodes alike and shares the cache."""
+        return {
+            "device": self.requested_device,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "num_workers": self.num_workers,
+            "cache": self._cache_store if self._cache_store is not None else False,
+        }
+
+    def random_copies(self, n: int) -> list[str]:
+        """Specs of ``n`` copies of this model's architecture with seeded random weights, for an empirical null of
+        what an untrained network of the same shape gives; [] where the backend cannot make them."""
+        return []
+
     def facts(self) -> dict[str, Any]:
         """The model facts the encoder knows itself (:data:`ENCODER_FACTS`; unknown ones left out), never loading
         weights for them: a loaded model's own architecture, embedding size and parameter counts, else nothing
