@@ -90,6 +90,12 @@ def db(zoo, sql: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- the sweep's report
+def read_data(report: Path, stem: str) -> pd.DataFrame:
+    """A data file of a report by its stem: CSV, or compressed Parquet for a long table."""
+    [path] = [p for p in (report / "data").glob(f"{stem}.*") if p.suffix in (".csv", ".parquet")]
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
 def test_sweep_report_has_every_section_page_and_figure(zoo):
     report = zoo["report"]
     marker = json.loads((report / "report.json").read_text())
@@ -111,7 +117,7 @@ def test_sweep_report_has_every_section_page_and_figure(zoo):
     assert referenced == set(figures)  # every figure drawn is shown, and drawn once (one file each)
     for name in pages:  # every figure links the data it draws
         for fig in re.findall(r"<figure>(.*?)</figure>", (report / name).read_text(), flags=re.S):
-            assert re.search(r'href="(\.\./)*data/[^"]+\.csv"', fig), (name, fig[:200])
+            assert re.search(r'href="(\.\./)*data/[^"]+\.(csv|parquet)"', fig), (name, fig[:200])
     from PIL import Image
 
     for f in figures:
@@ -120,6 +126,7 @@ def test_sweep_report_has_every_section_page_and_figure(zoo):
 
 
 def test_numbers_on_the_pages_are_the_databases(zoo):
+    from vlbias.plots.eat import covers_zero
     from vlbias.report.fmt import interval, pvalue
 
     report = zoo["report"]
@@ -137,10 +144,13 @@ def test_numbers_on_the_pages_are_the_databases(zoo):
         header = rows[0]
         shown = {(r[header.index("test")], r[header.index("order")]): r for r in rows[1:]}
         assert len(shown) == len(mine) == 8
+        assert "no contradiction. The permutation test holds the attribute sets A and B fixed" in html
         for r in mine.itertuples():
             cell = shown[(r.test, r.order)]
-            d = cell[header.index("d [95% CI]")].rstrip("*")
+            d = cell[header.index("d [95% CI]")].rstrip("*†")
             assert d == interval(r.effect_size, r.ci_low, r.ci_high)
+            # † where p < .05 beside an interval that covers 0 (the caption says why)
+            assert cell[header.index("d [95% CI]")].endswith("†") == covers_zero(r.p_value, r.ci_low, r.ci_high)
             assert cell[header.index("p")] == pvalue(r.p_value)
     # the zero-shot gaps are the audit's disparity rows
     disp = db(
@@ -150,6 +160,62 @@ def test_numbers_on_the_pages_are_the_databases(zoo):
     )
     shown = pd.read_csv(report / "data" / "zeroshot-disparity.csv")
     assert sorted(shown["difference"]) == sorted(disp["difference"]) and len(disp) == 4
+
+
+def test_summary_leads_with_each_audits_headline_numbers(zoo):
+    """The summary page opens with the headlines of each audit, before the metadata: per test the model with the
+    largest |d| with its interval, the largest zero-shot gaps (behind the content warning), perception's top factor
+    per model."""
+    from vlbias.report.fmt import interval
+
+    html = (zoo["report"] / "index.html").read_text()
+    assert html.index('id="headlines"') < html.index('id="glance"') < html.index('id="models"')
+    tables = tables_of(html)
+    eat_rows = next(t for t in tables if t and t[0][:3] == ["test", "order", "largest |d|: model"])
+    eat = db(zoo, "SELECT model, test, \"order\", effect_size, ci_low, ci_high FROM eat.results WHERE status = 'ok'")
+    eat["abs_d"] = eat["effect_size"].abs()
+    top = eat.loc[eat.groupby(["test", "order"])["abs_d"].idxmax()].sort_values("abs_d", ascending=False)
+    assert len(eat_rows) - 1 == len(top) == 8
+    from vlbias.report.fmt import model_labels
+
+    labels = model_labels(zoo["models"])
+    for shown, r in zip(eat_rows[1:], top.itertuples()):
+        assert shown[:3] == [r.test, r.order, labels[r.model]]
+        assert shown[3].rstrip("*†") == interval(r.effect_size, r.ci_low, r.ci_high)
+    perception = next(t for t in tables if t and t[0][:3] == ["model", "dataset", "top factor"])
+    fe = db(zoo, "SELECT model, dimension FROM perception.factor_effects WHERE scale = 'all scales' AND rank = 1")
+    assert {(labels[m], d) for m, d in zip(fe["model"], fe["dimension"])} == {(r[0], r[2]) for r in perception[1:]}
+    page = Page(html)
+    inside = " ".join(page.text_inside_cw)
+    assert "largest gaps between groups" in inside and "gap, pp [CI]" in inside  # zero-shot, behind the warning
+    assert "largest gaps between groups" not in " ".join(page.text_outside_cw)
+
+
+def test_a_comparison_within_families_has_one_figure_set_per_family(zoo, tmp_path):
+    """`vlbias analyze --within FACT` compares per value of the fact: the report draws each value's comparison on
+    its own figures (not every family's bars on one)."""
+    sweep = tmp_path / "zoo"
+    shutil.copytree(zoo["out"], sweep)
+    path = sweep / "analysis" / "zeroshot_comparison.parquet"
+    comp = pd.read_parquet(path)
+    at = list(comp.columns).index("baseline") + 1
+    families = []
+    for family in ("ViT-B-32", "ViT-L-14"):
+        part = comp.copy()
+        part.insert(at, "family", family)
+        part["difference"] += 10 if family == "ViT-L-14" else 0
+        families.append(part)
+    pd.concat(families, ignore_index=True).to_parquet(path, index=False)
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--jobs", "1"]) == 0
+    page = (out / "zeroshot.html").read_text()
+    assert "Within family ViT-B-32" in page and "Within family ViT-L-14" in page
+    figures = json.loads((out / "report.json").read_text())["figures"]
+    folders = {f.split("/")[1] for f in figures if f.startswith("figures/zeroshot-comparison-")}
+    assert {f.split("-birhane2024")[0] for f in folders} == {
+        "zeroshot-comparison-family-ViT-B-32",
+        "zeroshot-comparison-family-ViT-L-14",
+    }
 
 
 def test_summary_says_what_was_skipped_and_failed_and_why(zoo):
@@ -162,7 +228,7 @@ def test_summary_says_what_was_skipped_and_failed_and_why(zoo):
     assert all("has no image encoder" in r[3] for r in skipped[1:])
     inner = next(t for t in tables if t and t[0][:2] == ["audit", "reason"])
     assert ["eat", f"{MINILM} is a text-only model", "6", "1"] == inner[[r[0] for r in inner].index("eat")][:4]
-    glance = re.search(r"<ul>(.*?)</ul>", html, flags=re.S).group(1)
+    glance = re.search(r'id="glance">.*?<ul>(.*?)</ul>', html, flags=re.S).group(1)
     assert "5 model(s)" in glance and "15 task(s): 12 done, 1 failed, 2 skipped" in glance
 
 
@@ -242,18 +308,13 @@ def test_a_database_without_its_parts_gives_the_same_numbers(zoo, tmp_path):
     assert not (alone / "report").exists() and not (alone / "parts").exists()  # nothing written beside the input
     md = (out / "report.md").read_text()
     assert "read from the database alone" in md
-    for name in (
-        "eat-results.csv",
-        "zeroshot-disparity.csv",
-        "perception-factor-effects.csv",
-        "mixed-model-fixed-effects.csv",
-    ):
-        a = pd.read_csv(out / "data" / name)
-        b = pd.read_csv(zoo["report"] / "data" / name)
+    for name in ("eat-results", "zeroshot-disparity", "perception-factor-effects", "mixed-model-fixed-effects"):
+        a, b = read_data(out, name), read_data(zoo["report"], name)
         pd.testing.assert_frame_equal(
             a.sort_values(list(a.columns)).reset_index(drop=True),
             b.sort_values(list(b.columns)).reset_index(drop=True),
             obj=name,
+            check_dtype=False,  # a string column read back from the database or from a part: the same text
         )
 
 
@@ -337,6 +398,38 @@ def test_html_and_markdown_reports_never_replace_each_other(tmp_path, capsys):
         assert f"RESULTS/{folder})" in err
     assert sorted(p.relative_to(html).as_posix() for p in html.rglob("*")) == before
     assert main(["report", str(run), "--format", "md", "--overwrite", "--jobs", "1"]) == 0  # its own: replaced
+
+
+def test_a_report_stays_small_and_keeps_every_number(tmp_path):
+    """A perception run with the default 1,000 pairs per dimension (factor_pairs: 56,000 rows; its CSV in the
+    report was 25 MB): no CSV of the report is longer than 5,000 rows, a longer table is compressed Parquet with
+    every value of the run's, and the whole report is small."""
+    from tests.perception_fixtures import planted_vectors, write_causalface
+    from vlbias.datasets import load_dataset
+    from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
+
+    levels = {"age": (0.8, 2.6, 4.4), "smiling": (-2.5, 0.0, 3.0), "pose": (0.0, 3.0), "lighting": (-1.0, 3.0)}
+    tree = write_causalface(tmp_path / "cf", seeds=(101, 202), levels=levels, size=64, uncorrected_smiling=False)
+    table = load_dataset(f"causalface:{tree}").table
+    vocab = Vocabulary([load_lexicon("scm"), load_lexicon("abc")], load_control(), load_templates(), "as-written")
+    vectors = planted_vectors(tmp_path / "v.npz", table, vocab.prompt_set(), lambda row: 0.01 * (row.race == "black"))
+    run = tmp_path / "run"
+    args = ["perception", "-m", f"vectors:{vectors}", "-d", f"causalface:{tree}", "--n-bootstrap", "20"]
+    assert main([*args, "--n-random-rankings", "20", "--k", "20", "--out", str(run)]) == 0
+    pairs = pd.read_parquet(run / "factor_pairs.parquet")
+    assert len(pairs) == 56_000
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out), "--jobs", "1"]) == 0
+    for f in (out / "data").glob("*.csv"):
+        assert sum(1 for _ in f.open(encoding="utf-8")) - 1 <= 5_000, f.name
+    [stored] = [f for f in (out / "data").glob("*.parquet") if "factor_pairs" in f.name]
+    pd.testing.assert_frame_equal(pd.read_parquet(stored), pairs)  # every number, as the run stored it
+    assert (
+        "factor_pairs" in (out / "perception.html").read_text() and stored.name in (out / "perception.html").read_text()
+    )
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"report of one perception run: {size:,} bytes")
+    assert size < 2_500_000, size  # 28 MB before Parquet and palette PNGs
 
 
 # ---------------------------------------------------------------------------------------------- bad inputs
@@ -664,7 +757,7 @@ def test_report_in_headless_chromium(zoo, tmp_path):
         assert path.is_file() and report in path.parents, (source, href)
         if anchor:
             assert anchor in ids[target], (source, href)
-        csv_links += path.suffix == ".csv"
+        csv_links += path.suffix in (".csv", ".parquet")
     assert csv_links > 20
     assert all(u.startswith(("file://", "data:")) for u in requests), [u for u in requests if "file://" not in u]
     assert problems == []

@@ -1,4 +1,5 @@
-"""The files beside a report's pages: figures (PNG) and the data behind them (CSV).
+"""The files beside a report's pages: figures (PNG) and the data behind them: CSV files, and compressed Parquet for
+tables too long to read in a spreadsheet (every value kept, so a report of many models stays small).
 
 Sections plan their figures as jobs (a plotting function, its arguments and the file it writes); all jobs are then
 rendered once each, in worker processes when there are many (figures are independent, and drawing is most of a
@@ -24,6 +25,11 @@ import pandas as pd
 
 from vlbias.utils.io import stable_hash
 
+#: the longest table, and the largest CSV file, written as CSV; larger ones are compressed Parquet (a CSV of the
+#: 56,000 perception pairs of one model is 25 MB, its Parquet 0.1 MB; every row of a run's table repeats its
+#: provenance, which Parquet stores once)
+CSV_ROWS = 1_000
+CSV_BYTES = 64_000
 #: how a spreadsheet formula starts: a CSV cell that starts so runs when the file is opened in Excel or LibreOffice
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -124,10 +130,18 @@ class Assets:
         self._names.add(name)
         return name
 
-    def csv(self, stem: str, df: pd.DataFrame) -> str:
-        """Write ``df`` as data/<stem>.csv (formula-like text neutralised); returns its path relative to the report."""
-        rel = self._unique("data", stem, ".csv")
-        spreadsheet_safe(df).to_csv(self.root / rel, index=False)
+    def data(self, stem: str, df: pd.DataFrame, *, csv: bool = False) -> str:
+        """Write ``df`` beside the pages; returns its path relative to the report. A table of at most
+        :data:`CSV_ROWS` rows whose CSV is at most :data:`CSV_BYTES` (or any, with ``csv``: a file another command
+        reads, as the rerun config's catalogue) is data/<stem>.csv, with formula-like text neutralised; a larger one
+        is data/<stem>.parquet, compressed (zstd), every value as stored."""
+        text = spreadsheet_safe(df).to_csv(index=False) if csv or len(df) <= CSV_ROWS else None
+        if text is not None and (csv or len(text.encode()) <= CSV_BYTES):
+            rel = self._unique("data", stem, ".csv")
+            (self.root / rel).write_text(text, encoding="utf-8")
+        else:
+            rel = self._unique("data", stem, ".parquet")
+            df.to_parquet(self.root / rel, index=False, compression="zstd")
         return rel
 
     def text(self, stem: str, suffix: str, content: str) -> str:

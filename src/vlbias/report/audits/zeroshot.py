@@ -73,6 +73,17 @@ GAP_COLUMNS: dict[str, Any] = {
 }
 
 
+def within_column(comp: pd.DataFrame) -> str | None:
+    """The model fact a comparison was made within (``--within``, e.g. family): the column `vlbias analyze` puts
+    right after ``baseline`` that names no group (the grouping columns follow it), or None."""
+    cols = list(comp.columns)
+    if "baseline" not in cols or cols.index("baseline") + 1 >= len(cols):
+        return None
+    after = cols[cols.index("baseline") + 1]
+    grouping = {c for g in comp["grouping"].dropna().astype(str) for c in g.split("+")} if "grouping" in comp else set()
+    return None if after in grouping | {"group", "difference"} else after
+
+
 def _title(o: dict[str, Any]) -> str:
     proto = o.get("protocol") if not o.get("classes") else f"custom classes {Path(str(o['classes'])).name}"
     return f"{proto} on {dataset_name(o.get('dataset'))}"
@@ -95,7 +106,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         ci = float(group[0].options.get("confidence", 0.95) or 0.95)
         warning = warning_text(group)
         inner: list[B.Block] = []
-        csv = ctx.assets.csv("zeroshot-results", res)
+        csv = ctx.assets.data("zeroshot-results", res)
         headline = res[res["kind"] == "category"] if (res.get("kind") == "category").any() else res
         labels = list(dict.fromkeys(headline["label"]))
         for (task, template, grouping), sub in headline.groupby(["task", "template", "grouping"], sort=False):
@@ -120,13 +131,13 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 title=f"Models compared: {task}, by {grouping.replace('+', ' × ')}",
                 caption="One marker per model and group: the share of the group's images whose top-1 class is the "
                 "label (or a class of the category).",
-                data=[("group results (CSV)", csv)],
+                data=[("group results", csv)],
             )
             inner.append(B.figure(fig))
         disp = ctx.concat(group, "disparity")
         if len(disp):
             disp = disp[(disp["metric"] == "top1_pct") & disp["label"].isin(labels) & (disp["grouping"] != "all")]
-            dcsv = ctx.assets.csv("zeroshot-disparity", disp)
+            dcsv = ctx.assets.data("zeroshot-disparity", disp)
             inner.append(
                 B.table(
                     table(
@@ -146,15 +157,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 & (comparison["dataset"].astype(str) == str(o.get("dataset")))
             ]
             if len(comp):
-                ccsv = ctx.assets.csv("zeroshot-comparison", comp)
-                g = ctx.assets.group(
-                    "vlbias.plots.zeroshot:plot_comparison",
-                    {"tables": {"results": comp}, "warning": warning},
-                    folder=f"zeroshot-comparison-{title}",
-                    describe=_describe(ci, {"change": [("comparison (CSV)", ccsv)]}),
-                    arg="folder",
-                    name="zero-shot comparison",
-                )
+                ccsv = ctx.assets.data("zeroshot-comparison", comp)
+                within = within_column(comp)
                 by = next((c for c in comp.columns if c in ("level",)), None)
                 inner += [
                     B.h3("Model groups compared"),
@@ -162,23 +166,42 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         f"The change from the baseline level ({', '.join(map(str, comp['baseline'].unique()))}) to "
                         f"each other level ({', '.join(map(str, comp[by].unique())) if by else ''}) of the model "
                         "fact compared, averaged over the models of each level (within pairs where `--pair-by` was "
-                        f"given), with intervals over people. Data: {ccsv}."
+                        "given"
+                        + (f"; one comparison per {within}, each with its own figures" if within else "")
+                        + f"), with intervals over people. Data: {ccsv}."
                     ),
-                    B.group(g, md=True),
                 ]
+                parts = [(None, comp)] if within is None else list(comp.groupby(within, sort=False, dropna=False))
+                for value, part in parts:
+                    where = "" if within is None else f"{within}-{value}-"
+                    g = ctx.assets.group(
+                        "vlbias.plots.zeroshot:plot_comparison",
+                        {"tables": {"results": part}, "warning": warning},
+                        folder=f"zeroshot-comparison-{where}{title}",
+                        describe=_describe(ci, {"change": [("comparison", ccsv)]}),
+                        arg="folder",
+                        name="zero-shot comparison" + (f" ({within} {value})" if within else ""),
+                    )
+                    if within is not None:
+                        inner.append(B.h3(f"Within {within} {value}"))
+                    inner.append(B.group(g, md=True))
         if comp_notes is not None and len(comp_notes):
             inner.append(B.bullets([f"comparison note: {n}" for n in comp_notes["note"]]))
         per_model = []
         for run in group:
             tabs = {n: run.tables[n] for n in ("results", "accuracy") if n in run.tables}
-            csvs = {n: ctx.assets.csv(f"zeroshot-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items()}
+            # every model's group results are in one file (csv); its accuracy, in a file of its own
+            csvs = {
+                n: csv if n == "results" else ctx.assets.data(f"zeroshot-{n}-{ctx.labels[run.model]}", t)
+                for n, t in tabs.items()
+            }
             rcsv = csvs.get("results")
             links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
             g = ctx.assets.group(
                 "vlbias.plots.zeroshot:plot_audit",
                 {"tables": tabs, "warning": run.content_warning, "model": ctx.labels[run.model]},
                 folder=f"zeroshot-{ctx.labels[run.model]}-{title}",
-                describe=_describe(ci, {k: [(f"{t} (CSV)", csvs[t])] for k, t in links.items() if t in csvs}),
+                describe=_describe(ci, {k: [(t, csvs[t])] for k, t in links.items() if t in csvs}),
                 arg="folder",
                 name=f"zero-shot bar charts of {run.model}",
             )
@@ -251,3 +274,35 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
         warning = next((r.content_warning for r in runs if r.content_warning), None)
         out += wrap_warning(warning, blocks)
     return out
+
+
+def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """The largest gaps between groups in the share of images given a headline label (a category where the protocol
+    has them), across models, with their intervals over people; behind the content warning."""
+    parts = []
+    for run in runs:
+        disp = run.tables.get("disparity") if "disparity" in run.tables else None
+        if disp is None or not len(disp) or "metric" not in disp:
+            continue
+        d = disp[(disp["metric"] == "top1_pct") & (disp["grouping"] != "all")]
+        if "kind" in d and (d["kind"] == "category").any():
+            d = d[d["kind"] == "category"]
+        if len(d):
+            parts.append(d.assign(model_label=ctx.labels.get(run.model, run.model), setting=_title(run.options)))
+    if not parts:
+        return []
+    gaps = pd.concat(parts, ignore_index=True).sort_values("difference", ascending=False)
+    csv = ctx.assets.data("zeroshot-headline", gaps)
+    blocks = [
+        B.table(
+            table(
+                gaps,
+                {"model": "model_label", "protocol and dataset": "setting", **GAP_COLUMNS},
+                caption=f"The largest gaps between groups in the top-1 share of a label, of {len(parts)} run(s); "
+                "largest first (intervals: cluster bootstrap over people)",
+                csv=csv,
+                limit=8,
+            )
+        )
+    ]
+    return wrap_warning(warning_text(runs), blocks)
