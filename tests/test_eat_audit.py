@@ -283,6 +283,10 @@ def test_audit_contract(tmp_path, small_test):
         assert col in stamped.columns
     assert (stamped["audit"] == "eat").all() and (stamped["model"] == spec).all()
     assert back.record.options["permutations"] == 500
+    # exact is a bool (missing where the row did not run), here and read back
+    for table in (res.results, stamped):
+        assert table["exact"].dtype == "boolean"
+        assert table["exact"].iloc[0] is np.True_ and table["exact"].isna().tolist() == [False, True]
 
 
 # ---------------------------------------------------------------------------------------------- random-init null

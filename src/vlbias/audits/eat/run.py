@@ -431,7 +431,8 @@ def run(encoder, opts: EATOptions) -> AuditResult:
     if opts.null_seeds:
         null_models, null_notes = _null(encoder, opts, rows, sets, results, has_images)
     table = pd.DataFrame(results, columns=RESULT_COLUMNS)
-    table["beyond_null"] = table["beyond_null"].astype("boolean")
+    for col in ("exact", "beyond_null"):  # True/False, and missing where the row did not run
+        table[col] = table[col].astype("boolean")
     items_table = pd.DataFrame(items, columns=ITEM_COLUMNS)
     skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
     skipped += emb.skipped + null_notes
