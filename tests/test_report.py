@@ -627,7 +627,7 @@ def test_report_csvs_carry_no_formulas_and_numbers_stay_numbers(hostile):
     assert eat["effect_size"].dtype == float and eat.loc[0, "effect_size"] < 0  # a negative number, kept a number
     disparity = pd.read_csv(hostile["zs-run", "md"] / "data" / "zeroshot-disparity.csv")
     assert '\'=HYPERLINK("http://evil","x")' in set(disparity["label"])
-    groups = set(disparity["max_group"]) | set(disparity["min_group"])
+    groups = set(disparity["max_group"].dropna()) | set(disparity["min_group"].dropna())
     assert groups and groups <= {"'@SUM(1+1)", "'+cmd", "'-2+3"}
     assert disparity["difference"].dtype == float
 

@@ -23,7 +23,7 @@ from vlbias.report.sections import (
     warning_text,
     wrap_warning,
 )
-from vlbias.report.source import Run
+from vlbias.report.source import Run, missing
 from vlbias.utils.provenance import of_kind
 
 TITLE = "Zero-shot"
@@ -62,13 +62,19 @@ def _describe(ci: float, data: dict[str, list[tuple[str, str]]]):
     return describe
 
 
+def _group(r, end: str) -> str:
+    """A disparity row's highest or lowest group with its share; "all equal" where no group is either."""
+    name = r.get(f"{end}_group")
+    return f"{'all equal' if missing(name) else name} ({fixed(r[end])}%)"
+
+
 #: columns of a zero-shot disparity table: the groups with the highest and lowest share, and the gap
 GAP_COLUMNS: dict[str, Any] = {
     "task": "task",
     "grouping": "grouping",
     "label": "label",
-    "highest group": lambda r: f"{r['max_group']} ({fixed(r['max'])}%)",
-    "lowest group": lambda r: f"{r['min_group']} ({fixed(r['min'])}%)",
+    "highest group": lambda r: _group(r, "max"),
+    "lowest group": lambda r: _group(r, "min"),
     "gap, pp [CI]": lambda r: interval(r["difference"], r.get("difference_low"), r.get("difference_high"), fixed),
 }
 
