@@ -216,14 +216,14 @@ def test_pairs_follow_the_studys_rules(causalface, tmp_path):
     for dim in ("age", "lighting", "pose", "smiling"):
         m = dims == dim
         assert (a.loc[m, "attribute"] == dim).all() and (b.loc[m, "attribute"] == dim).all()
-        for col in ("seed", "race", "gender"):
+        for col in ("face_seed", "race", "gender"):
             assert (a.loc[m, col].to_numpy() == b.loc[m, col].to_numpy()).all()
         gap = np.abs(a.loc[m, "level"].to_numpy() - b.loc[m, "level"].to_numpy())
         assert (gap > (1.1 if dim in ("age", "smiling") else 0)).all()
-    for dim, col in (("identity", "seed"), ("race", "race"), ("gender", "gender")):
+    for dim, col in (("identity", "face_seed"), ("race", "race"), ("gender", "gender")):
         m = dims == dim
         assert (a.loc[m, col].to_numpy() != b.loc[m, col].to_numpy()).all()
-        same = [c for c in ("seed", "race", "gender", "attribute", "level") if c != col]
+        same = [c for c in ("face_seed", "race", "gender", "attribute", "level") if c != col]
         for c in same:
             assert (a.loc[m, c].to_numpy() == b.loc[m, c].to_numpy()).all(), (dim, c)
     warm = res.tables["scores"].set_index("key")["warm"]
@@ -238,6 +238,10 @@ def test_pairs_follow_the_studys_rules(causalface, tmp_path):
     assert not other.tables["factor_pairs"]["key_a"].equals(res.tables["factor_pairs"]["key_a"])
     sampling = res.tables["factor_sampling"].set_index("dimension")
     assert sampling.loc["smiling", "min_level_gap"] == 1.1 and sampling.loc["smiling", "without_partner"] == 0
+    # one column, one meaning: seed is the run's random seed in every stamped table; a face's generator seed is
+    # face_seed
+    scores = other.stamped("scores")
+    assert set(scores["seed"]) == {1} and set(scores["face_seed"]) == set(ds.table["face_seed"]) != {1}
 
 
 # ---------------------------------------------------------------------------------------------------- observational
