@@ -54,8 +54,10 @@ def _report(result, out: Path) -> None:
         con.print(f"factor effects (median |change|, Delta points, all scales): {ranking}")
     vs = t.get("variance_shares")
     if vs is not None and len(vs):
-        mean = vs.groupby("attribute")["share"].mean().sort_values(ascending=False)
-        con.print("explained-variance shares (mean over scales): " + ", ".join(f"{a} {v:.2f}" for a, v in mean.items()))
+        mean = vs.groupby("attribute")["share_pct"].mean().sort_values(ascending=False)
+        con.print(
+            "explained-variance shares (mean over scales): " + ", ".join(f"{a} {v:.1f}%" for a, v in mean.items())
+        )
     ex = t.get("extreme_groups")
     if ex is not None and len(ex):
         for attr, g in ex[ex["rank"] == 1].groupby("attribute"):

@@ -255,25 +255,25 @@ def variance_shares(tables: dict[str, pd.DataFrame], out: Path) -> Figures:
         sub = vs[vs["scale"] == scale].drop_duplicates("attribute").set_index("attribute").reindex(attrs)
         y = np.arange(len(attrs))[::-1]
         err = None
-        if "share_ci_low" in sub:
+        if "share_pct_ci_low" in sub:
             err = [
-                np.clip(sub["share"] - sub["share_ci_low"], 0, None).fillna(0),
-                np.clip(sub["share_ci_high"] - sub["share"], 0, None).fillna(0),
+                np.clip(sub["share_pct"] - sub["share_pct_ci_low"], 0, None).fillna(0),
+                np.clip(sub["share_pct_ci_high"] - sub["share_pct"], 0, None).fillna(0),
             ]
         ax.barh(
             y,
-            sub["share"].clip(lower=0).fillna(0),
+            sub["share_pct"].clip(lower=0).fillna(0),
             xerr=err,
             capsize=2,
             color=[_dimension_colour(a) for a in attrs],
             alpha=0.8,
         )
         ax.set_yticks(y, attrs if i % cols == 0 else [""] * len(attrs))
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, 100)
         r2 = sub["r2_model"].dropna() if "r2_model" in sub else pd.Series(dtype=float)
         ax.set_title(f"{scale} (R\u00b2 = {r2.iloc[0]:.2f})" if len(r2) else scale, fontsize="small")
         ax.grid(axis="x", alpha=0.3)
-    fig.supxlabel("share of explained variance (LMG, 0-1); bars: 95% bootstrap CI over identities", fontsize="small")
+    fig.supxlabel("share of explained variance (LMG, %); bars: 95% bootstrap CI over identities", fontsize="small")
     fig.suptitle(
         "What explains each scale score (vermillion: protected, blue: not protected, grey: identity)", fontsize="medium"
     )
@@ -287,10 +287,10 @@ def markedness(tables: dict[str, pd.DataFrame], out: Path) -> Figures:
     done = Figures()
     if mk is None:
         return done
-    if not len(mk) or "share_neutral_closer" not in mk or not mk["share_neutral_closer"].notna().any():
+    if not len(mk) or "neutral_closer_pct" not in mk or not mk["neutral_closer_pct"].notna().any():
         done.skip("markedness", "no group named by a control word")
         return done
-    mk = mk[mk["share_neutral_closer"].notna()]
+    mk = mk[mk["neutral_closer_pct"].notna()]
     dims = list(dict.fromkeys(mk["dimension"]))
     fig = new_figure(5 * len(dims), 3.8)
     for i, dim in enumerate(dims):
@@ -300,21 +300,21 @@ def markedness(tables: dict[str, pd.DataFrame], out: Path) -> Figures:
             sub = mk[mk["dimension"] == dim]
         x = np.arange(len(sub))
         err = None
-        if "share_neutral_closer_ci_low" in sub:
+        if "neutral_closer_pct_ci_low" in sub:
             err = [
-                (sub["share_neutral_closer"] - sub["share_neutral_closer_ci_low"]).clip(lower=0).fillna(0),
-                (sub["share_neutral_closer_ci_high"] - sub["share_neutral_closer"]).clip(lower=0).fillna(0),
+                (sub["neutral_closer_pct"] - sub["neutral_closer_pct_ci_low"]).clip(lower=0).fillna(0),
+                (sub["neutral_closer_pct_ci_high"] - sub["neutral_closer_pct"]).clip(lower=0).fillna(0),
             ]
         ax.bar(
             x,
-            sub["share_neutral_closer"],
+            sub["neutral_closer_pct"],
             yerr=err,
             capsize=3,
             color=[series_colour(j) for j in range(len(sub))],
         )
         ax.set_xticks(x, sub["group"], rotation=35, ha="right")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("share of images (0-1)")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("share of images (%)")
         ax.set_title(
             f"Unmarked {dim}: the neutral prompt is closer\nthan the prompt naming the image's {dim} (95% CI)",
             fontsize="small",

@@ -153,11 +153,11 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                             "row": "attribute",
                             "series": "model_label",
                             "panel": "scale",
-                            "est": "share",
-                            "low": "share_ci_low",
-                            "high": "share_ci_high",
+                            "est": "share_pct",
+                            "low": "share_pct_ci_low",
+                            "high": "share_pct_ci_high",
                             "ref": None,
-                            "xlabel": "share of the scale score's explained variance (LMG, 0-1); bars: 95% "
+                            "xlabel": "share of the scale score's explained variance (LMG, %); bars: 95% "
                             "cluster-bootstrap interval over identities",
                             "title": "What explains each scale score, across models",
                             "ncols": 4,
@@ -301,8 +301,8 @@ def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 continue
         vs = run.tables.get("variance_shares") if "variance_shares" in run.tables else None
         if vs is not None and len(vs):
-            mean = vs.groupby("attribute", sort=False)["share"].mean().sort_values(ascending=False)
-            shares.append({**base, "attribute": mean.index[0], "mean_share": mean.iloc[0]})
+            mean = vs.groupby("attribute", sort=False)["share_pct"].mean().sort_values(ascending=False)
+            shares.append({**base, "attribute": mean.index[0], "mean_share_pct": mean.iloc[0]})
     out: list[B.Block] = []
     if factors:
         df = pd.DataFrame(factors)
@@ -335,7 +335,7 @@ def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         "model": "model",
                         "dataset": "dataset",
                         "top attribute": "attribute",
-                        "mean share of explained variance": lambda r: f"{float(r['mean_share']):.2f}",
+                        "mean share of explained variance": lambda r: f"{float(r['mean_share_pct']):.1f}%",
                     },
                     caption="Runs without factor effects (an observational dataset): the attribute that explains the "
                     "largest share of the scale scores' variance (LMG, the mean over the scales; intervals per scale "
