@@ -8,7 +8,8 @@ Definitions (Caliskan, Bryson & Narayanan 2017):
 - one-sided permutation p-value ``Pr[S(X_i, Y_i) >= S(X, Y)]`` over re-partitions of ``X ∪ Y`` into sets of
   sizes ``|X|`` and ``|Y|``, ``S(X, Y) = Σ_x s(x, A, B) - Σ_y s(y, A, B)``, ties counted as extreme; exact when
   ``C(|X| + |Y|, |X|)`` is within the permutation budget, else sampled with ``p = (1 + #) / (1 + N)``
-  (:mod:`vlbias.stats.permutation`). ``|X| != |Y|`` is allowed.
+  (:mod:`vlbias.stats.permutation`). ``|X| != |Y|`` is allowed. When every ``s(w, A, B)`` is the same (up to
+  rounding), ``d`` is undefined (NaN) and ``p = 1``.
 
 The single-category test (SC-EAT; Caliskan et al. 2017's WEFAT, Toney-Wails & Caliskan 2021's SC-WEAT) scores one
 target ``w`` (or a set ``W``, through each attribute's mean cosine to the set) against ``A`` and ``B``:
@@ -226,11 +227,15 @@ def _bootstrap_sc(Wn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tup
 # ---------------------------------------------------------------------------------------------------- tests
 def _result(scores, k, perm, ci, kind, sizes, confidence, n_bootstrap, seed) -> EATResult:
     d = _effect(scores[:k], scores[k:])
+    p = perm.p_value
     if not np.isfinite(d):
-        ci = (float("nan"), float("nan"))  # no interval around an undefined effect size
+        # every association is the same (up to rounding): no interval around an undefined effect size, and no
+        # evidence against the null, so p = 1 (the partitions would otherwise be ranked by rounding noise)
+        ci = (float("nan"), float("nan"))
+        p = 1.0
     return EATResult(
         effect_size=d,
-        p_value=perm.p_value,
+        p_value=p,
         statistic=float(scores[:k].sum() - scores[k:].sum()),
         n_permutations=perm.n_permutations,
         exact=perm.exact,
