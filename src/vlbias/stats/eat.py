@@ -28,11 +28,15 @@ from typing import Any
 import numpy as np
 
 from vlbias.errors import VlbiasError
+from vlbias.stats.legacy_shuffle import legacy_shuffle_test
 from vlbias.stats.permutation import ALTERNATIVES, subset_sum_test
 
 DEFAULT_PERMUTATIONS = 1_000_000
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_CONFIDENCE = 0.95
+#: how sampled partitions are drawn: vlbias's seeded PCG64 sampler, or Ghate et al.'s legacy shuffles
+#: (:mod:`vlbias.stats.legacy_shuffle`, slow, for their sampled p-values bit for bit)
+SAMPLERS = ("vlbias", "ghate2025-legacy")
 
 
 class EATInputError(VlbiasError, ValueError):
@@ -146,11 +150,14 @@ def _check_common(alternative: str, n_bootstrap: int, confidence: float) -> None
         raise EATInputError(f"the confidence level must be between 0 and 1 (got {confidence})")
 
 
-def _permutation(scores, k, permutations, alternative, seed):
+def _permutation(scores, k, permutations, alternative, seed, sampler: str = "vlbias"):
     if isinstance(permutations, str) and permutations != "exact":
         raise EATInputError(f"permutations must be a positive number or 'exact' (got {permutations!r})")
+    if sampler not in SAMPLERS:
+        raise EATInputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    test = legacy_shuffle_test if sampler == "ghate2025-legacy" else subset_sum_test
     try:
-        return subset_sum_test(scores, k, permutations=permutations, alternative=alternative, seed=seed)
+        return test(scores, k, permutations=permutations, alternative=alternative, seed=seed)
     except ValueError as e:
         raise EATInputError(str(e)) from None
 
@@ -262,14 +269,19 @@ def eat(
     seed: int | None = 0,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     confidence: float = DEFAULT_CONFIDENCE,
+    sampler: str = "vlbias",
 ) -> EATResult:
-    """An embedding association test of targets X, Y against attributes A, B (rows are embeddings)."""
+    """An embedding association test of targets X, Y against attributes A, B (rows are embeddings).
+
+    ``sampler``: how sampled partitions are drawn (:data:`SAMPLERS`); ``"ghate2025-legacy"`` draws Ghate et al.'s
+    partitions from ``RandomState(seed)`` (one-sided ``greater`` only; slow)."""
     _check_common(alternative, n_bootstrap, confidence)
     Xn, Yn, An, Bn = _sets(X, Y, A, B)
     s = association(np.vstack([Xn, Yn]), An, Bn)
     nx = len(Xn)
     perm_seed, boot_seed = _seeds(seed)
-    perm = _permutation(s, nx, permutations, alternative, perm_seed)
+    legacy = sampler == "ghate2025-legacy"  # the study's generator takes the seed itself
+    perm = _permutation(s, nx, permutations, alternative, seed if legacy else perm_seed, sampler)
     ci = _bootstrap_eat(Xn, Yn, An, Bn, n_bootstrap, confidence, boot_seed)
     sizes = (nx, len(Yn), len(An), len(Bn))
     return _result(s, nx, perm, ci, "eat", sizes, confidence, n_bootstrap, seed)
