@@ -109,6 +109,16 @@ def option(default: Any, help: str, **spec: Any) -> Any:
     return dataclasses.field(default=default, metadata={"vlbias": Spec(help=help, **spec)})
 
 
+def preset_option() -> Any:
+    """The ``preset`` option every audit with presets declares (see :class:`Preset`)."""
+    return option(
+        None,
+        "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
+        "docs/deviations.md); options given beside it override it",
+        metavar="NAME",
+    )
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
         return FrozenMap({k: _freeze(v) for k, v in value.items()})

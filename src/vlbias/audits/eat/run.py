@@ -15,7 +15,8 @@ from vlbias.audits.eat.options import NRC_WORD_LISTS, EATOptions
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
     EATInputError,
-    eat,
+    EATResult,
+    eat_many,
     sc_eat,
 )
 from vlbias.stimuli import ieat
@@ -423,10 +424,21 @@ def run(encoder, opts: EATOptions) -> AuditResult:
     emb.prepare_texts([t for r in rows if r.sides for s in r.sides.values() if s.modality == "text" for t in s.texts])
     if has_images:
         emb.prepare_images([s for r in rows if r.sides for s in r.sides.values() if s.modality == "image"])
+    sets = [_row_sets(row, emb, opts, has_images) for row in rows]
+    # rows of equal target sizes share their drawn partitions (each p-value is the one the row gets alone)
+    tested = eat_many(
+        [tuple(vecs[r] for r in ROLES) for _, _, vecs in sets if vecs],
+        permutations=opts.permutations,
+        alternative=opts.alternative,
+        seed=opts.seed,
+        n_bootstrap=opts.n_bootstrap,
+        confidence=opts.confidence,
+        sampler=opts.sampler,
+    )
     results, items = [], []
     with progress("association tests", len(rows), "tests") as bar:
-        for row in rows:
-            record, row_items = _run_row(row, emb, opts, has_images)
+        for row, (rec, labels, vecs) in zip(rows, sets):
+            record, row_items = _run_row(row, rec, labels, vecs, next(tested) if vecs else None, opts)
             results.append(record)
             items += row_items
             bar.advance(1)
@@ -488,15 +500,17 @@ def _base_record(row: RowPlan) -> dict[str, Any]:
     return rec
 
 
-def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool):
+def _row_sets(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool):
+    """The row's record so far, and its item labels and vectors by role (vectors None: the row cannot run, and the
+    record says why)."""
     rec = _base_record(row)
     if opts.sign_convention != "as-computed":
         rec.update(reported_sign=row.signs.get(opts.sign_convention, 1), effect_size_reported=float("nan"))
     if row.sides is None:
-        return rec, []
+        return rec, {}, None
     if not has_images and any(s.modality == "image" for s in row.sides.values()):
         rec["reason"] = f"{emb.encoder.spec} is a text-only model"
-        return rec, []
+        return rec, {}, None
     labels, vecs, dropped = {}, {}, 0
     for role, side in row.sides.items():
         if side.modality == "text":
@@ -505,7 +519,7 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool)
             keys, v, d, reason = emb.image_side(side)
             if reason:
                 rec["reason"] = reason
-                return rec, []
+                return rec, {}, None
         labels[role], vecs[role] = keys, v
         dropped += d
         rec[f"{role.lower()}_size"] = len(keys)
@@ -515,7 +529,7 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool)
             f"targets of unequal size ({len(labels['X'])} and {len(labels['Y'])}); equal_sizes asks for |X| = |Y|, "
             "as the code of Ghate et al. and SEAT requires"
         )
-        return rec, []
+        return rec, labels, None
     dims = {r: v.shape[1] for r, v in vecs.items() if len(v)}
     if len(set(dims.values())) > 1:
         raise EATInputError(
@@ -530,19 +544,13 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool)
             + (f" after dropping {dropped}" if dropped else "")
             + "; an association test needs at least 2"
         )
+        return rec, labels, None
+    return rec, labels, vecs
+
+
+def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | None, opts: EATOptions):
+    if res is None:
         return rec, []
-    res = eat(
-        vecs["X"],
-        vecs["Y"],
-        vecs["A"],
-        vecs["B"],
-        permutations=opts.permutations,
-        alternative=opts.alternative,
-        seed=opts.seed,
-        n_bootstrap=opts.n_bootstrap,
-        confidence=opts.confidence,
-        sampler=opts.sampler,
-    )
     rec.update(
         status="ok",
         reason="",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
-from vlbias.utils.options import Options, option
+from vlbias.utils.options import Options, option, preset_option
 
 ANALYSES = ("factors", "regression", "curves", "markedness", "skew")
 
@@ -19,10 +19,7 @@ class PerceptionOptions(Options):
     PRESETS = "perception"
     DEPRECATED = {"bootstrap": "n_bootstrap", "permutations": "n_random_rankings"}
 
-    preset: str | None = option(
-        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
-        "docs/deviations.md); options given beside it override it", metavar="NAME",
-    )
+    preset: str | None = preset_option()
     dataset: DatasetSpec | None = option(
         None, "face dataset: causalface:PATH (the folder holding final_picked_*), cfd:, fairface:, utkface:, "
         "manifest:CSV", short="-d", metavar="NAME:PATH",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
-from vlbias.utils.options import Options, option
+from vlbias.utils.options import Options, option, preset_option
 
 
 class ZeroshotOptions(Options):
@@ -16,10 +16,7 @@ class ZeroshotOptions(Options):
     PRESETS = "zeroshot"
     DEPRECATED = {"n_boot": "n_bootstrap", "ci": "confidence"}
 
-    preset: str | None = option(
-        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
-        "docs/deviations.md); options given beside it override it", metavar="NAME",
-    )
+    preset: str | None = preset_option()
     dataset: DatasetSpec | None = option(
         None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, manifest:)", short="-d", metavar="NAME:PATH"
     )
