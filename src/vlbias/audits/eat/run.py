@@ -31,12 +31,13 @@ from vlbias.stimuli.eat_tests import (
     read_test_file,
     templates,
 )
+from vlbias.stimuli.imagesets import image_source
+from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
 from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
 from vlbias.utils.provenance import entry
 
 BATTERIES = ("standard",)
-VALENCE_VARIANTS = ("default", "nrc-oasis")
 RESULT_COLUMNS = [
     "concept",
     "test",
@@ -145,8 +146,6 @@ def _image_side(entry: dict[str, Any]) -> StimulusSet:
 
 def _nrc_words(options: EATOptions, n: int) -> tuple[list[str], list[str]]:
     """The NRC-VAD words of the nrc-oasis variant: a packaged list (ghate2025), or the lexicon's extremes."""
-    from vlbias.stimuli.valence import extreme_words
-
     if options.nrc_vad in NRC_WORD_LISTS:
         t = get_test(NRC_WORD_LISTS[options.nrc_vad])
         return list(t.A.words or ()), list(t.B.words or ())
@@ -154,8 +153,6 @@ def _nrc_words(options: EATOptions, n: int) -> tuple[list[str], list[str]]:
 
 
 def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, StimulusSet]:
-    from vlbias.stimuli.valence import extreme_oasis_images
-
     n = int(spec.get("top", 25))
     top, bottom = _nrc_words(options, n)
     template = spec.get("template", "the_word")
@@ -224,8 +221,6 @@ class ResolvedImages:
 
 
 def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> ResolvedImages:
-    from vlbias.stimuli.imagesets import image_source
-
     supplied = next((image_sets[k] for k in (side.key, side.ref) if k and k in image_sets), None)
     if supplied is None and side.key:  # a set the user keeps in the stimuli folder: <stimuli dir>/<key>/
         folder = ieat.ieat_dir(stimuli_dir).parent / side.key
