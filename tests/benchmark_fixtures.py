@@ -58,12 +58,14 @@ def make_socialcounterfactuals(
     drop: tuple[tuple[str, str, str], ...] = (),
     no_bytes: tuple[tuple[str, str, str], ...] = (),
     bad_caption: tuple[tuple[str, str, str], ...] = (),
+    broken: tuple[tuple[str, str, str], ...] = (),
     extra_race: str | None = None,
 ) -> dict:
     """A release under ``base``: ``sets`` maps attribute type -> subject -> number of counterfactual sets (default:
     race-gender chef 3, nurse 2; physical-gender chef 2; physical-race nurse 1). A set is every combination of its
-    two attributes. ``drop``/``no_bytes``/``bad_caption`` name (set, a1, a2) rows to leave out, write without image
-    bytes, or caption without a2; ``extra_race`` adds one race-gender row with that race label."""
+    two attributes. ``drop``/``no_bytes``/``bad_caption``/``broken`` name (set, a1, a2) rows to leave out, write
+    without image bytes, caption without a2, or give bytes that are no image; ``extra_race`` adds one race-gender row
+    with that race label."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -89,6 +91,8 @@ def make_socialcounterfactuals(
                         if key in bad_caption:
                             caption = f"A photo of a {subject}"
                         data = None if key in no_bytes else _png(seed)
+                        if key in broken:
+                            data = b"\x89PNG\r\n\x1a\n" + b"not an image"
                         rows.append(
                             {
                                 "image": {"bytes": data, "path": None},
