@@ -25,8 +25,13 @@ class EATOptions(Options):
         (), "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
         flag="--test-file", metavar="FILE", path=True, fragment=True, split=False,
     )
-    battery: Literal["standard"] | None = option(
-        None, "the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given)",
+    battery: Literal["standard", "mmbias"] | None = option(
+        None, "standard: the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given); "
+        "mmbias: MMBias's religion, nationality, disability and sexual-orientation tests (needs mmbias)",
+    )
+    mmbias: str | None = option(
+        None, "the MMBias release folder (github.com/sepehrjng92/MMBias, images unzipped) for battery mmbias",
+        path=True, metavar="DIR",
     )
     orders: tuple[str, ...] | None = option(
         None, f"orders to run, some of {', '.join(ORDERS)} [default: every order a test supports]",
@@ -65,6 +70,8 @@ class EATOptions(Options):
 
     @classmethod
     def _finish(cls, values, ctx):
+        if values["battery"] == "mmbias" and not values["mmbias"]:
+            raise ctx.error(cls.field("battery"), "mmbias", "needs the MMBias release folder (mmbias)")
         if values["valence"] == "nrc-oasis" and not (values["nrc_vad"] and values["oasis"]):
             raise ctx.error(
                 cls.field("valence"), "nrc-oasis", "needs both the NRC-VAD lexicon (nrc_vad) and OASIS (oasis)"
