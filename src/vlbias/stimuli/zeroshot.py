@@ -45,7 +45,10 @@ class Recall:
     min_people: int = 1
 
     def describe(self) -> dict[str, Any]:
-        return {"contrasts": {k: [list(p) for p in v] for k, v in self.contrasts.items()}, "min_people": self.min_people}
+        return {
+            "contrasts": {k: [list(p) for p in v] for k, v in self.contrasts.items()},
+            "min_people": self.min_people,
+        }
 
 
 @dataclass(frozen=True)

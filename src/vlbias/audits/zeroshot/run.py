@@ -419,7 +419,14 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                         disparity.append(d.assign(label="correct", kind="accuracy", metric="accuracy_pct", **base))
                 if task.recall is not None and correct is not None:
                     r, g = class_recall(
-                        task, truth, correct, table, grouping, base, n_bootstrap=n_bootstrap, confidence=confidence,
+                        task,
+                        truth,
+                        correct,
+                        table,
+                        grouping,
+                        base,
+                        n_bootstrap=n_bootstrap,
+                        confidence=confidence,
                         seed=seed,
                     )
                     recall += r
