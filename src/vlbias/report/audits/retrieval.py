@@ -27,7 +27,9 @@ TITLE = "Retrieval"
 
 
 def _title(o: dict[str, Any]) -> str:
-    return f"{o.get('protocol') or 'the dataset’s protocol'} on {dataset_name(o.get('dataset'))}"
+    # without a protocol option, the protocol published on the dataset, which the dataset's loader names
+    proto = o.get("protocol") or str(o.get("dataset") or "").partition(":")[0] or "retrieval"
+    return f"{proto} on {dataset_name(o.get('dataset'))}"
 
 
 def _what(df: pd.DataFrame) -> pd.Series:
