@@ -184,6 +184,15 @@ def test_user_rows_add_models_and_override_facts(tmp_path, monkeypatch):
     assert cat.lookup("openclip:ViT-B-32/openai@/tmp/w.pt")["samples_seen"] == 12_800_000_000
 
 
+def test_user_rows_spelled_open_clip_join_the_openclip_rows(tmp_path):
+    f = tmp_path / "mine.csv"
+    f.write_text("spec,notes\nopen_clip:ViT-B-32/laion400m_e32,ours\n", encoding="utf-8")
+    df = cat.load_catalogue([f])
+    assert len(df) == len(cat.shipped_catalogue())  # no second row for the same model
+    row = cat.lookup("openclip:ViT-B-32/laion400m_e32", df)
+    assert row["notes"] == "ours" and row["dataset_family"] == "laion"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

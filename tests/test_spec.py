@@ -101,3 +101,25 @@ def test_construction_imports_no_deep_learning_library():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("alias", ["open_clip", "open-clip"])
+def test_open_clip_prefix_is_an_alias_recorded_as_openclip(alias):
+    spec = ModelSpec.parse(f"{alias}:ViT-B-32/random")
+    assert (spec.backend, str(spec)) == ("openclip", "openclip:ViT-B-32/random")
+    a, b = load_model(f"{alias}:ViT-B-32/random"), load_model("openclip:ViT-B-32/random")
+    assert str(a.spec) == "openclip:ViT-B-32/random" and a.identity == b.identity
+
+
+def test_open_clip_alias_plans_the_same_tasks_as_openclip():
+    from vlbias.zoo.plan import parse_config, plan
+
+    def grid(models, exclude=()):
+        config = parse_config({"models": models, "exclude": list(exclude), "audits": {"eat": {"tests": ["weat7"]}}})
+        return [(t.model, t.task_id) for t in plan(config)]
+
+    reference = grid(["openclip:ViT-B-32/random", "openclip:ViT-B-16/laion400m_e3*"])
+    assert reference[0][0] == "openclip:ViT-B-32/random" and len(reference) == 3
+    assert grid(["open_clip:ViT-B-32/random", "open_clip:ViT-B-16/laion400m_e3*"]) == reference  # spec and pattern
+    assert grid(["open-clip:ViT-B-32/random", "openclip:ViT-B-32/random"]) == reference[:1]  # one model, listed once
+    assert grid(["openclip:ViT-B-32/random", "openclip:ViT-B-16/laion400m_e3*"], ["open_clip:*/*e32"]) == reference[:2]
