@@ -55,6 +55,44 @@ def test_unknown_architecture_suggests_close_names():
         load_model("openclip:ViT-B-23/random")
 
 
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        # a typo in the tag of a known architecture: the closest tags of that architecture, as specs
+        (
+            "openclip:ViT-B-32/laion2b_s34b_b7k",
+            "unknown pretrained tag 'laion2b_s34b_b7k' for ViT-B-32 in openclip:ViT-B-32/laion2b_s34b_b7k; "
+            "did you mean openclip:ViT-B-32/laion2b_s34b_b79k?",
+        ),
+        (
+            "openclip:ViT-B-32/LAION2B_S34B_B79K@/w.bin",  # case, and a local copy of the weights
+            "unknown pretrained tag 'LAION2B_S34B_B79K' for ViT-B-32 in openclip:ViT-B-32/LAION2B_S34B_B79K@/w.bin; "
+            "did you mean openclip:ViT-B-32/laion2b_s34b_b79k?",
+        ),
+        # another architecture's tag: the nearest of this one's, and whose tag it is
+        (
+            "openclip:ViT-B-16/laion2b_s34b_b79k",
+            "unknown pretrained tag 'laion2b_s34b_b79k' for ViT-B-16 in openclip:ViT-B-16/laion2b_s34b_b79k; "
+            "did you mean openclip:ViT-B-16/laion2b_s34b_b88k? (laion2b_s34b_b79k is a tag of ViT-B-32)",
+        ),
+        # a typo in the architecture: the closest architectures, those with the tag first, case ignored
+        (
+            "openclip:RN5O/openai",
+            "unknown open_clip architecture 'RN5O' in openclip:RN5O/openai; did you mean RN50 or RN50x4?",
+        ),
+        (
+            "openclip:vit-b-32/random",
+            "unknown open_clip architecture 'vit-b-32' in openclip:vit-b-32/random; "
+            "did you mean ViT-B-32, ViT-S-32 or ViT-M-32?",
+        ),
+    ],
+)
+def test_mistyped_names_get_a_did_you_mean(spec, message):
+    with pytest.raises(SpecError) as exc:
+        load_model(spec)
+    assert str(exc.value) == message
+
+
 def test_openclip_spec_kinds(tmp_path):
     ckpt = tmp_path / "w.pt"
     ckpt.write_bytes(b"x")

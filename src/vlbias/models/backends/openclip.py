@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import difflib
 import logging
 import os
 import re
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from vlbias.cache.fingerprints import file_fingerprint, tree_fingerprint
-from vlbias.errors import SpecError, WeightsUnavailableError
+from vlbias.errors import SpecError, WeightsUnavailableError, closest, did_you_mean
 from vlbias.models import hub
 from vlbias.models.base import Encoder
 
@@ -156,7 +155,7 @@ class Backend(Encoder):
                 f"(see `vlbias models`), 'random', or a checkpoint path"
             )
         self.arch, self.model_name = arch, arch
-        self._check_arch(arch)
+        self._check_arch(arch, tag)
         m = _RANDOM.match(tag)
         if m:
             self.kind, self.seed = "random", int(m.group(1) or 0)
@@ -183,13 +182,14 @@ class Backend(Encoder):
         self._check_tag(arch, tag)
         self.kind, self.tag = "tag", tag
 
-    def _check_arch(self, arch: str) -> None:
+    def _check_arch(self, arch: str, tag: str) -> None:
         if arch in known_pairs() or arch in _config_file_archs():
             return
         archs = _installed_archs()
         if arch not in archs:
-            close = difflib.get_close_matches(arch, archs, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else "see `vlbias models` for the known ones"
+            close = closest(arch, archs)
+            close.sort(key=lambda a: tag not in known_pairs().get(a, {}))  # those with the tag first
+            hint = did_you_mean(close) or "see `vlbias models` for the known ones"
             raise SpecError(f"unknown open_clip architecture {arch!r} in {self.spec}; {hint}")
 
     def _check_tag(self, arch: str, tag: str) -> None:
@@ -199,9 +199,19 @@ class Backend(Encoder):
         import open_clip
 
         tags |= set(open_clip.list_pretrained_tags_by_model(arch))
-        if tag not in tags:
-            listed = ", ".join(sorted(tags)) if tags else "none (use 'random' or a checkpoint path)"
-            raise SpecError(f"unknown pretrained tag {tag!r} for {arch} in {self.spec}; known tags: {listed}")
+        if tag in tags:
+            return
+        close = closest(tag, tags)
+        if close:
+            hint = did_you_mean([f"openclip:{arch}/{t}" for t in close])
+        elif tags:
+            hint = f"known tags: {', '.join(sorted(tags))}"
+        else:
+            hint = "it has none (use 'random' or a checkpoint path)"
+        elsewhere = [a for a, t in known_pairs().items() if tag in t]
+        if elsewhere:
+            hint += f" ({tag} is a tag of {', '.join(elsewhere)})"
+        raise SpecError(f"unknown pretrained tag {tag!r} for {arch} in {self.spec}; {hint}")
 
     # -------------------------------------------------------------- identity
     def _identity_payload(self) -> dict[str, Any]:
