@@ -139,17 +139,17 @@ def _cell(v) -> str:
 def _write(path: Path) -> None:
     import open_clip
 
+    from vlbias.errors import plural
     from vlbias.models.catalogue import write_openclip_catalogue
     from vlbias.utils.progress import progress
 
-    archs = {a for a, _ in open_clip.list_pretrained()}
-    seen: set[str] = set()
-    with progress("profiling architectures on the meta device", len(archs), "architectures") as bar:
-
-        def on_arch(arch: str) -> None:
-            if arch not in seen:
-                seen.add(arch)
-                bar.advance(1)
-
-        n = write_openclip_catalogue(path, on_arch=on_arch)
-    click.echo(f"wrote {n} catalogue rows to {path}", err=True)
+    pairs = open_clip.list_pretrained()
+    n_archs = len({a for a, _ in pairs})
+    click.echo(
+        f"profiling {plural(len(pairs), 'pretrained pair')} ({plural(n_archs, 'architecture')}) of open_clip "
+        f"{open_clip.__version__} on PyTorch's meta device (no weights are downloaded); this takes a few minutes",
+        err=True,
+    )
+    with progress("profiling open_clip models", len(pairs), "pairs") as bar:
+        n = write_openclip_catalogue(path, on_arch=lambda arch: bar.advance(1))
+    click.echo(f"wrote {plural(n, 'catalogue row')} to {path}", err=True)

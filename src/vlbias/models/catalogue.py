@@ -317,7 +317,8 @@ _PRETRAINING_COLUMNS = (
 
 # ---------------------------------------------------------------------------------------------- regeneration
 def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_arch=None) -> pd.DataFrame:
-    """Catalogue rows for open_clip pairs (default: all of ``open_clip.list_pretrained()``), weights untouched."""
+    """Catalogue rows for open_clip pairs (default: all of ``open_clip.list_pretrained()``), weights untouched.
+    ``on_arch(arch)`` is called as each pair's row is done (for a progress bar)."""
     import open_clip
     import pandas as pd
 
@@ -331,8 +332,6 @@ def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_
         locations[(arch, tag)] = f"{cfg.get('hf_hub', '')}|{cfg.get('url', '')}"
     rows = []
     for arch, tag in pairs:
-        if on_arch is not None:
-            on_arch(arch)
         cfg = open_clip.get_pretrained_cfg(arch, tag)
         if not cfg:
             raise VlbiasError(f"the installed open_clip does not know the pair {arch}/{tag}")
@@ -356,6 +355,8 @@ def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_
                 "url": cfg.get("url") or None,
             }
         )
+        if on_arch is not None:
+            on_arch(arch)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     return _coerce(df.astype("string"), "open_clip").reset_index(drop=True)
 
