@@ -107,8 +107,8 @@ def analyze(
             click.echo(corr.to_string(index=False))
         elif "bias_vs_accuracy" in summary:
             click.echo(f"\n{summary['bias_vs_accuracy']}")
-        for w in summary.get("content_warning", []):
-            click.echo(f"\nCONTENT WARNING: {w}")
+        for w in summary.get("content_warning", []):  # each starts with "CONTENT WARNING:" itself
+            click.echo(f"\n{w}")
         for name, table in tables.items():
             if name.endswith("_notes"):
                 for note in table["note"]:
