@@ -132,16 +132,21 @@ def test_download_and_verify(tmp_path, fake_ieat, http_server):
         ieat.fetch(tmp_path / "other", base_url="http://127.0.0.1:9", timeout=2)
 
 
-def test_cli_fetch_verify(tmp_path, fake_ieat, capsys):
+def test_cli_fetch_verify(tmp_path, fake_ieat, capsys, monkeypatch):
     src, entries = fake_ieat
     store = tmp_path / "store"
     assert main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)]) == 0
     assert "6 fetched" in capsys.readouterr().err
     assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 0
+    assert capsys.readouterr().err == f"iEAT stimuli in {store / 'ieat'}: all 6 files verified\n"
+    with monkeypatch.context() as m:
+        m.setattr(ieat, "manifest", lambda: entries[:1])
+        assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 0
+        assert capsys.readouterr().err == f"iEAT stimuli in {store / 'ieat'}: 1 file verified\n"
     (store / "ieat" / entries[0].path).write_bytes(b"not an image")
     assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 2
     err = capsys.readouterr().err
-    assert "0 missing and 1 changed" in err and err.count("\n") == 2  # one line per command
+    assert "0 missing and 1 changed" in err and err.count("\n") == 1  # one line
     assert main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)]) == 0
     assert "1 fetched" in capsys.readouterr().err
     assert main(["stimuli", "fetch", "ieat", "--from", str(tmp_path / "nope"), "--stimuli-dir", str(store)]) == 2

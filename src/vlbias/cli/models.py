@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import console
+from vlbias.errors import plural
 
 
 @click.command()
@@ -72,7 +73,7 @@ def models(backend, fmt, details, where, columns, catalogues, write_catalogue):
         t = Table(
             "architecture",
             "pretrained tags (spec: openclip:ARCH/TAG; TAG may also be 'random')",
-            title=f"open_clip pretrained models ({sum(len(v) for v in pairs.values())} pairs)",
+            title=f"open_clip pretrained models ({plural(sum(len(v) for v in pairs.values()), 'pair')})",
             title_justify="left",
         )
         for arch, tags in pairs.items():
@@ -108,10 +109,10 @@ def _details(backend, fmt, where, columns, catalogues) -> None:
 
     cells = df[cols].astype(object).map(_cell)
     if not os.isatty(1):  # piped: plain aligned text, never truncated
-        click.echo(f"model catalogue ({len(df)} models)")
+        click.echo(f"model catalogue ({plural(len(df), 'model')})")
         click.echo(cells.to_string(index=False) if len(cells) else "(no rows)")
         return
-    t = Table(title=f"model catalogue ({len(df)} models)", title_justify="left")
+    t = Table(title=f"model catalogue ({plural(len(df), 'model')})", title_justify="left")
     for c in cols:
         t.add_column(c, no_wrap=c == "spec")
     for row in cells.itertuples(index=False):
@@ -139,7 +140,6 @@ def _cell(v) -> str:
 def _write(path: Path) -> None:
     import open_clip
 
-    from vlbias.errors import plural
     from vlbias.models.catalogue import write_openclip_catalogue
     from vlbias.utils.progress import progress
 
