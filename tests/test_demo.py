@@ -78,3 +78,12 @@ def test_demo_writes_follow_the_output_rule(tmp_path, capsys):
 def test_demo_help_names_the_dataset_spec(name, capsys):
     code, out, _ = run(["demo", name, "--help"], capsys)
     assert code == 0 and ("causalface:DIR" if name == "causalface" else "manifest:DIR/faces.csv") in out
+
+
+def test_demo_is_no_dataset_name(tmp_path):
+    from vlbias.datasets.spec import loader_names
+    from vlbias.errors import VlbiasError
+
+    assert "demo" not in loader_names()
+    with pytest.raises(VlbiasError, match="unknown dataset 'demo'"):
+        load_dataset(f"demo:{tmp_path}")
