@@ -31,6 +31,10 @@ def test_demo_causalface_is_a_release_layout_folder_the_loader_reads(tmp_path, c
     assert set(t["race"]) == set(RACES) and set(t["gender"]) == set(GENDERS)
     assert sorted(t.loc[t["attribute"] == "smiling", "level"].unique()) == [-2.5, 0.0, 4.0]
     assert not ds.report.malformed and not ds.report.images_without_metadata
+    # three levels of the age release's ten: each seed lacks the other 7 x 6 images (said per seed, never summed)
+    assert "final_picked_age: 2 of 2 seeds lack 42 of the 60 race x gender x level images each seed has in the " in (
+        "; ".join(ds.report.notes)
+    )
     manifest = json.loads((out / ".vlbias-output.json").read_text())
     assert manifest["vlbias_output"] == "demo" and len(manifest["files"]) == 168 + 4 * 2 + 4  # files, seed folders
 
