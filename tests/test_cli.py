@@ -9,21 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import write_images, write_w2v_text
+from tests.helpers import console_script, write_images, write_w2v_text
 from vlbias import __version__
 from vlbias.cli import main
 from vlbias.models import load_model
 from vlbias.utils.io import write_parquet
-
-
-def console_script() -> str:
-    """The installed ``vlbias`` command of this interpreter's environment (found even when it is not activated)."""
-    import shutil
-    import sysconfig
-    from pathlib import Path
-
-    exe = Path(sysconfig.get_path("scripts")) / ("vlbias.exe" if sys.platform == "win32" else "vlbias")
-    return str(exe) if exe.exists() else (shutil.which("vlbias") or "vlbias")
 
 
 def run(args, capsys):
