@@ -160,7 +160,7 @@ def test_shares_in_a_balanced_design_are_each_factors_sum_of_squares():
     a, b = np.repeat(a.ravel(), 5), np.repeat(b.ravel(), 5)
     rng = np.random.default_rng(0)
     y = np.array([0.0, 2.0, 5.0])[a] + np.array([0.0, 1.0, -1.0, 0.5])[b] + rng.normal(0, 0.5, len(a))
-    res = sp.variance_shares(y, {"A": a, "B": b}, n_boot=0).set_index("factor")
+    res = sp.variance_shares(y, {"A": a, "B": b}, n_bootstrap=0).set_index("factor")
     tss = ((y - y.mean()) ** 2).sum()
     for name, f in (("A", a), ("B", b)):
         ss = sum((f == lv).sum() * (y[f == lv].mean() - y.mean()) ** 2 for lv in np.unique(f))
@@ -186,7 +186,7 @@ def test_shares_agree_with_brute_force_shapley_and_statsmodels():
         clusters=ident,
         absorb="identity",
         outcomes=["y", "y2"],
-        n_boot=0,
+        n_bootstrap=0,
     )
     cols = {"identity": _dummy_cols(ident), "race": _dummy_cols(race), "level": _dummy_cols(level)}
     for outcome, yy in (("y", y), ("y2", y2)):
@@ -205,7 +205,7 @@ def test_shares_agree_with_brute_force_shapley_and_statsmodels():
         assert got.r2_covariates == pytest.approx(r2[frozenset()], abs=1e-9)
     # the absorbed identity effects (block elimination) equal identity dummies in the design
     plain = sp.variance_shares(
-        np.column_stack([y, y2]), factors, covariates=cov, clusters=ident, n_boot=0, outcomes=["y", "y2"]
+        np.column_stack([y, y2]), factors, covariates=cov, clusters=ident, n_bootstrap=0, outcomes=["y", "y2"]
     )
     np.testing.assert_allclose(plain["r2"], res["r2"], atol=1e-9)
 
@@ -216,7 +216,7 @@ def test_share_intervals_resample_identities_and_are_seeded():
     f = np.tile(np.arange(6), 30)
     g = np.tile([0, 1], 90)
     y = rng.normal(size=30)[ident] + 0.8 * f + 0.1 * g + rng.normal(0, 1, len(ident))
-    kw = dict(clusters=ident, absorb="identity", n_boot=200)
+    kw = dict(clusters=ident, absorb="identity", n_bootstrap=200)
     one = sp.variance_shares(y, {"identity": ident, "f": f, "g": g}, rng=np.random.default_rng(9), **kw)
     two = sp.variance_shares(y, {"identity": ident, "f": f, "g": g}, rng=np.random.default_rng(9), **kw)
     pd.testing.assert_frame_equal(one, two)
@@ -264,7 +264,7 @@ def test_level_curves_recover_quadratics_and_find_the_planted_extreme_group():
         rows.append({"identity": ident, "group": g, "x": x, "score": y + 0.01 * ((ident * 7) % 5 - 2)})
     frame = pd.DataFrame(rows)
     res = sp.level_curves(
-        frame, ["score"], x="x", group="group", cluster="identity", n_boot=200, rng=np.random.default_rng(0)
+        frame, ["score"], x="x", group="group", cluster="identity", n_bootstrap=200, rng=np.random.default_rng(0)
     )
     fits = res["fits"].set_index("group")
     assert fits.loc["white male", "b2"] == pytest.approx(0.8, abs=1e-6)
@@ -286,7 +286,12 @@ def test_group_shares_exact_and_clustered():
     ind = np.array([1, 0, 1, 1, 0, 0, 0, 1])
     groups = np.array(["w", "w", "w", "w", "b", "b", "b", "b"])
     res = sp.group_shares(
-        ind, groups, clusters=np.arange(8) // 2, extra={"m": np.arange(8.0)}, n_boot=300, rng=np.random.default_rng(0)
+        ind,
+        groups,
+        clusters=np.arange(8) // 2,
+        extra={"m": np.arange(8.0)},
+        n_bootstrap=300,
+        rng=np.random.default_rng(0),
     ).set_index("group")
     assert res.loc["w", "share"] == 0.75 and res.loc["b", "share"] == 0.25
     assert res.loc["w", "m"] == 1.5 and res.loc["b", "n"] == 4

@@ -29,8 +29,6 @@ from vlbias import __version__
 from vlbias.errors import VlbiasError
 from vlbias.utils.io import atomic_dir, load_json, stable_hash
 
-STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
-
 
 @dataclass
 class RunRecord:

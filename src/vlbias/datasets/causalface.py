@@ -60,15 +60,12 @@ LEVELS = {
     "pose": (-3.0, -1.5, 0.0, 1.5, 3.0),
     "smiling": (-2.5, -1.5, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
 }
-#: the level at which an attribute is neutral (age has none: the age folder varies it around each identity)
-NEUTRAL = {"lighting": -1.0, "pose": 0.0, "smiling": 0.0}
 RACES = ("asian", "black", "white")
 GENDERS = ("female", "male")
 SIZE = 512
 CROP = (40, 0, 472, 432)
 CROP_POSE_LEFT = (0, 0, 432, 432)  # pose -3, -1.5
 CROP_POSE_RIGHT = (80, 0, 512, 432)  # pose +1.5, +3
-OPTIONS = ("background", "smiling_corrected", "attributes", "crop")
 
 _NAME = re.compile(
     r"^(?P<race>[a-z]+)_(?P<gender>[a-z]+)_(?P<abbr>age|lighting|l|y|smiling)_(?P<level>-?\d+(?:\.\d+)?)"

@@ -8,8 +8,8 @@ otherwise) and normalised, and where a loader knows its release folder (``find_r
 ``CFD Version 3.0/``) the root is that folder. So ``cfd:CFD``, ``cfd:CFD/`` and ``cfd:CFD/CFD Version 3.0`` typed in
 a config two folders up are one spec: ``str(spec)`` is the one spelling that task ids, rows and reports hold.
 
-A path that does not exist yet parses (it is checked when the dataset loads, or by :meth:`DatasetSpec.check`), so a
-config can be planned on a machine that does not hold the data.
+A path that does not exist yet parses (it is checked when the dataset loads), so a config can be planned on a machine
+that does not hold the data.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ _NOT_LOADERS = {"base", "spec", "demo"}  # demo: writes datasets (vlbias demo), 
 
 @lru_cache(maxsize=1)
 def loader_names() -> tuple[str, ...]:
-    import vlbias.datasets as pkg
-
+    """The loader modules beside this one (found without importing the package, which imports this module)."""
     return tuple(
-        m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name not in _NOT_LOADERS
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_") and m.name not in _NOT_LOADERS
     )
 
 
@@ -114,11 +115,6 @@ class DatasetSpec:
 
     def to_option(self) -> str:
         return str(self)
-
-    def check(self) -> None:
-        """Fail with one line if the dataset's path does not exist (planning checks this before any model loads)."""
-        if not Path(self.root).exists():
-            raise StimulusError(f"dataset {self}: {self.root} does not exist; check the path")
 
     def load(self) -> FaceDataset:
         dataset = loader(self.loader).load(Path(self.root), **self.options.to_dict())

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlbias.errors import SpecError
+from vlbias.models.registry import backend_names
 
 #: other spellings of a backend prefix -> the backend's name, the one spelling specs are recorded in
 PREFIX_ALIASES = {"open_clip": "openclip", "open-clip": "openclip"}
@@ -38,8 +39,6 @@ class ModelSpec:
 
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
-        from vlbias.models.registry import backend_names
-
         if not isinstance(text, str) or not text.strip():
             raise SpecError("empty model spec; name a model like openclip:ViT-B-32/laion2b_s34b_b79k")
         text = canonical_prefix(text.strip())

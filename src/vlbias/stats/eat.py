@@ -16,7 +16,8 @@ target ``w`` (or a set ``W``, through each attribute's mean cosine to the set) a
 and permutes ``A ∪ B``.
 
 Every result carries a percentile bootstrap confidence interval for ``d`` that resamples with replacement within
-each of X, Y, A and B. Inputs need not be normalised; they must be finite and non-zero.
+each of X, Y, A and B (:mod:`vlbias.stats.bootstrap`). Inputs need not be normalised; they must be finite and
+non-zero.
 
 Many tests at once (:func:`eat_many`, as the battery runs them): tests with the same ``|X|``, ``|Y|`` and seed
 share one set of drawn partitions, since the random partitions do not depend on the embeddings; each result is
@@ -38,6 +39,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from vlbias.errors import VlbiasError
+from vlbias.stats.bootstrap import percentile_interval, stratified_count_chunks
 from vlbias.stats.permutation import ALTERNATIVES, subset_sum_test, subset_sum_tests
 
 DEFAULT_PERMUTATIONS = 1_000_000
@@ -211,52 +213,33 @@ def _weighted_d(S: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
     return d
 
 
-def _counts(rng: np.random.Generator, n: int, reps: int) -> np.ndarray:
-    """Resampling with replacement as counts: (n, reps)."""
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=reps).T.astype(np.float64)
-
-
-def _ci(d: np.ndarray, confidence: float) -> tuple[float, float]:
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        return float("nan"), float("nan")
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(d, [alpha, 1 - alpha])
-    return float(lo), float(hi)
-
-
-def _bootstrap_eat(Xn, Yn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tuple[float, float]:
-    if n_boot == 0:
+def _bootstrap_eat(Xn, Yn, An, Bn, n_bootstrap, confidence, seed, chunk: int = 500) -> tuple[float, float]:
+    if n_bootstrap == 0:
         return float("nan"), float("nan")
     rng = np.random.Generator(np.random.PCG64(seed))
     W = np.vstack([Xn, Yn])
     CA, CB = W @ An.T, W @ Bn.T
     out = []
-    for start in range(0, n_boot, chunk):
-        r = min(chunk, n_boot - start)
-        wa, wb = _counts(rng, len(An), r), _counts(rng, len(Bn), r)
-        wx, wy = _counts(rng, len(Xn), r), _counts(rng, len(Yn), r)
-        S = CA @ wa / len(An) - CB @ wb / len(Bn)
-        out.append(_weighted_d(S, wx, wy))
-    return _ci(np.concatenate(out), confidence)
+    for wa, wb, wx, wy in stratified_count_chunks(rng, (len(An), len(Bn), len(Xn), len(Yn)), n_bootstrap, chunk=chunk):
+        S = CA @ wa.T / len(An) - CB @ wb.T / len(Bn)
+        out.append(_weighted_d(S, wx.T, wy.T))
+    return percentile_interval(np.concatenate(out), confidence)
 
 
-def _bootstrap_sc(Wn, An, Bn, n_boot, confidence, seed, chunk: int = 500) -> tuple[float, float]:
-    if n_boot == 0:
+def _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, seed, chunk: int = 500) -> tuple[float, float]:
+    if n_bootstrap == 0:
         return float("nan"), float("nan")
     rng = np.random.Generator(np.random.PCG64(seed))
     CA, CB = An @ Wn.T, Bn @ Wn.T  # attributes × targets
+    sizes = (len(Wn), len(An), len(Bn)) if len(Wn) > 1 else (len(An), len(Bn))  # one target: nothing to resample
     out = []
-    for start in range(0, n_boot, chunk):
-        r = min(chunk, n_boot - start)
-        if len(Wn) > 1:
-            ww = _counts(rng, len(Wn), r)
-            S = np.vstack([CA @ ww, CB @ ww]) / len(Wn)
+    for *ww, wa, wb in stratified_count_chunks(rng, sizes, n_bootstrap, chunk=chunk):
+        if ww:
+            S = np.vstack([CA @ ww[0].T, CB @ ww[0].T]) / len(Wn)
         else:
-            S = np.repeat(np.vstack([CA, CB]), r, axis=1)
-        wa, wb = _counts(rng, len(An), r), _counts(rng, len(Bn), r)
-        out.append(_weighted_d(S, wa, wb))
-    return _ci(np.concatenate(out), confidence)
+            S = np.repeat(np.vstack([CA, CB]), len(wa), axis=1)
+        out.append(_weighted_d(S, wa.T, wb.T))
+    return percentile_interval(np.concatenate(out), confidence)
 
 
 # ---------------------------------------------------------------------------------------------------- tests

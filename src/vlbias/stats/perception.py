@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from vlbias.stats.bootstrap import count_chunks, percentile_interval
+
 # ---------------------------------------------------------------------------------------------------- scores
 
 
@@ -229,17 +231,6 @@ def cluster_codes(clusters: np.ndarray | None, n: int) -> tuple[np.ndarray, int]
     return codes.astype(np.int64), int(codes.max()) + 1
 
 
-def bootstrap_weights(n_clusters: int, n_boot: int, rng: np.random.Generator, max_cells: int = 4_000_000):
-    """Yield (b, n_clusters) multinomial resampling counts, in chunks of bounded size, ``n_boot`` rows in all."""
-    chunk = max(1, min(n_boot, max_cells // max(n_clusters, 1)))
-    p = np.full(n_clusters, 1.0 / n_clusters)
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        yield rng.multinomial(n_clusters, p, size=b).astype(np.float64)
-        done += b
-
-
 def _cluster_sums(clusters: np.ndarray, n_clusters: int, cells: np.ndarray, n_cells: int, values: np.ndarray):
     """Sparse (n_clusters, n_cells * m) sums of ``values`` (n, m) per cluster and cell."""
     n, m = values.shape
@@ -253,12 +244,6 @@ def _weighted(w: np.ndarray, mat) -> np.ndarray:
     if sparse.issparse(mat):
         return np.asarray((mat.T @ w.T).T)
     return w @ mat
-
-
-def percentile_ci(boot: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    a = (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
-        return np.nanquantile(boot, a, axis=axis), np.nanquantile(boot, 1 - a, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------------- shares
@@ -291,7 +276,7 @@ def variance_shares(
     clusters: np.ndarray | None = None,
     absorb: str | None = None,
     outcomes: Sequence[str] | None = None,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -415,9 +400,9 @@ def variance_shares(
     point = lmg(point_r2)[0]  # (F, m)
     gain = point.sum(axis=0)  # (m,)
     boot_c, boot_s = [], []
-    if n_boot:
+    if n_bootstrap:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng):
+        for w in count_chunks(rng, n_cl, n_bootstrap):
             c = lmg(r2_table(w))
             boot_c.append(c)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -438,8 +423,8 @@ def variance_shares(
             if boot_c:
                 bc = np.concatenate(boot_c)[:, i, j]
                 bs = np.concatenate(boot_s)[:, i, j]
-                row["r2_ci_low"], row["r2_ci_high"] = (float(v) for v in percentile_ci(bc, confidence))
-                row["share_ci_low"], row["share_ci_high"] = (float(v) for v in percentile_ci(bs, confidence))
+                row["r2_ci_low"], row["r2_ci_high"] = (float(v) for v in percentile_interval(bc, confidence))
+                row["share_ci_low"], row["share_ci_high"] = (float(v) for v in percentile_interval(bs, confidence))
             rows.append(row)
     out = pd.DataFrame(rows)
     out["rank"] = out.groupby("outcome")["share"].rank(ascending=False, method="min").astype(int)
@@ -589,7 +574,7 @@ def level_curves(
     group: str,
     cluster: str,
     confidence: float = 0.95,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     rng: np.random.Generator | None = None,
     grid_points: int = 25,
 ) -> dict[str, pd.DataFrame]:
@@ -662,7 +647,15 @@ def level_curves(
     if len(grid_frame):
         grid_frame = grid_frame[["value", "group", "x", "fit", "ci_low", "ci_high"]]
     extremes = _extremes(
-        data, values, x=x, group=group, cluster=cluster, levels=levels, groups=group_names, n_boot=n_boot, rng=rng
+        data,
+        values,
+        x=x,
+        group=group,
+        cluster=cluster,
+        levels=levels,
+        groups=group_names,
+        n_bootstrap=n_bootstrap,
+        rng=rng,
     )
     return {"means": means, "fits": fits, "grid": grid_frame, "extremes": extremes}
 
@@ -674,7 +667,7 @@ def _deviation(means: np.ndarray) -> np.ndarray:
         return np.nanmean(np.abs(means - centre), axis=-1)
 
 
-def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -> pd.DataFrame:
+def _extremes(data, values, *, x, group, cluster, levels, groups, n_bootstrap, rng) -> pd.DataFrame:
     g_codes = pd.Categorical(data[group], categories=groups).codes.astype(np.int64)
     l_codes = np.searchsorted(levels, data[x].to_numpy())
     cells = g_codes * len(levels) + l_codes
@@ -720,9 +713,9 @@ def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -
     signed = np.nanmean(point_means[..., common] - np.nanmean(point_means[..., common], axis=1, keepdims=True), axis=2)
     wins = np.zeros_like(point_dev)
     n_done = 0
-    if n_boot and n_cl > 1:
+    if n_bootstrap and n_cl > 1:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng):
+        for w in count_chunks(rng, n_cl, n_bootstrap):
             dev = _deviation(group_means(w)[..., common])  # (b, V, G)
             dev = np.where(np.isnan(dev), -np.inf, dev)
             best = dev.argmax(axis=2)  # (b, V)
@@ -759,7 +752,7 @@ def group_shares(
     *,
     clusters: np.ndarray | None = None,
     extra: dict[str, np.ndarray] | None = None,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -780,9 +773,9 @@ def group_shares(
 
     point = means(np.ones((1, n_cl)))[0]
     boots = []
-    if n_boot:
+    if n_bootstrap:
         rng = rng or np.random.default_rng(0)
-        boots = [means(w) for w in bootstrap_weights(n_cl, n_boot, rng)]
+        boots = [means(w) for w in count_chunks(rng, n_cl, n_bootstrap)]
     boot = np.concatenate(boots) if boots else None
     counts = np.bincount(g, minlength=len(labels))
     rows = []
@@ -791,7 +784,7 @@ def group_shares(
         for ci, name in enumerate(cols):
             row[name] = point[gi, ci]
             if boot is not None:
-                lo, hi = percentile_ci(boot[:, gi, ci], confidence)
+                lo, hi = percentile_interval(boot[:, gi, ci], confidence)
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -44,7 +44,8 @@ class AnalysisSettings:
     accuracy: str | None = None  # a source for load_accuracy; None: the database's accuracy table
     metric: str | None = None
     where: str | None = None  # SQL condition on the result rows, e.g. "seed = 0"
-    compare: dict[str, Any] = field(default_factory=dict)  # options of the audits' zoo analyses: by, baseline, pair_by
+    #: options of the audits' zoo analyses: by, baseline, pair_by, within, n_bootstrap, confidence, seed
+    compare: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05
     fdr: float = 0.05
 

@@ -31,12 +31,13 @@ from vlbias.stimuli.eat_tests import (
     read_test_file,
     templates,
 )
+from vlbias.stimuli.imagesets import image_source
+from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
 from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
 from vlbias.utils.provenance import entry
 
 BATTERIES = ("standard",)
-VALENCE_VARIANTS = ("default", "nrc-oasis")
 RESULT_COLUMNS = [
     "concept",
     "test",
@@ -145,8 +146,6 @@ def _image_side(entry: dict[str, Any]) -> StimulusSet:
 
 
 def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, StimulusSet]:
-    from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
-
     n = int(spec.get("top", 25))
     top, bottom = extreme_words(options.nrc_vad, n)
     template = spec.get("template", "the_word")
@@ -215,8 +214,6 @@ class ResolvedImages:
 
 
 def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> ResolvedImages:
-    from vlbias.stimuli.imagesets import image_source
-
     supplied = next((image_sets[k] for k in (side.key, side.ref) if k and k in image_sets), None)
     if supplied is not None:  # the user's own folder for this set (by its key, or its iEAT name)
         src = image_source(supplied)

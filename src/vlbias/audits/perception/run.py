@@ -7,8 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.perception.options import ANALYSES, PerceptionOptions
 from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
+from vlbias.models.images import ImageRef
+from vlbias.stats import perception as sp
+from vlbias.stats import skew as sk
+from vlbias.stats.perception import dimension_rng
+from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
 #: the study's order of dimensions in the factor-effect figure
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
@@ -23,11 +29,6 @@ CURVE_ATTRIBUTES = ("age", "smiling")
 
 def run(encoder, opts: PerceptionOptions):
     from threadpoolctl import threadpool_limits
-
-    from vlbias.audits.base import AuditResult, RunRecord
-    from vlbias.models.images import ImageRef
-    from vlbias.stats import perception as sp
-    from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
     missing = [m for m in ("text", "image") if m not in encoder.modalities]
     if missing:
@@ -232,8 +233,6 @@ class _Context:
         self.conf = opts.confidence
 
     def rng(self, name: str) -> np.random.Generator:
-        from vlbias.stats.perception import dimension_rng
-
         return dimension_rng(self.opts.seed, name)
 
     # ------------------------------------------------------------------ applicability
@@ -269,8 +268,6 @@ class _Context:
 
     # ------------------------------------------------------------------ factors
     def factors(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         d = self.design
         attrs = [a for a in VARIED if a in d.columns]
         pair_rows, frames = [], []
@@ -345,8 +342,6 @@ class _Context:
         return bool((per > 1).any(axis=None))
 
     def regression(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         factors = self._factors()
         covariates = {}
         if self.controlled and self.design["subset"].nunique() > 1:
@@ -360,7 +355,7 @@ class _Context:
             clusters=clusters,
             absorb=absorb,
             outcomes=self.scale_names,
-            n_boot=self.opts.n_bootstrap,
+            n_bootstrap=self.opts.n_bootstrap,
             confidence=self.conf,
             rng=self.rng("regression"),
         )
@@ -390,8 +385,6 @@ class _Context:
         return "years, age-group midpoint" if groups.ne("").all() else "years, FairFace age-bin midpoint"
 
     def curves(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         out: dict[str, list[pd.DataFrame]] = {"means": [], "fits": [], "grid": [], "extremes": []}
         for attr in self._curve_attributes():
             x = attr if self.controlled else "age_x"
@@ -407,7 +400,7 @@ class _Context:
                 group="group",
                 cluster="identity",
                 confidence=self.conf,
-                n_boot=self.opts.n_bootstrap,
+                n_bootstrap=self.opts.n_bootstrap,
                 rng=self.rng(f"curves:{attr}"),
             )
             unit = "CausalFace level" if self.controlled else self._age_unit()
@@ -426,8 +419,6 @@ class _Context:
 
     # ------------------------------------------------------------------ markedness
     def markedness(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         frames = []
         control = self.vocab.control
         widx = {w: i + 1 for i, w in enumerate(self.words)}  # columns of self.cos (neutral at 0)
@@ -452,7 +443,7 @@ class _Context:
                     gl[has],
                     clusters=self.design["identity"].to_numpy()[has],
                     extra={"margin": margin[has]},
-                    n_boot=self.opts.n_bootstrap,
+                    n_bootstrap=self.opts.n_bootstrap,
                     confidence=self.conf,
                     rng=self.rng(f"markedness:{column}:{grouping}"),
                 )
@@ -485,8 +476,6 @@ class _Context:
 
     # ------------------------------------------------------------------ skew
     def skew(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import skew as sk
-
         names = [f"word:{w}" for w in self.words] + list(self.scale_names)
         scale_cos = [
             self.cos[:, [self.words.index(w) + 1 for w in ws]].mean(axis=1) for ws in self.vocab.scales.values()

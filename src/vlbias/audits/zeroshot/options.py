@@ -46,6 +46,12 @@ class ZeroshotOptions(Options):
         100.0, "logit scale of the softmax: a number (the published protocols use 100) or model", min=0,
         min_open=True,
     )
+    category_probability: Literal["sum", "mean"] = option(
+        "sum",
+        "how a category of classes (criminal or suspicious person) pools its classes' probabilities: sum (the "
+        "probability of any of them) or mean (their average, Birhane et al.'s pooling); its top-1 share is always "
+        "the share whose top-1 class is any of them",
+    )
     n_bootstrap: int = option(2000, "bootstrap replicates over people for the intervals (0: none)", min=0,
                               old_flags=("--bootstrap",))
     confidence: float = option(0.95, "level of the intervals", min=0, max=1, min_open=True, max_open=True,
