@@ -785,3 +785,28 @@ def test_eat_methods_say_what_the_battery_and_the_preset_ran():
     # the effect-size CSV keeps the study's signed d beside d, where a run has it
     at = CSV_COLUMNS.index("effect_size")
     assert CSV_COLUMNS[at + 1 : at + 3] == ["reported_sign", "effect_size_reported"]
+
+
+def test_eat_rows_show_the_random_init_null_and_mark_p_beside_an_interval_covering_0():
+    """A run with null_seeds: each model page's table has the null's range and whether d is beyond it; a row whose
+    p < .05 while its interval covers 0 is marked †, and the caption says why; no null, no such columns."""
+    from vlbias.report.audits.eat import _rows
+
+    base = {"x_name": "X", "y_name": "Y", "a_name": "A", "b_name": "B", "x_size": 8, "y_size": 8, "a_size": 8,
+            "b_size": 8, "confidence": 0.95, "status": "ok", "reason": "", "n_permutations": 12870, "exact": True}  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            {**base, "test": "t1", "order": "all-text", "effect_size": 1.2, "ci_low": 0.4, "ci_high": 1.6,
+             "p_value": 0.001, "null_d_low": -0.5, "null_d_high": 0.7, "beyond_null": True},
+            {**base, "test": "t2", "order": "all-text", "effect_size": 0.6, "ci_low": -0.25, "ci_high": 1.53,
+             "p_value": 0.027, "null_d_low": -0.4, "null_d_high": 0.9, "beyond_null": False},
+        ]
+    )  # fmt: skip
+    t = _rows(rows).table
+    col = {name: i for i, name in enumerate(t.columns)}
+    assert [r[col["random-init null d"]] for r in t.rows] == ["[-0.50, +0.70]", "[-0.40, +0.90]"]
+    assert [r[col["beyond null"]] for r in t.rows] == ["yes", "no"]
+    assert [r[col["d [95% CI]"]][-1] for r in t.rows] == ["*", "†"]  # t2: p = .027, interval [-0.25, 1.53]
+    assert "the bootstrap interval also resamples A and B" in t.caption and "random-init null" in t.caption
+    plain = _rows(rows.drop(columns=["null_d_low", "null_d_high", "beyond_null"])).table
+    assert "random-init null d" not in plain.columns and "beyond null" not in plain.columns
