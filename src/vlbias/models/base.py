@@ -258,12 +258,19 @@ class Encoder(ABC):
 
     def facts(self) -> dict[str, Any]:
         """The model facts the encoder knows itself (:data:`ENCODER_FACTS`; unknown ones left out), never loading
-        weights for them: a loaded model's own architecture, embedding size and parameter counts, else nothing
-        (open_clip architectures have theirs in the model catalogue, computed on the meta device)."""
-        if not self._loaded:
-            return {}
-        info = self.info
-        return {k: getattr(info, k) for k in ENCODER_FACTS if getattr(info, k) is not None}
+        weights for them: a loaded model's own architecture, embedding size and parameter counts (kept in its
+        embedding cache), else what its cache kept from an earlier load, else nothing. So a sweep served from the
+        cache records the same facts as the run that loaded the model (open_clip architectures have theirs in the
+        model catalogue, computed on the meta device)."""
+        cache = self._cache()
+        if self._loaded:
+            info = self.info
+            facts = {k: getattr(info, k) for k in ENCODER_FACTS if getattr(info, k) is not None}
+            if cache is not None and facts:
+                cache.set_meta("facts", facts)
+            return facts
+        stored = cache.meta().get("facts") if cache is not None else None
+        return dict(stored) if isinstance(stored, dict) else {}
 
     def _catalogue_facts(self) -> dict[str, Any]:
         """Pretraining-data metadata of this model from its facts (the model catalogue's shipped and user rows)."""
