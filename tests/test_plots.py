@@ -129,7 +129,14 @@ def perception_tables() -> dict[str, pd.DataFrame]:
     )
     shares = pd.DataFrame(
         [
-            {"scale": s, "attribute": a, "share": 0.4, "share_ci_low": 0.3, "share_ci_high": 0.5, "r2_model": 0.6}
+            {
+                "scale": s,
+                "attribute": a,
+                "share_pct": 40.0,
+                "share_pct_ci_low": 30.0,
+                "share_pct_ci_high": 50.0,
+                "r2_model": 0.6,
+            }
             for s in SCALES
             for a in ("age", "race", "identity")
         ]
@@ -140,9 +147,9 @@ def perception_tables() -> dict[str, pd.DataFrame]:
                 "dimension": "race",
                 "grouping": gp,
                 "group": g,
-                "share_neutral_closer": 0.5,
-                "share_neutral_closer_ci_low": 0.4,
-                "share_neutral_closer_ci_high": 0.6,
+                "neutral_closer_pct": 50.0,
+                "neutral_closer_pct_ci_low": 40.0,
+                "neutral_closer_pct_ci_high": 60.0,
             }
             for gp in ("race", "race x gender")
             for g in GROUPS

@@ -518,7 +518,7 @@ def _null(encoder, opts: EATOptions, rows, sets, results, has_images) -> tuple[l
             if has_images:
                 emb.prepare_images([s for i in ran for s in rows[i].sides.values() if s.modality == "image"])
             for i in ran:
-                _, _, vecs = _row_sets(rows[i], emb, has_images)
+                _, _, vecs = _row_sets(rows[i], emb, opts, has_images)
                 if vecs:
                     null_d[i].append(effect_size(*(vecs[r] for r in ROLES)))
             models.append({"spec": spec, "identity": copy.identity})
