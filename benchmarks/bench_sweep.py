@@ -63,12 +63,17 @@ def register_audit(words: list[str], folder: Path):
 
     from vlbias.audits.base import AuditResult, RunRecord
     from vlbias.audits.registry import AuditSpec, register
+    from vlbias.utils.options import Options, option
+
+    class BenchOptions(Options):
+        OWNER = "bench"
+        variant: int = option(0, "which half of the texts (a seed)", min=0)
 
     paths = sorted(folder.glob("*.jpg"))
 
     def run(encoder, options):
         t = time.perf_counter()
-        rng = np.random.default_rng(options["variant"])
+        rng = np.random.default_rng(options.variant)
         idx = rng.choice(len(words), size=len(words) // 2, replace=False)
         texts = encoder.encode_texts([words[i] for i in idx])
         rows = []
@@ -80,11 +85,11 @@ def register_audit(words: list[str], folder: Path):
             ]
         tt = texts @ texts.T
         rows.append({"image": None, "mean_cos": float(tt.mean()), "max_cos": float(np.sort(tt, axis=1)[:, -2].max())})
-        rec = RunRecord("bench", {"spec": str(encoder.spec), "identity": encoder.identity}, dict(options))
+        rec = RunRecord("bench", {"spec": str(encoder.spec), "identity": encoder.identity}, options.to_dict())
         TIMERS["audit (all of run)"] += time.perf_counter() - t
         return AuditResult("bench", {"results": pd.DataFrame(rows)}, rec)
 
-    register(AuditSpec("bench", "benchmark audit", run, ("text",), {"variant": 0}, {"variant": "seed"}), replace=True)
+    register(AuditSpec("bench", "benchmark audit", BenchOptions, run, ("text",)), replace=True)
 
 
 def instrument():

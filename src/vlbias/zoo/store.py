@@ -136,20 +136,10 @@ class ResultsStore:
     def write_part(self, task: Task, result: AuditResult, info: dict[str, Any]) -> Path:
         """Write one finished task atomically: the audit's output folder (tables stamped, and with the task's
         columns) plus task.json, the marker that the task is done."""
-        import dataclasses
-
-        import pandas as pd
-
         extra = {"task_id": task.task_id, "dataset": task.dataset, "stimuli": stimuli_label(result.record.stimuli)}
-        tables = {}
-        for name, df in result.tables.items():
+        for name in result.tables:
             if not _IDENT.match(name):
                 raise VlbiasError(f"audit {task.audit!r} returned a table named {name!r}; use a-z, 0-9 and _")
-            df = df.copy()
-            for col, value in extra.items():
-                if col not in df.columns:
-                    df[col] = pd.Series([value] * len(df), index=df.index, dtype="string")
-            tables[name] = df
         payload = {
             **task.to_dict(),
             "status": "done",
@@ -168,8 +158,8 @@ class ResultsStore:
         def task_json(tmp: Path) -> None:
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
-        part = dataclasses.replace(result, tables=tables)
-        return part.write(self.part_dir(task), csv=False, extras=task_json, overwrite=True)  # a stale part goes
+        # a stale part goes
+        return result.write(self.part_dir(task), csv=False, extras=task_json, overwrite=True, columns=extra)
 
     def write_status(self, task: Task, status: str, info: dict[str, Any]) -> None:
         write_json(self.status_path(task.task_id), {**task.to_dict(), "status": status, **info})
