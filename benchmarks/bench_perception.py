@@ -108,7 +108,7 @@ def main() -> None:
         factors.update({a: d[a].to_numpy() for a in attrs})
         cov = {"subset": d["subset"].to_numpy()}
         kw = dict(covariates=cov, clusters=d["identity"].to_numpy(), absorb="identity", outcomes=SCALES)
-        t_point = clock(lambda: sp.variance_shares(y, factors, n_boot=0, **kw))
+        t_point = clock(lambda: sp.variance_shares(y, factors, n_bootstrap=0, **kw))
 
         def naive_point():
             import statsmodels.api as sm
@@ -127,7 +127,7 @@ def main() -> None:
         t_naive = clock(naive_point)
         rows.append(("variance shares, point estimate (8 scales x 128 fits)", t_naive, t_point))
         t_boot = clock(
-            lambda: sp.variance_shares(y, factors, n_boot=args.bootstrap, rng=np.random.default_rng(0), **kw)
+            lambda: sp.variance_shares(y, factors, n_bootstrap=args.bootstrap, rng=np.random.default_rng(0), **kw)
         )
         rows.append((f"variance shares + {args.bootstrap} bootstrap resamples", t_naive * (1 + args.bootstrap), t_boot))
 
@@ -142,7 +142,7 @@ def main() -> None:
                 x="x",
                 group="group",
                 cluster="identity",
-                n_boot=args.bootstrap,
+                n_bootstrap=args.bootstrap,
                 rng=np.random.default_rng(0),
             )
         )

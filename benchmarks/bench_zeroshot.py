@@ -70,7 +70,7 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
-def naive_bootstrap(values: np.ndarray, groups, clusters: np.ndarray, n_boot: int, seed: int = 0) -> None:
+def naive_bootstrap(values: np.ndarray, groups, clusters: np.ndarray, n_bootstrap: int, seed: int = 0) -> None:
     """The direct loop: per replicate, draw each group's people with replacement and average their images."""
     import pandas as pd
 
@@ -79,7 +79,7 @@ def naive_bootstrap(values: np.ndarray, groups, clusters: np.ndarray, n_boot: in
     df["_g"] = groups
     df["_c"] = clusters
     by_group = {g: sub for g, sub in df.groupby("_g")}
-    for _ in range(n_boot):
+    for _ in range(n_bootstrap):
         parts = []
         for sub in by_group.values():
             people = sub["_c"].unique()
@@ -131,7 +131,7 @@ def main() -> None:
     people = np.arange(n)
     import pandas as pd
 
-    t_vec, _ = timed(lambda: group_means(values, pd.Series(groups, name="g"), people, n_boot=2000, seed=0))
+    t_vec, _ = timed(lambda: group_means(values, pd.Series(groups, name="g"), people, n_bootstrap=2000, seed=0))
     t_naive_part, _ = timed(lambda: naive_bootstrap(values, groups, people, args.naive_replicates))
     t_naive = t_naive_part * 2000 / args.naive_replicates
     print(f"cluster bootstrap, {n} images, 14 groups, {k} values, 2000 replicates")

@@ -137,8 +137,11 @@ FAIRFACE_RACES = ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast 
 FAIRFACE_AGES = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
 
 
-def make_fairface(base: Path, n_val: int = 14, n_train: int = 4, margins=("025", "125")) -> dict:
-    """FairFace: label CSVs and both margin folders. Val row i: race i % 7, gender Male for even i.
+def make_fairface(
+    base: Path, n_val: int = 14, n_train: int = 4, margins=("025", "125"), folder="fairface-img-margin{}-trainval"
+) -> dict:
+    """FairFace: label CSVs and both margin folders (named ``folder`` with the margin's digits; Birhane et al.'s code
+    reads ``fairface_margin{}``). Val row i: race i % 7, gender Male for even i.
 
     Planted irregularities: a val row whose image is missing, a val image without a label row, an unknown race.
     """
@@ -157,13 +160,13 @@ def make_fairface(base: Path, n_val: int = 14, n_train: int = 4, margins=("025",
             w.writerow(["file", "age", "gender", "race", "service_test"])
             w.writerows(rows[split])
     for margin in margins:
-        folder = base / f"fairface-img-margin{margin}-trainval"
+        images = base / folder.format(margin)
         for split in ("train", "val"):
             for i, row in enumerate(rows[split]):
                 if row[0] == f"val/{n_val + 2}.jpg":
                     continue
-                write_image(folder / row[0], 1000 * (margin == "125") + 100 * (split == "train") + i)
-        write_image(folder / "val" / f"{n_val + 10}.jpg", 999)  # image without a label row
+                write_image(images / row[0], 1000 * (margin == "125") + 100 * (split == "train") + i)
+        write_image(images / "val" / f"{n_val + 10}.jpg", 999)  # image without a label row
     return {"root": base, "n_val": n_val, "n_train": n_train}
 
 

@@ -27,6 +27,26 @@ def test_write_and_read_back(tmp_path):
     assert df["effect_size"].tolist() == [0.5, -1.0] and set(df["seed"]) == {7}
 
 
+def test_a_lazy_read_reads_each_table_when_first_used_and_once(tmp_path, monkeypatch):
+    res = _result()
+    res.tables["items"] = pd.DataFrame({"item": ["a"]})
+    res.write(tmp_path / "out")
+    read = []
+    real = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda path, **kw: read.append(path.stem) or real(path, **kw))
+    back = AuditResult.read(tmp_path / "out", lazy=True)
+    assert list(back.tables) == ["items", "results"] and len(back.tables) == 2
+    assert "results" in back.tables and "skipped" not in back.tables and back.tables.get("skipped") is None
+    assert read == []  # naming and counting the tables reads none
+    assert back.results["effect_size"].tolist() == [0.5, -1.0]
+    assert back.tables["results"] is back.results and read == ["results"]
+    with pytest.raises(KeyError):
+        back.tables["nothing"]
+    assert read == ["results"]
+    eager = AuditResult.read(tmp_path / "out")
+    assert isinstance(eager.tables, dict) and read == ["results", "items", "results"]
+
+
 def test_config_hash_tracks_what_determines_results():
     base = _result().record
     changed = [

@@ -10,6 +10,7 @@ import pytest
 from vlbias.cli import main
 from vlbias.errors import VlbiasError
 from vlbias.models import catalogue as cat
+from vlbias.models.backends.openclip import write_openclip_catalogue
 
 
 def run(args, capsys):
@@ -44,8 +45,8 @@ def test_regenerating_rows_reproduces_the_shipped_file(monkeypatch, tmp_path):
     ]
     monkeypatch.setattr(open_clip, "list_pretrained", lambda *a, **k: pairs)
     out = tmp_path / "cat.csv"
-    assert cat.write_openclip_catalogue(out) == len(pairs)
-    fresh = cat._coerce(pd.read_csv(out, dtype=str, keep_default_na=False), "x")
+    assert write_openclip_catalogue(out) == len(pairs)
+    fresh = cat.coerce(pd.read_csv(out, dtype=str, keep_default_na=False), "x")
     shipped = cat.shipped_catalogue().set_index("spec").loc[fresh["spec"]].reset_index()
     pd.testing.assert_frame_equal(fresh, shipped)
     assert (tmp_path / "cat.csv").read_text() == cat.to_csv_text(shipped)

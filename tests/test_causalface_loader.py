@@ -72,6 +72,17 @@ def test_smiling_prefers_the_brightness_corrected_files(small_tree):
     assert raw_smiling["key"].str.endswith("_o2.png").all()
 
 
+def test_smiling_corrected_only_leaves_out_an_image_without_a_corrected_file(tmp_path):
+    """The study's loader reads the corrected smiling files alone and skips a missing one (no fallback)."""
+    root = write_causalface(tmp_path, seeds=(7,), levels={"smiling": (-2.5, 0, 4)})
+    (root / "final_picked_smiling" / "seed_7" / "white_male_smiling_0_o2_corrected.png").unlink()
+    prefer = load_dataset(f"causalface:{root}").table
+    assert "final_picked_smiling/seed_7/white_male_smiling_0_o2.png" in set(prefer["key"]) and len(prefer) == 18
+    only = load_dataset(f"causalface:{root}", smiling_corrected="only")
+    assert len(only.table) == 17 and only.table["corrected"].all()
+    assert "18 uncorrected smiling file(s) left out (smiling_corrected=only)" in only.report.notes
+
+
 def test_background_removed_variants_on_request(small_tree):
     ds = load_dataset(f"causalface:{small_tree}", background="removed")
     t = ds.table
@@ -130,7 +141,7 @@ def test_incomplete_seeds_are_noted(tmp_path):
         (lambda p: (p / "empty").mkdir() or p / "empty", {}, "no CausalFace images under"),
         (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", {}, "is not a folder"),
         (lambda p: p, {"background": "green"}, "background='green': must be original or removed"),
-        (lambda p: p, {"smiling_corrected": "maybe"}, "smiling_corrected='maybe': must be true or false"),
+        (lambda p: p, {"smiling_corrected": "maybe"}, "smiling_corrected='maybe': must be true or false or only"),
         (lambda p: p, {"attributes": "hair"}, "attributes='hair': 'hair' is not one of age, lighting, pose, smiling"),
     ],
 )

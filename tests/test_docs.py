@@ -59,6 +59,16 @@ def ledger() -> str:
                 out += ["", " ".join(p.notes.split())]
             out += ["", f"Options (`vlbias {audit} --preset {name}`):", "", "| option | value |", "|---|---|"]
             out += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in p.options.items()]
+            if p.dataset_options:
+                out += [
+                    "",
+                    "Loader options (applied when the dataset is read by that loader; `dataset_options` given "
+                    "beside the preset override them):",
+                    "",
+                    "| loader | options |",
+                    "|---|---|",
+                ]
+                out += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in p.dataset_options.items()]
             if p.deviations:
                 out += ["", "| topic | the study | vlbias's default | why | the study's choice |", "|---|---|---|---|---|"]
                 for d in p.deviations:

@@ -74,6 +74,39 @@ def test_audit_agrees_with_the_statistics(small_test):
     assert res.record.stimuli[0]["name"] == "small"
 
 
+def test_rows_of_equal_sizes_share_draws_and_keep_their_own_p_values(tmp_path):
+    """Three sampled rows, two of them 12 v 12: the two share one set of drawn partitions, and every row's p-value,
+    effect size and interval are the ones eat() gives for that row alone."""
+    words = {r: [f"{r}{i} here." for i in range(12)] for r in ("x", "y", "u", "w", "p", "q")}
+    A, B = [f"a{i} good." for i in range(5)], [f"b{i} bad." for i in range(6)]
+    e = np.eye(16, dtype=np.float32)
+    shift = {**{k: 2.0 * e[0] for k in words["x"] + words["u"] + A}, **{k: 2.0 * e[1] for k in B}}
+    spec = write_vectors(tmp_path / "v.npz", sum(words.values(), []) + A + B, shift=shift)
+    files = [
+        seat_file(tmp_path / "one.json", [("X", words["x"]), ("Y", words["y"]), ("A", A), ("B", B)]),
+        seat_file(tmp_path / "two.json", [("U", words["p"][:9]), ("V", words["q"]), ("A", A), ("B", B)]),
+        seat_file(tmp_path / "three.json", [("U", words["u"]), ("W", words["w"]), ("A", A), ("B", B)]),
+    ]
+    enc = load_model(spec)
+    opts = {"test_files": [str(f) for f in files], "permutations": 3000, "n_bootstrap": 100, "seed": 2}
+    res = AUDIT.run(enc, opts).results
+    assert list(res["x_size"]) == [12, 9, 12] and not res["exact"].any()
+    for row, (xs, ys) in zip(res.itertuples(), [("x", "y"), ("p", "q"), ("u", "w")]):
+        X = enc.encode_texts(words[xs][: row.x_size])
+        alone = eat(X, enc.encode_texts(words[ys]), enc.encode_texts(A), enc.encode_texts(B), **opts_of(opts))
+        assert (row.p_value, row.effect_size, row.ci_low, row.ci_high) == (
+            alone.p_value,
+            alone.effect_size,
+            alone.ci_low,
+            alone.ci_high,
+        )
+    assert res["p_value"].iloc[0] < 0.05 < res["p_value"].iloc[1]
+
+
+def opts_of(opts):
+    return {k: opts[k] for k in ("permutations", "n_bootstrap", "seed")}
+
+
 def test_missing_texts_error_or_drop(tmp_path, small_test):
     f, _, (X, Y, A, B) = small_test
     spec = write_vectors(tmp_path / "partial.npz", X[2:] + Y + A + B)

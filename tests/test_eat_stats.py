@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from vlbias.stats.eat import EATInputError, association, eat, effect_size, sc_eat, sc_eat_each
-from vlbias.stats.permutation import sample_subset_sums, subset_sum_test
+from vlbias.stats.eat import EATInputError, association, eat, eat_many, effect_size, sc_eat, sc_eat_each
+from vlbias.stats.permutation import sample_subset_sums, subset_sum_test, subset_sum_tests
 
 C60, S60 = np.cos(np.pi / 3), np.sin(np.pi / 3)
 # 2-D case worked by hand: s(w) = cos(w, e1) - cos(w, e2)
@@ -120,44 +120,221 @@ def test_exact_and_sampled_agree():
     assert not eat(X, Y, A, B, permutations=184755, n_bootstrap=0).exact
 
 
-@pytest.mark.parametrize("super_block", [60, 4])
-def test_sampler_draws_uniform_subsets(super_block):
-    # powers of two make every subset's sum unique, so counting sums counts subsets (super_block=4 exercises the
-    # hypergeometric split between super-blocks)
-    v = 2.0 ** np.arange(9)
+@pytest.mark.parametrize(
+    "n,k,chunk",
+    [
+        (9, 4, 5000),  # mask bits set with probability 1/2
+        (9, 2, 5000),  # 1/4: two raw words per mask word
+        (9, 7, 333),  # 3/4
+        (12, 5, 7),  # tiny batches
+    ],
+)
+def test_sampler_draws_uniform_subsets(n, k, chunk):
+    # powers of two make every subset's sum unique, so counting sums counts subsets
+    v = 2.0 ** np.arange(n)
     rng = np.random.Generator(np.random.PCG64(1))
-    sums = np.concatenate(list(sample_subset_sums(v, 4, 126 * 400, rng, super_block=super_block, chunk=5000)))
+    sums = np.concatenate(list(sample_subset_sums(v, k, comb(n, k) * 400, rng, chunk=chunk)))
     values, counts = np.unique(sums, return_counts=True)
-    assert len(values) == comb(9, 4)
-    assert all(bin(int(x)).count("1") == 4 for x in values)
+    assert len(values) == comb(n, k)
+    assert all(bin(int(x)).count("1") == k for x in values)
     assert chisquare(counts).pvalue > 1e-3
 
 
-def test_super_block_shares_follow_the_hypergeometric_distribution():
-    from scipy.stats import hypergeom
+@pytest.mark.parametrize("k", [60, 30])
+def test_sampler_includes_every_item_and_pair_equally_often(k):
+    # rows of the identity score each item alone, so sums[i] says whether item i was drawn: over a 130-item pool
+    # (halves of 65 items: two mask words each), every item must be in a k/n share of the subsets, and every pair
+    # of items in k(k-1)/(n(n-1)), whether the two share a byte, a word, a half or none
+    n, N = 130, 20_000
+    rng = np.random.Generator(np.random.PCG64(3))
+    drawn = np.concatenate([s.T for s in sample_subset_sums(np.eye(n), k, N, rng)])
+    assert drawn.shape == (N, n) and set(np.unique(drawn)) == {0.0, 1.0} and (drawn.sum(axis=1) == k).all()
+    p1 = k / n
+    z = (drawn.mean(axis=0) - p1) / np.sqrt(p1 * (1 - p1) / N)
+    assert np.abs(z).max() < 4.5  # 130 items: a 4.5-SE deviation anywhere has probability 1e-3
+    pairs = drawn.T @ drawn / N
+    p2 = k * (k - 1) / (n * (n - 1))
+    i, j = np.triu_indices(n, 1)
+    half = (n + 1) // 2
+    local = np.where(i < half, i, i - half), np.where(j < half, j, j - half)
+    same_half = (i < half) == (j < half)
+    for name, sel in {
+        "same byte": same_half & (local[0] // 8 == local[1] // 8),
+        "same word, other byte": same_half & (local[0] // 64 == local[1] // 64) & (local[0] // 8 != local[1] // 8),
+        "same half, other word": same_half & (local[0] // 64 != local[1] // 64),
+        "other half": ~same_half,
+    }.items():
+        # each pair's share has variance <= p2 / N; a class mean of m pairs has SE <= sqrt(p2 / N) (pairs correlate)
+        assert abs(pairs[i[sel], j[sel]].mean() - p2) < 4 * np.sqrt(p2 * (1 - p2) / N), name
 
-    from vlbias.stats.permutation import _draw_share, _share_table
 
-    for size, rest, needs in [(5, 7, range(0, 13)), (54, 646, range(296, 351)), (20, 3, range(0, 24))]:
-        table = _share_table(size, rest, needs)
-        lo = table.lo.reshape(len(needs), size + 1)
-        for j, nu in enumerate(needs):
-            width = np.clip(np.minimum(np.append(lo[j, 1:], 2.0), 1.0) - lo[j], 0, None) * (lo[j] < 1)
-            np.testing.assert_allclose(width, hypergeom.pmf(np.arange(size + 1), size + rest, size, nu), atol=1e-12)
-    draws = _draw_share(_share_table(5, 7, range(0, 13)), np.full(100_000, 6), np.random.default_rng(0))
-    expected = hypergeom.pmf(np.arange(6), 12, 5, 6) * 100_000
-    assert chisquare(np.bincount(draws, minlength=6), expected).pvalue > 1e-3
+def test_sampler_draws_more_masks_where_a_popcount_runs_short():
+    from vlbias.stats.permutation import _Half, _share
+
+    # thinning towards 2-subsets of 5 items draws about 3.5 masks per use, so 2,000 masks of popcount 4 (5 of 32
+    # masks) run short and are drawn again; they must still be uniform over the five 4-subsets
+    half = _Half(2.0 ** np.arange(5)[None, :], 1, 1, _share(5, 5, 4))
+    picked = half.pick(np.random.Generator(np.random.PCG64(0)), np.full(2000, 4))
+    masks = picked[0, :, 0]
+    values, counts = np.unique(masks, return_counts=True)
+    assert sorted(values) == [15, 23, 27, 29, 30] and chisquare(counts).pvalue > 1e-3
+    assert (picked[:, :, 1:] == 0).all()
+
+
+def test_sampled_shares_follow_the_hypergeometric_distribution():
+    from scipy.stats import binom, hypergeom
+
+    from vlbias.stats.permutation import _Half, _popcounts, _share
+
+    for size, rest, need in [(5, 7, 6), (350, 350, 350), (65, 65, 30), (20, 3, 21)]:
+        np.testing.assert_allclose(
+            _share(size, rest, need), hypergeom.pmf(np.arange(size + 1), size + rest, size, need), atol=1e-14
+        )
+    for size, a, t in [(5, 1, 1), (350, 1, 1), (65, 3, 4), (700, 1, 9)]:
+        np.testing.assert_allclose(_popcounts(size, a, t), binom.pmf(np.arange(size + 1), size, a / 2**t), atol=1e-14)
+    # thinned masks: the first half's share of the group (12 items, 6 of them in the group)
+    for a, t in [(1, 1), (3, 2)]:
+        half = _Half(np.zeros((1, 5)), a, t, _share(5, 7, 6))
+        _, counts = half.thin(np.random.default_rng(0), 100_000)
+        expected = hypergeom.pmf(np.arange(6), 12, 5, 6) * 100_000
+        assert chisquare(np.bincount(counts, minlength=6), expected).pvalue > 1e-3
+
+
+def test_mask_density_is_the_simplest_close_to_the_group_share():
+    from vlbias.stats.permutation import _density
+
+    # equal or near-equal groups: one raw word per mask word; else the shortest dyadic fraction near k / n
+    assert [_density(n, k) for n, k in [(700, 350), (680, 350), (2000, 1000), (20, 10)]] == [(1, 1)] * 4
+    assert _density(600, 100) == (3, 4)  # 1/6 ≈ 3/16, within one SD on 300 items
+    assert _density(1500, 2) == (1, 9)
+    for n in range(2, 80):
+        for k in range(1, n):
+            a, t = _density(n, k)
+            m = (n + 1) // 2
+            assert a % 2 == 1 and 0 < a < 2**t
+            assert (k * 2**t - a * n) ** 2 * m <= n * n * a * (2**t - a)
+
+
+def test_popcount_without_numpy_bitwise_count(monkeypatch):
+    from vlbias.stats.permutation import _popcount
+
+    words = np.random.default_rng(0).integers(0, 2**64, 1000, dtype=np.uint64, endpoint=False)
+    words[:3] = [0, 2**64 - 1, 1 << 63]
+    expected = [bin(int(w)).count("1") for w in words]
+    assert list(_popcount(words)) == expected
+    v = ((np.arange(130) * 104729) % 257) / 257.0
+    with_count = subset_sum_test(v, 60, permutations=5_000, seed=7)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2
+    assert list(_popcount(words)) == expected
+    assert subset_sum_test(v, 60, permutations=5_000, seed=7) == with_count
+
+
+def test_shared_draws_give_each_row_its_own_p_value():
+    rng = np.random.default_rng(6)
+    rows = rng.standard_normal((5, 140))
+    rows[1] *= 3
+    rows[2, :70] += 0.4
+    rows[3] = rows[3].mean()  # every partition ties: two-sided p is 1 without sampling
+    rows[4, :70] += 0.1
+    for alternative in ("greater", "less", "two-sided"):
+        together = subset_sum_tests(rows, 70, permutations=30_000, alternative=alternative, seed=4)
+        alone = [subset_sum_test(r, 70, permutations=30_000, alternative=alternative, seed=4) for r in rows]
+        assert together == alone
+        assert len({r.p_value for r in together}) >= 4
+    exact = subset_sum_tests(rows[:, :20], 8, permutations="exact")
+    assert exact == [subset_sum_test(r, 8, permutations="exact") for r in rows[:, :20]]
+
+
+def test_eat_many_equals_eat_test_by_test():
+    rng = np.random.default_rng(9)
+    sizes = [(40, 40, 6, 7), (40, 40, 5, 5), (30, 34, 6, 6), (40, 40, 8, 3), (6, 6, 4, 4), (40, 40, 5, 6)]
+    tests = [tuple(rng.standard_normal((m, 12)) + (0.3 if r == 0 else 0) for r, m in enumerate(s)) for s in sizes]
+    kw = {"permutations": 20_000, "seed": 3, "n_bootstrap": 200}
+    together = list(eat_many(tests, **kw))
+    alone = [eat(*t, **kw) for t in tests]
+    assert together == alone  # every field but the scores (not compared): d, p, CI, counts, sizes
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a.scores, b.scores)
+    assert [r.exact for r in together] == [False, False, False, False, True, False]
+    assert len({r.p_value for r in together}) == 6
+
+
+def test_blas_runs_on_one_thread_inside_the_statistics(monkeypatch):
+    # default OpenBLAS threads made the small products of association() 1.2-54 ms instead of 1.0-1.4 ms on a busy
+    # machine (issue 18): the statistics pin BLAS to one thread, and give the caller's setting back
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import vlbias.stats.eat as se
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    for name in ("association", "_bootstrap_eat", "_bootstrap_sc", "_permutations", "_permutation"):
+        real = getattr(se, name)
+
+        def spy(*args, _real=real, _name=name, **kw):
+            seen.append((_name, blas_threads()))
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(se, name, spy)
+    rng = np.random.default_rng(0)
+    X, Y, A, B = (rng.standard_normal((n, 8)) for n in (10, 10, 6, 6))
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        eat(X, Y, A, B, n_bootstrap=50)
+        sc_eat(X[0], A, B, n_bootstrap=50)
+        assert blas_threads() == before
+    assert sorted(name for name, _ in seen) == sorted(
+        ["association", "_bootstrap_eat", "_permutations", "_bootstrap_sc", "_permutation"]
+    )
+    assert all(threads == {1} for _, threads in seen), seen
+
+
+def test_sampled_memory_stays_within_its_bound():
+    import tracemalloc
+
+    from vlbias.stats.permutation import _Half, _share
+
+    # every lookup table holds 256 sums (2 KiB), 256 bytes per item, and a batch of masks stays within a few MiB
+    # whatever the pool size (the previous sampler peaked at 294 MiB on a 2,000-item pool, 94 MiB on 700)
+    assert _Half(np.ones((3, 1000)), 1, 1, _share(1000, 1000, 1000)).tables.shape == (125, 3, 256)
+    for n in (700, 2_000, 20_000):
+        v = np.random.default_rng(n).standard_normal(n)
+        tracemalloc.start()
+        try:
+            subset_sum_test(v, n // 2, permutations=20_000, seed=0)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 * 2**20 + 512 * n, (n, peak)  # 10 MiB measured at 2,000 items, 19 at 20,000
 
 
 def test_same_seed_same_p_on_any_machine():
-    # inputs from integer arithmetic only, so they are bit-identical everywhere; the p-values are pinned
+    # inputs from integer arithmetic only, so they are bit-identical everywhere; the p-values are pinned (they
+    # changed with the masked-halves sampler of issue 18: same distribution, other draws)
     v = ((np.arange(50) * 7919) % 101) / 101.0
     r = subset_sum_test(v, 25, permutations=200_000, seed=2024)
-    assert (r.p_value, r.n_extreme) == (127003 / 200001, 127002)
-    big = ((np.arange(130) * 104729) % 257) / 257.0  # three super-blocks: hypergeometric shares
-    rb = subset_sum_test(big, 60, permutations=20_000, seed=7)
-    assert rb.n_extreme == 18032
+    assert (r.p_value, r.n_extreme) == (126510 / 200001, 126509)
+    big = ((np.arange(130) * 104729) % 257) / 257.0  # halves of 65 items: two mask words each
+    assert subset_sum_test(big, 60, permutations=20_000, seed=7).n_extreme == 18052
+    assert subset_sum_test(big, 30, permutations=20_000, seed=7).n_extreme == 19926  # mask bits set with Pr 1/4
     assert subset_sum_test(v, 25, permutations=200_000, seed=2025).n_extreme != r.n_extreme
+
+
+@pytest.mark.parametrize("k", [22, 10])
+def test_sampled_agrees_with_exact_on_a_44_item_pool(k):
+    # the largest pool the exact counter takes: halves of 22 items, several mask bytes; k = 10 draws mask bits
+    # with probability 1/4
+    rng = np.random.default_rng(k + 100)
+    v = rng.standard_normal(44)
+    v[:k] += 0.4
+    exact = subset_sum_test(v, k, permutations="exact")
+    n = 200_000
+    sampled = subset_sum_test(v, k, permutations=n, seed=1)
+    assert exact.exact and not sampled.exact and 0.01 < exact.p_value < 0.5
+    se = np.sqrt(exact.p_value * (1 - exact.p_value) / n)
+    assert abs(sampled.p_value - exact.p_value) < 5 * se + 1 / n
 
 
 def test_ties_survive_summation_order():
@@ -199,6 +376,7 @@ def _null_rejection_rate(n_sims, sizes, permutations, alternative, seed):
         ((6, 6, 5, 5), "exact", "greater"),  # 924 partitions: the exact test's size is 46/924
         ((7, 5, 4, 6), "exact", "two-sided"),  # unequal sizes
         ((10, 10, 4, 4), 99, "greater"),  # sampled with the +1 correction: size exactly 5/100
+        ((12, 4, 4, 4), 99, "two-sided"),  # sampled, unequal groups: mask bits set with probability 3/4
     ],
 )
 def test_type_one_error_is_calibrated(sizes, permutations, alternative):

@@ -149,6 +149,19 @@ def test_fairface_margin_split_and_service_test(fairface):
     assert set(st["identity"]) == {"val/3", "val/6", "val/9", "val/12"}
 
 
+def test_fairface_folder_names_of_birhane_et_al(tmp_path):
+    """Birhane et al.'s code (evaluate-clip-models.py) reads FairFace images from <root>/fairface_margin125/."""
+    info = make_fairface(tmp_path / "ff", margins=("125",), folder="fairface_margin{}")
+    ds = load_dataset(f"fairface:{info['root']}", margin="1.25")
+    t = ds.table
+    assert len(t) == info["n_val"] + 1 and t["key"].iloc[0] == "fairface_margin125/val/1.jpg"
+    assert ds.report.notes == [] and set(t["margin"]) == {"1.25"}
+    with pytest.raises(VlbiasError, match="has the margin 1.25 images \\(fairface_margin125/\\)"):
+        load_dataset(f"fairface:{info['root']}")
+    other = make_fairface(tmp_path / "ff025", margins=("025",), folder="fairface_margin{}")
+    assert load_dataset(f"fairface:{other['root']}").table["key"].str.startswith("fairface_margin025/val/").all()
+
+
 def test_fairface_bad_inputs(fairface, tmp_path):
     only025 = make_fairface(tmp_path / "a", margins=("025",))
     with pytest.raises(VlbiasError, match=r"has the margin 0.25 images .* not the margin 1.25"):

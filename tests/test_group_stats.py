@@ -16,7 +16,7 @@ def _frame(stats, **kw):
 def test_estimates_are_image_weighted_means_per_group():
     values = pd.DataFrame({"a": [1, 0, 1, 1, 0, 0.0], "b": [0.2, 0.4, 0.6, 0.1, 0.1, 0.4]})
     groups = pd.DataFrame({"race": ["w", "w", "w", "b", "b", "b"]})
-    s = group_means(values, groups, ["p1", "p1", "p2", "p3", "p4", "p5"], n_boot=0)
+    s = group_means(values, groups, ["p1", "p1", "p2", "p3", "p4", "p5"], n_bootstrap=0)
     f = _frame(s)
     assert f.loc[("w", "a"), "estimate"] == pytest.approx(2 / 3)
     assert f.loc[("w", "b"), "estimate"] == pytest.approx(0.4)
@@ -24,7 +24,7 @@ def test_estimates_are_image_weighted_means_per_group():
     assert s.groups.set_index("race").loc["w", ["n", "n_clusters"]].tolist() == [3, 2]
     assert s.stratified
     assert np.isnan(f["low"]).all()  # no replicates, no interval
-    overall = group_means(values, None, ["p1", "p1", "p2", "p3", "p4", "p5"], n_boot=0)
+    overall = group_means(values, None, ["p1", "p1", "p2", "p3", "p4", "p5"], n_bootstrap=0)
     assert overall.labels() == ["all"] and overall.estimate[0, 0] == pytest.approx(0.5)
 
 
@@ -32,7 +32,7 @@ def test_interval_of_two_people_is_exact():
     # two people per group with values 0 and 1: a replicate's mean is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4
     values = np.array([0.0, 1.0, 1.0, 1.0])
     groups = pd.Series(["g1", "g1", "g2", "g2"], name="g")
-    s = group_means(values, groups, ["a", "b", "c", "d"], n_boot=4000, seed=3)
+    s = group_means(values, groups, ["a", "b", "c", "d"], n_bootstrap=4000, seed=3)
     low, high = s.interval()
     assert (low[0, 0], high[0, 0]) == (0.0, 1.0)
     assert (low[1, 0], high[1, 0]) == (1.0, 1.0)
@@ -46,15 +46,15 @@ def test_duplicated_images_of_a_person_do_not_narrow_the_interval():
     x = rng.random(n)
     groups = pd.Series(np.repeat(["a", "b", "c"], n // 3), name="g")
     people = np.arange(n)
-    once = group_means(x, groups, people, n_boot=500, seed=1)
+    once = group_means(x, groups, people, n_bootstrap=500, seed=1)
     thrice = group_means(
-        np.repeat(x, 3), pd.Series(np.repeat(groups, 3), name="g"), np.repeat(people, 3), n_boot=500, seed=1
+        np.repeat(x, 3), pd.Series(np.repeat(groups, 3), name="g"), np.repeat(people, 3), n_bootstrap=500, seed=1
     )
     np.testing.assert_allclose(thrice.estimate, once.estimate)
     # identical, replicate for replicate
     np.testing.assert_allclose(np.array(thrice.interval()), np.array(once.interval()))
     naive = group_means(
-        np.repeat(x, 3), pd.Series(np.repeat(groups, 3), name="g"), np.arange(3 * n), n_boot=500, seed=1
+        np.repeat(x, 3), pd.Series(np.repeat(groups, 3), name="g"), np.arange(3 * n), n_bootstrap=500, seed=1
     )
     width = lambda s: np.subtract(*s.interval()[::-1])  # noqa: E731
     assert (width(naive) < 0.75 * width(once)).all()  # treating images as independent understates uncertainty
@@ -70,7 +70,7 @@ def test_intervals_cover_the_true_mean_at_their_level():
         person_p = rng.beta(p_true * 4, (1 - p_true) * 4, n_people)  # mean p_true
         values = np.concatenate([rng.random(m) < q for m, q in zip(k, person_p)]).astype(float)
         who = np.repeat(np.arange(n_people), k)
-        s = group_means(values, None, who, n_boot=300, ci=0.9, seed=int(rng.integers(1 << 30)))
+        s = group_means(values, None, who, n_bootstrap=300, confidence=0.9, seed=int(rng.integers(1 << 30)))
         # the estimand is the image-weighted mean; with k independent of person_p it equals p_true
         low, high = s.interval()
         hits += low[0, 0] <= p_true <= high[0, 0]
@@ -81,7 +81,7 @@ def test_crossed_clusters_resample_people_jointly():
     # the same people appear under two expressions: a person's images move together between groups
     values = np.array([1, 1, 0, 0, 1, 0.0])
     groups = pd.Series(["N", "HC", "N", "HC", "N", "HC"], name="expression")
-    s = group_means(values, groups, ["p1", "p1", "p2", "p2", "p3", "p3"], n_boot=2000, seed=0)
+    s = group_means(values, groups, ["p1", "p1", "p2", "p2", "p3", "p3"], n_bootstrap=2000, seed=0)
     assert not s.stratified
     assert s.estimate[:, 0].tolist() == pytest.approx([1 / 3, 2 / 3])  # HC, N (sorted)
     # p1 contributes 1 to both groups, so the two groups' replicates are positively correlated
@@ -92,7 +92,7 @@ def test_crossed_clusters_resample_people_jointly():
 def test_disparity_difference_ratio_and_zero_division():
     values = pd.DataFrame({"x": [0.0, 0, 1, 1, 1, 0], "y": [1.0, 1, 1, 1, 1, 1]})
     groups = pd.Series(["a", "a", "b", "b", "c", "c"], name="g")
-    s = group_means(values, groups, np.arange(6), n_boot=300, seed=0)
+    s = group_means(values, groups, np.arange(6), n_bootstrap=300, seed=0)
     d = s.disparity(scale=100).set_index("value")
     assert (d.loc["x", "max_group"], d.loc["x", "min_group"]) == ("b", "a")
     assert d.loc["x", "difference"] == pytest.approx(100.0)
@@ -100,7 +100,7 @@ def test_disparity_difference_ratio_and_zero_division():
     assert d.loc["y", "difference"] == 0 and d.loc["y", "ratio"] == 1.0
     assert d.loc["x", "difference_low"] <= 100 <= d.loc["x", "difference_high"]
     assert d.loc["x", "n_groups"] == 3
-    assert group_means(values, None, np.arange(6), n_boot=10).disparity().empty
+    assert group_means(values, None, np.arange(6), n_bootstrap=10).disparity().empty
 
 
 def test_compare_levels_unpaired_and_paired():
@@ -116,14 +116,21 @@ def test_compare_levels_unpaired_and_paired():
     )[:, :, None]
     groups = pd.Series(["g1", "g1", "g2", "g2"], name="grp")
     levels = ["small", "small", "big", "big"]
-    diff, stats = compare_levels(v, levels, groups, np.arange(4), baseline="small", value_names=["x"], n_boot=200)
+    diff, stats = compare_levels(v, levels, groups, np.arange(4), baseline="small", value_names=["x"], n_bootstrap=200)
     d = diff.set_index("group")
     # g1: big mean (1 + 1)/2 = 1; small mean (0.5 + 1)/2 = 0.75 -> +25 pp; g2: 0.75 - 0 -> +75 pp
     assert d.loc["g1", "difference"] == pytest.approx(25.0)
     assert d.loc["g2", "difference"] == pytest.approx(75.0)
     assert d.loc["g1", "n_units"] == 2 and d.loc["g1", "level"] == "big"
     paired, _ = compare_levels(
-        v, levels, groups, np.arange(4), baseline="small", value_names=["x"], pairs=["A", "B", "A", "C"], n_boot=200
+        v,
+        levels,
+        groups,
+        np.arange(4),
+        baseline="small",
+        value_names=["x"],
+        pairs=["A", "B", "A", "C"],
+        n_bootstrap=200,
     )
     p = paired.set_index("group")
     # only architecture A is at both levels: model 2 minus model 0

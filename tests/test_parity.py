@@ -198,6 +198,8 @@ zeroshot_options = st.fixed_dictionaries(
         "template_mode": st.sampled_from(["ensemble", "each"]),
         "article": st.sampled_from(["grammatical", "as-written"]),
         "scale": st.sampled_from([1, 50, 100.0, 250.5]),
+        "category_probability": st.sampled_from(["sum", "mean"]),
+        "preset": st.just("birhane2024"),
         "group_by": st.sampled_from([["race"], ["race", "gender"], [["race"], ["gender"]]]),
         "dataset_options": st.fixed_dictionaries(
             {}, optional={"one_per_person": st.booleans(), "expressions": st.sampled_from(["N", "N,HC", "all"])}

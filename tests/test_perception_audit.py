@@ -144,7 +144,7 @@ def test_results_table_is_stamped_and_written(four_faces, tmp_path):
     out = res.write(tmp_path / "out")
     back = pd.read_parquet(out / "results.parquet")
     assert {"model", "model_identity", "config_hash", "analysis", "metric", "value"} <= set(back.columns)
-    assert set(back["analysis"]) == {"regression", "markedness", "skew"}
+    assert set(back["analysis"]) == {"regression", "markedness", "skew", "group_means"}
     plain = AUDIT.run(enc, {**opts, "n_bootstrap": 0, "n_random_rankings": 0}).tables["results"]
     assert plain["ci_low"].isna().all() and plain["p"].isna().all() and plain["value"].notna().all()
     assert res.record.options["dataset"] == "toy:" + str(opts["dataset"].root)
@@ -310,6 +310,30 @@ def test_observational_dataset_runs_the_same_probe(tmp_path):
         AUDIT.run(load_model(f"vectors:{path}"), {"dataset": ds, "analyses": "factors,skew", **FAST})
 
 
+def test_races_merge_races_and_min_age_choose_the_analysed_people(tmp_path):
+    """The study's people: three races with East Asian merged into asian, adults (bins from 20-29); the scores
+    table keeps everyone, every analysis uses the chosen people, and skipped.csv says who was left out."""
+    ds = _fairface_like(tmp_path)
+    path = planted_vectors(tmp_path / "ff.npz", ds.table, _prompts(), lambda row: 0.0)
+    opts = {"races": "white,black,asian", "merge_races": "east_asian=asian", "min_age": 20, "k": 40, **FAST}
+    res = AUDIT.run(load_model(f"vectors:{path}"), {"dataset": ds, "analyses": "markedness,skew,group_means", **opts})
+    t = ds.table
+    kept = t[t["race"].isin(["white", "black", "east_asian"]) & (t["age_group"] != "3-9")]
+    assert len(res.tables["scores"]) == 240 and set(res.tables["scores"]["race"]) >= {"east_asian", "indian"}
+    mk = res.tables["markedness"]
+    n = mk[(mk["dimension"] == "race") & (mk["grouping"] == "race")].set_index("group")["n"]
+    expected = kept.assign(race=kept["race"].replace("east_asian", "asian"))["race"].value_counts()
+    assert n.to_dict() == expected.to_dict()
+    gm = res.tables["group_means"]
+    assert set(gm.loc[gm["grouping"] == "race", "group"]) == {"white", "black", "asian"}
+    assert gm.loc[gm["grouping"] == "gender", "n"].sum() == len(kept) * 9  # nine scale rows per group
+    items = set(res.skipped["item"])
+    assert f"{(t['race'] == 'indian').sum()} images of other races (indian)" in items
+    assert f"{len(t[t['race'] != 'indian']) - len(kept)} images younger than 20 or of unknown age" in items
+    with pytest.raises(VlbiasError, match=r"no image of the races purple \(the dataset has black, east_asian"):
+        AUDIT.run(load_model(f"vectors:{path}"), {"dataset": ds, "races": "purple", **FAST})
+
+
 # ---------------------------------------------------------------------------------------------------- options and errors
 
 
@@ -383,3 +407,15 @@ def test_a_text_only_model_is_refused_before_any_work(four_faces):
     _, opts = four_faces
     with pytest.raises(ModalityError, match="cannot encode images; choose a vision-language model"):
         AUDIT.run(load_model("st:all-MiniLM-L6-v2"), opts)
+
+
+def test_readme_names_the_four_neutral_prompts():
+    """The neutral similarity is the mean over the four templates without a word (test above); the README says so,
+    with the prompts the packaged templates make (it once named "A photo of a person." alone)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Social perception of faces") : readme.index("## Model-zoo sweeps")]
+    text = " ".join(section.split())
+    prompts = _prompts().prompts[:4]  # the neutral word's prompts come first
+    assert prompts == ["A photo of a person.", "A person.", "This is a person.", "cropped face photo of a person"]
+    assert "the empty word gives the four neutral prompts (" + ", ".join(f'"{p}"' for p in prompts) + ")" in text
+    assert 'the neutral prompt "A photo of a person."' not in text

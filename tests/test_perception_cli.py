@@ -59,7 +59,7 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
     ]
     code, _, err = run(args, capsys)
     assert code == 0, err
-    assert "factor effects (median |change|" in err and "wrote 14 tables for 132 images" in err
+    assert "factor effects (median |change|" in err and "wrote 17 tables for 132 images" in err
     names = {p.name for p in out.iterdir()}
     for table in (
         "results",
@@ -74,6 +74,9 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
         "extreme_groups",
         "markedness",
         "skew",
+        "skew_scales",
+        "group_means",
+        "level_correlations",
     ):
         assert f"{table}.parquet" in names and f"{table}.csv" in names
     plots = {p.name for p in (out / "plots").iterdir()}

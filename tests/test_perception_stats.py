@@ -160,7 +160,7 @@ def test_shares_in_a_balanced_design_are_each_factors_sum_of_squares():
     a, b = np.repeat(a.ravel(), 5), np.repeat(b.ravel(), 5)
     rng = np.random.default_rng(0)
     y = np.array([0.0, 2.0, 5.0])[a] + np.array([0.0, 1.0, -1.0, 0.5])[b] + rng.normal(0, 0.5, len(a))
-    res = sp.variance_shares(y, {"A": a, "B": b}, n_boot=0).set_index("factor")
+    res = sp.variance_shares(y, {"A": a, "B": b}, n_bootstrap=0).set_index("factor")
     tss = ((y - y.mean()) ** 2).sum()
     for name, f in (("A", a), ("B", b)):
         ss = sum((f == lv).sum() * (y[f == lv].mean() - y.mean()) ** 2 for lv in np.unique(f))
@@ -186,7 +186,7 @@ def test_shares_agree_with_brute_force_shapley_and_statsmodels():
         clusters=ident,
         absorb="identity",
         outcomes=["y", "y2"],
-        n_boot=0,
+        n_bootstrap=0,
     )
     cols = {"identity": _dummy_cols(ident), "race": _dummy_cols(race), "level": _dummy_cols(level)}
     for outcome, yy in (("y", y), ("y2", y2)):
@@ -205,7 +205,7 @@ def test_shares_agree_with_brute_force_shapley_and_statsmodels():
         assert got.r2_covariates == pytest.approx(r2[frozenset()], abs=1e-9)
     # the absorbed identity effects (block elimination) equal identity dummies in the design
     plain = sp.variance_shares(
-        np.column_stack([y, y2]), factors, covariates=cov, clusters=ident, n_boot=0, outcomes=["y", "y2"]
+        np.column_stack([y, y2]), factors, covariates=cov, clusters=ident, n_bootstrap=0, outcomes=["y", "y2"]
     )
     np.testing.assert_allclose(plain["r2"], res["r2"], atol=1e-9)
 
@@ -216,7 +216,7 @@ def test_share_intervals_resample_identities_and_are_seeded():
     f = np.tile(np.arange(6), 30)
     g = np.tile([0, 1], 90)
     y = rng.normal(size=30)[ident] + 0.8 * f + 0.1 * g + rng.normal(0, 1, len(ident))
-    kw = dict(clusters=ident, absorb="identity", n_boot=200)
+    kw = dict(clusters=ident, absorb="identity", n_bootstrap=200)
     one = sp.variance_shares(y, {"identity": ident, "f": f, "g": g}, rng=np.random.default_rng(9), **kw)
     two = sp.variance_shares(y, {"identity": ident, "f": f, "g": g}, rng=np.random.default_rng(9), **kw)
     pd.testing.assert_frame_equal(one, two)
@@ -264,7 +264,7 @@ def test_level_curves_recover_quadratics_and_find_the_planted_extreme_group():
         rows.append({"identity": ident, "group": g, "x": x, "score": y + 0.01 * ((ident * 7) % 5 - 2)})
     frame = pd.DataFrame(rows)
     res = sp.level_curves(
-        frame, ["score"], x="x", group="group", cluster="identity", n_boot=200, rng=np.random.default_rng(0)
+        frame, ["score"], x="x", group="group", cluster="identity", n_bootstrap=200, rng=np.random.default_rng(0)
     )
     fits = res["fits"].set_index("group")
     assert fits.loc["white male", "b2"] == pytest.approx(0.8, abs=1e-6)
@@ -286,7 +286,12 @@ def test_group_shares_exact_and_clustered():
     ind = np.array([1, 0, 1, 1, 0, 0, 0, 1])
     groups = np.array(["w", "w", "w", "w", "b", "b", "b", "b"])
     res = sp.group_shares(
-        ind, groups, clusters=np.arange(8) // 2, extra={"m": np.arange(8.0)}, n_boot=300, rng=np.random.default_rng(0)
+        ind,
+        groups,
+        clusters=np.arange(8) // 2,
+        extra={"m": np.arange(8.0)},
+        n_bootstrap=300,
+        rng=np.random.default_rng(0),
     ).set_index("group")
     assert res.loc["w", "share"] == 0.75 and res.loc["b", "share"] == 0.25
     assert res.loc["w", "m"] == 1.5 and res.loc["b", "n"] == 4
@@ -346,3 +351,115 @@ def test_balanced_subsample():
     keep = sk.balanced_subsample(labels, np.random.default_rng(0))
     assert len(keep) == 9 and pd.Series(labels[keep]).value_counts().tolist() == [3, 3, 3]
     assert np.array_equal(keep, sk.balanced_subsample(labels, np.random.default_rng(0)))
+
+
+def test_pooled_median_interval_resamples_pairs_and_covers():
+    """The pooled ("all scales") median of the factor effects: each pair gives eight correlated scale changes.
+
+    Simulation with a known answer: 400 studies of 60 pairs; a pair's eight values are |a + e_s| with a shared
+    a ~ N(0, 1) and e_s ~ N(0, 0.5^2), so every value is |N(0, 1.25)| and the true pooled median is
+    sqrt(1.25) * Phi^-1(0.75) = 0.7541. With a fixed seed the coverage is one number; the band 0.95 +- 3 binomial
+    standard deviations for 400 studies (sqrt(.95 * .05 / 400) = 0.011, so [0.917, 0.983]) is what an honest 95%
+    interval passes whatever the random stream. The pair bootstrap covers 0.9475 here; the old interval, which
+    counted the 480 values of a study as independent, covers 0.6975 (issue 13 saw 84% on CausalFace).
+    """
+    rng = np.random.default_rng(13)
+    n_studies, n_pairs, n_scales = 400, 60, 8
+    truth = math.sqrt(1.25) * stats.norm.ppf(0.75)
+    frames = []
+    for s in range(n_studies):
+        values = np.abs(rng.normal(0, 1, (n_pairs, 1)) + rng.normal(0, 0.5, (n_pairs, n_scales)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "scale": "all scales",
+                    "dimension": f"study {s}",
+                    "pair": np.repeat(np.arange(n_pairs), n_scales),
+                    "abs_change": values.reshape(-1),
+                }
+            )
+        )
+    changes = pd.concat(frames, ignore_index=True)
+    eff = sp.effect_summary(changes, n_bootstrap=400, rng=np.random.default_rng(1))
+    assert (eff["median_ci_method"] == "bootstrap of pairs (400)").all() and (eff["n_clusters"] == n_pairs).all()
+    covered = ((eff["median_ci_low"] <= truth) & (truth <= eff["median_ci_high"])).mean()
+    assert 0.917 <= covered <= 0.983, covered
+    naive = sp.effect_summary(changes, cluster=None)  # every value as if independent: the interval issue 13 found
+    assert ((naive["median_ci_low"] <= truth) & (truth <= naive["median_ci_high"])).mean() < 0.8
+
+
+def test_cluster_median_is_the_median_of_the_resample():
+    """The bootstrap's medians from cumulative counts equal numpy's median of the resample built out in full."""
+    x = np.array([5.0, 1.0, 4.0, 2.0, 2.0, 9.0, 7.0])
+    clusters = np.array([0, 0, 1, 1, 2, 3, 3])
+    for seed in range(20):
+        counts = np.random.default_rng(seed).multinomial(4, np.full(4, 0.25))
+        resample = np.concatenate([x[clusters == c].repeat(k) for c, k in enumerate(counts)])
+        lo, hi = sp.cluster_median_ci(x, clusters, 0.5, 2, _Fixed(counts))  # two equal replicates
+        assert lo == hi == np.median(resample)
+    # one value per cluster: the per-scale rows keep the order-statistic interval
+    single = pd.DataFrame({"scale": "s", "dimension": "d", "pair": np.arange(7), "abs_change": x})
+    eff = sp.effect_summary(single)
+    assert eff.loc[0, "median_ci_method"] == "order statistics"
+    assert (eff.loc[0, "median_ci_low"], eff.loc[0, "median_ci_high"]) == sp.median_ci(x, 0.95)
+
+
+class _Fixed:
+    """A stand-in generator whose one multinomial draw is given."""
+
+    def __init__(self, counts):
+        self.counts = np.asarray(counts)
+
+    def multinomial(self, n, p, size):
+        return np.tile(self.counts, (size, 1))
+
+
+def test_cell_subsample_is_pandas_sample_with_the_seed_per_cell():
+    """Hausladen et al.'s balanced set: per race x gender cell (first-appearance order) pandas'
+    sample(n=min(len // cells, cell size), random_state=seed), cells one after the other."""
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {"race": rng.choice(["w", "b", "a"], 97, p=[0.5, 0.3, 0.2]), "gender": rng.choice(["m", "f"], 97)}
+    )
+    m = len(df) // 6
+    expected = [
+        df[(df.race == r) & (df.gender == g)].sample(
+            n=min(m, int(((df.race == r) & (df.gender == g)).sum())), random_state=42
+        )
+        for r in df.race.unique()
+        for g in df.gender.unique()
+    ]
+    got = sk.cell_subsample(df["race"].to_numpy(), df["gender"].to_numpy(), 42)
+    assert got.tolist() == pd.concat(expected).index.tolist()
+    assert len(got) < len(df) and len(set(got)) == len(got)
+
+
+def test_ndkl_depth_sums_the_top_k_or_the_whole_ranking():
+    labels = np.array(["a", "b", "a", "b", "a", "a", "b", "b"])
+    scores = np.arange(8, 0, -1, dtype=float)  # the ranking is the input order
+    top = sk.ranking_skew(scores, labels, k=4, n_perm=0)
+    whole = sk.ranking_skew(scores, labels, k=4, n_perm=0, ndkl_depth=None)
+    codes = np.array([0, 1, 0, 1, 0, 0, 1, 1])
+    assert top.loc[0, "ndkl_depth"] == 4 and whole.loc[0, "ndkl_depth"] == 8
+    assert top.loc[0, "ndkl"] == pytest.approx(sk.ndkl(codes, 2, 4)) and whole.loc[0, "ndkl"] == pytest.approx(
+        sk.ndkl(codes, 2, 8)
+    )
+    assert top.loc[0, "max_skew"] == whole.loc[0, "max_skew"] and top.loc[0, "ndkl"] != whole.loc[0, "ndkl"]
+
+
+def test_level_correlation_pools_words_and_resamples_identities():
+    """r and p as scipy's pearsonr on the (level, value) pairs of every image and word; the bootstrap's r from
+    per-identity sums equals the r of the resample built out in full."""
+    rng = np.random.default_rng(0)
+    ident = np.repeat(np.arange(6), 5)
+    x = np.tile(np.arange(5.0), 6)
+    y = 0.3 * x[:, None] + rng.normal(size=(30, 3)) + ident[:, None] * 0.2
+    res = sp.level_correlation(x, y, ident, n_bootstrap=0)
+    ref = stats.pearsonr(np.repeat(x, 3), y.reshape(-1))
+    assert res["r"] == pytest.approx(ref.statistic, abs=1e-12) and res["p"] == pytest.approx(ref.pvalue, rel=1e-9)
+    assert res["n_images"] == 30 and res["n_words"] == 3 and np.isnan(res["r_ci_low"])
+    counts = np.random.default_rng(1).multinomial(6, np.full(6, 1 / 6))
+    rows = np.concatenate([np.flatnonzero(ident == c).repeat(k) for c, k in enumerate(counts)])
+    full = stats.pearsonr(np.repeat(x[rows], 3), y[rows].reshape(-1)).statistic
+    one = sp.level_correlation(x, y, ident, n_bootstrap=2, confidence=0.5, rng=_Fixed(counts))
+    assert one["r_ci_low"] == pytest.approx(full, abs=1e-12) == one["r_ci_high"]

@@ -8,7 +8,8 @@ hash and seed, so a row found later in a results database can be traced to the r
 ``AuditResult.write(DIR)`` writes ``<table>.parquet`` and ``<table>.csv`` per table, ``skipped.csv`` and
 ``record.json``, atomically: the folder appears complete or not at all (``extras`` adds files such as plots inside
 the same atomic write); it replaces an earlier audit output only when asked (``overwrite``), never anything else.
-``AuditResult.read(DIR)`` reads it back. A result whose stimuli are offensive by design carries a
+``AuditResult.read(DIR)`` reads it back (``lazy=True``: each table when first used, see :class:`Tables`). A result
+whose stimuli are offensive by design carries a
 ``content_warning``: it heads ``record.json``, is stored in every Parquet file's metadata (``vlbias.content_warning``)
 and is written to ``CONTENT_WARNING.txt``.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,6 @@ import pandas as pd
 from vlbias import __version__
 from vlbias.errors import VlbiasError
 from vlbias.utils.io import atomic_dir, load_json, stable_hash
-
-STAMP_COLUMNS = ("model", "model_identity", "audit", "vlbias_version", "config_hash", "seed")
 
 
 @dataclass
@@ -70,10 +69,48 @@ class RunRecord:
         return cls(**d)
 
 
+class Tables(Mapping[str, pd.DataFrame]):
+    """A finished run's tables, each read when first used (then kept): ``names`` are known up front, ``read(name)``
+    reads one. A report of a large sweep reads only the tables it shows, from a run's folder or from the database
+    rows of its task."""
+
+    def __init__(self, names: Iterable[str], read: Callable[[str], pd.DataFrame]):
+        self._names = list(names)
+        self._read = read
+        self._read_already: dict[str, pd.DataFrame] = {}
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike) -> Tables:
+        """The ``<name>.parquet`` tables of an audit output folder."""
+        folder = Path(folder)
+        return cls(
+            sorted(p.stem for p in folder.glob("*.parquet")), lambda name: pd.read_parquet(folder / f"{name}.parquet")
+        )
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._read_already:
+            self._read_already[name] = self._read(name)
+        return self._read_already[name]
+
+    def __contains__(self, name: object) -> bool:  # without reading it (Mapping's own would)
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"Tables({self._names!r}, read: {sorted(self._read_already)!r})"
+
+
 @dataclass
 class AuditResult:
     audit: str
-    tables: dict[str, pd.DataFrame]
+    tables: Mapping[str, pd.DataFrame]  # a dict, or Tables read when first used
     record: RunRecord
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item", "reason"]))
     content_warning: str | None = None
@@ -83,7 +120,7 @@ class AuditResult:
         return self.tables["results"]
 
     def stamp(self) -> dict[str, Any]:
-        """The provenance columns' values (:data:`STAMP_COLUMNS`)."""
+        """The provenance columns' values (model, model_identity, audit, vlbias_version, config_hash, seed)."""
         return {
             "model": self.record.model.get("spec"),
             "model_identity": self.record.model.get("identity"),
@@ -168,7 +205,8 @@ class AuditResult:
         return out_dir
 
     @classmethod
-    def read(cls, out_dir: str | os.PathLike) -> AuditResult:
+    def read(cls, out_dir: str | os.PathLike, lazy: bool = False) -> AuditResult:
+        """The result an audit output folder holds; ``lazy``: its tables are read when first used."""
         out_dir = Path(out_dir)
         rec_path = out_dir / "record.json"
         if not rec_path.is_file():
@@ -176,7 +214,9 @@ class AuditResult:
         raw = load_json(rec_path.read_text(encoding="utf-8"), str(rec_path))
         warning = raw.pop("content_warning", None)
         record = RunRecord.from_dict(raw)
-        tables = {p.stem: pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))}
+        tables = Tables.in_folder(out_dir)
+        if not lazy:
+            tables = dict(tables)
         skipped_path = out_dir / "skipped.csv"
         skipped = pd.read_csv(skipped_path) if skipped_path.is_file() else pd.DataFrame(columns=["item", "reason"])
         return cls(audit=record.audit, tables=tables, record=record, skipped=skipped, content_warning=warning)

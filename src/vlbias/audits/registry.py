@@ -52,8 +52,10 @@ class AuditSpec:
     zoo_analysis: (
         Callable[[list[AuditResult], dict[str, dict[str, Any]], dict[str, Any]], dict[str, pd.DataFrame]] | str | None
     ) = None
-    #: the module (of the report layer, or a plugin's own) that presents this audit's runs in reports: it defines
-    #: ``section(ctx)``, ``methods(ctx, runs)`` and ``FIGURES``; None: a generic table of the results
+    #: the module that presents this audit's runs in reports (of the report layer, ``vlbias.report.audits.<name>``,
+    #: or a plugin's own; a name, as audits never import the report): it defines ``TITLE``, ``section(ctx, runs)``
+    #: and optionally ``methods(ctx, runs)`` (see vlbias.report.presentation); None: the generic section, each run's
+    #: tables as CSV files
     presentation: str | None = None
 
     @property

@@ -27,10 +27,19 @@ from vlbias.cli.results import db_option
     "--compare-by",
     default=None,
     metavar="FACT",
-    help="Model fact of the audits' own comparisons (zero-shot) [default: pretraining_dataset].",
+    help="Model fact of the audits' own comparisons (zero-shot) [default: the named model set's, else "
+    "pretraining_dataset].",
 )
-@click.option("--baseline", default=None, help="Baseline level of --compare-by [default: the first].")
-@click.option("--pair-by", default=None, metavar="FACT", help="Compare within each value of this fact (architecture).")
+@click.option("--baseline", default=None, help="Baseline level of --compare-by [default: the set's, else the first].")
+@click.option(
+    "--pair-by",
+    default=None,
+    metavar="FACT",
+    help="Difference within each value of this fact, averaged (architecture).",
+)
+@click.option(
+    "--within", default=None, metavar="FACT", help="One comparison per value of this fact (family: Birhane et al.'s)."
+)
 @out_option("analysis", short=False, help="Folder for the tables and plots [default: DB/analysis, updated in place].")
 @click.option("--no-plots", is_flag=True)
 def analyze(
@@ -48,6 +57,7 @@ def analyze(
     compare_by,
     baseline,
     pair_by,
+    within,
     out,
     overwrite,
     no_plots,
@@ -83,7 +93,9 @@ def analyze(
         metric=metric,
         where=where,
         fdr=fdr,
-        compare={k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by)) if v},
+        compare={
+            k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by), ("within", within)) if v
+        },
     )
     summary = run(ResultsStore.open(db), out, settings, plots=not no_plots, overwrite=overwrite)
     tables = summary["tables"]

@@ -139,7 +139,7 @@ def _cell(v) -> str:
 def _write(path: Path) -> None:
     import open_clip
 
-    from vlbias.models.catalogue import write_openclip_catalogue
+    from vlbias.models.backends.openclip import write_openclip_catalogue
     from vlbias.utils.progress import progress
 
     archs = {a for a, _ in open_clip.list_pretrained()}

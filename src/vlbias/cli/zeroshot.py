@@ -40,9 +40,9 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
     CONTENT WARNING: the packaged label sets pair photographs of people with dehumanising and criminalising labels,
     by design.
     """
-    from vlbias.audits._zeroshot_plots import plot_audit
     from vlbias.audits.zeroshot import AUDIT
     from vlbias.models import ModelSpec, load_model
+    from vlbias.plots.zeroshot import plot_audit
     from vlbias.utils.io import check_out
 
     options = AUDIT.parse_options(raw_options, flags=True)
@@ -102,7 +102,19 @@ def _summary(result, out: Path) -> None:
     "--by", default=None, help="Model fact to group models by [default: the model set's, else pretraining_data]."
 )
 @click.option("--baseline", default=None, help="The level the others are compared with (e.g. laion400m).")
-@click.option("--pair-by", default=None, help="Compare within each value of this fact (e.g. architecture).")
+@click.option(
+    "--pair-by",
+    default=None,
+    metavar="FACT",
+    help="Difference within each value of this fact present at both levels, averaged into one (e.g. architecture).",
+)
+@click.option(
+    "--within",
+    default=None,
+    metavar="FACT",
+    help="One comparison per value of this fact, all its models at each level (e.g. family: Birhane et al.'s; the "
+    "birhane2024 set's default).",
+)
 @click.option(
     "--models-meta",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -111,7 +123,8 @@ def _summary(result, out: Path) -> None:
 @click.option(
     "--model-set",
     default=None,
-    help="Named model set whose comparison defaults to use [default: the set that lists every run's model].",
+    help="Named model set whose comparison defaults (by, baseline, pair_by or within) to use [default: the set "
+    "that lists every run's model].",
 )
 @click.option("--print-set", default=None, metavar="NAME", help="Print the specs of a named model set and exit.")
 @click.option(
@@ -136,7 +149,20 @@ def _summary(result, out: Path) -> None:
 @out_option("audit", help="Output folder [default: zeroshot-compare].")
 @click.option("--no-plots", is_flag=True)
 def zeroshot_compare(
-    runs, by, baseline, pair_by, models_meta, model_set, print_set, n_bootstrap, confidence, seed, out, overwrite, no_plots
+    runs,
+    by,
+    baseline,
+    pair_by,
+    within,
+    models_meta,
+    model_set,
+    print_set,
+    n_bootstrap,
+    confidence,
+    seed,
+    out,
+    overwrite,
+    no_plots,
 ):
     """Compare zeroshot runs of several models, grouped by a model fact (e.g. pretraining data).
 
@@ -145,18 +171,23 @@ def zeroshot_compare(
         vlbias zeroshot -m "$m" -d "cfd:CFD Version 3.0" -o "runs/${m//[:\\/]/_}"
     done
     vlbias zeroshot-compare runs/* --model-set birhane2024 -o scaling
+    vlbias zeroshot-compare runs/* --model-set birhane2024 --pair-by architecture -o scaling-paired
+
+    The birhane2024 set compares LAION-2B with LAION-400M within each architecture family, as the study (ViT-B-32
+    with its quickgelu variant, ViT-B-16 with plus-240, ViT-L-14); --pair-by architecture gives vlbias's one
+    number: differences of the architectures trained on both, averaged.
     """
     from vlbias.errors import VlbiasError
+    from vlbias.stimuli.zeroshot import comparison_settings
     from vlbias.stimuli.zeroshot import model_set as get_set
-    from vlbias.stimuli.zeroshot import model_set_of
 
     if print_set:
         for m in get_set(print_set)["models"]:
             click.echo(m["spec"])
         return
-    from vlbias.audits._zeroshot_plots import plot_comparison
     from vlbias.audits.base import AuditResult
     from vlbias.audits.zeroshot.run import compare_runs
+    from vlbias.plots.zeroshot import plot_comparison
     from vlbias.utils.io import check_out
 
     if len(runs) < 2:
@@ -165,28 +196,33 @@ def zeroshot_compare(
         out = Path("zeroshot-compare")
         check_out(out, "audit", overwrite)
     results = [AuditResult.read(r) for r in runs]
-    model_set = model_set or model_set_of([r.record.model.get("spec") for r in results])
-    defaults = get_set(model_set).get("compare", {}) if model_set else {}
-    facts = _read_meta(models_meta) if models_meta else {}
-    result = compare_runs(
-        results,
-        by=by or defaults.get("by", "pretraining_data"),
-        baseline=baseline or defaults.get("baseline"),
-        pair_by=pair_by or defaults.get("pair_by"),
-        facts=facts,
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        seed=seed,
+    settings = comparison_settings(
+        [r.record.model.get("spec") for r in results],
+        {"by": by, "baseline": baseline, "pair_by": pair_by, "within": within},
+        model_set_name=model_set,
     )
-    extras = None if no_plots else (lambda tmp: plot_comparison(result.tables, tmp / "plots", result.content_warning))
-    result.write(out, extras=extras, overwrite=overwrite)
-    _echo_warning(result.content_warning)
+    facts = _read_meta(models_meta) if models_meta else {}
+    result = compare_runs(results, **settings, facts=facts, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    within = settings["within"]
     comp = result.tables["results"]
-    top = comp[(comp["metric"] == "top1_pct") & (comp["grouping"] != "all")]
+    parts = [(None, comp)] if not within else [(v, df) for v, df in comp.groupby(within, sort=False)]
+
+    def extras(tmp: Path) -> None:  # one folder of plots per value compared within
+        for value, df in parts:
+            folder = tmp / "plots" if value is None else tmp / "plots" / _slug(f"{within}-{value}")
+            plot_comparison({"results": df}, folder, result.content_warning)
+
+    result.write(out, extras=None if no_plots else extras, overwrite=overwrite)
+    _echo_warning(result.content_warning)
     con = console(stderr=True)
-    for (task, level), df in top.groupby(["task", "level"], sort=False):
-        title = f"{task}: {level} minus {df['baseline'].iloc[0]}, top-1 share (pp)"
-        _print_pivot(con, df, "difference", title, "{:+.1f}")
+    for value, part in parts:
+        top = part[(part["metric"] == "top1_pct") & (part["grouping"] != "all")]
+        for (task, level), df in top.groupby(["task", "level"], sort=False):
+            where = "" if value is None else f" ({within} {value})"
+            title = f"{task}{where}: {level} minus {df['baseline'].iloc[0]}, top-1 share (pp)"
+            _print_pivot(con, df, "difference", title, "{:+.1f}")
+    for note in result.skipped.loc[result.skipped["reason"] == "notes", "item"]:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {out}", err=True)
 
 

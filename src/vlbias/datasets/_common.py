@@ -100,7 +100,7 @@ def age_bin(age: float) -> str:
     return FAIRFACE_AGE_BINS[int(np.searchsorted(_AGE_EDGES, age, side="right"))]
 
 
-def map_labels(values: pd.Series, mapper, column: str, report: LoadReport, allowed_missing: bool = True) -> pd.Series:
+def map_labels(values: pd.Series, mapper, column: str, report: LoadReport) -> pd.Series:
     """Map a column through ``mapper``; unknown non-empty labels become NA and are reported once per label."""
     mapped = pd.Series([mapper(v) for v in values], index=values.index, dtype=object)
     unknown = Counter(str(v) for v, m in zip(values, mapped) if m is None and not _missing(v))

@@ -22,8 +22,9 @@ Images of another size than 512 x 512 (a resized copy of the release) get the bo
 Options (``load_dataset("causalface:PATH", **options)``, or ``--dataset-option KEY=VALUE``):
 
 - ``background``: ``original`` (default) or ``removed`` (the ``_rm_bg`` copies only).
-- ``smiling_corrected``: prefer the brightness-corrected smiling files where present (default true, as the
-  study); false uses the uncorrected ``_o2`` files.
+- ``smiling_corrected``: prefer the brightness-corrected smiling files where present (default true); false uses
+  the uncorrected ``_o2`` files; ``only`` uses the corrected files alone and leaves out a smiling image that has
+  none (the study's loader, which skips a missing file).
 - ``attributes``: the varied attributes to load, e.g. ``age,smiling`` (default: every folder found).
 - ``crop``: false leaves the crop column empty (whole 512 x 512 images).
 
@@ -60,15 +61,12 @@ LEVELS = {
     "pose": (-3.0, -1.5, 0.0, 1.5, 3.0),
     "smiling": (-2.5, -1.5, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
 }
-#: the level at which an attribute is neutral (age has none: the age folder varies it around each identity)
-NEUTRAL = {"lighting": -1.0, "pose": 0.0, "smiling": 0.0}
 RACES = ("asian", "black", "white")
 GENDERS = ("female", "male")
 SIZE = 512
 CROP = (40, 0, 472, 432)
 CROP_POSE_LEFT = (0, 0, 432, 432)  # pose -3, -1.5
 CROP_POSE_RIGHT = (80, 0, 512, 432)  # pose +1.5, +3
-OPTIONS = ("background", "smiling_corrected", "attributes", "crop")
 
 _NAME = re.compile(
     r"^(?P<race>[a-z]+)_(?P<gender>[a-z]+)_(?P<abbr>age|lighting|l|y|smiling)_(?P<level>-?\d+(?:\.\d+)?)"
@@ -129,7 +127,11 @@ class Options(_Options):
     OWNER = "dataset causalface"
 
     background: Literal["original", "removed"] = option("original", "original, or removed (the _rm_bg copies only)")
-    smiling_corrected: bool = option(True, "prefer the brightness-corrected smiling files, as the study")
+    smiling_corrected: bool | Literal["only"] = option(
+        True,
+        "prefer the brightness-corrected smiling files (true), use the uncorrected ones (false), or the "
+        "corrected ones alone, an image without one left out (only: the study)",
+    )
     attributes: tuple[str, ...] | None = option(
         None, "the varied attributes to load, some of age, lighting, pose, smiling [default: every folder found]",
         choices=tuple(ABBREVIATIONS),
@@ -234,7 +236,7 @@ def load(path: str | Path, **options) -> FaceDataset:
     return FaceDataset(name="causalface", root=root, table=table, report=report, version=VERSION, options=options)
 
 
-def _select_variants(table: pd.DataFrame, want_rm_bg: bool, smiling_corrected: bool, report: LoadReport):
+def _select_variants(table: pd.DataFrame, want_rm_bg: bool, smiling_corrected: bool | str, report: LoadReport):
     """One file per (attribute, seed, race, gender, level): the background choice, then the study's preference."""
     if table.empty:
         return table
@@ -246,7 +248,12 @@ def _select_variants(table: pd.DataFrame, want_rm_bg: bool, smiling_corrected: b
         report.notes.append(f"{n_other} {what} file(s) left out; pass the dataset option {option} to use them")
     table = table[~other_bg].copy()
     smiling = table["attribute"] == "smiling"
-    if not smiling_corrected:
+    if smiling_corrected == "only":
+        n = int((smiling & ~table["corrected"]).sum())
+        if n:
+            report.notes.append(f"{n} uncorrected smiling file(s) left out (smiling_corrected=only)")
+        table = table[~(smiling & ~table["corrected"])]
+    elif not smiling_corrected:
         n = int((smiling & table["corrected"]).sum())
         if n:
             report.notes.append(f"{n} brightness-corrected smiling file(s) left out (smiling_corrected=false)")

@@ -42,9 +42,22 @@ DESCRIPTION = "FairFace: fairface_label_{train,val}.csv and the margin 0.25 / 1.
 
 SPLITS = ("train", "val")
 COLUMNS = ("file", "age", "gender", "race", "service_test")
+#: folder names of each margin's images (fairface_margin125: Birhane et al. 2024's code, evaluate-clip-models.py)
 MARGIN_FOLDERS = {
-    "0.25": ("fairface-img-margin025-trainval", "fairface-img-margin025", "margin025", "padding_0.25"),
-    "1.25": ("fairface-img-margin125-trainval", "fairface-img-margin125", "margin125", "padding_1.25"),
+    "0.25": (
+        "fairface-img-margin025-trainval",
+        "fairface-img-margin025",
+        "margin025",
+        "padding_0.25",
+        "fairface_margin025",
+    ),
+    "1.25": (
+        "fairface-img-margin125-trainval",
+        "fairface-img-margin125",
+        "margin125",
+        "padding_1.25",
+        "fairface_margin125",
+    ),
 }
 
 

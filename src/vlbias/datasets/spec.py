@@ -8,8 +8,8 @@ otherwise) and normalised, and where a loader knows its release folder (``find_r
 ``CFD Version 3.0/``) the root is that folder. So ``cfd:CFD``, ``cfd:CFD/`` and ``cfd:CFD/CFD Version 3.0`` typed in
 a config two folders up are one spec: ``str(spec)`` is the one spelling that task ids, rows and reports hold.
 
-A path that does not exist yet parses (it is checked when the dataset loads, or by :meth:`DatasetSpec.check`), so a
-config can be planned on a machine that does not hold the data.
+A path that does not exist yet parses (it is checked when the dataset loads), so a config can be planned on a machine
+that does not hold the data.
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ from typing import Any
 
 from vlbias.datasets.base import FaceDataset
 from vlbias.errors import StimulusError, VlbiasError
-from vlbias.utils.options import FrozenMap, Options
+from vlbias.utils.options import FrozenMap, Options, preset
 
 _NOT_LOADERS = {"base", "spec"}
 
 
 @lru_cache(maxsize=1)
 def loader_names() -> tuple[str, ...]:
-    import vlbias.datasets as pkg
-
+    """The loader modules beside this one (found without importing the package, which imports this module)."""
     return tuple(
-        m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name not in _NOT_LOADERS
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_") and m.name not in _NOT_LOADERS
     )
 
 
@@ -115,11 +116,6 @@ class DatasetSpec:
     def to_option(self) -> str:
         return str(self)
 
-    def check(self) -> None:
-        """Fail with one line if the dataset's path does not exist (planning checks this before any model loads)."""
-        if not Path(self.root).exists():
-            raise StimulusError(f"dataset {self}: {self.root} does not exist; check the path")
-
     def load(self) -> FaceDataset:
         dataset = loader(self.loader).load(Path(self.root), **self.options.to_dict())
         dataset.source = self
@@ -138,7 +134,10 @@ def load_dataset(spec: str | DatasetSpec, **options: Any) -> FaceDataset:
 def fold_dataset_options(cls: type[Options], values: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """For options that declare ``dataset`` and ``dataset_options``: one typed value. The loader's options are
     parsed into the spec (by the loader's own declaration, so ``one_per_person=false`` is False everywhere), and
-    ``dataset_options`` becomes their canonical, complete form. Without a dataset they wait, as given, for one."""
+    ``dataset_options`` becomes their canonical, complete form. Without a dataset they wait, as given, for one.
+
+    A preset may name loader options per loader (the study read FairFace's train split): they apply under the
+    options set on the spec and those given in ``dataset_options``."""
     ds, given = values["dataset"], values["dataset_options"]
     if ds is None:  # no dataset yet (a sweep gives each task one from its datasets: list): checked once it has one
         return values
@@ -146,5 +145,14 @@ def fold_dataset_options(cls: type[Options], values: dict[str, Any], ctx: Any) -
         if given:
             raise ctx.error(cls.field("dataset_options"), dict(given), "cannot change a dataset loaded already")
         return values
-    ds = ds.with_options(given)
+    ds = ds.with_options({**_preset_loader_options(cls, values.get("preset"), ds), **dict(given)})
     return {**values, "dataset": ds, "dataset_options": FrozenMap(ds.options.to_dict())}
+
+
+def _preset_loader_options(cls: type[Options], name: str | None, ds: DatasetSpec) -> dict[str, Any]:
+    """The loader options a preset names for ``ds``'s loader, less those the spec sets itself."""
+    if not name or not cls.PRESETS:
+        return {}
+    wanted = preset(cls, name).dataset_options.get(ds.loader, {})
+    explicit = ds.options.changed()
+    return {k: v for k, v in wanted.items() if k not in explicit}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 
 from vlbias.cache.store import EmbeddingCache, ModelCache
 from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural
-from vlbias.models.images import ImageDataset, ImageInput, ImageRef, as_ref, collate, content_keys, describe
+from vlbias.models.images import ImageDataset, ImageInput, as_ref, collate, content_keys, describe
 from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import whole_number
@@ -31,6 +31,15 @@ from vlbias.utils.progress import progress
 
 IDENTITY_FORMAT = 1
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: the facts of a model's catalogue row that :class:`ModelInfo` carries
+CATALOGUE_FACTS = (
+    "architecture_family",
+    "pretraining_dataset",
+    "dataset_family",
+    "dataset_size",
+    "samples_seen",
+    "fine_tuned",
+)
 
 
 def check_encoder_options(
@@ -123,8 +132,12 @@ class Encoder(ABC):
         precision: str = "fp32",
         num_workers: int | None = None,
         cache: EmbeddingCache | str | os.PathLike | bool | None = None,
+        facts: Callable[[str], Mapping[str, Any]] | None = None,
     ):
+        """``facts``: a spec's row of model facts (load_model passes the model catalogue's,
+        :func:`vlbias.models.catalogue.model_facts`); without it :class:`ModelInfo`'s pretraining facts are None."""
         self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+        self._facts = facts
         check_encoder_options(device, batch_size, precision, num_workers)
         self.requested_device = device
         self.batch_size = int(batch_size) if batch_size is not None else self.default_batch_size
@@ -225,14 +238,9 @@ class Encoder(ABC):
         )
 
     def _catalogue_facts(self) -> dict[str, Any]:
-        """Pretraining-data metadata of this model from the model catalogue (shipped and user rows)."""
-        from vlbias.models.catalogue import model_facts
-
-        row = model_facts(str(self.spec))
-        keys = ("architecture_family", "pretraining_dataset", "dataset_family", "dataset_size", "samples_seen")
-        facts = {k: row.get(k) for k in keys}
-        facts["fine_tuned"] = row.get("fine_tuned")
-        return facts
+        """Pretraining-data metadata of this model from its facts (the model catalogue's shipped and user rows)."""
+        row = self._facts(str(self.spec)) if self._facts is not None else {}
+        return {k: row.get(k) for k in CATALOGUE_FACTS}
 
     def _require(self, modality: str) -> None:
         if modality not in self.modalities:
@@ -398,7 +406,3 @@ def _raise_bad(refs: list, bad: dict[int, str]) -> None:
         f"--skip-bad-images to skip undecodable images",
         [(describe(refs[i]), r) for i, r in sorted(bad.items())],
     )
-
-
-def imageref(path: str | os.PathLike, crop: tuple[int, int, int, int] | None = None) -> ImageRef:
-    return ImageRef(Path(path), crop)

@@ -12,20 +12,23 @@ Users add rows for their own models (``hf:``, ``st:``, checkpoints, or facts the
 with the same columns, named with ``--catalogue FILE`` or in ``$VLBIAS_CATALOGUE`` (paths separated by
 ``os.pathsep``). Only ``spec`` is required; a user row's non-empty values override the shipped row of the same spec.
 
-``vlbias models --write-catalogue PATH`` regenerates the shipped file from the installed open_clip.
+``vlbias models --write-catalogue PATH`` regenerates the shipped file from the installed open_clip
+(:func:`vlbias.models.backends.openclip.write_openclip_catalogue`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlbias.errors import VlbiasError
+from vlbias.models.openclip_profile import architecture_facts
+from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import check_columns, csv_header, load_yaml
 from vlbias.utils.where import column_kinds, parse_filter
 
@@ -67,9 +70,6 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "hf_hub": ("string", "Hugging Face hub location of the weights"),
     "url": ("string", "download URL of the weights"),
 }
-INT_COLUMNS = [c for c, (t, _) in COLUMNS.items() if t == "Int64"]
-FLOAT_COLUMNS = [c for c, (t, _) in COLUMNS.items() if t == "Float64"]
-BOOL_COLUMNS = [c for c, (t, _) in COLUMNS.items() if t == "boolean"]
 #: the short view of `vlbias models --details`
 DETAIL_COLUMNS = (
     "spec",
@@ -97,7 +97,7 @@ def _yaml(name: str) -> Any:
     return load_yaml(_data(name), f"vlbias/data/models/{name}")
 
 
-def _coerce(df: pd.DataFrame, where: str) -> pd.DataFrame:
+def coerce(df: pd.DataFrame, where: str) -> pd.DataFrame:
     """Typed columns; a value that does not parse is a user error naming file, row and column."""
     import pandas as pd
 
@@ -136,8 +136,6 @@ def read_catalogue_file(path: str | os.PathLike) -> pd.DataFrame:
     """A user catalogue CSV: ``spec`` plus any of the catalogue's columns; checked and typed."""
     import pandas as pd
 
-    from vlbias.models.spec import ModelSpec
-
     path = Path(path)
     if not path.is_file():
         raise VlbiasError(f"catalogue file not found: {path}; check the path")
@@ -148,7 +146,7 @@ def read_catalogue_file(path: str | os.PathLike) -> pd.DataFrame:
     check_columns(csv_header(path), str(path))
     if "spec" not in df.columns:
         raise VlbiasError(f"{path}: no 'spec' column; a catalogue file needs a spec column (e.g. hf:org/model)")
-    df = _coerce(df, str(path))
+    df = coerce(df, str(path))
     if df["spec"].isna().any():
         raise VlbiasError(f"{path}: row {int(df['spec'].isna().to_numpy().nonzero()[0][0]) + 2} has no spec")
     dup = df["spec"][df["spec"].duplicated()]
@@ -169,7 +167,7 @@ def shipped_catalogue() -> pd.DataFrame:
     import pandas as pd
 
     df = pd.read_csv(io.StringIO(_data(SHIPPED)), dtype=str, keep_default_na=False)
-    return _coerce(df, SHIPPED)
+    return coerce(df, SHIPPED)
 
 
 def user_catalogue_paths(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
@@ -316,51 +314,6 @@ _PRETRAINING_COLUMNS = (
 )
 
 
-# ---------------------------------------------------------------------------------------------- regeneration
-def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_arch=None) -> pd.DataFrame:
-    """Catalogue rows for open_clip pairs (default: all of ``open_clip.list_pretrained()``), weights untouched."""
-    import open_clip
-    import pandas as pd
-
-    from vlbias.models.openclip_profile import architecture_facts
-
-    all_pairs = [tuple(p) for p in open_clip.list_pretrained()]
-    pairs = all_pairs if pairs is None else [tuple(p) for p in pairs]
-    locations: dict[tuple[str, str], str] = {}
-    for arch, tag in all_pairs:
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
-        locations[(arch, tag)] = f"{cfg.get('hf_hub', '')}|{cfg.get('url', '')}"
-    rows = []
-    for arch, tag in pairs:
-        if on_arch is not None:
-            on_arch(arch)
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
-        if not cfg:
-            raise VlbiasError(f"the installed open_clip does not know the pair {arch}/{tag}")
-        duplicate = None
-        if arch.endswith("-quickgelu"):
-            base = arch[: -len("-quickgelu")]
-            if locations.get((base, tag)) == locations[(arch, tag)]:
-                duplicate = f"openclip:{base}/{tag}"
-        rows.append(
-            {
-                "spec": f"openclip:{arch}/{tag}",
-                "backend": "openclip",
-                "architecture": arch,
-                "tag": tag,
-                "architecture_family": architecture_family(arch),
-                **architecture_facts(arch),
-                **tag_facts(arch, tag),
-                "quick_gelu": bool(cfg.get("quick_gelu", False)),
-                "duplicate_of": duplicate,
-                "hf_hub": cfg.get("hf_hub") or None,
-                "url": cfg.get("url") or None,
-            }
-        )
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
-    return _coerce(df.astype("string"), "open_clip").reset_index(drop=True)
-
-
 def to_csv_text(df: pd.DataFrame) -> str:
     """The catalogue as CSV text: booleans as true/false, GFLOPs to 6 decimals, unknowns empty."""
     out = df.copy().astype(object)
@@ -369,17 +322,6 @@ def to_csv_text(df: pd.DataFrame) -> str:
         fmt = {"boolean": lambda v: str(bool(v)).lower(), "Float64": lambda v: f"{float(v):.10g}"}.get(kind, str)
         out[col] = [("" if _py(v) is None else fmt(v)) for v in out[col]]
     return out.to_csv(index=False, lineterminator="\n")
-
-
-def write_openclip_catalogue(path: str | os.PathLike, on_arch=None) -> int:
-    """Regenerate the shipped catalogue file from the installed open_clip; returns the number of rows."""
-    from vlbias.utils.io import atomic_path
-
-    df = build_openclip_catalogue(on_arch=on_arch)
-    with atomic_path(path) as tmp:
-        tmp.write_text(to_csv_text(df), encoding="utf-8")
-    shipped_catalogue.cache_clear()
-    return len(df)
 
 
 def model_facts(spec: str, catalogue: pd.DataFrame | None = None, profile: bool = False) -> dict[str, Any]:
@@ -406,8 +348,6 @@ def model_facts(spec: str, catalogue: pd.DataFrame | None = None, profile: bool 
             first = {k: _py(v) for k, v in same.iloc[0].to_dict().items()}
             facts.update({k: first.get(k) for k in ARCHITECTURE_COLUMNS})
         elif profile:
-            from vlbias.models.openclip_profile import architecture_facts
-
             try:
                 facts.update(architecture_facts(arch))
             except KeyError:

@@ -18,13 +18,24 @@ be built, and their text facts stay empty (the image facts are still computed fr
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from functools import cache
 from typing import Any
 
-from vlbias.models.backends.openclip import quiet_root_logging
-
 #: parameters that belong to neither tower
 _NEITHER = ("logit_scale", "logit_bias", "text_decoder.")
+
+
+@contextlib.contextmanager
+def quiet_root_logging():
+    """open_clip logs 'initialized randomly' on the root logger; that is the point of a random spec."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def tower_param_counts(model) -> tuple[int, int | None, int | None]:

@@ -16,14 +16,14 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from vlbias.models import backends
+
 if TYPE_CHECKING:
     from vlbias.models.base import Encoder
 
 
 @lru_cache(maxsize=1)
 def _builtin() -> tuple[str, ...]:
-    from vlbias.models import backends
-
     return tuple(m.name for m in pkgutil.iter_modules(backends.__path__) if not m.name.startswith("_"))
 
 

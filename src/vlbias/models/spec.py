@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlbias.errors import SpecError
+from vlbias.models.registry import backend_names
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,6 @@ class ModelSpec:
 
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
-        from vlbias.models.registry import backend_names
-
         if not isinstance(text, str) or not text.strip():
             raise SpecError("empty model spec; name a model like openclip:ViT-B-32/laion2b_s34b_b79k")
         text = text.strip()

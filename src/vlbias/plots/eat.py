@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlbias.plots import new_figure, save, wrap
 from vlbias.plots.forest import forest
+from vlbias.plots.style import new_figure, save, wrap
 
 #: the effect size's colour scale is fixed, so heat maps of different reports compare (|d| < 2 for equal set sizes)
 D_LIMIT = 2.0

@@ -10,16 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlbias.plots import LINE_COLOURS, new_figure, save, wrap
+from vlbias.plots.style import BLUE, new_figure, save, series_style, wrap
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 #: beyond this many series the legend is left out (the figure's data CSV names every marker)
 MAX_LEGEND = 24
-
-
-def series_style(i: int) -> tuple[str, str]:
-    """Colour and marker of the i-th series: the eight palette colours, then the next marker with each colour."""
-    return LINE_COLOURS[i % len(LINE_COLOURS)], MARKERS[(i // len(LINE_COLOURS)) % len(MARKERS)]
 
 
 def _unique(values) -> list:
@@ -78,7 +72,7 @@ def forest(
         has_estimate = set()
         for si, s in enumerate(series_keys):
             part = sub if s is None else sub[sub[series] == s]
-            colour, marker = series_style(si) if s is not None else (LINE_COLOURS[3], "o")
+            colour, marker = series_style(si) if s is not None else (BLUE, "o")
             if crowd:
                 colour, marker = "0.3", "o"
             part = part[part[row].isin(y_of)]

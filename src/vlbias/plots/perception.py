@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlbias.plots import LINE_COLOURS, OKABE_ITO, new_figure, save
+from vlbias.plots.style import BLUE, GREY, VERMILLION, new_figure, save, series_colour, series_marker
 
 DELTA_UNIT = "Delta points (% cosine similarity)"
-PROTECTED_COLOUR = OKABE_ITO[5]  # vermillion
-UNPROTECTED_COLOUR = OKABE_ITO[4]  # blue
-IDENTITY_COLOUR = OKABE_ITO[7]  # grey
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "8", "d")
+PROTECTED_COLOUR = VERMILLION
+UNPROTECTED_COLOUR = BLUE
+IDENTITY_COLOUR = GREY
 
 
 def _dimension_colour(dim: str) -> str:
@@ -106,8 +105,8 @@ def level_curves(tables: dict[str, pd.DataFrame], out: Path) -> list[Path]:
     for attr, m in means.groupby("attribute", sort=False):
         scales = list(dict.fromkeys(m["scale"]))
         groups = sorted(m["group"].unique())
-        colours = {g: LINE_COLOURS[i % len(LINE_COLOURS)] for i, g in enumerate(groups)}
-        marker = {g: MARKERS[i % len(MARKERS)] for i, g in enumerate(groups)}
+        colours = {g: series_colour(i) for i, g in enumerate(groups)}
+        marker = {g: series_marker(i) for i, g in enumerate(groups)}
         rows, cols = _grid(len(scales))
         fig = new_figure(4.2 * cols, 3.5 * rows)
         for i, scale in enumerate(scales):
@@ -166,7 +165,7 @@ def skew_bars(tables: dict[str, pd.DataFrame], out: Path) -> list[Path]:
     for grouping, s in skew.groupby("grouping", sort=False):
         s = s.reset_index(drop=True)
         groups = sorted(s["max_skew_group"].unique())
-        colours = {g: LINE_COLOURS[i % len(LINE_COLOURS)] for i, g in enumerate(groups)}
+        colours = {g: series_colour(i) for i, g in enumerate(groups)}
         fig = new_figure(7, 0.22 * len(s) + 1.6)
         ax = fig.add_subplot()
         y = np.arange(len(s))[::-1]
@@ -249,7 +248,7 @@ def markedness(tables: dict[str, pd.DataFrame], out: Path) -> list[Path]:
             sub["share_neutral_closer"],
             yerr=err,
             capsize=3,
-            color=[LINE_COLOURS[j % len(LINE_COLOURS)] for j in range(len(sub))],
+            color=[series_colour(j) for j in range(len(sub))],
         )
         ax.set_xticks(x, sub["group"], rotation=35, ha="right")
         ax.set_ylim(0, 1)

@@ -34,7 +34,6 @@ class Block:
     items: list = field(default_factory=list)  # list items: str or Link
     blocks: list[Block] = field(default_factory=list)
     md: bool = True  # part of the Markdown summary
-    open: bool = False  # details shown open
 
 
 def h2(text: str, id: str | None = None) -> Block:
@@ -73,8 +72,8 @@ def code(text: str, md: bool = True) -> Block:
     return Block("code", text, md=md)
 
 
-def details(summary: str, blocks: list[Block], md: bool = False, open: bool = False) -> Block:
-    return Block("details", summary, blocks=blocks, md=md, open=open)
+def details(summary: str, blocks: list[Block], md: bool = False) -> Block:
+    return Block("details", summary, blocks=blocks, md=md)
 
 
 def warning(text: str, blocks: list[Block]) -> Block:

@@ -15,30 +15,20 @@ from typing import Any
 import pandas as pd
 
 from vlbias import __version__
+from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
-from vlbias.report.assets import Assets, Figure, FigureGroup, default_workers
-from vlbias.report.fmt import fixed, md_text, num, safe_href, table
+from vlbias.report.assets import Assets, default_workers
+from vlbias.report.fmt import CODE_SPAN, fixed, md_text, num, safe_href, table
 from vlbias.report.methods import methods_section
-from vlbias.report.sections import (
-    Context,
-    eat_section,
-    other_section,
-    perception_section,
-    upstream_section,
-    zeroshot_section,
-)
+from vlbias.report.presentation import Presentation, presentation
+from vlbias.report.sections import Context, upstream_section
 from vlbias.report.source import ReportData, load, missing
 from vlbias.utils.io import atomic_dir
 from vlbias.utils.provenance import of_kind
 
 FORMATS = ("html", "md")
 MARKER = "report.json"
-AUDIT_PAGES = {
-    "eat": ("eat.html", "Association tests", eat_section),
-    "zeroshot": ("zeroshot.html", "Zero-shot", zeroshot_section),
-    "perception": ("perception.html", "Perception", perception_section),
-}
 FACT_COLUMNS = [
     "backend",
     "architecture",
@@ -108,7 +98,7 @@ def _datasets(ctx: Context) -> pd.DataFrame:
             continue
         row = rows.setdefault(r.dataset, {"dataset": r.dataset, "audits": set(), "version": "", "images": None})
         row["audits"].add(r.audit)
-        for s in of_kind(r.record.get("stimuli") or [], "dataset"):
+        for s in of_kind(r.record.stimuli, "dataset"):
             row["version"] = f"{s['name']}@{s.get('version', '')}"
             row["images"] = s.get("n_images")
     for spec in ctx.data.tasks["dataset"].dropna().unique():
@@ -118,10 +108,9 @@ def _datasets(ctx: Context) -> pd.DataFrame:
     return df
 
 
-def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool) -> list[B.Block]:
-    from vlbias.audits.registry import get_audit
-
+def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) -> list[B.Block]:
     data = ctx.data
+    audit_pages = {s.audit: s.page for s in shown}
     tasks = data.tasks
     status = Counter(tasks["status"])
     what = "sweep" if data.kind == "sweep" else "audit output folder"
@@ -132,7 +121,7 @@ def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool
             "make them again; every figure links the data it draws."
         ),
     ]
-    from_db = sum(r.folder is None for r in data.runs)
+    from_db = sum(r.from_database for r in data.runs)
     if from_db:
         out.append(
             B.note(
@@ -268,8 +257,7 @@ def summary_blocks(ctx: Context, audit_pages: dict[str, str], has_upstream: bool
         out.append(B.p("Nothing: every task ran and no stimulus was left out."))
     if ctx.assets.errors:
         out += [B.h2("Report notes", id="notes"), B.bullets(ctx.assets.errors)]
-    contents = [B.Link(title, page) for a, (page, title, _) in AUDIT_PAGES.items() if a in audit_pages]
-    contents += [B.Link(f"Audit {a}", p) for a, p in audit_pages.items() if a not in AUDIT_PAGES]
+    contents = [B.Link(s.title, s.page) for s in shown]
     if has_upstream:
         contents.append(B.Link("Upstream analysis", "upstream.html"))
     contents.append(B.Link("Methods", "methods.html"))
@@ -340,7 +328,7 @@ def _inline(text: str, root: str = ""):
     from markupsafe import Markup, escape
 
     html = str(escape(text))
-    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
+    html = CODE_SPAN.sub(r"<code>\1</code>", html)
     html = re.sub(
         r"(?<![\w/\"])(data/[A-Za-z0-9._+-]+\.(?:csv|yaml))",
         lambda m: f'<a href="{root}{m.group(1)}">{m.group(1)}</a>',
@@ -378,24 +366,10 @@ def build_report(
     with atomic_dir(out_path, "report", overwrite) as tmp:
         assets = Assets(tmp)
         ctx = Context(data, assets)
-        pages: list[B.Page] = []
-        audit_pages: dict[str, str] = {}
-        sections = []
-        for audit in data.audits:
-            if not data.runs_of(audit):
-                continue
-            if audit in AUDIT_PAGES:
-                page, title, fn = AUDIT_PAGES[audit]
-                blocks = fn(ctx)
-            else:
-                page, title = f"audit-{audit}.html", f"Audit {audit}"
-                blocks = other_section(ctx, audit)
-            audit_pages[audit] = page
-            sections.append((audit, page, title, blocks))
+        shown = [presentation(a) for a in data.audits if data.runs_of(a)]  # each audit presents its runs
+        pages = [B.Page(s.page, s.title, s.audit, s.section(ctx, data.runs_of(s.audit))) for s in shown]
         upstream = upstream_section(ctx)
         methods, files = methods_section(ctx)
-        for audit, page, title, blocks in sections:
-            pages.append(B.Page(page, title, audit, blocks))
         if upstream:
             pages.append(B.Page("upstream.html", "Upstream analysis", "upstream", upstream))
         pages.append(B.Page("methods.html", "Methods", "methods", methods))
@@ -408,7 +382,7 @@ def build_report(
                     _md_targets(pg.blocks, keep)
             assets.jobs = [j for j in assets.jobs if id(j.target) in keep]
         assets.render(workers or default_workers())
-        summary_page = B.Page("index.html", "Summary", "summary", summary_blocks(ctx, audit_pages, bool(upstream)))
+        summary_page = B.Page("index.html", "Summary", "summary", summary_blocks(ctx, shown, bool(upstream)))
         pages.insert(0, summary_page)
         name = data.path.name if data.kind == "sweep" else f"{data.runs[0].audit} run of {data.runs[0].model}"
         title = f"vlbias report: {name}"
@@ -416,7 +390,7 @@ def build_report(
             env = _templates()
             tpl = env.get_template("page.html.j2")
             nav = [("summary", "Summary", "index.html")]
-            nav += [(a, t, p) for a, p, t, _ in sections]
+            nav += [(s.audit, s.title, s.page) for s in shown]
             if upstream:
                 nav.append(("upstream", "Upstream", "upstream.html"))
             nav += [("methods", "Methods", "methods.html"), ("models", "Models", "index.html#models")]
@@ -456,4 +430,4 @@ def build_report(
     return ReportSummary(out_path, fmt, written, len(figures), len(csvs), time.perf_counter() - t0, assets.errors)
 
 
-__all__ = ["FORMATS", "ReportSummary", "build_report", "Figure", "FigureGroup"]
+__all__ = ["FORMATS", "ReportSummary", "build_report"]

@@ -10,16 +10,11 @@ from typing import Any
 import pandas as pd
 
 from vlbias.report import blocks as B
-from vlbias.report.fmt import num, table
-from vlbias.report.sections import Context, _wrap_warning
+from vlbias.report.fmt import table
+from vlbias.report.presentation import presentation
+from vlbias.report.sections import Context, stimuli_of, text_of
 from vlbias.report.source import Run, missing
-from vlbias.utils.provenance import kind_of, name_of, of_kind
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, default=str)
+from vlbias.utils.provenance import kind_of, name_of
 
 
 def rerun_config(ctx: Context) -> dict[str, Any]:
@@ -59,23 +54,13 @@ def _options_table(runs: list[Run]) -> B.Block:
     keys = list(dict.fromkeys(k for r in runs for k in r.options))
     rows = []
     for k in keys:
-        values = Counter(_value(r.options.get(k)) for r in runs)
+        values = Counter(text_of(r.options.get(k)) for r in runs)
         if len(values) == 1:
             shown = next(iter(values))
         else:
             shown = "; ".join(f"{v} ({n} runs)" for v, n in values.most_common())
         rows.append({"option": k, "value": shown})
     return B.table(table(pd.DataFrame(rows), {"option": "option", "value": "value"}, caption="Options"))
-
-
-def _stimuli(runs: list[Run]) -> list[dict[str, Any]]:
-    """Every distinct stimulus record of the runs, with how many runs used it (``runs``)."""
-    seen: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        for s in r.record.get("stimuli") or []:
-            key = json.dumps(s, sort_keys=True, default=str)
-            seen.setdefault(key, {**s, "runs": 0})["runs"] += 1
-    return list(seen.values())
 
 
 def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> B.Block:
@@ -92,7 +77,7 @@ def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) ->
                 "name": name_of(s),
                 "version": s.get("version") or "",
                 "content hash": (str(digest)[:16] + "…") if digest else "",
-                "details": "; ".join(f"{k}: {_value(v)}" for k, v in other.items()),
+                "details": "; ".join(f"{k}: {text_of(v)}" for k, v in other.items()),
             }
         )
     return B.table(
@@ -113,150 +98,6 @@ def _stimuli_table(stimuli: list[dict[str, Any]], skip: tuple[str, ...] = ()) ->
     )
 
 
-def _opt(runs: list[Run], key: str, default=None):
-    values = {_value(r.options.get(key, r.record.get("options", {}).get(key, default))) for r in runs}
-    return next(iter(values)) if len(values) == 1 else " / ".join(sorted(values))
-
-
-def _eat_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
-    perms, boot, conf = _opt(runs, "permutations"), _opt(runs, "n_bootstrap"), _opt(runs, "confidence")
-    alt, seed = _opt(runs, "alternative"), _opt(runs, "seed")
-    try:
-        conf_text = f"{float(conf):.0%}"
-    except ValueError:
-        conf_text = conf
-    text = (
-        "Effect size: d = (mean over X of s(x, A, B) − mean over Y of s(y, A, B)) / sample standard deviation of "
-        "s over X ∪ Y, with s(w, A, B) = mean cosine of w with A − mean cosine with B (Caliskan et al. 2017). "
-        f"p-value: {alt} permutation test over re-partitions of X ∪ Y into sets of |X| and |Y| items, exact when "
-        f"all partitions number at most {perms}, otherwise {perms} sampled partitions, p = (1 + #)/(1 + N). "
-        f"Interval: {conf_text} percentile bootstrap of d ({boot} resamples within X, Y, A and B). All randomness "
-        f"from numpy's PCG64 seeded with {seed}."
-    )
-    out = [B.p(text)]
-    res = ctx.concat(runs, "results")
-    if len(res):
-        first = res.drop_duplicates(["test", "order"])
-        out.append(
-            B.table(
-                table(
-                    first,
-                    {
-                        "test": "test",
-                        "order": "order",
-                        "X": lambda r: f"{r['x_name']} ({num(r['x_size'])})",
-                        "Y": lambda r: f"{r['y_name']} ({num(r['y_size'])})",
-                        "A": lambda r: f"{r['a_name']} ({num(r['a_size'])})",
-                        "B": lambda r: f"{r['b_name']} ({num(r['b_size'])})",
-                        "modalities": lambda r: f"{r['target_modality']} targets, {r['attribute_modality']} attributes",
-                    },
-                    caption="Tests and orders with set sizes (of the first model that ran each; sizes can differ "
-                    "where a model lacked stimuli)",
-                )
-            )
-        )
-    return out
-
-
-def _zeroshot_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
-    scale = _opt(runs, "scale")
-    out = [
-        B.p(
-            f"Each image is compared with one prompt per class (several templates: averaged normalised prompt "
-            f"embeddings, or one result per template); probabilities are softmax({scale} · cosine) and the top-1 "
-            f"class is the most similar one. Per group: the share of images whose top-1 class is each class or "
-            f"category, and the mean probability, each with a {_opt(runs, 'confidence')} cluster-bootstrap interval over "
-            f"people ({_opt(runs, 'n_bootstrap')} replicates, seed {_opt(runs, 'seed')}); a comparison of models resamples "
-            "the same people for every model."
-        )
-    ]
-    tasks = []
-    for s in of_kind(_stimuli(runs), "protocol"):
-        for t in s.get("tasks") or []:
-            tasks.append(
-                {
-                    "protocol": s["name"],
-                    "task": t.get("name"),
-                    "classes": ", ".join(t.get("classes") or []),
-                    "templates": "; ".join(
-                        t.get("templates")
-                        if isinstance(t.get("templates"), list)
-                        else [f"{k}: {v}" for k, v in (t.get("templates") or {}).items()]
-                    ),
-                    "groupings": "; ".join(" × ".join(g) for g in t.get("group_by") or []),
-                    "categories": "; ".join(f"{k} = {' + '.join(v)}" for k, v in (t.get("categories") or {}).items()),
-                }
-            )
-    if tasks:
-        blocks = [
-            B.table(
-                table(
-                    pd.DataFrame(tasks),
-                    {k: k for k in ("protocol", "task", "classes", "templates", "groupings", "categories")},
-                    caption="Tasks, class lists and prompt templates",
-                )
-            )
-        ]
-        warning = next((r.content_warning for r in runs if r.content_warning), None)
-        out += _wrap_warning(warning, blocks)
-    return out
-
-
-def _packaged_words(stimuli: list[dict[str, Any]]) -> list[B.Block]:
-    """The words and templates of packaged lexicons and template sets, shown only where this vlbias's packaged copy
-    has the content hash the run recorded (else the record's hash is all there is to go by)."""
-    from vlbias.stimuli.perception import load_lexicon, load_templates
-    from vlbias.utils.io import stable_hash
-
-    rows, lines = [], []
-    for s in stimuli:
-        kind, name = kind_of(s), name_of(s)
-        if s.get("origin") != "package" or kind not in ("lexicon", "templates"):
-            continue
-        try:
-            if kind == "lexicon":
-                lex = load_lexicon(name)
-                if stable_hash(lex.scales) == s.get("sha256"):
-                    rows += [{"lexicon": name, "scale": k, "words": ", ".join(v)} for k, v in lex.scales.items()]
-                    continue
-            else:
-                tpl = load_templates(name)
-                if stable_hash(list(tpl.templates)) == s.get("sha256"):
-                    lines.append(f"templates {name}: " + " | ".join(f"`{t}`" for t in tpl.templates))
-                    continue
-        except Exception:  # noqa: BLE001 - a set this vlbias no longer packages: the hash is the record
-            pass
-        lines.append(f"{kind} {name}: this vlbias packages a different version; the run's is identified by its hash")
-    out = [B.bullets(lines)] if lines else []
-    if rows:
-        out.append(
-            B.details(
-                "Lexicon words per scale (verified against the recorded hashes)",
-                [B.table(table(pd.DataFrame(rows), {"lexicon": "lexicon", "scale": "scale", "words": "words"}))],
-                md=True,
-            )
-        )
-    return out
-
-
-def _perception_method(ctx: Context, runs: list[Run]) -> list[B.Block]:
-    return [
-        B.p(
-            "Each word is put into every template; an image's similarity to a word is its cosine similarity to "
-            "each prompt, averaged over the templates. Delta = 100 (cos(image, word) − cos(image, neutral prompt)) "
-            f"({_opt(runs, 'delta')}); a scale's score is the mean Delta of its words. Analyses: "
-            f"{_opt(runs, 'analyses')}; {_opt(runs, 'pairs')} random pairs per dimension for the factor effects; "
-            f"{_opt(runs, 'n_bootstrap')} cluster-bootstrap resamples of identities; {_opt(runs, 'n_random_rankings')} "
-            f"random rankings for the skew null; k = {_opt(runs, 'k')}; confidence {_opt(runs, 'confidence')}; "
-            f"seed {_opt(runs, 'seed')} for every random draw."
-        ),
-        *_packaged_words(_stimuli(runs)),
-    ]
-
-
-METHODS = {"eat": _eat_method, "zeroshot": _zeroshot_method, "perception": _perception_method}
-
-
 def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
     """The methods blocks and the files it adds (name -> relative path)."""
     import yaml
@@ -272,7 +113,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
     if acc is not None:
         files["accuracy"] = ctx.assets.csv("accuracy", acc)
         config["accuracy"] = files["accuracy"].rsplit("/", 1)[-1]
-    versions = sorted({str(r.record.get("vlbias_version")) for r in data.runs if r.record.get("vlbias_version")})
+    versions = sorted({str(r.record.vlbias_version) for r in data.runs if r.record.vlbias_version})
     header = (
         f"# Runs the audits of this report again: vlbias sweep rerun.yaml\n"
         f"# made by vlbias {', '.join(versions) or 'unknown'}; dataset paths are those of the machine that made the "
@@ -293,7 +134,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
         ),
         B.details(f"The config ({files['rerun']})", [B.code(text.strip())], md=True),
     ]
-    created = sorted(str(r.record.get("created")) for r in data.runs if r.record.get("created"))
+    created = sorted(str(r.record.created) for r in data.runs if r.record.created)
     facts = [f"vlbias version(s): {', '.join(versions) or 'not recorded'}"]
     if created:
         facts.append(f"runs made between {created[0]} and {created[-1]}")
@@ -307,7 +148,7 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
         rec: dict[str, Any] = {}
         for r in data.runs:  # a run on cached embeddings records less than one that loaded the model: merge them
             if r.model == m:
-                rec.update({k: v for k, v in (r.record.get("model") or {}).items() if not missing(v)})
+                rec.update({k: v for k, v in (r.record.model or {}).items() if not missing(v)})
         rows.append(
             {
                 "model": ctx.labels.get(m, m),
@@ -334,12 +175,12 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
         if not runs:
             continue
         out.append(B.h2(f"Audit: {audit}", id=f"m-{audit}"))
-        out += METHODS.get(audit, lambda c, r: [])(ctx, runs)
+        out += presentation(audit).methods(ctx, runs)
         out.append(_options_table(runs))
-        stimuli = _stimuli(runs)
+        stimuli = stimuli_of(runs)
         if stimuli:
             out.append(_stimuli_table(stimuli, skip=("tasks",)))
-        seeds = sorted({r.seed for r in runs if not missing(r.seed)})
+        seeds = sorted({r.record.seed for r in runs if not missing(r.record.seed)})
         if seeds:
             out.append(B.p(f"Seeds: {', '.join(map(str, seeds))}."))
     return out, files

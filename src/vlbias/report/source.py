@@ -1,71 +1,51 @@
 """What a report is made from: a sweep's results (its folder or its results.duckdb) or one audit's output folder.
 
-Both become a :class:`ReportData`: the audit runs (one per finished task, each with its tables, run record,
-skipped items and content warning), every task with its status (so failures and skips are reported), each model's
-catalogue facts, imported downstream accuracy and the tables of `vlbias analyze`. A run's tables are read when
-first needed, from the task's Parquet part (the sweep's source of truth) or, for a database without its parts,
-from the database rows of that task.
+Both become a :class:`ReportData`: the audit runs (one :class:`Run` per finished task), every task with its status
+(so failures and skips are reported), each model's catalogue facts, imported downstream accuracy and the tables of
+`vlbias analyze`. A run is the audit's :class:`~vlbias.audits.base.AuditResult` whose tables are read when first
+needed, from the task's Parquet part (the sweep's source of truth) or, for a database without its parts, from the
+database rows of that task.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from vlbias.audits.base import AuditResult, RunRecord, Tables
+from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
+from vlbias.zoo.store import ResultsStore, quote
 
-AUDIT_ORDER = ("eat", "zeroshot", "perception")
 TASK_COLUMNS = ["task_id", "model", "audit", "dataset", "options", "status", "error_type", "error", "seconds"]
 
 
 @dataclass
-class Run:
-    """One finished audit run: a sweep task's part, or an audit output folder."""
+class Run(AuditResult):
+    """One finished audit run in its place among the results: the :class:`AuditResult` (its tables read when first
+    used) and what the sweep says about it."""
 
-    audit: str
-    model: str
-    task_id: str | None
-    dataset: str | None
-    options: dict[str, Any]  # the options the run was made with (a sweep config can give them back)
-    record: dict[str, Any]  # record.json: model, options, seed, stimuli, vlbias_version, config_hash, created
-    content_warning: str | None = None
-    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item", "reason"]))
-    folder: Path | None = None
-    db: Path | None = None
-    _names: list[str] | None = None
-    _cache: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the model spec as the sweep's tasks (or, for an audit output folder, the run record) name it
+    model: str = ""
+    #: the sweep task that made the run; None for an audit output folder
+    task_id: str | None = None
+    #: the dataset spec (``loader:root``, its one spelling), for an audit that ran on a face dataset
+    dataset: str | None = None
+    #: the options in the audit's canonical form (see :func:`_audit_options`): what a sweep config can give again
+    options: dict[str, Any] = field(default_factory=dict)
+    #: read from a results database without its parts: the record holds only what the tasks table keeps (stimulus
+    #: labels without their kinds and hashes, no creation time; its config_hash is not the run's) and nothing is
+    #: known about skipped items
+    from_database: bool = False
 
-    def table_names(self) -> list[str]:
-        if self._names is None:
-            if self.folder is not None:
-                self._names = sorted(p.stem for p in self.folder.glob("*.parquet"))
-            else:
-                self._names = _db_tables(self.db, self.audit)
-        return self._names
-
-    def table(self, name: str) -> pd.DataFrame | None:
-        """The run's table ``name`` (None if the run has none)."""
-        if name not in self._cache:
-            if name not in self.table_names():
-                return None
-            if self.folder is not None:
-                df = pd.read_parquet(self.folder / f"{name}.parquet")
-            else:
-                df = _db_query(self.db, f'SELECT * FROM "{self.audit}"."{name}" WHERE task_id = ?', [self.task_id])
-            self._cache[name] = df
-        return self._cache[name]
-
-    def tables(self, names: list[str] | None = None) -> dict[str, pd.DataFrame]:
-        return {n: t for n in (names or self.table_names()) if (t := self.table(n)) is not None}
-
-    @property
-    def seed(self):
-        return self.record.get("seed")
+    @classmethod
+    def of(cls, result: AuditResult, **context: Any) -> Run:
+        return cls(**{f.name: getattr(result, f.name) for f in fields(AuditResult)}, **context)
 
 
 @dataclass
@@ -93,9 +73,10 @@ class ReportData:
 
     @property
     def audits(self) -> list[str]:
-        """The audits in the results: the packaged ones in a fixed order, then any others."""
+        """The audits in the results, in the sweep's order (as the config listed them), then any others."""
+        listed = [a.get("audit") for a in (self.sweep or {}).get("audits") or [] if isinstance(a, dict)]
         found = list(dict.fromkeys(self.tasks["audit"].dropna()))
-        return [a for a in AUDIT_ORDER if a in found] + [a for a in found if a not in AUDIT_ORDER]
+        return list(dict.fromkeys([a for a in listed if a in found] + found))
 
 
 def missing(v: Any) -> bool:
@@ -123,15 +104,6 @@ def _db_query(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
         con.close()
 
 
-def _db_tables(db: Path, schema: str) -> list[str]:
-    df = _db_query(
-        db,
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
-        [schema],
-    )
-    return sorted(df["table_name"])
-
-
 # ---------------------------------------------------------------------------------------------- loading
 def load(path: str | os.PathLike) -> ReportData:
     """A sweep folder, its results.duckdb, or an audit output folder; a one-line error for anything else."""
@@ -156,8 +128,6 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 def _audit_options(audit: str, options: dict[str, Any]) -> dict[str, Any]:
     """A record's options in the audit's canonical form (current names and types, defaults included), also for
     records written before an option was renamed; values a record adds beyond the options are left out."""
-    from vlbias.audits.registry import get_audit
-
     try:
         declared = get_audit(audit).options
     except VlbiasError:
@@ -170,47 +140,39 @@ def _audit_options(audit: str, options: dict[str, Any]) -> dict[str, Any]:
         return mine
 
 
-def load_audit_folder(folder: Path) -> ReportData:
-    from vlbias.audits.base import RunRecord
-
-    raw = _read_json(folder / "record.json", "the audit output folder is damaged; write it again")
-    warning = raw.pop("content_warning", None)
+def _read_run(folder: Path, damaged: str, **context: Any) -> Run:
+    """The finished run in ``folder`` (an audit output folder or a sweep's part), its tables read when first used;
+    a one-line error saying what to do (``damaged``) if its record cannot be read."""
+    raw = _read_json(folder / "record.json", damaged)
     try:
-        record = RunRecord.from_dict(raw)
+        RunRecord.from_dict({k: v for k, v in raw.items() if k != "content_warning"})
     except TypeError:
         raise VlbiasError(
             f"{folder / 'record.json'} is not a vlbias run record; give an audit output folder (vlbias eat/zeroshot/"
             f"perception --out DIR)"
         ) from None
-    tables = sorted(folder.glob("*.parquet"))
-    if not tables:
+    return Run.of(AuditResult.read(folder, lazy=True), **context)
+
+
+def load_audit_folder(folder: Path) -> ReportData:
+    run = _read_run(folder, "the audit output folder is damaged; write it again")
+    if not run.tables:
         raise VlbiasError(f"{folder} holds a record.json but no result tables (*.parquet); write the folder again")
-    skipped_path = folder / "skipped.csv"
-    skipped = pd.read_csv(skipped_path) if skipped_path.is_file() else pd.DataFrame(columns=["item", "reason"])
-    model = str(record.model.get("spec") or "unknown model")
-    options = _audit_options(record.audit, record.options)
-    if record.seed is not None and "seed" not in options:
-        options["seed"] = record.seed
+    record = run.record
+    run.model = str(record.model.get("spec") or "unknown model")
+    run.options = _audit_options(record.audit, record.options)
+    if record.seed is not None and "seed" not in run.options:
+        run.options["seed"] = record.seed
     dataset = record.options.get("dataset")
-    run = Run(
-        audit=record.audit,
-        model=model,
-        task_id=None,
-        dataset=str(dataset) if dataset else None,
-        options=options,
-        record={**record.to_dict()},
-        content_warning=warning,
-        skipped=skipped,
-        folder=folder,
-    )
+    run.dataset = str(dataset) if dataset else None
     tasks = pd.DataFrame(
         [
             {
                 "task_id": None,
-                "model": model,
+                "model": run.model,
                 "audit": record.audit,
                 "dataset": run.dataset,
-                "options": json.dumps(options, sort_keys=True, default=str),
+                "options": json.dumps(run.options, sort_keys=True, default=str),
                 "status": "done",
                 "error_type": None,
                 "error": None,
@@ -219,7 +181,7 @@ def load_audit_folder(folder: Path) -> ReportData:
         ],
         columns=TASK_COLUMNS,
     )
-    return ReportData("audit", folder, [run], tasks, _facts([model], {model: record.model}))
+    return ReportData("audit", folder, [run], tasks, _facts([run.model], {run.model: record.model}))
 
 
 def _facts(models: list[str], recorded: dict[str, dict[str, Any]], table: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -250,8 +212,6 @@ def _facts(models: list[str], recorded: dict[str, dict[str, Any]], table: pd.Dat
 
 
 def load_sweep(path: Path) -> ReportData:
-    from vlbias.zoo.store import ResultsStore
-
     store = ResultsStore.open(path)
     con = store.connect()  # rebuilds the database if parts are newer (what `vlbias results` does)
     con.close()
@@ -284,31 +244,35 @@ def load_sweep(path: Path) -> ReportData:
     )
     runs = []
     for t in tasks[tasks["status"] == "done"].itertuples():
-        part = store.root / "parts" / str(t.audit) / str(t.task_id)
-        options = _audit_options(str(t.audit), json.loads(t.options) if isinstance(t.options, str) and t.options else {})
+        audit, task_id = str(t.audit), str(t.task_id)
+        part = store.root / "parts" / audit / task_id
+        options = _audit_options(audit, json.loads(t.options) if isinstance(t.options, str) and t.options else {})
+        context = {"model": t.model, "task_id": t.task_id, "dataset": _value(t.dataset), "options": options}
         if (part / "record.json").is_file() and (part / "task.json").is_file():
-            raw = _read_json(part / "record.json", "the sweep's part is damaged; delete it and run the sweep again")
-            warning = raw.pop("content_warning", None)
-            sk = part / "skipped.csv"
-            skipped = pd.read_csv(sk) if sk.is_file() else pd.DataFrame(columns=["item", "reason"])
-            runs.append(
-                Run(t.audit, t.model, t.task_id, _value(t.dataset), options, raw, warning, skipped, folder=part)
-            )
-        else:  # a database without its parts: what the tasks table records
-            record = {
-                "audit": t.audit,
-                "model": {"spec": t.model, "identity": _value(getattr(t, "model_identity", None))},
-                "options": options,
-                "seed": None if missing(getattr(t, "seed", None)) else int(t.seed),
-                "stimuli": [{"name": s} for s in str(getattr(t, "stimuli", "") or "").split("; ") if s],
-                "vlbias_version": _value(getattr(t, "vlbias_version", None)),
-                "config_hash": _value(getattr(t, "config_hash", None)),
-            }
-            warning = getattr(t, "content_warning", None)
-            warning = None if missing(warning) or not warning else str(warning)
-            runs.append(Run(t.audit, t.model, t.task_id, _value(t.dataset), options, record, warning, db=db))
+            damaged = "the sweep's part is damaged; delete it and run the sweep again"
+            runs.append(_read_run(part, damaged, **context))
+            continue
+        # a database without its parts: what the tasks table records, and the task's rows of each table
+        record = RunRecord(
+            audit=audit,
+            model={"spec": t.model, "identity": _value(getattr(t, "model_identity", None))},
+            options=options,
+            seed=None if missing(getattr(t, "seed", None)) else int(t.seed),
+            stimuli=[{"name": s} for s in str(getattr(t, "stimuli", "") or "").split("; ") if s],
+            vlbias_version=_value(getattr(t, "vlbias_version", None)),
+            created="",
+        )
+        warning = getattr(t, "content_warning", None)
+        warning = None if missing(warning) or not warning else str(warning)
+
+        def read(name: str, audit: str = audit, task_id: str = task_id) -> pd.DataFrame:
+            return _db_query(db, f"SELECT * FROM {quote(audit)}.{quote(name)} WHERE task_id = ?", [task_id])
+
+        names = sorted(n for s, n in have if s == audit)
+        run = Run(audit, Tables(names, read), record, content_warning=warning, from_database=True, **context)
+        runs.append(run)
     models_list = list(dict.fromkeys(tasks["model"].dropna()))
-    recorded = {r.model: r.record.get("model") or {} for r in runs}
+    recorded = {r.model: r.record.model or {} for r in runs}
     return ReportData(
         "sweep",
         store.root,

@@ -5,7 +5,8 @@ one person are not independent evidence. With clusters nested in groups (each pe
 the bootstrap is stratified: each replicate draws, within every group, as many clusters as the group has, with
 replacement, and a group's replicate mean is the image-weighted mean over the drawn clusters (the ratio estimator
 sum(values) / sum(images)). When clusters cross groups (grouping by expression, say), each replicate draws clusters
-from all of them at once, so the groups' replicates stay jointly consistent. Intervals are percentile intervals.
+from all of them at once, so the groups' replicates stay jointly consistent. Intervals are percentile intervals
+(:mod:`vlbias.stats.bootstrap`).
 
 :func:`group_means` returns a :class:`GroupStats`, a small MetricFrame-like object: ``frame()`` gives one row per
 group and value with the estimate and its interval; ``disparity()`` the largest minus the smallest group (and their
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vlbias.stats.bootstrap import count_chunks, percentile_interval
+
 _CHUNK = 250  # replicates drawn at once (bounds memory for tens of thousands of clusters)
 
 
@@ -34,11 +37,11 @@ class GroupStats:
     values: list[str]
     estimate: np.ndarray  # (G, K)
     replicates: np.ndarray  # (B, G, K); NaN where a group drew no rows (only with crossed clusters)
-    ci: float
+    confidence: float
     stratified: bool
 
     def interval(self) -> tuple[np.ndarray, np.ndarray]:
-        return _percentile_interval(self.replicates, self.ci)
+        return percentile_interval(self.replicates, self.confidence)
 
     def frame(self, scale: float = 1.0, value_name: str = "value") -> pd.DataFrame:
         """One row per group and value: group columns, value, n, n_clusters, estimate, low, high (times ``scale``)."""
@@ -72,8 +75,8 @@ class GroupStats:
                 diff = self.replicates[:, hi_g, k] - self.replicates[:, lo_g, k]
                 ratio_rep = self.replicates[:, hi_g, k] / self.replicates[:, lo_g, k]
                 ratio_rep[np.isnan(ratio_rep) & ~np.isnan(diff)] = 1.0  # 0 / 0: both groups at zero
-                d_lo, d_hi = _percentile_interval(diff[:, None], self.ci)
-                r_lo, r_hi = _percentile_interval(ratio_rep[:, None], self.ci)
+                d_lo, d_hi = percentile_interval(diff[:, None], self.confidence)
+                r_lo, r_hi = percentile_interval(ratio_rep[:, None], self.confidence)
                 ratio = est[hi_g] / est[lo_g] if est[lo_g] != 0 else (1.0 if est[hi_g] == 0 else np.inf)
                 rows.append(
                     {
@@ -94,29 +97,6 @@ class GroupStats:
         return pd.DataFrame(rows)
 
 
-def _percentile_interval(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0, ignoring NaN replicates; with infinite replicates (ratios over zero) the
-    interval's ends are observed replicates (no interpolation towards infinity)."""
-    import warnings
-
-    alpha = (1 - ci) / 2
-    if reps.shape[0] == 0:
-        nan = np.full(reps.shape[1:], np.nan)
-        return nan, nan
-    method = "inverted_cdf" if np.isinf(reps).any() else "linear"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-        low = np.nanpercentile(reps, 100 * alpha, axis=0, method=method)
-        high = np.nanpercentile(reps, 100 * (1 - alpha), axis=0, method=method)
-    return low, high
-
-
-def _resample_counts(rng: np.random.Generator, m: int, b: int) -> np.ndarray:
-    """(b, m) float counts: how often each of m clusters is drawn in each of b resamples of size m."""
-    draws = rng.integers(0, m, size=(b, m)) + (np.arange(b) * m)[:, None]
-    return np.bincount(draws.ravel(), minlength=b * m).reshape(b, m).astype(np.float64)
-
-
 def _as_matrix(values) -> tuple[np.ndarray, list[str]]:
     if isinstance(values, pd.DataFrame):
         return values.to_numpy(dtype=np.float64), [str(c) for c in values.columns]
@@ -133,8 +113,8 @@ def group_means(
     groups: pd.DataFrame | pd.Series | None,
     clusters: Sequence | np.ndarray | pd.Series,
     *,
-    n_boot: int = 2000,
-    ci: float = 0.95,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
     seed: int | None = 0,
 ) -> GroupStats:
     """Means of ``values`` (n x K) per group of ``groups`` (n x g columns; None: one group of all rows), with
@@ -156,17 +136,17 @@ def group_means(
         raise ValueError(f"values ({n} rows), groups ({len(gframe)}) and clusters ({len(clusters)}) must align")
     if not np.all(np.isfinite(mat)):
         raise ValueError("values must be finite; drop the rows without a value first")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must lie between 0 and 1 (got {ci})")
-    if n_boot < 0:
-        raise ValueError("n_boot must be at least 0")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie between 0 and 1 (got {confidence})")
+    if n_bootstrap < 0:
+        raise ValueError("n_bootstrap must be at least 0")
     gcols = list(gframe.columns)
     keep = gframe.notna().all(axis=1).to_numpy() & clusters.notna().to_numpy()
     mat, gframe, clusters = mat[keep], gframe[keep].reset_index(drop=True), clusters[keep].reset_index(drop=True)
     if not len(mat):  # no row has a group: no groups
         empty = pd.DataFrame({**{c: [] for c in gcols}, "n": [], "n_clusters": []})
         return GroupStats(
-            gcols, empty, names, np.zeros((0, mat.shape[1])), np.zeros((n_boot, 0, mat.shape[1])), ci, True
+            gcols, empty, names, np.zeros((0, mat.shape[1])), np.zeros((n_bootstrap, 0, mat.shape[1])), confidence, True
         )
 
     grouped = gframe.groupby(gcols, sort=True, observed=True, dropna=True)
@@ -193,33 +173,32 @@ def group_means(
         estimate[g] = sums[sel].sum(axis=0) / counts[sel].sum()
 
     rng = np.random.default_rng(seed)
-    reps = np.full((n_boot, G, K), np.nan)
+    reps = np.full((n_bootstrap, G, K), np.nan)
     if stratified:
         for g in range(G):
             sel = np.flatnonzero(pair_group == g)
-            s, c, m = sums[sel], counts[sel], len(sel)
-            for start in range(0, n_boot, _CHUNK):
-                b = min(_CHUNK, n_boot - start)
-                w = _resample_counts(rng, m, b)
-                reps[start : start + b, g] = (w @ s) / (w @ c)[:, None]
+            s, c, start = sums[sel], counts[sel], 0
+            for w in count_chunks(rng, len(sel), n_bootstrap, chunk=_CHUNK, sampler="indices"):
+                reps[start : start + len(w), g] = (w @ s) / (w @ c)[:, None]
+                start += len(w)
     else:
-        for start in range(0, n_boot, _CHUNK):
-            b = min(_CHUNK, n_boot - start)
-            m = n_clusters_total
-            w = _resample_counts(rng, m, b)
+        start = 0
+        for w in count_chunks(rng, n_clusters_total, n_bootstrap, chunk=_CHUNK, sampler="indices"):
+            b = len(w)
             for g in range(G):
                 sel = np.flatnonzero(pair_group == g)
                 wg = w[:, pair_cluster[sel]]
                 with np.errstate(invalid="ignore", divide="ignore"):
                     den = wg @ counts[sel]
                     reps[start : start + b, g] = np.where(den[:, None] > 0, (wg @ sums[sel]) / den[:, None], np.nan)
+            start += b
     return GroupStats(
         group_columns=gcols,
         groups=table,
         values=names,
         estimate=estimate,
         replicates=reps,
-        ci=ci,
+        confidence=confidence,
         stratified=stratified,
     )
 
@@ -234,8 +213,8 @@ def compare_levels(
     value_names: Sequence[str] | None = None,
     pairs: Sequence[str] | None = None,
     scale: float = 100.0,
-    n_boot: int = 2000,
-    ci: float = 0.95,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
     seed: int | None = 0,
 ) -> tuple[pd.DataFrame, GroupStats]:
     """Compare groups of units (e.g. models) measured on the same rows.
@@ -261,9 +240,9 @@ def compare_levels(
         raise ValueError(f"baseline {baseline!r} is none of the levels {sorted(set(levels))}")
     names = list(value_names) if value_names is not None else [f"v{k}" for k in range(K)]
     flat = values.transpose(1, 0, 2).reshape(n, m * K)
-    stats = group_means(flat, groups, clusters, n_boot=n_boot, ci=ci, seed=seed)
+    stats = group_means(flat, groups, clusters, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
     est = stats.estimate.reshape(len(stats.groups), m, K)
-    rep = stats.replicates.reshape(n_boot, len(stats.groups), m, K)
+    rep = stats.replicates.reshape(n_bootstrap, len(stats.groups), m, K)
     base_units = [u for u in range(m) if levels[u] == baseline]
     rows = []
     labels = stats.labels()
@@ -293,7 +272,7 @@ def compare_levels(
             used = units, base_units
         d_est = contrast(est)  # (G, K)
         d_rep = contrast(rep)  # (B, G, K)
-        low, high = _percentile_interval(d_rep, ci)
+        low, high = percentile_interval(d_rep, confidence)
         for g in range(len(stats.groups)):
             for k in range(K):
                 rows.append(

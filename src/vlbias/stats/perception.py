@@ -9,7 +9,8 @@ Scores
 Factor effects (the study's experiment)
     :func:`sample_pairs` draws random pairs of images that differ in one dimension only; the absolute change of a
     score within such pairs measures how much that dimension moves it. :func:`effect_summary` ranks dimensions by
-    the median change, with a distribution-free interval for the median; :func:`pairwise_mannwhitney` compares
+    the median change, with an interval for the median (distribution-free per scale; a bootstrap of pairs where
+    a pair gives several values, as when the scales are pooled); :func:`pairwise_mannwhitney` compares
     dimensions with two-sided Mann-Whitney U tests.
 
 Variance shares (beyond the study)
@@ -38,6 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
+
+from vlbias.errors import VlbiasError
+from vlbias.stats.bootstrap import count_chunks, percentile_interval
 
 # ---------------------------------------------------------------------------------------------------- scores
 
@@ -86,6 +90,35 @@ def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return pd.factorize(codes)[0].astype(np.int64)
 
 
+def _partners(
+    design: pd.DataFrame, dimension: str, match: Sequence[str], min_gap: float | None
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The candidates (rows where ``dimension`` is set, in row order) and, for each that has any, its partners in
+    row order: the candidates that agree with it on ``match`` (missing equals missing) and differ from it in the
+    dimension, by more than ``min_gap`` when given."""
+    values = design[dimension]
+    cand = np.flatnonzero(values.notna().to_numpy())
+    if len(cand) == 0:
+        return cand, {}
+    vcodes = pd.factorize(values, use_na_sentinel=True)[0]
+    numeric = min_gap is not None
+    vnum = values.to_numpy(dtype=np.float64) if numeric else None
+    groups = _codes(design.iloc[cand], list(match))
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    partner_lists: dict[int, np.ndarray] = {}
+    for members in np.split(cand[order], bounds):
+        vc = vcodes[members]
+        ok = vc[:, None] != vc[None, :]
+        if numeric:
+            ok &= np.abs(vnum[members][:, None] - vnum[members][None, :]) > min_gap
+        for i, row in enumerate(members):
+            partners = members[ok[i]]
+            if len(partners):
+                partner_lists[int(row)] = partners
+    return cand, partner_lists
+
+
 def sample_pairs(
     design: pd.DataFrame,
     dimension: str,
@@ -104,26 +137,9 @@ def sample_pairs(
     """
     if n < 1:
         raise ValueError("n must be at least 1")
-    values = design[dimension]
-    cand = np.flatnonzero(values.notna().to_numpy())
+    cand, partner_lists = _partners(design, dimension, match, min_gap)
     if len(cand) == 0:
         return Pairs(np.empty(0, int), np.empty(0, int), 0, 0)
-    vcodes = pd.factorize(values, use_na_sentinel=True)[0]
-    numeric = min_gap is not None
-    vnum = values.to_numpy(dtype=np.float64) if numeric else None
-    groups = _codes(design.iloc[cand], list(match))
-    order = np.argsort(groups, kind="stable")
-    bounds = np.flatnonzero(np.diff(groups[order])) + 1
-    partner_lists: dict[int, np.ndarray] = {}
-    for members in np.split(cand[order], bounds):
-        vc = vcodes[members]
-        ok = vc[:, None] != vc[None, :]
-        if numeric:
-            ok &= np.abs(vnum[members][:, None] - vnum[members][None, :]) > min_gap
-        for i, row in enumerate(members):
-            partners = members[ok[i]]
-            if len(partners):
-                partner_lists[int(row)] = partners
     eligible = np.array(sorted(partner_lists), dtype=np.int64)
     if len(eligible) == 0:
         return Pairs(np.empty(0, int), np.empty(0, int), len(cand), len(cand))
@@ -131,6 +147,50 @@ def sample_pairs(
     u = rng.random(n)
     second = np.array([partner_lists[int(f)][int(x * len(partner_lists[int(f)]))] for f, x in zip(first, u)])
     return Pairs(first, second, len(cand), len(cand) - len(eligible))
+
+
+def sample_pairs_hausladen2025(
+    design: pd.DataFrame,
+    plan: Sequence[tuple[str, Sequence[str], float | None]],
+    n: int,
+    seed: int,
+    keys: Sequence[str] | None = None,
+) -> dict[str, Pairs]:
+    """The study's pair sampler (Hausladen et al. 2025, ``analysis/fig_2.py:49-106`` of carinahausladen/clip-face-bias
+    at a2daa85): for each ``(dimension, match, min_gap)`` of ``plan`` in turn, ``n`` pairs from one legacy
+    ``numpy.random.RandomState(seed)`` shared by all dimensions.
+
+    Each pair: the first row is ``candidates[permutation(len(candidates))[0]]`` (what pandas' ``DataFrame.sample()``
+    draws from numpy's global legacy generator: ``choice(len, 1, replace=False)``, which is the first element of a
+    permutation); the second is drawn the same way from its partners in row order (the candidates that agree with
+    it on ``match``, missing equal to missing, and differ in the dimension, by more than ``min_gap`` when given).
+    The pairs depend on the row order as well as on the seed: the same images in another order give other pairs.
+    A first row without a partner stops the study's code; here it raises a VlbiasError naming it (``keys``).
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    rs = np.random.RandomState(seed)
+    out: dict[str, Pairs] = {}
+    for dimension, match, min_gap in plan:
+        cand, partner_lists = _partners(design, dimension, match, min_gap)
+        if len(cand) == 0:
+            out[dimension] = Pairs(np.empty(0, int), np.empty(0, int), 0, 0)
+            continue
+        first = np.empty(n, dtype=np.int64)
+        second = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            f = int(cand[rs.permutation(len(cand))[0]])
+            partners = partner_lists.get(f)
+            if partners is None:
+                name = keys[f] if keys is not None else f"row {f}"
+                raise VlbiasError(
+                    f"the study's pair sampler drew {name} for {dimension}, and no image differs from it in "
+                    f"{dimension} alone (the study's code stops there too); complete the dataset, or use "
+                    "pair_sampler: per-dimension"
+                )
+            first[i], second[i] = f, partners[rs.permutation(len(partners))[0]]
+        out[dimension] = Pairs(first, second, len(cand), len(cand) - len(partner_lists))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- effects
@@ -153,20 +213,45 @@ def median_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     return (float(x[lo - 1]), float(x[hi - 1]))
 
 
-def effect_summary(changes: pd.DataFrame, value: str = "abs_change", confidence: float = 0.95) -> pd.DataFrame:
-    """Per (scale, dimension): n, median with interval, quartiles, mean; rank 1 = largest median within a scale."""
+def effect_summary(
+    changes: pd.DataFrame,
+    value: str = "abs_change",
+    confidence: float = 0.95,
+    *,
+    cluster: str | None = "pair",
+    n_bootstrap: int = 1000,
+    rng: np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """Per (scale, dimension): n, median with interval, quartiles, mean; rank 1 = largest median within a scale.
+
+    The interval for the median depends on what is independent. Pairs are independent draws of the sampler, so
+    where every pair (``cluster``) gives one value (one scale) it is the distribution-free order-statistic interval
+    of :func:`median_ci`. Where a pair gives several values (the pooled "all scales" rows: a pair's eight scale
+    changes, which move together) that interval would count every value as independent and be too narrow (over 30
+    seeds it covered 84% at nominal 95%); there it is the percentile interval of a bootstrap that resamples pairs,
+    each with all its values (:func:`cluster_median_ci`; ``n_bootstrap`` resamples, none when 0). ``median_ci_method``
+    says which. The target is the median over the sampler's pairs of the images at hand.
+    """
     rows = []
     for (scale, dim), g in changes.groupby(["scale", "dimension"], sort=False):
         x = g[value].to_numpy(dtype=np.float64)
-        lo, hi = median_ci(x, confidence)
+        clustered = cluster is not None and cluster in g.columns and g[cluster].duplicated().any()
+        if clustered:
+            lo, hi = cluster_median_ci(x, g[cluster].to_numpy(), confidence, n_bootstrap, rng)
+            method = f"bootstrap of {cluster}s ({n_bootstrap})" if n_bootstrap else "none (n_bootstrap 0)"
+        else:
+            lo, hi = median_ci(x, confidence)
+            method = "order statistics"
         rows.append(
             {
                 "scale": scale,
                 "dimension": dim,
                 "n": len(x),
+                "n_clusters": int(g[cluster].nunique()) if cluster is not None and cluster in g.columns else len(x),
                 "median": float(np.median(x)),
                 "median_ci_low": lo,
                 "median_ci_high": hi,
+                "median_ci_method": method,
                 "q1": float(np.quantile(x, 0.25)),
                 "q3": float(np.quantile(x, 0.75)),
                 "mean": float(x.mean()),
@@ -175,6 +260,41 @@ def effect_summary(changes: pd.DataFrame, value: str = "abs_change", confidence:
     out = pd.DataFrame(rows)
     out["rank"] = out.groupby("scale")["median"].rank(ascending=False, method="min").astype(int)
     return out.sort_values(["scale", "rank"], kind="stable").reset_index(drop=True)
+
+
+def cluster_median_ci(
+    x: np.ndarray,
+    clusters: np.ndarray,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float]:
+    """Percentile interval for the median of ``x`` from a bootstrap that resamples ``clusters`` with all their values.
+
+    Each resample draws the clusters with replacement (multinomial counts); its median is that of the values it
+    holds, each repeated as often as its cluster was drawn (the mean of the two middle order statistics when their
+    number is even, as :func:`numpy.median`), computed from the sorted values and cumulative counts without
+    building the resample. (nan, nan) when ``n_bootstrap`` is 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not n_bootstrap or len(x) == 0:
+        return (np.nan, np.nan)
+    codes, n_cl = cluster_codes(clusters, len(x))
+    order = np.argsort(x, kind="stable")
+    xs, cs = x[order], codes[order]
+    rng = rng or np.random.default_rng(0)
+    per_cluster = max(1, len(x) // n_cl)
+    medians = []
+    chunk = max(1, min(n_bootstrap, 4_000_000 // per_cluster // max(n_cl, 1)))  # cells of (b, n) bounded
+    for w in count_chunks(rng, n_cl, n_bootstrap, chunk=chunk):
+        cum = np.cumsum(w[:, cs], axis=1)  # (b, n): resampled values up to each sorted value
+        total = cum[:, -1]
+        lo_k, hi_k = np.floor((total + 1) / 2), np.ceil((total + 1) / 2)  # 1-based middle order statistics
+        lo = (cum < lo_k[:, None]).sum(axis=1)  # position of the first sorted value reaching them
+        hi = (cum < hi_k[:, None]).sum(axis=1)
+        medians.append((xs[lo] + xs[hi]) / 2)
+    lo_ci, hi_ci = percentile_interval(np.concatenate(medians), confidence)
+    return (float(lo_ci), float(hi_ci))
 
 
 def pairwise_mannwhitney(samples: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -208,6 +328,54 @@ def pairwise_mannwhitney(samples: dict[str, np.ndarray]) -> pd.DataFrame:
     return out
 
 
+def level_correlation(
+    levels: np.ndarray,
+    values: np.ndarray,
+    clusters: np.ndarray | None = None,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> dict:
+    """Pearson's r between an attribute's level and scores pooled over several words, as the study's table S4.
+
+    ``levels`` (n,) gives each image's level and ``values`` (n, m) its scores on m words. As the study's
+    ``analysis/tab_S4.py`` (melt, then ``scipy.stats.pearsonr``), the n * m pairs (level_i, value_ij) are one
+    sample: ``r`` and ``p`` are pearsonr's on them, and that p counts the pairs as independent (the study's). The
+    interval is a percentile interval of a bootstrap that resamples ``clusters`` (identities), each with all its
+    images and words, computed from per-cluster sums; none when ``n_bootstrap`` is 0 or there is one cluster.
+    """
+    import warnings
+
+    x = np.asarray(levels, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    n, m = y.shape
+    cl, n_cl = cluster_codes(clusters, n)
+    out = {"n_images": n, "n_words": m, "n_clusters": n_cl, "r": np.nan, "p": np.nan}
+    out.update(r_ci_low=np.nan, r_ci_high=np.nan)
+    if n < 2 or np.unique(x).size < 2 or np.ptp(y) == 0:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.pearsonr(np.repeat(x, m), y.reshape(-1))
+    out["r"], out["p"] = float(res.statistic), float(res.pvalue)
+    if n_bootstrap and n_cl > 1:
+        sy = y.sum(axis=1)
+        per_image = np.column_stack([np.full(n, float(m)), m * x, m * x * x, sy, (y * y).sum(axis=1), x * sy])
+        sums = np.zeros((n_cl, 6))
+        np.add.at(sums, cl, per_image)
+        boot = []
+        for w in count_chunks(rng or np.random.default_rng(0), n_cl, n_bootstrap):
+            c, sx, sxx, s_y, syy, sxy = (w @ sums).T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot.append((sxy - sx * s_y / c) / np.sqrt((sxx - sx * sx / c) * (syy - s_y * s_y / c)))
+        lo, hi = percentile_interval(np.concatenate(boot), confidence)
+        out["r_ci_low"], out["r_ci_high"] = float(lo), float(hi)
+    return out
+
+
 def holm(p: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control; Holm 1979)."""
     p = np.asarray(p, dtype=np.float64)
@@ -229,17 +397,6 @@ def cluster_codes(clusters: np.ndarray | None, n: int) -> tuple[np.ndarray, int]
     return codes.astype(np.int64), int(codes.max()) + 1
 
 
-def bootstrap_weights(n_clusters: int, n_boot: int, rng: np.random.Generator, max_cells: int = 4_000_000):
-    """Yield (b, n_clusters) multinomial resampling counts, in chunks of bounded size, ``n_boot`` rows in all."""
-    chunk = max(1, min(n_boot, max_cells // max(n_clusters, 1)))
-    p = np.full(n_clusters, 1.0 / n_clusters)
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        yield rng.multinomial(n_clusters, p, size=b).astype(np.float64)
-        done += b
-
-
 def _cluster_sums(clusters: np.ndarray, n_clusters: int, cells: np.ndarray, n_cells: int, values: np.ndarray):
     """Sparse (n_clusters, n_cells * m) sums of ``values`` (n, m) per cluster and cell."""
     n, m = values.shape
@@ -253,12 +410,6 @@ def _weighted(w: np.ndarray, mat) -> np.ndarray:
     if sparse.issparse(mat):
         return np.asarray((mat.T @ w.T).T)
     return w @ mat
-
-
-def percentile_ci(boot: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    a = (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
-        return np.nanquantile(boot, a, axis=axis), np.nanquantile(boot, 1 - a, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------------- shares
@@ -291,7 +442,7 @@ def variance_shares(
     clusters: np.ndarray | None = None,
     absorb: str | None = None,
     outcomes: Sequence[str] | None = None,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -415,9 +566,9 @@ def variance_shares(
     point = lmg(point_r2)[0]  # (F, m)
     gain = point.sum(axis=0)  # (m,)
     boot_c, boot_s = [], []
-    if n_boot:
+    if n_bootstrap:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng):
+        for w in count_chunks(rng, n_cl, n_bootstrap):
             c = lmg(r2_table(w))
             boot_c.append(c)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -438,8 +589,8 @@ def variance_shares(
             if boot_c:
                 bc = np.concatenate(boot_c)[:, i, j]
                 bs = np.concatenate(boot_s)[:, i, j]
-                row["r2_ci_low"], row["r2_ci_high"] = (float(v) for v in percentile_ci(bc, confidence))
-                row["share_ci_low"], row["share_ci_high"] = (float(v) for v in percentile_ci(bs, confidence))
+                row["r2_ci_low"], row["r2_ci_high"] = (float(v) for v in percentile_interval(bc, confidence))
+                row["share_ci_low"], row["share_ci_high"] = (float(v) for v in percentile_interval(bs, confidence))
             rows.append(row)
     out = pd.DataFrame(rows)
     out["rank"] = out.groupby("outcome")["share"].rank(ascending=False, method="min").astype(int)
@@ -589,7 +740,7 @@ def level_curves(
     group: str,
     cluster: str,
     confidence: float = 0.95,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     rng: np.random.Generator | None = None,
     grid_points: int = 25,
 ) -> dict[str, pd.DataFrame]:
@@ -662,7 +813,15 @@ def level_curves(
     if len(grid_frame):
         grid_frame = grid_frame[["value", "group", "x", "fit", "ci_low", "ci_high"]]
     extremes = _extremes(
-        data, values, x=x, group=group, cluster=cluster, levels=levels, groups=group_names, n_boot=n_boot, rng=rng
+        data,
+        values,
+        x=x,
+        group=group,
+        cluster=cluster,
+        levels=levels,
+        groups=group_names,
+        n_bootstrap=n_bootstrap,
+        rng=rng,
     )
     return {"means": means, "fits": fits, "grid": grid_frame, "extremes": extremes}
 
@@ -674,7 +833,7 @@ def _deviation(means: np.ndarray) -> np.ndarray:
         return np.nanmean(np.abs(means - centre), axis=-1)
 
 
-def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -> pd.DataFrame:
+def _extremes(data, values, *, x, group, cluster, levels, groups, n_bootstrap, rng) -> pd.DataFrame:
     g_codes = pd.Categorical(data[group], categories=groups).codes.astype(np.int64)
     l_codes = np.searchsorted(levels, data[x].to_numpy())
     cells = g_codes * len(levels) + l_codes
@@ -720,9 +879,9 @@ def _extremes(data, values, *, x, group, cluster, levels, groups, n_boot, rng) -
     signed = np.nanmean(point_means[..., common] - np.nanmean(point_means[..., common], axis=1, keepdims=True), axis=2)
     wins = np.zeros_like(point_dev)
     n_done = 0
-    if n_boot and n_cl > 1:
+    if n_bootstrap and n_cl > 1:
         rng = rng or np.random.default_rng(0)
-        for w in bootstrap_weights(n_cl, n_boot, rng):
+        for w in count_chunks(rng, n_cl, n_bootstrap):
             dev = _deviation(group_means(w)[..., common])  # (b, V, G)
             dev = np.where(np.isnan(dev), -np.inf, dev)
             best = dev.argmax(axis=2)  # (b, V)
@@ -759,7 +918,7 @@ def group_shares(
     *,
     clusters: np.ndarray | None = None,
     extra: dict[str, np.ndarray] | None = None,
-    n_boot: int = 1000,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -780,9 +939,9 @@ def group_shares(
 
     point = means(np.ones((1, n_cl)))[0]
     boots = []
-    if n_boot:
+    if n_bootstrap:
         rng = rng or np.random.default_rng(0)
-        boots = [means(w) for w in bootstrap_weights(n_cl, n_boot, rng)]
+        boots = [means(w) for w in count_chunks(rng, n_cl, n_bootstrap)]
     boot = np.concatenate(boots) if boots else None
     counts = np.bincount(g, minlength=len(labels))
     rows = []
@@ -791,7 +950,7 @@ def group_shares(
         for ci, name in enumerate(cols):
             row[name] = point[gi, ci]
             if boot is not None:
-                lo, hi = percentile_ci(boot[:, gi, ci], confidence)
+                lo, hi = percentile_interval(boot[:, gi, ci], confidence)
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -13,25 +13,37 @@ Two ways to count:
   block is tabulated once by popcount, and for each split ``(c, k - c)`` of the group between the blocks the
   second block's sums are sorted so that each first-block sum counts its partners with one binary search
   (meet in the middle). The count is the one that enumerating every partition gives.
-- **sampled**: ``N`` uniformly random partitions, with ``p = (1 + #extreme) / (1 + N)``. A uniform ``k``-subset
-  is drawn as one uniform integer rank in ``[0, C(n, k))`` (rejection sampling on the generator's raw 64-bit
-  outputs, exact) and decoded into one subset per block of at most 17 items, whose subset sums are tabulated once:
-  a guide table finds how many items each block contributes, and a mixed-radix split of the rank picks each
-  block's subset. Each sample then costs a few vectorised operations per block whatever ``k`` is, instead of a
-  shuffle. Pools of more than 56 items (whose ranks would not be exact in doubles) are cut into super-blocks whose
-  shares of the group are drawn first, by inverting their hypergeometric distribution (tabulated with basic IEEE
-  arithmetic, so identically on every machine).
+- **sampled**: ``N`` independent uniformly random partitions, with ``p = (1 + #extreme) / (1 + N)``. The pool
+  is cut into two halves, and each half's part of a partition is a *random mask*: a string of independent bits,
+  each set with probability ``ρ = a / 2**t`` (``t`` raw random words combined by ``&`` and ``|``; ``ρ = 1/2``, one
+  raw word, whenever ``|X|`` and ``|Y|`` are close). Among the masks of one popcount every subset of that size is
+  equally likely, so only the popcounts need steering. The first half's masks are thinned: a mask of popcount
+  ``c`` is kept with probability proportional to ``h(c) / b(c)`` (``h``: the hypergeometric share of the group
+  that falls in the first half; ``b``: the masks' binomial popcount), so the kept masks' popcounts follow ``h``.
+  The second half's part is the next unused mask of popcount ``k - c`` (masks grouped by popcount with a stable
+  sort, in drawing order; a popcount that runs short draws more). The two parts together are a uniform
+  ``k``-subset, and every mask serves one partition only, so partitions are independent. A mask's subset sum is
+  one lookup per 8 items in a table of the 256 sums of those items: a partition costs a few byte-sized operations
+  per 8 items, whatever ``k`` is, instead of a shuffle; about 1.4 to 1.6 masks are drawn per half and partition.
+
+Memory: every lookup table holds 256 sums (2 KiB, so an L1 cache holds it; 256 bytes per item and score vector in
+all: 175 KiB for a 700-item pool), and a batch of random masks takes a few MiB: partitions are sampled 16,384 at a
+time, fewer where a batch would need more than 2**19 random words per mask drawn (pools of more than 4,096 items
+when ``ρ = 1/2``).
+
+Several score vectors over pools of the same size can be tested at once (:func:`subset_sum_tests`): the random
+partitions do not depend on the scores, so one set of draws serves them all, and each p-value is the one the
+vector gets alone.
 
 Ties count as extreme. Sums of the same items in another order can differ in the last bits, so comparisons allow
 a relative tolerance of ``max(1e-12, 4 n eps) * Σ|v - mean(v)|``, far below any real difference of two
 partitions. The same seed gives the same p-value on any machine: all randomness comes from
-``Generator(PCG64(seed))``: raw 64-bit outputs and uniform doubles, turned into partitions by integer-exact or
-IEEE-basic arithmetic only.
+``Generator(PCG64(seed))``: raw 64-bit outputs (read as little-endian bytes) and uniform doubles, turned into
+partitions by integer, bitwise or IEEE-basic arithmetic only, and every sum is added up in a fixed order.
 """
 
 from __future__ import annotations
 
-import itertools
 import numbers
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,10 +54,10 @@ import numpy as np
 ALTERNATIVES = ("greater", "less", "two-sided")
 #: largest pool the exact counter accepts: two blocks of at most 2**22 tabulated subset sums
 EXACT_MAX_BLOCK = 22
-#: sampling: items per tabulated block (2**17 sums, 1 MiB) and per super-block (ranks below C(56, 28) < 2**53)
-SAMPLE_BLOCK = 17
-SUPER_BLOCK = 56
+#: sampling: items per lookup table (2**8 sums, 2 KiB), partitions per batch, random words per batch and mask use
+SAMPLE_BLOCK = 8
 _CHUNK = 1 << 14
+_CHUNK_WORDS = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,28 @@ def subset_sum_test(
     ``permutations``: a budget N (exact when ``C(n, k) <= N``, else N sampled partitions) or ``"exact"``.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
-    n = v.size
+    return subset_sum_tests(v[None, :], k, permutations=permutations, alternative=alternative, seed=seed)[0]
+
+
+def subset_sum_tests(
+    rows,
+    k: int,
+    *,
+    permutations: int | str = 1_000_000,
+    alternative: str = "greater",
+    seed: int | np.random.SeedSequence | None = 0,
+) -> list[PermutationResult]:
+    """:func:`subset_sum_test` of every row of ``rows`` (score vectors over pools of one size), with one set of
+    drawn partitions for all of them: each result is the one ``subset_sum_test(row, k, ...)`` gives, bit for bit.
+    """
+    V = np.asarray(rows, dtype=np.float64)
+    if V.ndim != 2 or V.shape[0] == 0:
+        raise ValueError(f"expected one or more score vectors as rows of a 2-D array (got shape {V.shape})")
+    n = V.shape[1]
     check_alternative(alternative)
     if not 0 < k < n:
         raise ValueError(f"the observed group must hold between 1 and {n - 1} of the {n} items (got {k})")
-    if not np.all(np.isfinite(v)):
+    if not np.all(np.isfinite(V)):
         raise ValueError("scores must be finite")
     total = comb(n, k)
     if permutations == "exact":
@@ -105,36 +134,43 @@ def subset_sum_test(
             raise ValueError(f"the permutation budget must be a whole number of at least 1 (got {permutations!r})")
         budget = int(permutations)  # never rounds: 2.5 is refused above
         exact = total <= budget and exact_feasible(n)
-    v = v - v.mean()  # shifts every subset sum by the same k * mean: ranks unchanged, rounding smaller
-    tol = max(1e-12, 4 * n * np.finfo(np.float64).eps) * float(np.abs(v).sum())
-    t_obs = float(v[:k].sum())
-    # counted: #{t >= hi} (upper tail) and #{t <= lo} (lower tail)
-    if alternative == "greater":
-        hi, lo = t_obs - tol, -np.inf
-    elif alternative == "less":
-        hi, lo = np.inf, t_obs + tol
-    else:
-        # the mean difference is 0 where the subset sum is k * mean(v) = 0 (v is centred)
-        dev = abs(t_obs) - tol
-        if dev <= 0:
-            n_perm = total if exact else budget
-            return PermutationResult(1.0, n_perm, n_perm, exact, alternative)
-        hi, lo = dev, -dev
-    if exact:
-        count = _exact_count(v, k, hi, lo)
-        return PermutationResult(count / total, total, count, True, alternative)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    count = 0
-    for sums in sample_subset_sums(v, k, budget, rng):
-        count += int(np.count_nonzero(sums >= hi)) + int(np.count_nonzero(sums <= lo))
-    return PermutationResult((1 + count) / (1 + budget), budget, count, False, alternative)
+    n_perm = total if exact else budget
+    results: list[PermutationResult | None] = [None] * len(V)
+    sampled = []  # (row, centred scores, hi, lo)
+    for r, row in enumerate(V):
+        v = row - row.mean()  # shifts every subset sum by the same k * mean: ranks unchanged, rounding smaller
+        tol = max(1e-12, 4 * n * np.finfo(np.float64).eps) * float(np.abs(v).sum())
+        t_obs = float(v[:k].sum())
+        # counted: #{t >= hi} (upper tail) and #{t <= lo} (lower tail)
+        if alternative == "greater":
+            hi, lo = t_obs - tol, -np.inf
+        elif alternative == "less":
+            hi, lo = np.inf, t_obs + tol
+        else:
+            # the mean difference is 0 where the subset sum is k * mean(v) = 0 (v is centred)
+            dev = abs(t_obs) - tol
+            if dev <= 0:
+                results[r] = PermutationResult(1.0, n_perm, n_perm, exact, alternative)
+                continue
+            hi, lo = dev, -dev
+        if exact:
+            count = _exact_count(v, k, hi, lo)
+            results[r] = PermutationResult(count / total, total, count, True, alternative)
+        else:
+            sampled.append((r, v, hi, lo))
+    if sampled:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        hi = np.array([s[2] for s in sampled])[:, None]
+        lo = np.array([s[3] for s in sampled])[:, None]
+        counts = np.zeros(len(sampled), dtype=np.int64)
+        for sums in sample_subset_sums(np.stack([s[1] for s in sampled]), k, budget, rng):
+            counts += np.count_nonzero(sums >= hi, axis=1) + np.count_nonzero(sums <= lo, axis=1)
+        for (r, *_), count in zip(sampled, counts.tolist()):
+            results[r] = PermutationResult((1 + count) / (1 + budget), budget, count, False, alternative)
+    return results  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------------- tables
-def _split(n: int, parts: int) -> list[int]:
-    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
-
-
 @lru_cache(maxsize=32)
 def _size_order(m: int) -> tuple[np.ndarray, np.ndarray]:
     """The bitmasks 0 .. 2**m - 1 grouped by popcount (increasing within a group), and the group offsets."""
@@ -178,235 +214,198 @@ def _exact_count(v: np.ndarray, k: int, hi: float, lo: float) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- sampled
-@dataclass
-class _SuperBlock:
-    """Decoding tables of one super-block (at most SUPER_BLOCK items, cut into blocks of at most SAMPLE_BLOCK).
-
-    Ranks of the ``c``-subsets of the super-block are ordered by composition (how many items each block
-    contributes), then by the index of each block's subset, mixed-radix. A composition is found from a rank in
-    a guide table (the composition holding the first rank of each bucket of ranks) plus a short forward scan."""
-
-    size: int
-    tables: list[tuple[np.ndarray, np.ndarray]]  # per block: (subset sums by size, offsets)
-    cum: np.ndarray  # per composition: first rank
-    cum_next: np.ndarray  # per composition: first rank of the next composition of the same total (or the total)
-    radix: list[np.ndarray]  # per block: C(m_b, c_b) of each composition
-    offset: list[np.ndarray]  # per block: where each composition's c_b-subsets start in the block's table
-    guide: np.ndarray  # bucket -> composition holding the bucket's first rank
-    guide_base: np.ndarray  # per total c: first bucket of c
-    guide_shift: np.ndarray  # per total c: rank >> shift is the bucket within c
-    n_subsets: np.ndarray  # C(size, c) for c = 0..size
-
-    def __post_init__(self):
-        # decoding runs in doubles: every rank, radix and offset is an integer below 2**53, so exact
-        if self.n_subsets.max() >= 2**53:
-            raise ValueError(f"a super-block of {self.size} items has ranks beyond 2**53")
-        self.cum_f = self.cum.astype(np.float64)
-        self.cum_next_f = self.cum_next.astype(np.float64)
-        self.radix_f = [r.astype(np.float64) for r in self.radix]
-        self.offset_f = [o.astype(np.float64) for o in self.offset]
+def _weights(lo: int, hi: int, mode: int, ratio, size: int) -> list[float]:
+    """Probabilities (up to a common factor) of 0..size, zero outside [lo, hi], from the ratios P(c + 1) / P(c)
+    applied outward from the mode: IEEE basic arithmetic only (no log or gamma functions), so every machine
+    computes the same numbers."""
+    w = [0.0] * (size + 1)
+    w[mode] = 1.0
+    for c in range(mode, hi):
+        w[c + 1] = w[c] * ratio(c)
+    for c in range(mode - 1, lo - 1, -1):
+        w[c] = w[c + 1] / ratio(c)
+    return w
 
 
-@lru_cache(maxsize=64)
-def _compositions(sizes: tuple[int, ...], needs: tuple[int, ...]) -> tuple:
-    """Count vectors (c_0..c_{B-1}), 0 <= c_b <= m_b, summing to one of ``needs``: sorted by total, then
-    lexicographically, with the first rank of each and the guide tables over ranks."""
-    grid = np.array(list(itertools.product(*(range(m + 1) for m in sizes))), dtype=np.int64).reshape(-1, len(sizes))
-    total = grid.sum(axis=1)
-    grid, total = grid[np.isin(total, needs)], total[np.isin(total, needs)]
-    order = np.lexsort(tuple(grid[:, b] for b in reversed(range(len(sizes)))) + (total,))
-    counts, total = grid[order], total[order]
-    binom = [np.array([comb(m, c) for c in range(m + 1)], dtype=np.uint64) for m in sizes]
-    ways = np.ones(len(counts), dtype=np.uint64)
-    for b in range(len(sizes)):
-        ways *= binom[b][counts[:, b]]
-    cum = np.zeros(len(counts), dtype=np.uint64)
-    cum_next = np.zeros(len(counts), dtype=np.uint64)
-    size = sum(sizes)
-    guide_base = np.zeros(size + 1, dtype=np.int64)
-    guide_shift = np.zeros(size + 1, dtype=np.uint64)
-    guides = []
-    n_buckets = 0
-    for t in needs:
-        sel = np.flatnonzero(total == t)
-        cum[sel] = np.concatenate([[0], np.cumsum(ways[sel[:-1]], dtype=np.uint64)]).astype(np.uint64)
-        n_t = comb(size, t)
-        cum_next[sel] = np.concatenate([cum[sel[1:]], np.array([n_t], dtype=np.uint64)])
-        # about four buckets per composition, so the forward scan is short
-        bits = max(0, n_t.bit_length() - max(1, (4 * len(sel)).bit_length()))
-        firsts = np.arange(((n_t - 1) >> bits) + 1, dtype=np.uint64) << np.uint64(bits)
-        guides.append(sel[np.searchsorted(cum[sel], firsts, side="right") - 1])
-        guide_base[t], guide_shift[t] = n_buckets, bits
-        n_buckets += len(firsts)
-    return counts, cum, cum_next, binom, np.concatenate(guides), guide_base, guide_shift
+def _normalised(w: list[float]) -> np.ndarray:
+    total = 0.0
+    for x in w:
+        total += x
+    return np.array([x / total for x in w])
 
 
-def _super_block(v: np.ndarray, start: int, size: int, needs: tuple[int, ...]) -> _SuperBlock:
-    sizes = tuple(_split(size, -(-size // SAMPLE_BLOCK)))
-    counts, cum, cum_next, binom, guide, guide_base, guide_shift = _compositions(sizes, needs)
-    tables, pos = [], start
-    for m in sizes:
-        tables.append(block_sums(v[pos : pos + m]))
-        pos += m
-    return _SuperBlock(
-        size=size,
-        tables=tables,
-        cum=cum,
-        cum_next=cum_next,
-        radix=[binom[b][counts[:, b]] for b in range(len(sizes))],
-        offset=[tables[b][1][counts[:, b]].astype(np.int64) for b in range(len(sizes))],
-        guide=guide,
-        guide_base=guide_base,
-        guide_shift=guide_shift,
-        n_subsets=np.array([comb(size, c) for c in range(size + 1)], dtype=np.uint64),
+def _share(size: int, rest: int, need: int) -> np.ndarray:
+    """Pr[c of a uniform ``need``-subset of ``size + rest`` items fall among the first ``size``], c = 0..size
+    (hypergeometric)."""
+    lo, hi = max(0, need - rest), min(size, need)
+    mode = min(max((need + 1) * (size + 1) // (size + rest + 2), lo), hi)
+    return _normalised(
+        _weights(lo, hi, mode, lambda c: ((size - c) * (need - c)) / ((c + 1) * (rest - need + c + 1)), size)
     )
 
 
-def _decode(sb: _SuperBlock, need: np.ndarray | int, rank: np.ndarray) -> np.ndarray:
-    """Sum of the ``rank``-th ``need``-subset of the super-block (ranks in [0, C(size, need))); ``need`` is one
-    number for every row, or one per row."""
-    if isinstance(need, (int, np.integer)):
-        pos = sb.guide[(rank >> sb.guide_shift[need]).astype(np.intp) + sb.guide_base[need]]
+def _popcounts(size: int, a: int, t: int) -> np.ndarray:
+    """Pr[a mask of ``size`` bits, each set with probability a / 2**t, has c bits set], c = 0..size (binomial)."""
+    mode = min((size + 1) * a >> t, size)
+    return _normalised(_weights(0, size, mode, lambda c: ((size - c) * a) / ((c + 1) * ((1 << t) - a)), size))
+
+
+def _density(n: int, k: int) -> tuple[int, int]:
+    """``(a, t)``: random mask bits are set with probability ``ρ = a / 2**t`` (``a`` odd), the dyadic fraction with
+    the fewest bits whose popcount on a half of the pool centres within one standard deviation of the group's
+    share of that half: ``(k/n - ρ)**2 * m <= ρ (1 - ρ)`` for the larger half's ``m`` items (integer arithmetic)."""
+    m = (n + 1) // 2
+    t = 1
+    while True:
+        scale = 1 << t
+        base = k * scale // n
+        for a in sorted((base, base + 1), key=lambda a: abs(k * scale - a * n)):
+            if a % 2 and 0 < a < scale and (k * scale - a * n) ** 2 * m <= n * n * a * (scale - a):
+                return a, t
+        t += 1
+
+
+def _popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(words)
+    x = words - ((words >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+def _assign(popcounts: np.ndarray, need: np.ndarray, n_values: int) -> np.ndarray:
+    """For each ``need`` in order, the index of the next mask (in drawing order) whose popcount it is, or -1
+    where the masks of that popcount have run out: the r-th need of a popcount gets that popcount's r-th mask."""
+    have = np.bincount(popcounts, minlength=n_values)
+    want = np.bincount(need, minlength=n_values)
+    by_count = np.argsort(popcounts, kind="stable")
+    order = np.argsort(need, kind="stable")
+    wanted = need[order]
+    first_have, first_want = np.cumsum(have) - have, np.cumsum(want) - want
+    pos = np.arange(len(need)) + (first_have - first_want)[wanted]  # where the need's mask sits in by_count
+    out = np.empty(len(need), dtype=np.intp)
+    if np.all(want <= have):
+        out[order] = by_count[pos]
     else:
-        pos = sb.guide[sb.guide_base[need] + (rank >> sb.guide_shift[need]).astype(np.intp)]
-    # ranks (< C(56, 28) < 2**53) and radices are exact doubles, so floor(r / radix) is the exact quotient
-    rank = rank.astype(np.float64)
-    cum, cum_next, radices, offsets = sb.cum_f, sb.cum_next_f, sb.radix_f, sb.offset_f
-    active = np.flatnonzero(cum_next[pos] <= rank)
-    while active.size:  # the bucket's first composition may end before the rank: scan forward
-        pos[active] += 1
-        active = active[cum_next[pos[active]] <= rank[active]]
-    r = rank - cum[pos]
-    out = None
-    last = len(sb.tables) - 1
-    for b, (sums, _) in enumerate(sb.tables):
-        if b < last:
-            radix = radices[b][pos]
-            q = r / radix
-            np.floor(q, out=q)
-            idx = r - q * radix
-            r = q
-        else:
-            idx = r
-        idx += offsets[b][pos]
-        part = sums[idx.astype(np.intp)]
-        if out is None:
-            out = part
-        else:
-            out += part
+        ok = pos - first_have[wanted] < have[wanted]
+        out[order] = np.where(ok, by_count[np.where(ok, pos, 0)], -1)
     return out
 
 
-@dataclass
-class _ShareTable:
-    """How many of ``need`` items fall in a super-block of ``size`` items followed by ``rest`` others: the
-    hypergeometric distribution, for every ``need`` in a range, as inverse-CDF tables with a guide.
+class _Half:
+    """One half of the pool: the subset sums of every 8 consecutive items (for every score vector), and its
+    random masks: ``words`` 64-bit words per mask, item ``64 w + 8 i + j`` being bit ``j`` of byte ``i`` of word
+    ``w`` (little-endian). ``share``: the distribution of the group's items in this half that the masks must
+    follow; ``supply``: masks drawn per mask used, at least the largest ratio of ``share`` to the masks' own
+    popcount distribution (about 1.41 when ``ρ = k / n``), plus 10%."""
 
-    Probabilities come from ratios of consecutive terms, C(M, c+1) C(R, n-c-1) / (C(M, c) C(R, n-c)), computed
-    outward from the mode with IEEE basic arithmetic only (no log or gamma functions), so every machine builds the
-    same table; a uniform double picks the share."""
+    def __init__(self, values: np.ndarray, a: int, t: int, share: np.ndarray):
+        n_rows, size = values.shape
+        self.size, self.a, self.t = size, a, t
+        self.words = -(-size // 64)
+        self.blocks = -(-size // SAMPLE_BLOCK)
+        tail = size - 64 * (self.words - 1)
+        self.tail = np.uint64((1 << tail) - 1) if tail < 64 else None
+        padded = np.zeros((n_rows, self.blocks * SAMPLE_BLOCK))
+        padded[:, :size] = values
+        items = padded.reshape(n_rows, self.blocks, SAMPLE_BLOCK)
+        sums = np.zeros((n_rows, self.blocks, 1))
+        for j in range(SAMPLE_BLOCK):  # sums[..., x] = Σ of the items whose bits are set in x
+            sums = np.concatenate([sums, sums + items[:, :, j : j + 1]], axis=2)
+        self.tables = np.ascontiguousarray(sums.transpose(1, 0, 2))  # (block, row, 256)
+        own = _popcounts(size, a, t)
+        ratio = np.divide(share, own, out=np.zeros_like(share), where=own > 0)
+        peak = float(ratio.max())
+        self.accept = ratio / peak  # thinning own popcounts down to ``share``: Pr[keep a mask of popcount c]
+        self.supply = 1.1 * peak
+        self.count_dtype = np.uint16 if size < 1 << 16 else np.int64
 
-    first_need: int
-    width: int  # size + 1 entries per need
-    lo: np.ndarray  # flat (need, c): lower edge of c's interval in [0, 1)
-    lo_next: np.ndarray  # lower edge of the next entry (2.0 after the last)
-    guide: np.ndarray  # flat (need, bucket): last entry whose lower edge is at most the bucket's start
-    buckets: int
+    def _draw(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` random masks (words × count) and their popcounts."""
+        raw = rng.bit_generator.random_raw(self.t * self.words * count).reshape(self.t, self.words, count)
+        bits = raw[0]
+        for s in range(1, self.t):  # Pr[bit] = a / 2**t: fold in the numerator's bits from the lowest
+            (np.bitwise_or if (self.a >> s) & 1 else np.bitwise_and)(raw[s], bits, out=bits)
+        if self.tail is not None:
+            bits[-1] &= self.tail
+        counts = _popcount(bits[0]).astype(self.count_dtype)
+        for w in range(1, self.words):
+            counts += _popcount(bits[w])
+        return bits, counts
+
+    def _batch(self, count: int) -> int:
+        return int(self.supply * count) + 64
+
+    def thin(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` masks whose popcounts follow ``share``: each drawn mask is kept with probability
+        ``accept[popcount]`` (a uniform double below it), the first ``count`` kept are used. Returns their bytes
+        and popcounts."""
+        pool, counts, kept = [], [], 0
+        while kept < count:
+            bits, c = self._draw(rng, self._batch(count - kept))
+            keep = np.flatnonzero(rng.random(len(c)) < self.accept[c])[: count - kept]
+            pool.append(bits[:, keep])
+            counts.append(c[keep])
+            kept += len(keep)
+        return self._bytes(np.concatenate(pool, axis=1)), np.concatenate(counts)
+
+    def pick(self, rng: np.random.Generator, need: np.ndarray) -> np.ndarray:
+        """One mask of popcount ``need[i]`` for every i (the r-th need of a popcount gets the r-th mask of that
+        popcount in drawing order), as bytes; a popcount that runs short draws more masks."""
+        bits, counts = self._draw(rng, self._batch(len(need)))
+        need = need.astype(self.count_dtype)
+        sel = _assign(counts, need, self.size + 1)
+        short = np.flatnonzero(sel < 0)
+        if not short.size:
+            return self._bytes(np.take(bits, sel, axis=1))
+        chosen = np.empty((self.words, len(need)), dtype=np.uint64)
+        found = sel >= 0
+        chosen[:, found] = bits[:, sel[found]]
+        extra = 1024
+        while short.size:
+            more, more_counts = self._draw(rng, extra)
+            got = _assign(more_counts, need[short], self.size + 1)
+            found = got >= 0
+            chosen[:, short[found]] = more[:, got[found]]
+            short = short[~found]
+            extra = min(2 * extra, 1 << 16)
+        return self._bytes(chosen)
+
+    def _bytes(self, words: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(words).astype("<u8", copy=False).view(np.uint8).reshape(self.words, -1, 8)
+
+    def add_sums(self, sums: np.ndarray, picked: np.ndarray) -> None:
+        """sums[r] += Σ of row r's scores over each picked mask, block by block in order."""
+        part = np.empty(sums.shape[1])
+        for b in range(self.blocks):
+            idx = picked[b >> 3, :, b & 7].astype(np.intp)
+            for r in range(sums.shape[0]):
+                np.take(self.tables[b, r], idx, out=part)
+                sums[r] += part
 
 
-def _share_table(size: int, rest: int, needs: range, buckets: int = 64) -> _ShareTable:
-    nu = np.arange(needs.start, needs.stop, dtype=np.int64)
-    c_lo, c_hi = np.maximum(0, nu - rest), np.minimum(size, nu)
-    mode = np.clip(((nu + 1) * (size + 1)) // (size + rest + 2), c_lo, c_hi)
-    rows = np.arange(len(nu))
-    w = np.zeros((len(nu), size + 1))
-    w[rows, mode] = 1.0
-
-    def ratio(c: int) -> np.ndarray:  # P(c + 1) / P(c)
-        num = ((size - c) * (nu - c)).astype(np.float64)
-        den = ((c + 1) * (rest - nu + c + 1)).astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return num / den
-
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # masked-out entries only
-        for c in range(size):  # upward from the mode
-            up = (c >= mode) & (c + 1 <= c_hi)
-            w[:, c + 1] = np.where(up, w[:, c] * ratio(c), w[:, c + 1])
-        for c in range(size - 1, -1, -1):  # downward
-            down = (c < mode) & (c >= c_lo)
-            w[:, c] = np.where(down, w[:, c + 1] / np.where(down, ratio(c), 1.0), w[:, c])
-    cum = np.cumsum(w, axis=1)
-    lo = np.hstack([np.zeros((len(nu), 1)), cum[:, :-1]]) / cum[:, -1:]
-    lo[w == 0] = 2.0  # impossible shares are never picked
-    lo = np.minimum.accumulate(lo[:, ::-1], axis=1)[:, ::-1]  # keep the edges sorted within each need
-    lo_next = np.hstack([lo[:, 1:], np.full((len(nu), 1), 2.0)])
-    starts = np.arange(buckets) / buckets
-    guide = np.stack([np.searchsorted(lo[i], starts, side="right") - 1 for i in rows])
-    guide = (guide + (rows * (size + 1))[:, None]).ravel()
-    return _ShareTable(int(nu[0]), size + 1, lo.ravel(), lo_next.ravel(), guide, buckets)
-
-
-def _draw_share(t: _ShareTable, need: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    u = rng.random(need.size)
-    row = need - t.first_need
-    pos = t.guide[row * t.buckets + (u * t.buckets).astype(np.intp)]
-    active = np.flatnonzero(t.lo_next[pos] <= u)
-    while active.size:
-        pos[active] += 1
-        active = active[t.lo_next[pos[active]] <= u[active]]
-    return pos - row * t.width
-
-
-def _uniform_below(rng: np.random.Generator, bound: int, size: int) -> np.ndarray:
-    """Exactly uniform integers in [0, bound) from the generator's raw 64-bit outputs: the top bits of each,
-    with the (at most half) draws at or above the bound drawn again."""
-    shift = np.uint64(64 - max(1, (bound - 1).bit_length()))
-    limit = np.uint64(bound)
-    out = rng.bit_generator.random_raw(size) >> shift
-    bad = np.flatnonzero(out >= limit)
-    while bad.size:
-        out[bad] = rng.bit_generator.random_raw(bad.size) >> shift
-        bad = bad[out[bad] >= limit]
-    return out
-
-
-def sample_subset_sums(
-    values: np.ndarray,
-    k: int,
-    n_samples: int,
-    rng: np.random.Generator,
-    *,
-    chunk: int = _CHUNK,
-    super_block: int = SUPER_BLOCK,
-):
-    """Yield, chunk by chunk, Σ values over ``n_samples`` independent uniformly random ``k``-subsets."""
+def sample_subset_sums(values: np.ndarray, k: int, n_samples: int, rng: np.random.Generator, *, chunk: int = 0):
+    """Yield, chunk by chunk, Σ values over ``n_samples`` independent uniformly random ``k``-subsets: an array of
+    sums per chunk, or (rows × sums) when ``values`` has one score vector per row (the same subsets for all)."""
     v = np.asarray(values, dtype=np.float64)
-    n = v.size
-    n_super = -(-n // super_block)
-    sizes = _split(n, n_super)
-    starts = np.cumsum([0] + sizes[:-1])
-    rest = [n - int(s) - m for s, m in zip(starts, sizes)]  # items after each super-block
-    blocks, shares = [], []
-    for s, m, after in zip(starts, sizes, rest):
-        needs = (k,) if n_super == 1 else tuple(range(max(0, k - (n - m)), min(m, k) + 1))
-        blocks.append(_super_block(v, int(s), m, needs))
-        if n_super > 1 and after:
-            before = int(s)  # items of the group still to place: between k - before and k
-            shares.append(_share_table(m, after, range(max(0, k - before), min(k, m + after) + 1)))
-    total = comb(n, k)
+    V = v[None, :] if v.ndim == 1 else v
+    n = V.shape[1]
+    a, t = _density(n, k)
+    m0 = (n + 1) // 2
+    first = _Half(V[:, :m0], a, t, _share(m0, n - m0, k))
+    second = _Half(V[:, m0:], a, t, _share(n - m0, m0, k))
+    if not chunk:
+        chunk = _CHUNK
+        while chunk > 1024 and chunk * t * first.words > _CHUNK_WORDS:
+            chunk //= 2
     done = 0
     while done < n_samples:
         c = min(chunk, n_samples - done)
-        if n_super == 1:
-            rank = _uniform_below(rng, total, c)
-            sums = _decode(blocks[0], k, rank)
-        else:
-            sums = np.zeros(c)
-            need = np.full(c, k, dtype=np.int64)
-            for j, sb in enumerate(blocks):
-                share = _draw_share(shares[j], need, rng) if j < len(shares) else need
-                rank = rng.integers(0, sb.n_subsets[share], dtype=np.uint64)
-                sums += _decode(sb, share, rank)
-                need = need - share
+        sums = np.zeros((len(V), c))
+        picked, counts = first.thin(rng, c)  # the first half's part of each subset, its size hypergeometric
+        first.add_sums(sums, picked)
+        second.add_sums(sums, second.pick(rng, k - counts.astype(np.intp)))
         done += c
-        yield sums
+        yield sums[0] if v.ndim == 1 else sums

@@ -9,7 +9,8 @@ distribution q over groups is uniform unless given.
 - ``MaxSkew@k = max_g Skew_g@k`` (>= 0 whenever q sums to 1), ``MinSkew@k = min_g Skew_g@k``.
 - ``NDKL = (1/Z) sum_{i=1..k} KL(p(i) || q) / log2(i + 1)``, ``Z = sum_{i=1..k} 1 / log2(i + 1)``: the divergence
   of every prefix's group distribution from the target, discounted by rank (natural logarithm, 0 ln 0 = 0).
-  vlbias evaluates it over the top k, the same k as MaxSkew.
+  vlbias evaluates it over the top k by default, the same k as MaxSkew; Hausladen et al. (2025) sum the whole
+  ranking (``ndkl_depth=None`` in :func:`ranking_skew`).
 
 Both are 0 for a ranking that follows the target exactly and grow with its bias. Because even a random ranking
 of a balanced set deviates from the target by chance, :func:`ranking_skew` also reports the distribution of both
@@ -70,6 +71,29 @@ def balanced_subsample(labels: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return np.sort(np.concatenate(keep))
 
 
+def cell_subsample(first: np.ndarray, second: np.ndarray, seed: int) -> np.ndarray:
+    """Hausladen et al.'s balanced set (``analysis/tab_S3_skew_gen.py:22-34`` and ``tab_S3_ndkl_gen.py:16-28`` of
+    carinahausladen/clip-face-bias at a2daa85): row positions, in the study's order.
+
+    m = n // (number of values of ``first`` x number of values of ``second``); for every cell (each value of
+    ``first`` in order of first appearance, then each value of ``second`` in order of first appearance over all
+    rows) the rows that pandas' ``cell.sample(n=min(m, len(cell)), random_state=seed)`` picks: a fresh
+    ``numpy.random.RandomState(seed)``'s ``permutation(len(cell))[:size]`` of the cell's rows in row order. Cells
+    follow each other; within a cell, rows come in drawn order. A cell smaller than m gives all its rows, so the
+    set is balanced only as far as the cells allow.
+    """
+    first, second = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
+    a_values, b_values = pd.unique(first), pd.unique(second)
+    m = len(first) // (len(a_values) * len(b_values)) if len(first) else 0
+    out = []
+    for a in a_values:
+        for b in b_values:
+            cell = np.flatnonzero((first == a) & (second == b))
+            if len(cell):
+                out.append(cell[np.random.RandomState(seed).permutation(len(cell))[: min(m, len(cell))]])
+    return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+
 def ranking_skew(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -79,13 +103,16 @@ def ranking_skew(
     target: np.ndarray | None = None,
     n_perm: int = 1000,
     rng: np.random.Generator | None = None,
+    ndkl_depth: int | None = -1,
 ) -> pd.DataFrame:
     """Skew of the rankings that sort items by each column of ``scores`` (highest first) over ``labels``' groups.
 
     ``scores`` is (n,) or (n, w): one ranking per column (named by ``names``). Ties keep the input order.
+    ``ndkl_depth``: how many positions NDKL sums: -1 the top k (as MaxSkew@k), None the whole ranking.
     Returns one row per ranking: ``k`` (the k used, at most n), ``max_skew`` and its group, ``min_skew`` and its
-    group, ``ndkl``, and from ``n_perm`` random rankings of the same items: the null mean and 95th percentile of
-    each statistic and the permutation p-value ``(1 + #{null >= observed}) / (1 + n_perm)``.
+    group, ``ndkl`` and ``ndkl_depth`` (the positions it sums), and from ``n_perm`` random rankings of the same
+    items: the null mean and 95th percentile of each statistic and the permutation p-value
+    ``(1 + #{null >= observed}) / (1 + n_perm)``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
@@ -99,11 +126,12 @@ def ranking_skew(
         raise ValueError("skew needs at least two groups")
     q = _target(n_groups, target)
     k = min(k, n)
+    depth = k if ndkl_depth == -1 else n if ndkl_depth is None else min(ndkl_depth, n)
     names = names or [str(i) for i in range(scores.shape[1])]
     order = np.argsort(-scores, axis=0, kind="stable")  # (n, w)
     ranked = codes[order].T  # (w, n)
     sk = skew_at_k(ranked, n_groups, k, q)  # (w, G)
-    nd = ndkl(ranked, n_groups, k, q)
+    nd = ndkl(ranked, n_groups, depth, q)
     out = pd.DataFrame(
         {
             "ranking": names,
@@ -115,18 +143,20 @@ def ranking_skew(
             "min_skew": sk.min(axis=1),
             "min_skew_group": groups[sk.argmin(axis=1)],
             "ndkl": nd,
+            "ndkl_depth": depth,
         }
     )
     if n_perm:
         rng = rng or np.random.default_rng(0)
         null_max = np.empty(n_perm)
         null_nd = np.empty(n_perm)
-        for start in range(0, n_perm, 100):  # bounded memory: 100 x n x G booleans at a time
-            stop = min(n_perm, start + 100)
+        chunk = max(1, min(100, 5_000_000 // (max(depth, k) * n_groups)))  # bounded memory (chunk x depth x G)
+        for start in range(0, n_perm, chunk):
+            stop = min(n_perm, start + chunk)
             perms = np.argsort(rng.random((stop - start, n)), axis=1)
             r = codes[perms]
             null_max[start:stop] = skew_at_k(r, n_groups, k, q).max(axis=1)
-            null_nd[start:stop] = ndkl(r, n_groups, k, q)
+            null_nd[start:stop] = ndkl(r, n_groups, depth, q)
         for stat, null in (("max_skew", null_max), ("ndkl", null_nd)):
             obs = out[stat].to_numpy()
             out[f"{stat}_null_mean"] = null.mean()

@@ -284,10 +284,6 @@ class Vocabulary:
         return {s: ws for lex in self.lexicons for s, ws in lex.scales.items()}
 
     @property
-    def scale_lexicon(self) -> dict[str, str]:
-        return {s: lex.name for lex in self.lexicons for s in lex.scales}
-
-    @property
     def words(self) -> list[str]:
         """Neutral word first, then the control words, then every lexicon word once."""
         ws = [self.control.neutral, *self.control.words]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vlbias.errors import StimulusError
+from vlbias.models.catalogue import model_facts as catalogue_facts
 from vlbias.stimuli.prompts import ARTICLES, fill, normalise_template, read_classnames, read_templates, split_tasks
 from vlbias.utils.io import load_yaml, stable_hash
 
@@ -283,7 +284,6 @@ def model_set(name: str) -> dict[str, Any]:
 def model_facts(spec: str) -> dict[str, Any]:
     """Facts about a model spec: the model catalogue's (pretraining_dataset, dataset_family, dataset_size,
     architecture, ...; see vlbias.models.catalogue), with a named set's facts over them where a set lists it."""
-    from vlbias.models.catalogue import model_facts as catalogue_facts
 
     facts = {k: v for k, v in catalogue_facts(spec).items() if v is not None and k != "spec"}
     for s in _model_sets().values():
@@ -300,3 +300,27 @@ def model_set_of(specs: list[str]) -> str | None:
         if set(specs) <= listed:
             return name
     return None
+
+
+#: how a model comparison sets models against each other (see vlbias.audits.zeroshot.run.compare_runs)
+COMPARE_KEYS = ("by", "baseline", "pair_by", "within")
+
+
+def comparison_settings(
+    specs: list[str], given: dict[str, Any], *, model_set_name: str | None = None, by: str = "pretraining_data"
+) -> dict[str, Any]:
+    """A model comparison's ``by``, ``baseline``, ``pair_by`` and ``within``: those given, over the ``compare:``
+    defaults of the named set (``model_set_name``, else the set that lists every spec), over ``by`` alone.
+
+    A given ``by`` other than the set's drops the set's baseline (a level of another fact); a given ``pair_by`` or
+    ``within`` replaces the set's choice of the two (they exclude each other).
+    """
+    given = {k: v for k, v in given.items() if k in COMPARE_KEYS and v not in (None, "")}
+    name = model_set_name or model_set_of(specs)
+    defaults = {k: v for k, v in (model_set(name).get("compare") or {}).items()} if name else {}
+    if "by" in given and given["by"] != defaults.get("by"):
+        defaults.pop("baseline", None)
+    if "pair_by" in given or "within" in given:
+        defaults.pop("pair_by", None)
+        defaults.pop("within", None)
+    return {"by": by, "baseline": None, "pair_by": None, "within": None, **defaults, **given}

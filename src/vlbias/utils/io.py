@@ -92,10 +92,6 @@ def sha256_file_memo(path: str | os.PathLike, compute: bool = True) -> str | Non
     return digest
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def stable_hash(payload: Any, n: int = 32) -> str:
     """A short, stable hex digest of a JSON-serialisable payload (key order does not matter)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

@@ -109,6 +109,16 @@ def option(default: Any, help: str, **spec: Any) -> Any:
     return dataclasses.field(default=default, metadata={"vlbias": Spec(help=help, **spec)})
 
 
+def preset_option() -> Any:
+    """The ``preset`` option every audit with presets declares (see :class:`Preset`)."""
+    return option(
+        None,
+        "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
+        "docs/deviations.md); options given beside it override it",
+        metavar="NAME",
+    )
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
         return FrozenMap({k: _freeze(v) for k, v in value.items()})
@@ -278,6 +288,9 @@ class Preset:
     options: Mapping[str, Any]
     deviations: tuple[Mapping[str, str], ...] = ()
     notes: str = ""
+    #: loader name -> the loader options the study used with it (FairFace's train split), applied when the dataset
+    #: is loaded by that loader (options given in ``dataset_options`` or set on the dataset spec win)
+    dataset_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def preset_names(cls: type[Options]) -> list[str]:
@@ -305,6 +318,7 @@ def preset(cls: type[Options], name: str) -> Preset:
         options=dict(raw.get("options") or {}),
         deviations=tuple(raw.get("deviations") or ()),
         notes=raw.get("notes", ""),
+        dataset_options={str(k): dict(v or {}) for k, v in (raw.get("dataset_options") or {}).items()},
     )
 
 
@@ -610,7 +624,11 @@ def _num(x: float) -> str:
 def option_table(cls: type[Options], flags: bool = True) -> str:
     """A Markdown table of the options (name, command-line flag, default, meaning): the README's option tables are
     this text, checked by a test, so documentation and declaration cannot drift apart."""
-    rows = ["| option | flag | default | meaning |", "|---|---|---|---|"] if flags else ["| option | default | meaning |", "|---|---|---|"]
+    rows = (
+        ["| option | flag | default | meaning |", "|---|---|---|---|"]
+        if flags
+        else ["| option | default | meaning |", "|---|---|---|"]
+    )
     for f in cls.fields():
         default = f.spec.hidden_default or _show_default(f.default)
         text = f.spec.help.replace("|", "\\|")

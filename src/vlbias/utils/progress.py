@@ -25,9 +25,6 @@ class _Null:
     def advance(self, n: int = 1) -> None:
         pass
 
-    def update_total(self, total: int) -> None:
-        pass
-
 
 class _Bar:
     def __init__(self, prog, task):
@@ -36,9 +33,6 @@ class _Bar:
 
     def advance(self, n: int = 1) -> None:
         self._prog.advance(self._task, n)
-
-    def update_total(self, total: int) -> None:
-        self._prog.update(self._task, total=total)
 
 
 @contextlib.contextmanager

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlbias.errors import VlbiasError
-from vlbias.utils.io import check_columns, csv_header, load_json
+from vlbias.models.catalogue import lookup
+from vlbias.models.spec import ModelSpec
+from vlbias.utils.io import atomic_path, check_columns, csv_header, load_json, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +61,6 @@ def openclip_spec(arch: str, tag: str | None) -> str:
 
 def canonical_spec(spec: str, catalogue: pd.DataFrame | None = None) -> str:
     """The spec a quickgelu duplicate stands for (its ``duplicate_of``), else the spec itself."""
-    from vlbias.models.catalogue import lookup
 
     row = lookup(spec, catalogue)
     return row["duplicate_of"] if row and row.get("duplicate_of") else spec
@@ -68,8 +69,6 @@ def canonical_spec(spec: str, catalogue: pd.DataFrame | None = None) -> str:
 def read_accuracy(source: str | os.PathLike, metrics: list[str] | None = None) -> pd.DataFrame:
     """A long table (spec, architecture, tag, metric, value, task, source, source_format, source_sha256)."""
     import pandas as pd
-
-    from vlbias.utils.io import sha256_file
 
     path = Path(source)
     if not path.exists():
@@ -203,7 +202,6 @@ def _generic(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         out["architecture"] = out[model_col].astype(str).str.strip()
         out["tag"] = out[tag_col].astype(str).str.strip().replace("", None) if tag_col else None
         out["spec"] = [a if ":" in a else openclip_spec(a, t) for a, t in zip(out["architecture"], out["tag"])]
-    from vlbias.models.spec import ModelSpec
 
     for spec in out["spec"].unique():
         try:
@@ -255,8 +253,6 @@ def fetch_openclip_results(cache_dir: str | os.PathLike | None = None, timeout: 
     """open_clip's results table at the pinned commit, downloaded once into the vlbias cache folder."""
     import urllib.error
     import urllib.request
-
-    from vlbias.utils.io import atomic_path
 
     if cache_dir is None:
         import platformdirs

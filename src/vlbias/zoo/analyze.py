@@ -18,7 +18,6 @@ Tables go to ``<db>/analysis/`` (Parquet, also in the database as schema ``analy
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,8 @@ import numpy as np
 import pandas as pd
 
 from vlbias.errors import VlbiasError
+from vlbias.plots.upstream import plot_bias_vs_accuracy, plot_coefficients
 from vlbias.zoo.store import ResultsStore, quote
-
-#: colour-blind-safe palette (Okabe & Ito 2008)
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
 
 @dataclass
@@ -44,7 +41,8 @@ class AnalysisSettings:
     accuracy: str | None = None  # a source for load_accuracy; None: the database's accuracy table
     metric: str | None = None
     where: str | None = None  # SQL condition on the result rows, e.g. "seed = 0"
-    compare: dict[str, Any] = field(default_factory=dict)  # options of the audits' zoo analyses: by, baseline, pair_by
+    #: options of the audits' zoo analyses: by, baseline, pair_by, within, n_bootstrap, confidence, seed
+    compare: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05
     fdr: float = 0.05
 
@@ -169,67 +167,6 @@ def bias_vs_accuracy(df: pd.DataFrame, acc: pd.DataFrame, s: AnalysisSettings) -
     return d, corr
 
 
-# ---------------------------------------------------------------------------------------------- plots
-def plot_coefficients(fixed: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    f = fixed[fixed["term"] != "intercept"].iloc[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(f) + 1.6))
-    y = np.arange(len(f))
-    ax.errorbar(
-        f["estimate"],
-        y,
-        xerr=[f["estimate"] - f["ci_low"], f["ci_high"] - f["estimate"]],
-        fmt="o",
-        color=OKABE_ITO[0],
-        ecolor=OKABE_ITO[0],
-        capsize=3,
-    )
-    ax.axvline(0, color="0.4", lw=1, ls="--")
-    ax.set_yticks(y, f["term"])
-    ax.set_xlabel("coefficient (effect size units; numeric terms per SD of log10; 95% CI)")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_bias_vs_accuracy(data: pd.DataFrame, corr: pd.DataFrame, s: AnalysisSettings, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = list(data.groupby(list(s.by), sort=True))
-    n = len(groups)
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    pear = corr[corr["method"] == "pearson"].set_index(list(s.by))
-    for ax, (key, part) in zip(axes.flat, groups):
-        ax.scatter(part["accuracy"], part[s.effect], s=14, color=OKABE_ITO[0], alpha=0.8)
-        if part["accuracy"].nunique() > 1:
-            b, a = np.polyfit(part["accuracy"], part[s.effect], 1)
-            xs = np.linspace(part["accuracy"].min(), part["accuracy"].max(), 2)
-            ax.plot(xs, a + b * xs, color=OKABE_ITO[3], lw=1.5)
-        row = pear.loc[key] if key in pear.index else None
-        label = " × ".join(map(str, key if isinstance(key, tuple) else (key,)))
-        if row is not None:
-            label += f"\nr={row['r']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], BH q={row['p_bh']:.2g}"
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel(f"downstream accuracy ({s.metric})", fontsize=8)
-        ax.set_ylabel(f"{s.effect}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------- all of it
 def model_fact_map(store: ResultsStore) -> dict[str, dict[str, Any]]:
     """Every swept model's catalogue facts (spec -> {fact: value}, unknown facts left out)."""
@@ -288,7 +225,12 @@ def _write_analysis_folder(
         )
     if plots and len(tables.get("bias_vs_accuracy_data", [])):
         plot_bias_vs_accuracy(
-            tables["bias_vs_accuracy_data"], tables["bias_vs_accuracy"], s, out / "bias_vs_accuracy.png"
+            tables["bias_vs_accuracy_data"],
+            tables["bias_vs_accuracy"],
+            out / "bias_vs_accuracy.png",
+            by=list(s.by),
+            effect=s.effect,
+            metric=s.metric,
         )
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)

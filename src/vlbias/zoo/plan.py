@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlbias.audits.registry import get_audit
+from vlbias.datasets.spec import DatasetSpec
 from vlbias.errors import VlbiasError
+from vlbias.models.base import check_encoder_options
+from vlbias.models.catalogue import load_catalogue, select
+from vlbias.models.registry import backend_class
+from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import load_yaml, stable_hash
 from vlbias.utils.options import whole_number
 
@@ -133,8 +139,6 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
 
 def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     """Validate a config mapping and resolve its model selectors against the catalogue."""
-    from vlbias.models.base import check_encoder_options
-    from vlbias.models.catalogue import load_catalogue
 
     w = _where(source)
     if not isinstance(raw, dict):
@@ -210,9 +214,6 @@ def resolve_models(
     selectors: list, catalogue, exclude: list[str] = (), include_duplicates: bool = False, where: str = ""
 ) -> list[str]:
     """Specs, in selector order, without repeats. Patterns and filters select catalogue rows."""
-    from vlbias.models.catalogue import select
-    from vlbias.models.registry import backend_class
-    from vlbias.models.spec import ModelSpec
 
     specs: list[str] = []
     rows = catalogue
@@ -260,7 +261,6 @@ def resolve_models(
 
 def _parse_datasets(items: list, w: str, base: Path) -> list[str]:
     """Each dataset spec parsed (a path relative to the config's folder), in its one spelling."""
-    from vlbias.datasets.spec import DatasetSpec
 
     out = []
     for item in items:
@@ -274,8 +274,6 @@ def _parse_datasets(items: list, w: str, base: Path) -> list[str]:
 
 
 def _parse_audits(raw: Any, w: str, base: Path) -> list[tuple[str, dict[str, Any]]]:
-    from vlbias.audits.registry import get_audit
-
     items: list[tuple[str, Any]] = []
     if isinstance(raw, dict):
         items = list(raw.items())
@@ -303,7 +301,6 @@ def _parse_audits(raw: Any, w: str, base: Path) -> list[tuple[str, dict[str, Any
 
 def plan(config: SweepConfig) -> list[Task]:
     """The whole grid, in order: models as listed, then audits as listed, then datasets."""
-    from vlbias.audits.registry import get_audit
 
     tasks: list[Task] = []
     w = _where(config.source)

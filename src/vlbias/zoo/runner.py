@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vlbias import __version__
+from vlbias.audits.base import AuditResult
+from vlbias.audits.registry import get_audit
 from vlbias.errors import ModalityError, SpecError, VlbiasError, WeightsUnavailableError
+from vlbias.models import load_model
+from vlbias.models.catalogue import load_catalogue, model_facts
+from vlbias.utils.io import sha256_file, write_json
+from vlbias.zoo.accuracy import fetch_openclip_results, load_accuracy
 from vlbias.zoo.plan import SweepConfig, Task, plan, shard_tasks
 from vlbias.zoo.store import ResultsStore
 
@@ -52,7 +59,6 @@ class SweepState:
     failed: int = 0
     skipped: int = 0
     running: int = 0
-    started: float = field(default_factory=time.perf_counter)
     run_seconds: list[float] = field(default_factory=list)
     workers: int = 1
 
@@ -128,8 +134,6 @@ def run_model_tasks(
     on_event: Callable[[str, Task, Outcome | None], None] | None = None,
 ) -> list[Outcome]:
     """Run every task of one model with one encoder; returns one outcome per task. Never raises for a task."""
-    from vlbias.audits.base import AuditResult
-    from vlbias.models import load_model
 
     store = ResultsStore(root)
     emit = on_event or (lambda *a: None)
@@ -198,7 +202,6 @@ def run_model_tasks(
 def _write_model_facts(store: ResultsStore, identities: dict[str, str | None], extra_catalogues=()) -> None:
     """Each model's catalogue facts (the config's catalogue files included), once per sweep folder, in the driver
     (workers only run tasks)."""
-    from vlbias.models.catalogue import load_catalogue, model_facts
 
     catalogue = None
     for model, identity in identities.items():
@@ -211,9 +214,6 @@ def _write_model_facts(store: ResultsStore, identities: dict[str, str | None], e
 def _import_accuracy(store: ResultsStore, source: str) -> None:
     """The config's downstream accuracy into the store, unless the same file is already there."""
     import pandas as pd
-
-    from vlbias.utils.io import sha256_file
-    from vlbias.zoo.accuracy import fetch_openclip_results, load_accuracy
 
     path = fetch_openclip_results() if source == "openclip" else Path(source)
     name = "openclip" if source == "openclip" else path.stem
@@ -228,7 +228,6 @@ def _import_accuracy(store: ResultsStore, source: str) -> None:
 def _prefetch(model: str, encoder_kwargs: dict[str, Any]) -> None:
     """Download a model's weights (no loading); any failure is left for the real load to report."""
     try:
-        from vlbias.models import load_model
 
         load_model(model, **encoder_kwargs).prefetch()
     except Exception:  # noqa: BLE001
@@ -317,9 +316,6 @@ def run_sweep(
     on_event: Callable[[str, Task, Outcome | None, SweepState], None] | None = None,
 ) -> SweepSummary:
     """Run the tasks of the grid (or of one shard) that are not done yet, then rebuild the database."""
-    from vlbias.audits.registry import get_audit
-    from vlbias.models import load_model
-    from vlbias.utils.io import write_json
 
     if executor not in EXECUTORS:
         raise VlbiasError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
@@ -348,7 +344,7 @@ def run_sweep(
                 "seed": config.seed,
                 "shard": list(shard) if shard else None,
                 "tasks": [t.to_dict() for t in mine],
-                "vlbias_version": __import__("vlbias").__version__,
+                "vlbias_version": __version__,
             },
         )
     except BaseException:

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlbias import __version__
 from vlbias.errors import VlbiasError, VlbiasWarning
+from vlbias.models.catalogue import COLUMNS, load_catalogue, model_facts
 from vlbias.utils.io import atomic_path, stable_hash, write_json
 from vlbias.utils.provenance import label
 from vlbias.zoo.plan import is_task_id
@@ -702,8 +703,6 @@ class ResultsStore:
     def _models_frame(self, specs) -> pd.DataFrame:
         """Every model's catalogue facts: its ``models/`` file, else the catalogue's row of each spec in ``specs``."""
         import pandas as pd
-
-        from vlbias.models.catalogue import COLUMNS, load_catalogue, model_facts
 
         facts: dict[str, dict[str, Any]] = {}
         for f in sorted(self.root.glob("models/*.json")):

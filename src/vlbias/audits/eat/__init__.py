@@ -22,6 +22,7 @@ AUDIT = AuditSpec(
     description="Embedding association tests (WEAT, SEAT, iEAT, cross-modal); the 26-row battery of Ghate et al. 2025",
     options=EATOptions,
     execute="vlbias.audits.eat.run:run",
+    presentation="vlbias.report.audits.eat",
     modalities=("text",),
 )
 

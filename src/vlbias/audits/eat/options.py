@@ -7,7 +7,7 @@ from typing import Literal
 
 from vlbias.stats.eat import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, DEFAULT_PERMUTATIONS
 from vlbias.stimuli.eat_tests import ORDERS
-from vlbias.utils.options import Options, option
+from vlbias.utils.options import Options, option, preset_option
 
 
 class EATOptions(Options):
@@ -16,10 +16,7 @@ class EATOptions(Options):
     OWNER = "eat"
     PRESETS = "eat"
 
-    preset: str | None = option(
-        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
-        "docs/deviations.md); options given beside it override it", metavar="NAME",
-    )
+    preset: str | None = preset_option()
     tests: tuple[str, ...] = option(
         (), "packaged tests by name (weat1 ... weat10, weat3b, sent-weat1, ...; `vlbias stimuli list`)",
         flag="--test", metavar="NAME",

@@ -15,7 +15,8 @@ from vlbias.audits.eat.options import EATOptions
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
     EATInputError,
-    eat,
+    EATResult,
+    eat_many,
     sc_eat,
 )
 from vlbias.stimuli import ieat
@@ -30,12 +31,13 @@ from vlbias.stimuli.eat_tests import (
     read_test_file,
     templates,
 )
+from vlbias.stimuli.imagesets import image_source
+from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
 from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
 from vlbias.utils.provenance import entry
 
 BATTERIES = ("standard",)
-VALENCE_VARIANTS = ("default", "nrc-oasis")
 RESULT_COLUMNS = [
     "concept",
     "test",
@@ -144,8 +146,6 @@ def _image_side(entry: dict[str, Any]) -> StimulusSet:
 
 
 def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, StimulusSet]:
-    from vlbias.stimuli.valence import extreme_oasis_images, extreme_words
-
     n = int(spec.get("top", 25))
     top, bottom = extreme_words(options.nrc_vad, n)
     template = spec.get("template", "the_word")
@@ -214,8 +214,6 @@ class ResolvedImages:
 
 
 def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> ResolvedImages:
-    from vlbias.stimuli.imagesets import image_source
-
     supplied = next((image_sets[k] for k in (side.key, side.ref) if k and k in image_sets), None)
     if supplied is not None:  # the user's own folder for this set (by its key, or its iEAT name)
         src = image_source(supplied)
@@ -407,10 +405,20 @@ def run(encoder, opts: EATOptions) -> AuditResult:
     emb.prepare_texts([t for r in rows if r.sides for s in r.sides.values() if s.modality == "text" for t in s.texts])
     if has_images:
         emb.prepare_images([s for r in rows if r.sides for s in r.sides.values() if s.modality == "image"])
+    sets = [_row_sets(row, emb, has_images) for row in rows]
+    # rows of equal target sizes share their drawn partitions (each p-value is the one the row gets alone)
+    tested = eat_many(
+        [tuple(vecs[r] for r in ROLES) for _, _, vecs in sets if vecs],
+        permutations=opts.permutations,
+        alternative=opts.alternative,
+        seed=opts.seed,
+        n_bootstrap=opts.n_bootstrap,
+        confidence=opts.confidence,
+    )
     results, items = [], []
     with progress("association tests", len(rows), "tests") as bar:
-        for row in rows:
-            record, row_items = _run_row(row, emb, opts, has_images)
+        for row, (rec, labels, vecs) in zip(rows, sets):
+            record, row_items = _run_row(row, rec, labels, vecs, next(tested) if vecs else None, opts)
             results.append(record)
             items += row_items
             bar.advance(1)
@@ -460,13 +468,15 @@ def _base_record(row: RowPlan) -> dict[str, Any]:
     return rec
 
 
-def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool):
+def _row_sets(row: RowPlan, emb: _Embeddings, has_images: bool):
+    """The row's record so far, and its item labels and vectors by role (vectors None: the row cannot run, and the
+    record says why)."""
     rec = _base_record(row)
     if row.sides is None:
-        return rec, []
+        return rec, {}, None
     if not has_images and any(s.modality == "image" for s in row.sides.values()):
         rec["reason"] = f"{emb.encoder.spec} is a text-only model"
-        return rec, []
+        return rec, {}, None
     labels, vecs, dropped = {}, {}, 0
     for role, side in row.sides.items():
         if side.modality == "text":
@@ -475,7 +485,7 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool)
             keys, v, d, reason = emb.image_side(side)
             if reason:
                 rec["reason"] = reason
-                return rec, []
+                return rec, {}, None
         labels[role], vecs[role] = keys, v
         dropped += d
         rec[f"{role.lower()}_size"] = len(keys)
@@ -494,18 +504,13 @@ def _run_row(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool)
             + (f" after dropping {dropped}" if dropped else "")
             + "; an association test needs at least 2"
         )
+        return rec, labels, None
+    return rec, labels, vecs
+
+
+def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | None, opts: EATOptions):
+    if res is None:
         return rec, []
-    res = eat(
-        vecs["X"],
-        vecs["Y"],
-        vecs["A"],
-        vecs["B"],
-        permutations=opts.permutations,
-        alternative=opts.alternative,
-        seed=opts.seed,
-        n_bootstrap=opts.n_bootstrap,
-        confidence=opts.confidence,
-    )
     rec.update(
         status="ok",
         reason="",

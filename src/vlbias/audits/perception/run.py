@@ -7,8 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.perception.options import ANALYSES, PerceptionOptions
 from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
+from vlbias.models.images import ImageRef
+from vlbias.stats import perception as sp
+from vlbias.stats import skew as sk
+from vlbias.stats.perception import dimension_rng
+from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
 #: the study's order of dimensions in the factor-effect figure
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
@@ -16,6 +22,24 @@ VARIED = ("age", "lighting", "pose", "smiling")
 PROTECTED = ("age", "gender", "race")
 REFERENCES = {"lighting": -1.0, "smiling": 0.0, "pose": 0.0}  # CausalFace's neutral levels
 CURVE_ATTRIBUTES = ("age", "smiling")
+#: the study's level correlations (its table S4, analysis/tab_S4.py): setting, attribute, which side of level 0
+#: (-1 below, 1 above, 0 every level), and the lists of scales whose words it pools
+LEVEL_SETTINGS = (
+    ("lighting", "lighting", 0),
+    ("pose < 0", "pose", -1),
+    ("pose > 0", "pose", 1),
+    ("smiling", "smiling", 0),
+)
+_ALL_SCALES = ("agency+", "beliefs+", "communion+", "warm", "competent", "agency-", "beliefs-", "communion-")
+LEVEL_LISTS = {
+    "lighting": {"all scales": _ALL_SCALES},
+    "pose": {"all scales": _ALL_SCALES},
+    "smiling": {
+        "smiling-": ("agency-", "communion-"),
+        "smiling+/progressive": ("agency+", "beliefs+", "communion+", "warm", "competent"),
+        "smiling conservative": ("beliefs-",),
+    },
+}
 
 
 # ---------------------------------------------------------------------------------------------------- run
@@ -23,11 +47,6 @@ CURVE_ATTRIBUTES = ("age", "smiling")
 
 def run(encoder, opts: PerceptionOptions):
     from threadpoolctl import threadpool_limits
-
-    from vlbias.audits.base import AuditResult, RunRecord
-    from vlbias.models.images import ImageRef
-    from vlbias.stats import perception as sp
-    from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 
     missing = [m for m in ("text", "image") if m not in encoder.modalities]
     if missing:
@@ -99,8 +118,12 @@ def run(encoder, opts: PerceptionOptions):
             }
         )
         table, cos, scale_scores = table[known].reset_index(drop=True), cos[known], scale_scores[known]
+    # the people the analyses use (races, merge_races, min_age); the scores table keeps everyone as labelled
+    table, keep = _races(table, opts, notes)
+    cos, scale_scores = cos[keep], scale_scores[keep]
     design, controlled = _design(table)
-    ctx = _Context(opts, table, design, controlled, list(scales), scale_scores, words, cos, vocab)
+    adult = _adults(table, opts.min_age, controlled, notes)
+    ctx = _Context(opts, table, design, controlled, list(scales), scale_scores, words, cos, vocab, adult)
     runnable = []
     explicit = opts.analyses != "all"
     for analysis in opts.analyses if explicit else ANALYSES:
@@ -164,6 +187,55 @@ def _load(opts: PerceptionOptions):
     return opts.dataset.load()
 
 
+def _races(table: pd.DataFrame, opts: PerceptionOptions, notes: list[dict]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The analysed rows' race labels after ``merge_races``, and which rows ``races`` keeps."""
+    if opts.merge_races:
+        table = table.assign(race=table["race"].map(lambda r: opts.merge_races.get(r, r)))
+    keep = np.ones(len(table), dtype=bool)
+    if opts.races is not None:
+        keep = table["race"].isin(opts.races).to_numpy()
+        if not keep.any():
+            found = ", ".join(sorted(table["race"].astype(str).unique()))
+            raise VlbiasError(f"no image of the races {', '.join(opts.races)} (the dataset has {found}); check races")
+        if not keep.all():
+            left = ", ".join(sorted(table.loc[~keep, "race"].astype(str).unique()))
+            notes.append(
+                {
+                    "item": f"{plural(int((~keep).sum()), 'image')} of other races ({left})",
+                    "reason": f"scored, but left out of the analyses (races: {', '.join(opts.races)})",
+                }
+            )
+    return table[keep].reset_index(drop=True), keep
+
+
+def _adults(table: pd.DataFrame, min_age: float | None, controlled: bool, notes: list[dict]) -> np.ndarray:
+    """Which rows are at least ``min_age`` old: by the age in years, else by the lower edge of the age bin (so 20
+    keeps FairFace's 20-29 and older, as the study's filter); unknown ages fail. Controlled data (CausalFace) has
+    levels, not ages: every row passes."""
+    n = len(table)
+    if min_age is None or controlled:
+        return np.ones(n, dtype=bool)
+    years = pd.to_numeric(table["age"], errors="coerce").to_numpy(dtype=np.float64)
+    lower = table["age_group"].fillna("").astype(str).map(_age_group_lower).to_numpy(dtype=np.float64)
+    age = np.where(np.isfinite(years), years, lower)
+    adult = np.isfinite(age) & (age >= min_age)
+    if not adult.all():
+        notes.append(
+            {
+                "item": f"{plural(int((~adult).sum()), 'image')} younger than {min_age:g} or of unknown age",
+                "reason": "scored, but left out of the analyses (min_age)",
+            }
+        )
+    return adult
+
+
+def _age_group_lower(label: str) -> float:
+    import re
+
+    m = re.search(r"\d+(?:\.\d+)?", label)
+    return float(m.group()) if m else np.nan
+
+
 def _scores_table(table, neutral, scales, scale_scores, words, word_delta) -> pd.DataFrame:
     meta = [c for c in table.columns if c != "crop"]
     out = table[meta].copy()
@@ -219,8 +291,14 @@ def _fairface_bin(age: float) -> str | float:
 class _Context:
     """Everything the analyses share; each analysis method returns its tables."""
 
-    def __init__(self, opts, table, design, controlled, scale_names, scale_scores, words, cos, vocab):
+    def __init__(self, opts, table, design, controlled, scale_names, scale_scores, words, cos, vocab, adult):
         self.opts = opts
+        # every analysis uses the people of the right age (min_age); the study's balanced skew set is drawn from
+        # all of them first (balance: hausladen2025), so they are kept too
+        self.pool = (table, design, cos, adult)
+        if not adult.all():
+            table, design = table[adult].reset_index(drop=True), design[adult].reset_index(drop=True)
+            scale_scores, cos = scale_scores[adult], cos[adult]
         self.table = table
         self.design = design
         self.controlled = controlled
@@ -232,8 +310,6 @@ class _Context:
         self.conf = opts.confidence
 
     def rng(self, name: str) -> np.random.Generator:
-        from vlbias.stats.perception import dimension_rng
-
         return dimension_rng(self.opts.seed, name)
 
     # ------------------------------------------------------------------ applicability
@@ -248,10 +324,37 @@ class _Context:
                 out.append(dim)
         return out
 
+    def group_rows(self, design: pd.DataFrame | None = None) -> np.ndarray:
+        """The rows markedness, skew and group_means use: on CausalFace those of the group_subsets folders."""
+        d = self.design if design is None else design
+        if not self.controlled or self.opts.group_subsets == "all":
+            return np.ones(len(d), dtype=bool)
+        return d["subset"].isin(self.opts.group_subsets).to_numpy()
+
+    def level_settings(self) -> list[tuple[str, str, np.ndarray]]:
+        """(setting, attribute, rows) of the level correlations: the study's lighting, pose left and right (pose 0 in
+        neither), smiling."""
+        d = self.design
+        out = []
+        if not self.controlled:
+            return out
+        for setting, attr, side in LEVEL_SETTINGS:
+            if attr not in d.columns:
+                continue
+            x = d[attr].to_numpy(dtype=np.float64)
+            rows = np.isfinite(x) & (x < 0 if side < 0 else x > 0 if side > 0 else True)
+            if len(np.unique(x[rows])) >= 2:
+                out.append((setting, attr, rows))
+        return out
+
     def cannot_run(self, analysis: str) -> str | None:
         n = len(self.table)
         if n < 2:
             return "fewer than two images"
+        if analysis in ("markedness", "skew", "group_means") and self.group_rows().sum() < 2:
+            return f"fewer than two images in the CausalFace folders group_subsets names ({', '.join(self.opts.group_subsets)})"
+        if analysis == "level_correlations" and not self.level_settings():
+            return "it needs CausalFace's lighting, pose or smiling folder (two or more levels)"
         if analysis == "factors":
             if not self.controlled:
                 return "it needs a controlled dataset (CausalFace) whose images differ in one attribute at a time"
@@ -263,25 +366,34 @@ class _Context:
             return "no age or smiling levels to draw curves over"
         if analysis == "markedness" and not any(self.vocab.control.marking(c) for c in ("race", "gender")):
             return "the control words name no race or gender"
-        if analysis == "skew" and not any(self.design[c].nunique() >= 2 for c in ("race", "gender")):
+        if analysis == "skew" and not any(
+            self.design.loc[self.group_rows(), c].nunique() >= 2 for c in ("race", "gender")
+        ):
             return "the images have a single race and gender"
         return None
 
     # ------------------------------------------------------------------ factors
     def factors(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         d = self.design
         attrs = [a for a in VARIED if a in d.columns]
         pair_rows, frames = [], []
         keys = self.table["key"].to_numpy()
+        plan = []
         for dim in self.dimensions():
             if dim in VARIED:
                 match = ["identity", "race", "gender"]
             else:
                 match = [c for c in ("identity", "race", "gender") if c != dim] + attrs
-            gap = self.opts.min_level_gap.get(dim) if dim in VARIED else None
-            pairs = sp.sample_pairs(d, dim, match, self.opts.pairs, self.rng(f"pairs:{dim}"), min_gap=gap)
+            plan.append((dim, match, self.opts.min_level_gap.get(dim) if dim in VARIED else None))
+        if self.opts.pair_sampler == "hausladen2025":  # one legacy stream for all dimensions, in the study's order
+            drawn = sp.sample_pairs_hausladen2025(d, plan, self.opts.pairs, self.opts.seed, keys=keys)
+        else:
+            drawn = {
+                dim: sp.sample_pairs(d, dim, match, self.opts.pairs, self.rng(f"pairs:{dim}"), min_gap=gap)
+                for dim, match, gap in plan
+            }
+        for dim, match, gap in plan:
+            pairs = drawn[dim]
             if len(pairs.first) == 0:
                 continue
             change = self.scores[pairs.second] - self.scores[pairs.first]
@@ -311,7 +423,9 @@ class _Context:
         changes = pd.concat(frames, ignore_index=True)
         pooled = changes.assign(scale="all scales")
         both = pd.concat([pooled, changes], ignore_index=True)
-        effects = sp.effect_summary(both, confidence=self.conf)
+        effects = sp.effect_summary(
+            both, confidence=self.conf, n_bootstrap=self.opts.n_bootstrap, rng=self.rng("factors:median")
+        )
         effects["protected"] = effects["dimension"].isin(PROTECTED)
         tests = []
         for scale, g in both.groupby("scale", sort=False):
@@ -345,8 +459,6 @@ class _Context:
         return bool((per > 1).any(axis=None))
 
     def regression(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         factors = self._factors()
         covariates = {}
         if self.controlled and self.design["subset"].nunique() > 1:
@@ -360,7 +472,7 @@ class _Context:
             clusters=clusters,
             absorb=absorb,
             outcomes=self.scale_names,
-            n_boot=self.opts.n_bootstrap,
+            n_bootstrap=self.opts.n_bootstrap,
             confidence=self.conf,
             rng=self.rng("regression"),
         )
@@ -390,8 +502,6 @@ class _Context:
         return "years, age-group midpoint" if groups.ne("").all() else "years, FairFace age-bin midpoint"
 
     def curves(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         out: dict[str, list[pd.DataFrame]] = {"means": [], "fits": [], "grid": [], "extremes": []}
         for attr in self._curve_attributes():
             x = attr if self.controlled else "age_x"
@@ -407,7 +517,7 @@ class _Context:
                 group="group",
                 cluster="identity",
                 confidence=self.conf,
-                n_boot=self.opts.n_bootstrap,
+                n_bootstrap=self.opts.n_bootstrap,
                 rng=self.rng(f"curves:{attr}"),
             )
             unit = "CausalFace level" if self.controlled else self._age_unit()
@@ -426,33 +536,31 @@ class _Context:
 
     # ------------------------------------------------------------------ markedness
     def markedness(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import perception as sp
-
         frames = []
         control = self.vocab.control
         widx = {w: i + 1 for i, w in enumerate(self.words)}  # columns of self.cos (neutral at 0)
+        rows = self.group_rows()
+        design, cos = self.design[rows].reset_index(drop=True), self.cos[rows]
         for column in ("race", "gender"):
             marking = control.marking(column)
             if not marking:
                 continue
-            labels = self.design[column].astype(str).to_numpy()
+            labels = design[column].astype(str).to_numpy()
             has = np.array([lab in marking for lab in labels])
             if not has.any():
                 continue
-            own = np.array(
-                [self.cos[i, widx[marking[lab]]] if h else np.nan for i, (lab, h) in enumerate(zip(labels, has))]
-            )
-            neutral = self.cos[:, 0]
+            own = np.array([cos[i, widx[marking[lab]]] if h else np.nan for i, (lab, h) in enumerate(zip(labels, has))])
+            neutral = cos[:, 0]
             closer = neutral > own
             margin = 100 * (neutral - own)
             for grouping in (column, "group"):
-                gl = self.design[grouping].astype(str).to_numpy()
+                gl = design[grouping].astype(str).to_numpy()
                 t = sp.group_shares(
                     closer[has],
                     gl[has],
-                    clusters=self.design["identity"].to_numpy()[has],
+                    clusters=design["identity"].to_numpy()[has],
                     extra={"margin": margin[has]},
-                    n_boot=self.opts.n_bootstrap,
+                    n_bootstrap=self.opts.n_bootstrap,
                     confidence=self.conf,
                     rng=self.rng(f"markedness:{column}:{grouping}"),
                 )
@@ -485,20 +593,26 @@ class _Context:
 
     # ------------------------------------------------------------------ skew
     def skew(self) -> dict[str, pd.DataFrame]:
-        from vlbias.stats import skew as sk
-
         names = [f"word:{w}" for w in self.words] + list(self.scale_names)
-        scale_cos = [
-            self.cos[:, [self.words.index(w) + 1 for w in ws]].mean(axis=1) for ws in self.vocab.scales.values()
-        ]
-        rank_scores = np.column_stack([self.cos[:, 1:], *scale_cos])
-        frames = []
+        n_words = len(self.words)
+        study = self.opts.balance == "hausladen2025"
+        if study and not self.controlled:
+            # the study's one set: balanced over race x gender cells among everyone, then the min_age filter
+            table, design, cos, adult = self.pool
+            drawn = sk.cell_subsample(design["race"].to_numpy(), design["gender"].to_numpy(), self.opts.seed)
+            drawn = drawn[adult[drawn]]
+        else:
+            design, cos = self.design, self.cos
+            drawn = np.flatnonzero(self.group_rows())  # CausalFace: its folders, unbalanced under the study's rule
+        scale_cos = [cos[:, [self.words.index(w) + 1 for w in ws]].mean(axis=1) for ws in self.vocab.scales.values()]
+        rank_scores = np.column_stack([cos[:, 1:], *scale_cos])
+        frames, means = [], []
         for grouping in ("race", "gender", "group"):
-            labels = self.design[grouping].astype(str).to_numpy()
-            if len(np.unique(labels)) < 2:
+            labels = design[grouping].astype(str).to_numpy()
+            if len(np.unique(labels[drawn])) < 2:
                 continue
             rng = self.rng(f"skew:{grouping}")
-            keep = sk.balanced_subsample(labels, rng)
+            keep = drawn if study else drawn[sk.balanced_subsample(labels[drawn], rng)]
             t = sk.ranking_skew(
                 rank_scores[keep],
                 labels[keep],
@@ -506,12 +620,133 @@ class _Context:
                 names=names,
                 n_perm=self.opts.n_random_rankings,
                 rng=rng,
+                ndkl_depth=None if self.opts.ndkl_depth == "all" else -1,
             )
-            t.insert(0, "grouping", "race x gender" if grouping == "group" else grouping)
+            label = "race x gender" if grouping == "group" else grouping
+            t.insert(0, "grouping", label)
             t.insert(1, "kind", ["word" if r.startswith("word:") else "scale" for r in t["ranking"]])
             t["ranking"] = [r.removeprefix("word:") for r in t["ranking"]]
             frames.append(t)
-        return {"skew": _concat(frames)}
+            means.append(self._skew_over_scales(t, rank_scores[keep, n_words:], labels[keep], label))
+        return {"skew": _concat(frames), "skew_scales": _concat(means)}
+
+    def _skew_over_scales(self, t: pd.DataFrame, scale_scores, labels, grouping: str) -> pd.DataFrame:
+        """The study's table S3 numbers: MaxSkew@k, NDKL and every group's Skew@k, each averaged over the scales."""
+        from vlbias.stats import skew as sk
+
+        scales = t[t["kind"] == "scale"]
+        groups, codes = np.unique(labels, return_inverse=True)
+        ranked = codes[np.argsort(-scale_scores, axis=0, kind="stable")].T  # (scales, n), best first
+        per_group = sk.skew_at_k(ranked, len(groups), self.opts.k)  # (scales, G)
+        rows = [
+            {"statistic": "max_skew", "group": "", "mean_over_scales": scales["max_skew"].mean()},
+            {"statistic": "ndkl", "group": "", "mean_over_scales": scales["ndkl"].mean()},
+        ]
+        with np.errstate(invalid="ignore"):
+            rows += [
+                {"statistic": "skew", "group": g, "mean_over_scales": per_group[:, gi].mean()}
+                for gi, g in enumerate(groups)
+            ]
+        out = pd.DataFrame(rows)
+        out.insert(0, "grouping", grouping)
+        out["n_scales"] = len(scales)
+        out["k"] = int(scales["k"].iloc[0])
+        out["ndkl_depth"] = int(scales["ndkl_depth"].iloc[0])
+        out["n_items"] = int(scales["n_items"].iloc[0])
+        return out
+
+    # ------------------------------------------------------------------ group means
+    def group_means(self) -> dict[str, pd.DataFrame]:
+        """Mean raw cosine similarity (x 100) per group for every scale and for the positive scales together."""
+        from vlbias.stats.groups import group_means
+
+        rows = self.group_rows()
+        design, cos = self.design[rows].reset_index(drop=True), self.cos[rows]
+        values = {
+            s: 100 * cos[:, [self.words.index(w) + 1 for w in ws]].mean(axis=1) for s, ws in self.vocab.scales.items()
+        }
+        positive = [s for s in values if not s.endswith("-")]
+        if positive:
+            values["positive scales"] = np.mean([values[s] for s in positive], axis=0)
+        frames = []
+        for grouping in ("race", "gender", "group"):
+            st = group_means(
+                pd.DataFrame(values),
+                design[grouping].astype(str).rename("group"),
+                design["identity"],
+                n_bootstrap=self.opts.n_bootstrap,
+                confidence=self.conf,
+                seed=self.rng(f"group_means:{grouping}"),
+            )
+            t = st.frame(value_name="scale").rename(
+                columns={"estimate": "mean_cos", "low": "ci_low", "high": "ci_high"}
+            )
+            t.insert(0, "grouping", "race x gender" if grouping == "group" else grouping)
+            frames.append(t)
+        out = _concat(frames)
+        out["scales"] = [", ".join(positive) if s == "positive scales" else s for s in out["scale"]]
+        return {"group_means": out}
+
+    # ------------------------------------------------------------------ level correlations
+    def level_correlations(self) -> dict[str, pd.DataFrame]:
+        """Pearson's r of the lighting, pose and smiling levels with Delta, as the study's table S4 (its lists of
+        scales pooled as the study pools them, see :func:`vlbias.stats.perception.level_correlation`), and per scale
+        and per word."""
+        from vlbias.stats import perception as sp
+
+        scales = self.vocab.scales
+        abc = None
+        if self.opts.level_words == "abc-suffix":
+            abc = next((lex for lex in self.vocab.lexicons if lex.name == "abc"), None)
+            if abc is None:
+                raise VlbiasError(
+                    "level_words: abc-suffix matches the words of the abc lexicon (as the study's table S4); add "
+                    "abc to lexicons, or use level_words: exact"
+                )
+        rows = []
+        for setting, attr, mask in self.level_settings():
+            x = self.design.loc[mask, attr].to_numpy(dtype=np.float64)
+            clusters = self.design.loc[mask, "identity"].to_numpy()
+            delta = sp.delta(self.cos[mask, 1:], self.cos[mask, 0], self.opts.delta == "relative")  # (images, words)
+            lists = {f"scale {s}": (s,) for s in scales}
+            lists |= {name: tuple(s for s in ss if s in scales) for name, ss in LEVEL_LISTS[attr].items()}
+            for name, members in lists.items():
+                if not members:
+                    continue
+                listed = list(dict.fromkeys(w for s in members for w in scales[s]))
+                if abc is not None and not name.startswith("scale "):  # the study's lists, as it matched them
+                    words = [w for w in abc.words if any(w.endswith(v) for v in listed)]
+                else:
+                    words = listed
+                rows.append(
+                    {
+                        "setting": setting,
+                        "attribute": attr,
+                        "kind": "scale" if name.startswith("scale ") else "study list",
+                        "words_of": name.removeprefix("scale "),
+                        "words": ", ".join(words),
+                        **self._level_r(x, delta[:, [self.words.index(w) for w in words]], clusters, setting),
+                    }
+                )
+            for w in self.words:
+                rows.append(
+                    {
+                        "setting": setting,
+                        "attribute": attr,
+                        "kind": "word",
+                        "words_of": w,
+                        "words": w,
+                        **self._level_r(x, delta[:, [self.words.index(w)]], clusters, setting),
+                    }
+                )
+        return {"level_correlations": pd.DataFrame(rows)}
+
+    def _level_r(self, x, values, clusters, setting: str) -> dict:
+        from vlbias.stats import perception as sp
+
+        return sp.level_correlation(
+            x, values, clusters, n_bootstrap=self.opts.n_bootstrap, confidence=self.conf, rng=self.rng(f"levels:{setting}")
+        )
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -536,6 +771,13 @@ def _headline(frame: pd.DataFrame | None, analysis: str, metric: str, **columns:
 def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
     """The headline numbers of every analysis that ran, one row each (the table sweeps compare across models)."""
     ex, mk, sk = tables.get("extreme_groups"), tables.get("markedness"), tables.get("skew")
+    ss, gm, lc = tables.get("skew_scales"), tables.get("group_means"), tables.get("level_correlations")
+    if ss is not None and len(ss):
+        ss = ss[ss["statistic"] != "skew"]
+    if gm is not None and len(gm):
+        gm = gm[gm["scale"] == "positive scales"]
+    if lc is not None and len(lc):
+        lc = lc[lc["kind"] == "study list"]
     if ex is not None and len(ex):
         ex = ex[ex["rank"] == 1]
     if mk is not None and len(mk) and "share_neutral_closer" in mk:
@@ -597,7 +839,45 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
             p="max_skew_p",
         ),
         _headline(
-            sk, "skew", "ndkl@{k}", attribute="grouping", scale="ranking", item="grouping", value="ndkl", p="ndkl_p"
+            sk,
+            "skew",
+            "ndkl@{ndkl_depth}",
+            attribute="grouping",
+            scale="ranking",
+            item="grouping",
+            value="ndkl",
+            p="ndkl_p",
+        ),
+        _headline(
+            ss,
+            "skew",
+            "{statistic} mean over {n_scales} scales",
+            attribute="grouping",
+            item="grouping",
+            value="mean_over_scales",
+        ),
+        _headline(
+            gm,
+            "group_means",
+            "mean cosine x 100, positive scales",
+            attribute="grouping",
+            scale="scale",
+            item="group",
+            value="mean_cos",
+            ci_low="ci_low",
+            ci_high="ci_high",
+        ),
+        _headline(
+            lc,
+            "level_correlations",
+            "Pearson r of {attribute} level with Delta ({setting}, {words_of})",
+            attribute="attribute",
+            scale="words_of",
+            item="setting",
+            value="r",
+            ci_low="r_ci_low",
+            ci_high="r_ci_high",
+            p="p",
         ),
     ]
     out = pd.concat([p for p in parts if len(p)] or [pd.DataFrame(columns=SUMMARY_COLUMNS)], ignore_index=True)

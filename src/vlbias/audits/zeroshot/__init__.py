@@ -31,6 +31,7 @@ AUDIT = AuditSpec(
     description="zero-shot misclassification of face images by group (Birhane et al. 2024; CLIP/DataComp FairFace; custom)",
     options=ZeroshotOptions,
     execute="vlbias.audits.zeroshot.run:run",
+    presentation="vlbias.report.audits.zeroshot",
     modalities=("text", "image"),
     zoo_analysis="vlbias.audits.zeroshot.run:zoo_compare",
 )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from vlbias.datasets.spec import DatasetSpec, fold_dataset_options
-from vlbias.utils.options import Options, option
+from vlbias.utils.options import Options, option, preset_option
 
 
 class ZeroshotOptions(Options):
@@ -16,10 +16,7 @@ class ZeroshotOptions(Options):
     PRESETS = "zeroshot"
     DEPRECATED = {"n_boot": "n_bootstrap", "ci": "confidence"}
 
-    preset: str | None = option(
-        None, "a study's exact protocol (its options, quirks included; what differs from vlbias's defaults is in "
-        "docs/deviations.md); options given beside it override it", metavar="NAME",
-    )
+    preset: str | None = preset_option()
     dataset: DatasetSpec | None = option(
         None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, manifest:)", short="-d", metavar="NAME:PATH"
     )
@@ -48,6 +45,12 @@ class ZeroshotOptions(Options):
     scale: float | Literal["model"] = option(
         100.0, "logit scale of the softmax: a number (the published protocols use 100) or model", min=0,
         min_open=True,
+    )
+    category_probability: Literal["sum", "mean"] = option(
+        "sum",
+        "how a category of classes (criminal or suspicious person) pools its classes' probabilities: sum (the "
+        "probability of any of them) or mean (their average, Birhane et al.'s pooling); its top-1 share is always "
+        "the share whose top-1 class is any of them",
     )
     n_bootstrap: int = option(2000, "bootstrap replicates over people for the intervals (0: none)", min=0,
                               old_flags=("--bootstrap",))

@@ -12,7 +12,16 @@ from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.zeroshot.options import ZeroshotOptions
 from vlbias.datasets.base import GENDERS, RACES, FaceDataset
 from vlbias.errors import MissingKeysError, VlbiasError, plural
-from vlbias.stimuli.zeroshot import CONTENT_WARNING, Protocol, Task, custom_protocol, load_protocol, model_facts
+from vlbias.stats.groups import compare_levels, group_means
+from vlbias.stimuli.zeroshot import (
+    CONTENT_WARNING,
+    Protocol,
+    Task,
+    comparison_settings,
+    custom_protocol,
+    load_protocol,
+    model_facts,
+)
 from vlbias.utils.io import stable_hash
 from vlbias.utils.options import whole_number
 from vlbias.utils.provenance import entry, of_kind
@@ -114,12 +123,19 @@ def _ordered(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 
 def label_values(
-    top: np.ndarray, probs: np.ndarray, classes: list[str], categories: dict[str, tuple[str, ...]]
+    top: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    categories: dict[str, tuple[str, ...]],
+    pool: str = "sum",
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Per image, the top-1 indicator of each class and category, then the probability of each (n x 2L).
 
-    A category (e.g. crime-related) counts an image whose top-1 class is any of its members; its probability is the
-    members' summed probability. Returns the values, the L labels and their kinds (class or category).
+    A category (e.g. crime-related) counts an image whose top-1 class is any of its members; its probability pools
+    the members' probabilities by ``pool``: ``sum``, the probability that the label is any of them (vlbias's), or
+    ``mean``, their average (Birhane et al.'s "criminal or suspicious person": the mean of the two classes' pooled
+    probabilities; with two members exactly half the sum). Returns the values, the L labels and their kinds
+    (class or category).
     """
     cats = {name: [classes.index(m) for m in members if m in classes] for name, members in categories.items()}
     cats = {name: idx for name, idx in cats.items() if idx}
@@ -131,7 +147,7 @@ def label_values(
     pr[:, :c] = probs
     for k, idx in enumerate(cats.values()):
         ind[:, c + k] = ind[:, idx].sum(axis=1)
-        pr[:, c + k] = probs[:, idx].sum(axis=1)
+        pr[:, c + k] = probs[:, idx].sum(axis=1) if pool == "sum" else probs[:, idx].mean(axis=1)
     return np.concatenate([ind, pr], axis=1), labels, ["class"] * c + ["category"] * len(cats)
 
 
@@ -197,9 +213,7 @@ def _accuracy_rows(acc, base: dict) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------------- the audit
 def run(encoder, opts: ZeroshotOptions) -> AuditResult:
-    from vlbias.stats.groups import group_means
-
-    n_boot, ci, seed = opts.n_bootstrap, opts.confidence, opts.seed
+    n_bootstrap, confidence, seed = opts.n_bootstrap, opts.confidence, opts.seed
     encoder._require("text")
     encoder._require("image")
     dataset = _dataset(opts)
@@ -282,11 +296,13 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                 rows[f"p_{c}"] = probs[:, j]
             image_rows.append(rows)
 
-            values, labels, kinds = label_values(top, probs, classes, task.categories)
+            values, labels, kinds = label_values(top, probs, classes, task.categories, opts.category_probability)
             for grouping in groupings:
                 base = {"task": task.name, "template": template, "grouping": "+".join(grouping) or "all"}
                 gframe = _ordered(table, grouping) if grouping else None
-                stats = group_means(values, gframe, table["identity"], n_boot=n_boot, ci=ci, seed=seed)
+                stats = group_means(
+                    values, gframe, table["identity"], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+                )
                 if not len(stats.groups):
                     notes.append(f"task {task.name}: no image has a value for {', '.join(grouping)}; grouping left out")
                     continue
@@ -295,7 +311,14 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                 if correct is not None and not np.isnan(correct).all():
                     known = ~np.isnan(correct)
                     gsub = _ordered(table[known], grouping) if grouping else None
-                    acc = group_means(correct[known], gsub, table["identity"][known], n_boot=n_boot, ci=ci, seed=seed)
+                    acc = group_means(
+                        correct[known],
+                        gsub,
+                        table["identity"][known],
+                        n_bootstrap=n_bootstrap,
+                        confidence=confidence,
+                        seed=seed,
+                    )
                     accuracy += _accuracy_rows(acc, {**base, "scoring": scoring})
                     if grouping and len(acc.groups) > 1:
                         d = acc.disparity(scale=100).drop(columns="value")
@@ -362,6 +385,7 @@ def compare_runs(
     by: str,
     baseline: str | None = None,
     pair_by: str | None = None,
+    within: str | None = None,
     facts: dict[str, dict[str, Any]] | None = None,
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
@@ -371,15 +395,27 @@ def compare_runs(
 
     Per task, template, grouping, group and label: the mean over the models of each level minus the mean over the
     ``baseline`` level's models, in percentage points, for the top-1 share and the mean probability, with
-    cluster-bootstrap intervals over people (the same resampled people for every model). With ``pair_by`` (e.g.
-    ``architecture``) differences are taken within each value present at both levels and averaged, so the models
-    compared differ in ``by`` alone. Facts come from ``facts`` (model spec -> {fact: value}), else from the named
-    model sets.
+    cluster-bootstrap intervals over people (the same resampled people for every model); ``mean`` and
+    ``baseline_mean`` are the two means (percent). How models of different kinds are set against each other:
+
+    - neither: all the level's models against all the baseline's;
+    - ``pair_by`` (e.g. ``architecture``): differences are taken within each value present at both levels and
+      averaged into one, so the models compared differ in ``by`` alone (models whose value is not at both levels
+      are left out);
+    - ``within`` (e.g. ``family``): one comparison per value, each the mean over that value's models at the level
+      minus the mean over its models at the baseline, with as many models on either side as there are (Birhane et
+      al.'s comparison per architecture family); the value is a column named after the fact.
+
+    Facts come from ``facts`` (model spec -> {fact: value}), else from the named model sets.
     """
-    from vlbias.stats.groups import compare_levels
 
     if seed is not None:
         seed = whole_number("zeroshot-compare", "seed", seed)
+    if pair_by and within:
+        raise VlbiasError(
+            f"give pair_by or within, not both (pair_by={pair_by} averages the differences within each value into "
+            f"one; within={within} reports one comparison per value)"
+        )
     if len(runs) < 2:
         raise VlbiasError("a comparison needs the outputs of at least two runs")
     specs = [r.record.model.get("spec") for r in runs]
@@ -395,11 +431,14 @@ def compare_runs(
             raise VlbiasError(
                 f"the runs used different {key}s ({', '.join(sorted(str(x[1]) for x in seen))}); compare runs of one protocol on one dataset"
             )
-    scales = {r.record.options.get("scale") for r in runs}
-    if len(scales) != 1:
-        raise VlbiasError(
-            f"the runs used different scales ({', '.join(map(str, sorted(scales)))}); rerun with one scale"
-        )
+    for option, default, what in (("scale", None, "scales"), ("category_probability", "sum", "category poolings")):
+        used = {r.record.options.get(option, default) for r in runs}  # older records lack category_probability
+        if len(used) != 1:
+            raise VlbiasError(
+                f"the runs used different {what} ({', '.join(map(str, sorted(used, key=str)))}); rerun with one "
+                f"{option}"
+            )
+    pool = runs[0].record.options.get("category_probability", "sum")
 
     facts = facts or {}
 
@@ -428,6 +467,26 @@ def compare_runs(
                 f"no {pair_by} of the {by} level(s) {', '.join(unmatched)} is also at the baseline {baseline!r}; "
                 f"add runs of those models, or compare without --pair-by"
             )
+    # the slices compared on their own: every model, or the models of each value of `within`
+    notes: list[str] = []
+    if within:
+        values_of = [fact(s, within) for s in specs]
+        slices = []
+        for value in dict.fromkeys(values_of):
+            units = [u for u, v in enumerate(values_of) if v == value]
+            at = {levels[u] for u in units}
+            if baseline in at and len(at) > 1:
+                slices.append((value, units))
+            else:
+                why = f"no model at the baseline {baseline!r}" if baseline not in at else f"models at {baseline!r} only"
+                notes.append(f"{within} {value}: {why}; not compared")
+        if not slices:
+            raise VlbiasError(
+                f"no {within} has models at the baseline {baseline!r} and at another {by}; add runs of those models, "
+                f"or compare without --within"
+            )
+    else:
+        slices = [(None, list(range(len(runs))))]
 
     tasks = {t["name"]: t for t in of_kind(runs[0].record.stimuli, "protocol")[0].get("tasks", [])}
     images = [r.tables["images"] for r in runs]
@@ -450,7 +509,7 @@ def compare_runs(
         for sub in subs:
             top = pd.Categorical(sub["top1"], categories=classes).codes
             probs = sub[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
-            v, labels, kinds = label_values(top, probs, classes, categories)
+            v, labels, kinds = label_values(top, probs, classes, categories, pool)
             vals.append(v)
         values = np.stack(vals)
         names = [f"top1_pct|{lab}" for lab in labels] + [f"mean_prob|{lab}" for lab in labels]
@@ -459,44 +518,57 @@ def compare_runs(
             if any(c not in base_rows.columns for c in grouping):
                 continue
             gframe = _ordered(base_rows, grouping) if grouping else None
-            diff, stats = compare_levels(
-                values,
-                levels,
-                gframe,
-                base_rows["identity"],
-                baseline=baseline,
-                value_names=names,
-                pairs=keys,
-                scale=100,
-                n_boot=n_bootstrap,
-                ci=confidence,
-                seed=seed,
-            )
-            if diff.empty:
-                continue
-            metric_label = diff["value"].str.split("|", n=1, expand=True)
-            diff.insert(0, "task", task_name)
-            diff.insert(1, "template", template)
-            diff.insert(2, "grouping", "+".join(grouping) or "all")
-            diff["metric"] = metric_label[0].to_numpy()
-            diff["label"] = metric_label[1].to_numpy()
-            diff["kind"] = diff["label"].map(dict(zip(labels, kinds)))
-            rows.append(diff.drop(columns="value"))
-            frame = stats.frame()
-            unit_value = frame["value"].str.split("|", n=2, expand=True)
-            frame = frame.rename(columns={"n": "n_images", "n_clusters": "n_people"})
-            frame["run_model"] = [specs[int(u)] for u in unit_value[0]]
-            frame[by] = [levels[int(u)] for u in unit_value[0]]
-            frame["metric"] = unit_value[1].to_numpy()
-            frame["label"] = unit_value[2].to_numpy()
-            pct = frame["metric"] == "top1_pct"
-            for col in ("estimate", "low", "high"):
-                frame.loc[pct, col] *= 100
-            frame.insert(0, "task", task_name)
-            frame.insert(1, "template", template)
-            frame.insert(2, "grouping", "+".join(grouping) or "all")
-            frame["group"] = np.repeat(stats.labels(), len(stats.values))
-            model_rows.append(frame.drop(columns="value"))
+            for value, units in slices:
+                unit_levels = [levels[u] for u in units]
+                unit_keys = [keys[u] for u in units] if keys is not None else None
+                diff, stats = compare_levels(
+                    values[units],
+                    unit_levels,
+                    gframe,
+                    base_rows["identity"],
+                    baseline=baseline,
+                    value_names=names,
+                    pairs=unit_keys,
+                    scale=100,
+                    n_bootstrap=n_bootstrap,
+                    confidence=confidence,
+                    seed=seed,
+                )
+                if diff.empty:
+                    continue
+                means = _level_means(stats.estimate, unit_levels, unit_keys, baseline)
+                g_index = {lab: g for g, lab in enumerate(stats.labels())}
+                k_index = {name: k for k, name in enumerate(names)}
+                at = [(g_index[g], k_index[v]) for g, v in zip(diff["group"], diff["value"])]
+                diff["mean"] = [means[lv][0][g, k] * 100 for lv, (g, k) in zip(diff["level"], at)]
+                diff["baseline_mean"] = [means[lv][1][g, k] * 100 for lv, (g, k) in zip(diff["level"], at)]
+                metric_label = diff["value"].str.split("|", n=1, expand=True)
+                diff.insert(0, "task", task_name)
+                diff.insert(1, "template", template)
+                diff.insert(2, "grouping", "+".join(grouping) or "all")
+                if within:
+                    diff.insert(diff.columns.get_loc("baseline") + 1, within, value)
+                diff["metric"] = metric_label[0].to_numpy()
+                diff["label"] = metric_label[1].to_numpy()
+                diff["kind"] = diff["label"].map(dict(zip(labels, kinds)))
+                rows.append(diff.drop(columns="value"))
+                frame = stats.frame()
+                unit_value = frame["value"].str.split("|", n=2, expand=True)
+                frame = frame.rename(columns={"n": "n_images", "n_clusters": "n_people"})
+                frame["run_model"] = [specs[units[int(u)]] for u in unit_value[0]]
+                frame[by] = [levels[units[int(u)]] for u in unit_value[0]]
+                if within:
+                    frame[within] = value
+                frame["metric"] = unit_value[1].to_numpy()
+                frame["label"] = unit_value[2].to_numpy()
+                pct = frame["metric"] == "top1_pct"
+                for col in ("estimate", "low", "high"):
+                    frame.loc[pct, col] *= 100
+                frame.insert(0, "task", task_name)
+                frame.insert(1, "template", template)
+                frame.insert(2, "grouping", "+".join(grouping) or "all")
+                frame["group"] = np.repeat(stats.labels(), len(stats.values))
+                model_rows.append(frame.drop(columns="value"))
     if not rows:
         raise VlbiasError("the runs share no task and image set to compare")
     comparison = pd.concat(rows, ignore_index=True)
@@ -509,7 +581,9 @@ def compare_runs(
             "by": by,
             "baseline": baseline,
             "pair_by": pair_by,
+            "within": within,
             "levels": dict(zip(specs, levels)),
+            "category_probability": pool,
             "n_bootstrap": n_bootstrap,
             "confidence": confidence,
         },
@@ -517,7 +591,9 @@ def compare_runs(
         stimuli=list(runs[0].record.stimuli),
     )
     skipped = pd.DataFrame(
-        [{"item": k, "reason": "image not in every run"} for k in dropped], columns=["item", "reason"]
+        [{"item": k, "reason": "image not in every run"} for k in dropped]
+        + [{"item": n, "reason": "notes"} for n in notes],
+        columns=["item", "reason"],
     )
     return AuditResult(
         audit="zeroshot-compare",
@@ -528,14 +604,44 @@ def compare_runs(
     )
 
 
+def _level_means(
+    estimate: np.ndarray, levels: list[str], keys: list[str] | None, baseline: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per level other than the baseline, its mean and the baseline's (each G x K) as
+    :func:`~vlbias.stats.groups.compare_levels` sets them against each other (their difference is its estimate):
+    the means over the units, or with ``keys`` the means over the keys at both levels of the mean within each key."""
+    m = len(levels)
+    est = estimate.reshape(estimate.shape[0], m, -1)
+    base_units = [u for u in range(m) if levels[u] == baseline]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for level in dict.fromkeys(levels):
+        if level == baseline:
+            continue
+        units = [u for u in range(m) if levels[u] == level]
+        if keys is None:
+            out[level] = est[:, units].mean(axis=1), est[:, base_units].mean(axis=1)
+            continue
+        shared = [k for k in dict.fromkeys(keys[u] for u in units) if any(keys[b] == k for b in base_units)]
+
+        def per_key(us: list[int], shared=shared) -> np.ndarray:
+            return np.mean([est[:, [u for u in us if keys[u] == k]].mean(axis=1) for k in shared], axis=0)
+
+        if shared:
+            out[level] = per_key(units), per_key(base_units)
+    return out
+
+
 def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], options: dict[str, Any]) -> dict:
     """The grouped model comparison (:func:`compare_runs`) across a sweep's zoo, for `vlbias analyze`.
 
-    The runs of one protocol on one dataset (the same options) are compared by the model fact ``by`` (default:
-    ``pretraining_dataset``), against ``baseline`` and paired by ``pair_by`` when given. Models whose fact is unknown
-    are left out, and a comparison that cannot be made is reported in ``comparison_notes`` instead of stopping.
+    The runs of one protocol on one dataset (the same options) are compared by the model fact ``by``, against
+    ``baseline``, paired by ``pair_by`` or compared within each value of ``within`` (:func:`compare_runs`): the
+    options given, else the ``compare:`` defaults of the named model set that lists every compared model (the
+    ``birhane2024`` set: by pretraining data, within each architecture family, as the study), else ``by``
+    ``pretraining_dataset`` alone. ``n_bootstrap``, ``confidence`` and ``seed`` are the audits' options of those
+    names. Models whose fact is unknown are left out, and a comparison that cannot be made is reported in
+    ``comparison_notes`` instead of stopping.
     """
-    by = options.get("by") or "pretraining_dataset"
     groups: dict[str, list[AuditResult]] = {}
     for r in runs:
         key = {k: v for k, v in r.record.options.items() if k not in ("scale",)}
@@ -545,8 +651,11 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
     for key, group in groups.items():
         opts = json.loads(key)
         where = f"protocol {opts.get('protocol')} on {opts.get('dataset')}"
+        specs = [r.record.model.get("spec") for r in group]
+        settings = comparison_settings(specs, options, by="pretraining_dataset")
+        by = settings["by"]
 
-        def known(r: AuditResult) -> bool:
+        def known(r: AuditResult, by=by) -> bool:
             spec = r.record.model.get("spec")
             return facts.get(spec, {}).get(by, model_facts(spec).get(by)) is not None
 
@@ -559,16 +668,16 @@ def zoo_compare(runs: list[AuditResult], facts: dict[str, dict[str, Any]], optio
         try:
             res = compare_runs(
                 usable,
-                by=by,
-                baseline=options.get("baseline"),
-                pair_by=options.get("pair_by"),
+                **settings,
                 facts=facts,
-                n_bootstrap=int(options.get("n_bootstrap", 2000)),
-                seed=0,
+                n_bootstrap=whole_number("analyze --compare", "n_bootstrap", options.get("n_bootstrap", 2000)),
+                confidence=float(options.get("confidence", 0.95)),
+                seed=options.get("seed", 0),
             )
         except VlbiasError as e:
             notes.append(f"{where}: {e}")
             continue
+        notes += [f"{where}: {n}" for n in res.skipped.loc[res.skipped["reason"] == "notes", "item"]]
         for name, target in (("results", "comparison"), ("models", "comparison_models")):
             df = res.tables[name].copy()
             df.insert(0, "protocol", opts.get("protocol"))

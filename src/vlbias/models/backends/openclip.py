@@ -13,30 +13,35 @@ Specs:
 
 The table of known pairs ships with vlbias (``data/models/openclip_pretrained.csv``, which is also the model
 catalogue of :mod:`vlbias.models.catalogue`) so specs are validated without importing open_clip; pairs that a newer
-installed open_clip knows are accepted too.
+installed open_clip knows are accepted too. :func:`write_openclip_catalogue` rebuilds that file from the installed
+open_clip (``vlbias models --write-catalogue``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import difflib
-import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vlbias.cache.fingerprints import file_fingerprint, tree_fingerprint
-from vlbias.errors import SpecError, WeightsUnavailableError
-from vlbias.models import hub
+from vlbias.errors import SpecError, VlbiasError, WeightsUnavailableError
+from vlbias.models import catalogue, hub
 from vlbias.models.base import Encoder
+from vlbias.models.openclip_profile import architecture_facts, quiet_root_logging, tower_param_counts
+from vlbias.utils.io import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DESCRIPTION = (
     "OpenCLIP dual encoders: openclip:ARCH/TAG (pretrained tag, random, checkpoint path or TAG@PATH), "
@@ -61,13 +66,6 @@ def known_pairs() -> dict[str, dict[str, dict[str, str]]]:
     return pairs
 
 
-def write_pretrained_table(path: str | os.PathLike) -> int:
-    """Regenerate the shipped table (the model catalogue) from the installed open_clip; returns the number of rows."""
-    from vlbias.models.catalogue import write_openclip_catalogue
-
-    return write_openclip_catalogue(path)
-
-
 def weights_location(row: dict[str, str]) -> str:
     """Where a tag's weights are downloaded from (open_clip prefers the Hugging Face hub over the URL)."""
     if row.get("hf_hub"):
@@ -81,17 +79,6 @@ def _pkg_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "missing"
-
-
-@contextlib.contextmanager
-def quiet_root_logging():
-    """open_clip logs 'initialized randomly' on the root logger; that is the point of a random spec."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 def _cached_weights(cfg: dict) -> Path | None:
@@ -326,8 +313,6 @@ class Backend(Encoder):
     def _info(self) -> dict[str, Any]:
         import open_clip
 
-        from vlbias.models.openclip_profile import tower_param_counts
-
         model = self._model
         visual = getattr(model, "visual", None)
         n_total, n_image, n_text = tower_param_counts(model)
@@ -471,3 +456,57 @@ def checked_causal_text(model, probe) -> CausalText | None:
     except Exception:  # noqa: BLE001 - any mismatch of internals means: run the model's own encode_text
         return None
     return causal if same else None
+
+
+# ---------------------------------------------------------------------------------------------------- catalogue
+def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_arch=None) -> pd.DataFrame:
+    """Catalogue rows for open_clip pairs (default: all of ``open_clip.list_pretrained()``), weights untouched."""
+    import open_clip
+    import pandas as pd
+
+    all_pairs = [tuple(p) for p in open_clip.list_pretrained()]
+    pairs = all_pairs if pairs is None else [tuple(p) for p in pairs]
+    locations: dict[tuple[str, str], str] = {}
+    for arch, tag in all_pairs:
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        locations[(arch, tag)] = f"{cfg.get('hf_hub', '')}|{cfg.get('url', '')}"
+    rows = []
+    for arch, tag in pairs:
+        if on_arch is not None:
+            on_arch(arch)
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        if not cfg:
+            raise VlbiasError(f"the installed open_clip does not know the pair {arch}/{tag}")
+        duplicate = None
+        if arch.endswith("-quickgelu"):
+            base = arch[: -len("-quickgelu")]
+            if locations.get((base, tag)) == locations[(arch, tag)]:
+                duplicate = f"openclip:{base}/{tag}"
+        rows.append(
+            {
+                "spec": f"openclip:{arch}/{tag}",
+                "backend": "openclip",
+                "architecture": arch,
+                "tag": tag,
+                "architecture_family": catalogue.architecture_family(arch),
+                **architecture_facts(arch),
+                **catalogue.tag_facts(arch, tag),
+                "quick_gelu": bool(cfg.get("quick_gelu", False)),
+                "duplicate_of": duplicate,
+                "hf_hub": cfg.get("hf_hub") or None,
+                "url": cfg.get("url") or None,
+            }
+        )
+    df = pd.DataFrame(rows, columns=list(catalogue.COLUMNS))
+    return catalogue.coerce(df.astype("string"), "open_clip").reset_index(drop=True)
+
+
+def write_openclip_catalogue(path: str | os.PathLike, on_arch=None) -> int:
+    """Regenerate the shipped catalogue file (the table of known pairs) from the installed open_clip; returns the
+    number of rows."""
+    df = build_openclip_catalogue(on_arch=on_arch)
+    with atomic_path(path) as tmp:
+        tmp.write_text(catalogue.to_csv_text(df), encoding="utf-8")
+    catalogue.shipped_catalogue.cache_clear()
+    pretrained_table.cache_clear()
+    return len(df)

@@ -29,11 +29,10 @@ import numpy as np
 
 from vlbias.cache.fingerprints import file_fingerprint
 from vlbias.errors import MissingKeysError, SpecError, StimulusError
-from vlbias.models.base import Encoder, ImageEncoding
+from vlbias.models.base import Encoder, ImageEncoding, _check_texts
 from vlbias.models.images import ImageRef, as_ref, content_key, describe
 
 DESCRIPTION = "precomputed embeddings: vectors:PATH (word2vec text or binary, .npz keys+vectors, Parquet key+vector)"
-TEXT_SUFFIXES = (".txt", ".vec", ".w2v", ".glove")
 #: more dimensions than any embedding model has: a header that claims more is damaged, not a model
 MAX_DIM = 65_536
 
@@ -49,14 +48,6 @@ def _bad(path: Path, what: str) -> VectorFileError:
 def _check_dim(path: Path, dim: int, where: str) -> None:
     if not 1 <= dim <= MAX_DIM:
         raise _bad(path, f"{where} gives {dim:,} values per vector; a vector has 1 to {MAX_DIM:,}")
-
-
-def _is_float(tok: str) -> bool:
-    try:
-        float(tok)
-        return True
-    except ValueError:
-        return False
 
 
 def read_word2vec_text(path: Path) -> tuple[list[str], np.ndarray]:
@@ -235,8 +226,6 @@ class Backend(Encoder):
         return [t for t in dict.fromkeys(texts) if t not in self._index]
 
     def encode_texts(self, texts) -> np.ndarray:
-        from vlbias.models.base import _check_texts
-
         self._require("text")
         texts = _check_texts(texts)
         missing = self.missing_texts(texts)

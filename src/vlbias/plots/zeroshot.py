@@ -1,8 +1,7 @@
-"""Plots of zero-shot audit outputs: group shares, mean probabilities, accuracy and model-group changes.
+"""Figures of zero-shot audit outputs: group shares, mean probabilities, accuracy and model-group changes.
 
-matplotlib is imported only here and only when plotting, through its object API with the Agg canvas (no pyplot, no
-global backend switch). Colours are the Okabe-Ito palette (distinguishable with the common colour-vision
-deficiencies); every bar shows its bootstrap interval; a result with a content warning carries it on each figure.
+Every bar shows its bootstrap interval; a result with a content warning carries it on each figure. Drawn in the
+house style (:mod:`vlbias.plots.style`); matplotlib is imported only when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+from vlbias.plots.style import new_figure, save, series_colour
+
 _NCOLS = 4
 
 
@@ -24,13 +24,9 @@ def _slug(*parts: str) -> str:
 
 
 def _figure(n_panels: int, width_per: float = 3.4, height_per: float = 2.9):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     ncols = min(_NCOLS, n_panels)
     nrows = math.ceil(n_panels / ncols)
-    fig = Figure(figsize=(max(width_per * ncols + 0.6, 7.5), height_per * nrows + 1.2), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(max(width_per * ncols + 0.6, 7.5), height_per * nrows + 1.2)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
@@ -51,7 +47,7 @@ def _group_bars(ax, df: pd.DataFrame, x_col: str, hue_col: str | None, y: str, l
             vals.append(r[y])
             err_lo.append(max(r[y] - r[low], 0) if pd.notna(r[low]) else 0)
             err_hi.append(max(r[high] - r[y], 0) if pd.notna(r[high]) else 0)
-        colour = OKABE_ITO[h % len(OKABE_ITO)]
+        colour = series_colour(h)
         bars = ax.bar(pos, vals, width=width * 0.95, color=colour, label=hue if hue is not None else None)
         ax.errorbar(pos, vals, yerr=[err_lo, err_hi], fmt="none", ecolor="#333333", elinewidth=0.9, capsize=2)
         handles.append(bars)
@@ -79,7 +75,7 @@ def _finish(fig, title: str, warning: str | None, path: Path, handles=None, hue_
             color="#7a0000",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save(fig, path, dpi=110)
     return path
 
 

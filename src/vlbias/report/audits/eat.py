@@ -1,0 +1,186 @@
+"""The report's presentation of the EAT audit: effect sizes by model, test and order (heat map, forest plots, a
+table across models), each model's rows on its page, and how the tests were computed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlbias.audits.eat.run import RESULT_COLUMNS
+from vlbias.plots.eat import stars
+from vlbias.report import blocks as B
+from vlbias.report.fmt import interval, num, pvalue, signed, table
+from vlbias.report.sections import Context, configurations, option_value, skipped_summary
+from vlbias.report.source import Run, missing
+
+TITLE = "Association tests"
+#: the columns of the effect-size CSV
+CSV_COLUMNS = ["model", *RESULT_COLUMNS, "seed"]
+
+
+def _title(o: dict[str, Any]) -> str:
+    tests = list(o.get("tests") or []) + [Path(str(f)).stem for f in o.get("test_files") or []]
+    battery = o.get("battery") or (None if tests else "standard")
+    parts = [f"battery {battery}" if battery else "", ", ".join(tests)]
+    return " + ".join(x for x in parts if x)
+
+
+def _rows(df: pd.DataFrame) -> B.Block:
+    """One model's rows: sets, sizes, d with its interval and marks, p, permutations, status."""
+    conf = pd.to_numeric(df.get("confidence"), errors="coerce").dropna()
+    level = f"{conf.iloc[0]:.0%}" if len(conf) else "95%"
+    cols: dict[str, Any] = {
+        "test": "test",
+        "order": "order",
+        "X vs Y": lambda r: f"{r['x_name']} vs {r['y_name']}",
+        "A vs B": lambda r: f"{r['a_name']} vs {r['b_name']}",
+        "sizes X/Y/A/B": lambda r: "/".join(num(r[c]) for c in ("x_size", "y_size", "a_size", "b_size")),
+        f"d [{level} CI]": lambda r: interval(r["effect_size"], r["ci_low"], r["ci_high"]) + stars(r["p_value"]),
+        "p": lambda r: pvalue(r["p_value"]),
+        "permutations": lambda r: (
+            ("exact " if r.get("exact") in (True,) else "")
+            + (num(r["n_permutations"]) if r.get("status") == "ok" else "–")
+        ),
+        "status": lambda r: r["status"] if r["status"] == "ok" else f"skipped: {r['reason']}",
+    }
+    return B.table(table(df, cols, caption="One row per test and order; * p < .05, ** < .01, *** < .001 (unadjusted)"))
+
+
+def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    out = [
+        B.p(
+            "Embedding association tests: for each test, the effect size d is the difference between how much "
+            "closer the targets X are to the attributes A than to B and how much closer the targets Y are, in "
+            "pooled standard deviations (Caliskan et al. 2017); orders run the targets and attributes as texts, "
+            "images, or one of each. p is a permutation test; intervals are percentile bootstrap intervals."
+        )
+    ]
+    for title, group in configurations(runs, _title):
+        res = ctx.concat(group, "results")
+        if res.empty:
+            continue
+        cols = ["model_label"] + [c for c in CSV_COLUMNS if c in res.columns]
+        csv = ctx.assets.csv("eat-results", res[cols])
+        n_models = res["model"].nunique()
+        out.append(B.h2(f"Association tests: {title}" if title else "Association tests", id=f"eat-{len(out)}"))
+        heat = ctx.assets.figure(
+            "vlbias.plots.eat:effect_heatmap",
+            {"results": res, "title": f"Effect sizes of {n_models} model(s)", "row": "model_label"},
+            stem="eat-heatmap",
+            title="Effect sizes by model, test and order",
+            caption="Cell colour and value: effect size d (red: X closer to A than Y is; blue: the reverse), on a "
+            "fixed scale from -2 to +2; marks: permutation-test significance; hatched: rows that were skipped.",
+            data=[("effect sizes (CSV)", csv)],
+        )
+        forest = ctx.assets.figure(
+            "vlbias.plots.eat:effect_forest",
+            {"results": res, "title": "Effect sizes with intervals", "series": "model_label" if n_models > 1 else None},
+            stem="eat-forest",
+            title="Effect sizes with their bootstrap intervals",
+            caption="Each marker is one model's effect size; the bar is its bootstrap interval; the dashed line is "
+            "no association (d = 0). Hollow markers have no interval (bootstrap switched off).",
+            data=[("effect sizes (CSV)", csv)],
+        )
+        out += [B.figure(heat), B.figure(forest)]
+        ok = res[res["status"] == "ok"]
+        summary = (
+            res.groupby(["test", "order"], sort=False)
+            .agg(
+                x=("x_name", "first"),
+                y=("y_name", "first"),
+                a=("a_name", "first"),
+                b=("b_name", "first"),
+                run=("status", lambda s: int((s == "ok").sum())),
+                skipped=("status", lambda s: int((s != "ok").sum())),
+            )
+            .reset_index()
+        )
+        stats = (
+            ok.groupby(["test", "order"], sort=False)
+            .agg(median=("effect_size", "median"), sig=("p_value", lambda s: int((s < 0.05).sum())))
+            .reset_index()
+        )
+        summary = summary.merge(stats, on=["test", "order"], how="left")
+        out.append(
+            B.table(
+                table(
+                    summary,
+                    {
+                        "test": "test",
+                        "order": "order",
+                        "X vs Y": lambda r: f"{r['x']} vs {r['y']}",
+                        "A vs B": lambda r: f"{r['a']} vs {r['b']}",
+                        "models run": "run",
+                        "skipped": "skipped",
+                        "median d": lambda r: signed(r["median"]),
+                        "models with p < .05": lambda r: num(r["sig"]) if not missing(r["sig"]) else "–",
+                    },
+                    caption="Tests across models (per-model values on each model's page and in the CSV)",
+                    csv=csv,
+                )
+            )
+        )
+        for run in group:
+            mine = res[res["model"] == run.model]
+            if mine.empty:
+                continue
+            f = forest
+            if n_models > 1:
+                f = ctx.assets.figure(
+                    "vlbias.plots.eat:effect_forest",
+                    {"results": mine, "title": f"{ctx.labels[run.model]}: effect sizes with intervals"},
+                    stem=f"eat-forest-{ctx.labels[run.model]}",
+                    title="Effect sizes with their bootstrap intervals",
+                    caption="One row per test and order; bar: bootstrap interval; dashed line: d = 0.",
+                    data=[("effect sizes (CSV)", csv)],
+                )
+            ctx.add(
+                run.model,
+                B.h2(f"Association tests{': ' + title if title else ''}", id=f"eat-{run.task_id or 'run'}"),
+                B.figure(f),
+                _rows(mine),
+            )
+        out += skipped_summary(ctx, group)
+    return out
+
+
+def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    perms, boot = option_value(runs, "permutations"), option_value(runs, "n_bootstrap")
+    conf, alt, seed = option_value(runs, "confidence"), option_value(runs, "alternative"), option_value(runs, "seed")
+    try:
+        conf_text = f"{float(conf):.0%}"
+    except ValueError:
+        conf_text = conf
+    text = (
+        "Effect size: d = (mean over X of s(x, A, B) − mean over Y of s(y, A, B)) / sample standard deviation of "
+        "s over X ∪ Y, with s(w, A, B) = mean cosine of w with A − mean cosine with B (Caliskan et al. 2017). "
+        f"p-value: {alt} permutation test over re-partitions of X ∪ Y into sets of |X| and |Y| items, exact when "
+        f"all partitions number at most {perms}, otherwise {perms} sampled partitions, p = (1 + #)/(1 + N). "
+        f"Interval: {conf_text} percentile bootstrap of d ({boot} resamples within X, Y, A and B). All randomness "
+        f"from numpy's PCG64 seeded with {seed}."
+    )
+    out = [B.p(text)]
+    res = ctx.concat(runs, "results")
+    if len(res):
+        first = res.drop_duplicates(["test", "order"])
+        out.append(
+            B.table(
+                table(
+                    first,
+                    {
+                        "test": "test",
+                        "order": "order",
+                        "X": lambda r: f"{r['x_name']} ({num(r['x_size'])})",
+                        "Y": lambda r: f"{r['y_name']} ({num(r['y_size'])})",
+                        "A": lambda r: f"{r['a_name']} ({num(r['a_size'])})",
+                        "B": lambda r: f"{r['b_name']} ({num(r['b_size'])})",
+                        "modalities": lambda r: f"{r['target_modality']} targets, {r['attribute_modality']} attributes",
+                    },
+                    caption="Tests and orders with set sizes (of the first model that ran each; sizes can differ "
+                    "where a model lacked stimuli)",
+                )
+            )
+        )
+    return out

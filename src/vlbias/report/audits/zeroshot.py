@@ -1,0 +1,253 @@
+"""The report's presentation of the zero-shot audit: per protocol and dataset, the share of each group's images given
+each label across models (forest plots), the gaps between groups, the model-group comparison of `vlbias analyze`,
+each model's bar charts (drawn by :mod:`vlbias.plots.zeroshot`), all behind the content warning of offensive label
+sets; and the tasks, classes and prompt templates for the methods page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vlbias.report import blocks as B
+from vlbias.report.assets import Figure
+from vlbias.report.fmt import fixed, interval, table
+from vlbias.report.sections import (
+    Context,
+    configurations,
+    dataset_name,
+    option_value,
+    skipped_summary,
+    stimuli_of,
+    warning_text,
+    wrap_warning,
+)
+from vlbias.report.source import Run
+from vlbias.utils.provenance import of_kind
+
+TITLE = "Zero-shot"
+CI_OVER_PEOPLE = "bars: {ci:.0%} cluster-bootstrap interval over people"
+
+#: the figures of one run (:func:`vlbias.plots.zeroshot.plot_audit`) and of a comparison (``plot_comparison``), by
+#: the first word of their file name: title, and what they show
+FIGURES = {
+    "share": (
+        "Share of images labelled as each class, by group",
+        "top-1 share: % of the group's images whose most similar class is the label",
+    ),
+    "probability": (
+        "Mean probability of each class, by group",
+        "softmax probability of each class, averaged over the group's images (%)",
+    ),
+    "accuracy": ("Zero-shot accuracy by group", "% of the group's images classified correctly"),
+    "change": (
+        "Change between model groups",
+        "difference of the mean over each level's models from the baseline's, in percentage points",
+    ),
+}
+
+
+def _describe(ci: float, data: dict[str, list[tuple[str, str]]]):
+    """Caption a figure of the zero-shot plots from its file name (``<kind>-<task>-...-<grouping>.png``), with the
+    CSVs it draws (``data``: figure kind -> links)."""
+
+    def describe(path: Path) -> Figure:
+        kind, _, rest = path.stem.partition("-")
+        title, what = FIGURES.get(kind, (kind, ""))
+        rest = rest.replace("top1-pct-", "top-1 share, ").replace("mean-prob-", "mean probability, ")
+        title = f"{title} ({rest.replace('-', ' ')})" if rest else title
+        return Figure("", title, f"{what}; {CI_OVER_PEOPLE.format(ci=ci)}.", data.get(kind, []))
+
+    return describe
+
+
+#: columns of a zero-shot disparity table: the groups with the highest and lowest share, and the gap
+GAP_COLUMNS: dict[str, Any] = {
+    "task": "task",
+    "grouping": "grouping",
+    "label": "label",
+    "highest group": lambda r: f"{r['max_group']} ({fixed(r['max'])}%)",
+    "lowest group": lambda r: f"{r['min_group']} ({fixed(r['min'])}%)",
+    "gap, pp [CI]": lambda r: interval(r["difference"], r.get("difference_low"), r.get("difference_high"), fixed),
+}
+
+
+def _title(o: dict[str, Any]) -> str:
+    proto = o.get("protocol") if not o.get("classes") else f"custom classes {Path(str(o['classes'])).name}"
+    return f"{proto} on {dataset_name(o.get('dataset'))}"
+
+
+def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    out = [
+        B.p(
+            "Zero-shot classification of face images: each image gets the class whose prompt it is most similar to; "
+            "per group, the share of images given each class and the mean probability, with intervals from a "
+            "cluster bootstrap over people (each person's images resampled together)."
+        )
+    ]
+    comparison = ctx.data.analysis.get("zeroshot_comparison")
+    comp_notes = ctx.data.analysis.get("zeroshot_comparison_notes")
+    for title, group in configurations(runs, _title):
+        res = ctx.concat(group, "results")
+        if res.empty:
+            continue
+        ci = float(group[0].options.get("confidence", 0.95) or 0.95)
+        warning = warning_text(group)
+        inner: list[B.Block] = []
+        csv = ctx.assets.csv("zeroshot-results", res)
+        headline = res[res["kind"] == "category"] if (res.get("kind") == "category").any() else res
+        labels = list(dict.fromkeys(headline["label"]))
+        for (task, template, grouping), sub in headline.groupby(["task", "template", "grouping"], sort=False):
+            if grouping == "all":
+                continue
+            fig = ctx.assets.figure(
+                "vlbias.plots.forest:forest",
+                {
+                    "df": sub,
+                    "row": "group",
+                    "series": "model_label",
+                    "panel": "label",
+                    "est": "top1_pct",
+                    "low": "top1_pct_low",
+                    "high": "top1_pct_high",
+                    "ref": None,
+                    "xlabel": f"top-1 share (% of the group's images); {CI_OVER_PEOPLE.format(ci=ci)}",
+                    "title": f"{task}: share of images labelled {', '.join(map(repr, labels[:3]))}"
+                    f"{'…' if len(labels) > 3 else ''} by {grouping.replace('+', ' × ')} ({template})",
+                },
+                stem=f"zeroshot-{title}-{task}-{grouping}",
+                title=f"Models compared: {task}, by {grouping.replace('+', ' × ')}",
+                caption="One marker per model and group: the share of the group's images whose top-1 class is the "
+                "label (or a class of the category).",
+                data=[("group results (CSV)", csv)],
+            )
+            inner.append(B.figure(fig))
+        disp = ctx.concat(group, "disparity")
+        if len(disp):
+            disp = disp[(disp["metric"] == "top1_pct") & disp["label"].isin(labels) & (disp["grouping"] != "all")]
+            dcsv = ctx.assets.csv("zeroshot-disparity", disp)
+            inner.append(
+                B.table(
+                    table(
+                        disp,
+                        {"model": "model_label", **GAP_COLUMNS},
+                        caption="Largest minus smallest group share (percentage points) per model",
+                        csv=dcsv,
+                        limit=60,
+                    )
+                )
+            )
+        # the grouped model comparison of `vlbias analyze`
+        if comparison is not None and len(comparison):
+            o = group[0].record.options
+            comp = comparison[
+                (comparison["protocol"].astype(str) == str(o.get("protocol")))
+                & (comparison["dataset"].astype(str) == str(o.get("dataset")))
+            ]
+            if len(comp):
+                ccsv = ctx.assets.csv("zeroshot-comparison", comp)
+                g = ctx.assets.group(
+                    "vlbias.plots.zeroshot:plot_comparison",
+                    {"tables": {"results": comp}, "warning": warning},
+                    folder=f"zeroshot-comparison-{title}",
+                    describe=_describe(ci, {"change": [("comparison (CSV)", ccsv)]}),
+                    arg="folder",
+                    name="zero-shot comparison",
+                )
+                by = next((c for c in comp.columns if c in ("level",)), None)
+                inner += [
+                    B.h3("Model groups compared"),
+                    B.p(
+                        f"The change from the baseline level ({', '.join(map(str, comp['baseline'].unique()))}) to "
+                        f"each other level ({', '.join(map(str, comp[by].unique())) if by else ''}) of the model "
+                        "fact compared, averaged over the models of each level (within pairs where `--pair-by` was "
+                        f"given), with intervals over people. Data: {ccsv}."
+                    ),
+                    B.group(g, md=True),
+                ]
+        if comp_notes is not None and len(comp_notes):
+            inner.append(B.bullets([f"comparison note: {n}" for n in comp_notes["note"]]))
+        per_model = []
+        for run in group:
+            tabs = {n: run.tables[n] for n in ("results", "accuracy") if n in run.tables}
+            csvs = {n: ctx.assets.csv(f"zeroshot-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items()}
+            rcsv = csvs.get("results")
+            links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
+            g = ctx.assets.group(
+                "vlbias.plots.zeroshot:plot_audit",
+                {"tables": tabs, "warning": run.content_warning, "model": ctx.labels[run.model]},
+                folder=f"zeroshot-{ctx.labels[run.model]}-{title}",
+                describe=_describe(ci, {k: [(f"{t} (CSV)", csvs[t])] for k, t in links.items() if t in csvs}),
+                arg="folder",
+                name=f"zero-shot bar charts of {run.model}",
+            )
+            per_model.append(B.details(ctx.labels[run.model], [B.group(g), *([B.p(f"Data: {rcsv}")] if rcsv else [])]))
+            run_blocks = [B.group(g)]
+            mine = disp[disp["model"] == run.model] if len(disp) else disp
+            if len(mine):
+                run_blocks.append(
+                    B.table(
+                        table(
+                            mine,
+                            GAP_COLUMNS,
+                            caption="Largest minus smallest group share (percentage points)",
+                            csv=rcsv,
+                        )
+                    )
+                )
+            ctx.add(
+                run.model,
+                B.h2(f"Zero-shot: {title}", id=f"zs-{run.task_id or 'run'}"),
+                *wrap_warning(run.content_warning, run_blocks),
+            )
+        inner += [B.h3("Group bar charts of each model", md=False), *per_model]
+        inner += skipped_summary(ctx, group)
+        out.append(B.h2(f"Zero-shot: {title}", id=f"zs-{len(out)}"))
+        out += wrap_warning(warning, inner)
+    return out
+
+
+def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    scale, conf = option_value(runs, "scale"), option_value(runs, "confidence")
+    boot, seed = option_value(runs, "n_bootstrap"), option_value(runs, "seed")
+    out = [
+        B.p(
+            f"Each image is compared with one prompt per class (several templates: averaged normalised prompt "
+            f"embeddings, or one result per template); probabilities are softmax({scale} · cosine) and the top-1 "
+            f"class is the most similar one. Per group: the share of images whose top-1 class is each class or "
+            f"category, and the mean probability, each with a {conf} cluster-bootstrap interval over "
+            f"people ({boot} replicates, seed {seed}); a comparison of models resamples "
+            "the same people for every model."
+        )
+    ]
+    tasks = []
+    for s in of_kind(stimuli_of(runs), "protocol"):
+        for t in s.get("tasks") or []:
+            tasks.append(
+                {
+                    "protocol": s["name"],
+                    "task": t.get("name"),
+                    "classes": ", ".join(t.get("classes") or []),
+                    "templates": "; ".join(
+                        t.get("templates")
+                        if isinstance(t.get("templates"), list)
+                        else [f"{k}: {v}" for k, v in (t.get("templates") or {}).items()]
+                    ),
+                    "groupings": "; ".join(" × ".join(g) for g in t.get("group_by") or []),
+                    "categories": "; ".join(f"{k} = {' + '.join(v)}" for k, v in (t.get("categories") or {}).items()),
+                }
+            )
+    if tasks:
+        blocks = [
+            B.table(
+                table(
+                    pd.DataFrame(tasks),
+                    {k: k for k in ("protocol", "task", "classes", "templates", "groupings", "categories")},
+                    caption="Tasks, class lists and prompt templates",
+                )
+            )
+        ]
+        warning = next((r.content_warning for r in runs if r.content_warning), None)
+        out += wrap_warning(warning, blocks)
+    return out
