@@ -146,11 +146,12 @@ class AuditResult:
         import pyarrow as pa
 
         df = self.tables[name]
+        stamp = self.stamp()
         order = list(df.columns)
-        for i, col in enumerate(self.stamp()):  # where stamped() inserts them
+        for i, col in enumerate(stamp):  # where stamped() inserts them
             if col not in df.columns:
                 order.insert(i, col)
-        constants = {c: (v, False) for c, v in self.stamp().items() if c not in df.columns}
+        constants = {c: (v, False) for c, v in stamp.items() if c not in df.columns}
         constants |= {c: (v, True) for c, v in (columns or {}).items() if c not in df.columns}
         order += [c for c in constants if c not in order]
         own = pa.Table.from_pandas(df, preserve_index=False)
