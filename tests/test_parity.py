@@ -178,8 +178,24 @@ eat_options = st.fixed_dictionaries(
         "item_permutations": st.integers(5, 200),
         "drop_missing": st.just(True),
         "orders": st.lists(st.sampled_from(["all-text", "all-image"]), min_size=1, max_size=2, unique=True),
+        "equal_sizes": st.booleans(),
+        "sign_convention": st.sampled_from(["as-computed", "ghate2025"]),
+        "sampler": st.sampled_from(["vlbias", "ghate2025-legacy"]),
+        "seat_sentences": st.sampled_from(["all", "published"]),
+        "preset": st.just("ghate2025"),
     },
-).map(lambda o: {**o, "drop_missing": True})  # one text has no vector: the run needs drop_missing
+).map(
+    lambda o: {
+        **o,
+        "drop_missing": True,  # one text has no vector: the run needs drop_missing
+        # the legacy sampler (the preset's too, unless overridden) is the study's one-sided test
+        **(
+            {"alternative": "greater"}
+            if o.get("sampler", "ghate2025-legacy" if "preset" in o else "vlbias") == "ghate2025-legacy"
+            else {}
+        ),
+    }
+)
 
 
 @examples(100)

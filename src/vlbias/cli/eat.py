@@ -33,6 +33,10 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
     vlbias eat --model openclip:ViT-B-32/laion2b_s34b_b79k --battery standard --out results.parquet
     vlbias eat --model vectors:glove.txt --test-file WEAT.json#flowers,insects,pleasant_5,unpleasant_5 --drop-missing
 
+    The battery (the default when no test is given) has 26 rows; 24 run unless you supply instrument images
+    (--image-set instruments=DIR), which neither Ghate et al. nor iEAT released. --preset ghate2025 runs it as the
+    study did (docs/deviations.md lists every difference from vlbias's defaults).
+
     Every option here is also an option of the eat audit in sweep configs and Python, with the same name (dashes
     for underscores), default and meaning.
     """

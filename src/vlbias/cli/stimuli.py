@@ -95,4 +95,7 @@ def list_(stimuli_dir):
         "complete" if report.complete else f"{report.ok} of {report.ok + len(report.missing) + len(report.bad)} files"
     )
     con.print(f"iEAT image sets in {report.dest}: {state}; sets: {', '.join(ieat.manifest_sets())}")
-    con.print("battery: standard (26 rows: 8 all-text, 5 all-image, 5 image-as-target, 8 text-as-target)")
+    con.print(
+        "battery: standard (26 rows: 8 all-text, 5 all-image, 5 image-as-target, 8 text-as-target; 24 run unless you "
+        "supply instrument images, which neither Ghate et al. nor iEAT released: --image-set instruments=DIR)"
+    )
