@@ -274,7 +274,8 @@ class Encoder(ABC):
         unique = list(dict.fromkeys(texts))
         cache = self._cache()
         found = cache.get_many("text", unique) if cache else {}
-        todo = [t for t in unique if t not in found]
+        # batches of similar length: backends that pad to the batch's longest text then pad little
+        todo = sorted((t for t in unique if t not in found), key=len)
         if todo:
             self.load()
             with progress(f"encoding texts ({self.spec})", len(todo), "texts") as bar:
