@@ -16,6 +16,7 @@ and is written to ``CONTENT_WARNING.txt``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -133,7 +134,24 @@ class AuditResult:
         for i, (col, value) in enumerate(stamp.items()):
             if col not in df.columns:
                 df.insert(i, col, value)
+        layer = self.record.model.get("layer")
+        if isinstance(layer, int) and not isinstance(layer, bool):  # a run on one layer of the model
+            at = list(df.columns).index("model_identity") + 1
+            for j, (col, value, dtype) in enumerate(
+                (("layer", layer, "Int64"), ("reading", self.record.model.get("reading"), "string"))
+            ):
+                if col not in df.columns:
+                    df.insert(at + j, col, pd.array([value] * len(df), dtype=dtype))
         return df
+
+    @property
+    def layers(self) -> list[int]:
+        """The layers of the model this result holds (:mod:`vlbias.models.layers`): one for a run on one layer, each
+        layer of a result of :func:`combine_layers`, none for a run on the model's own embedding."""
+        layer = self.record.model.get("layer")
+        if isinstance(layer, int) and not isinstance(layer, bool):
+            return [layer]
+        return [int(e["layer"]) for e in self.record.model.get("layers") or []]
 
     def write(
         self,
@@ -186,3 +204,64 @@ class AuditResult:
         skipped_path = out_dir / "skipped.csv"
         skipped = pd.read_csv(skipped_path) if skipped_path.is_file() else pd.DataFrame(columns=["item", "reason"])
         return cls(audit=record.audit, tables=tables, record=record, skipped=skipped, content_warning=warning)
+
+
+# ---------------------------------------------------------------------------------------------------- layers
+def combine_layers(results: list[AuditResult], notes: Iterable[tuple[str, str]] = ()) -> AuditResult:
+    """One result of the runs of one audit on several layers of one model (:mod:`vlbias.models.layers`): each table
+    holds every layer's rows, stamped with their own layer, reading, identity and config hash, so one table gives
+    the audit's numbers over depth; the record is the model's, listing each layer's identity and config hash;
+    ``notes``: (item, reason) of layers the audit could not run on. :func:`split_layers` gives the runs back."""
+    first = results[0]
+    names = list(dict.fromkeys(n for r in results for n in r.tables))
+    tables = {n: pd.concat([r.stamped(n) for r in results if n in r.tables], ignore_index=True) for n in names}
+    skipped = [r.skipped.assign(layer=r.layers[0]) for r in results if len(r.skipped)]
+    notes = list(notes)
+    if notes:
+        skipped.append(pd.DataFrame(notes, columns=["item", "reason"]))
+    model = {k: v for k, v in first.record.model.items() if k not in ("layer", "identity")}
+    model["identity"] = first.record.model.get("base_identity") or first.record.model.get("identity")
+    model["layers"] = [
+        {"layer": r.layers[0], "identity": r.record.model.get("identity"), "config_hash": r.record.config_hash}
+        for r in results
+    ]
+    record = dataclasses.replace(first.record, model=model)
+    return AuditResult(
+        audit=first.audit,
+        tables=tables,
+        record=record,
+        skipped=pd.concat(skipped, ignore_index=True) if skipped else pd.DataFrame(columns=["item", "reason"]),
+        content_warning=first.content_warning,
+    )
+
+
+def split_layers(result: AuditResult) -> list[AuditResult]:
+    """The runs of each layer in a result of :func:`combine_layers` (``[result]`` for any other result), in order;
+    each table read when first used if the result's are."""
+    entries = result.record.model.get("layers") or []
+    if not entries or "layer" in result.record.model:
+        return [result]
+    out = []
+    base = {k: v for k, v in result.record.model.items() if k != "layers"}
+    for e in entries:
+        layer = int(e["layer"])
+        model = {**base, "identity": e["identity"], "layer": layer, "base_identity": base.get("identity")}
+        record = dataclasses.replace(result.record, model=model)
+
+        def read(name: str, layer: int = layer) -> pd.DataFrame:
+            df = result.tables[name]
+            return df[df["layer"] == layer].reset_index(drop=True) if "layer" in df.columns else df
+
+        skipped = result.skipped
+        if "layer" in skipped.columns:
+            skipped = skipped[skipped["layer"] == layer].drop(columns="layer").reset_index(drop=True)
+        out.append(
+            AuditResult(
+                audit=result.audit,
+                tables=Tables(list(result.tables), read),
+                record=record,
+                skipped=skipped,
+                content_warning=result.content_warning,
+            )
+        )
+    return out
