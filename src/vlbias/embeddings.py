@@ -49,13 +49,15 @@ def texts_table(encoder: Encoder, texts: list[str]):
     return pa.table({"key": texts, "kind": ["text"] * len(texts), "vector": _vector_array(vecs)})
 
 
-def layers_table(encoders: list[Encoder], table):
+def layers_table(encoders: list[Encoder], table, modality: str):
     """``table(encoder)`` of each encoder of :func:`vlbias.models.load_layers`, one below the other, with a ``layer``
-    column when the encoders read layers (the first fills every layer from one pass; the others read the cache)."""
+    column when the encoders read layers (the first fills every layer from one pass; the others read the cache).
+    Layers whose ``modality`` tower is too shallow are left out (when others remain)."""
     import pyarrow as pa
 
+    usable = [e for e in encoders if modality in e.modalities] or encoders[:1]  # none: the first says why
     tables = []
-    for enc in encoders:
+    for enc in usable:
         t = table(enc)
         layer = getattr(enc, "layer", None)
         if layer is not None:

@@ -207,18 +207,20 @@ class AuditResult:
 
 
 # ---------------------------------------------------------------------------------------------------- layers
-def combine_layers(results: list[AuditResult], notes: Iterable[tuple[str, str]] = ()) -> AuditResult:
+def combine_layers(results: list[AuditResult], notes: Iterable[tuple[str, str, int | None]] = ()) -> AuditResult:
     """One result of the runs of one audit on several layers of one model (:mod:`vlbias.models.layers`): each table
     holds every layer's rows, stamped with their own layer, reading, identity and config hash, so one table gives
     the audit's numbers over depth; the record is the model's, listing each layer's identity and config hash;
-    ``notes``: (item, reason) of layers the audit could not run on. :func:`split_layers` gives the runs back."""
+    ``notes``: (item, reason, layer) of layers the audit could not run on. :func:`split_layers` gives the runs
+    back."""
     first = results[0]
     names = list(dict.fromkeys(n for r in results for n in r.tables))
     tables = {n: pd.concat([r.stamped(n) for r in results if n in r.tables], ignore_index=True) for n in names}
-    skipped = [r.skipped.assign(layer=r.layers[0]) for r in results if len(r.skipped)]
+    skipped = [r.skipped.assign(layer=pd.array([r.layers[0]] * len(r.skipped), dtype="Int64")) for r in results]
     notes = list(notes)
     if notes:
-        skipped.append(pd.DataFrame(notes, columns=["item", "reason"]))
+        frame = pd.DataFrame(notes, columns=["item", "reason", "layer"])
+        skipped.append(frame.astype({"layer": "Int64"}))
     model = {k: v for k, v in first.record.model.items() if k not in ("layer", "identity")}
     model["identity"] = first.record.model.get("base_identity") or first.record.model.get("identity")
     model["layers"] = [
@@ -230,7 +232,7 @@ def combine_layers(results: list[AuditResult], notes: Iterable[tuple[str, str]] 
         audit=first.audit,
         tables=tables,
         record=record,
-        skipped=pd.concat(skipped, ignore_index=True) if skipped else pd.DataFrame(columns=["item", "reason"]),
+        skipped=pd.concat([s for s in skipped if len(s)] or skipped, ignore_index=True),
         content_warning=first.content_warning,
     )
 

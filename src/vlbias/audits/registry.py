@@ -98,7 +98,8 @@ class AuditSpec:
                 results.append(self.run(enc, opts))
             except LayerError as e:
                 first_error = first_error or e
-                notes.append((f"layer {getattr(enc, 'layer', '?')}", f"not run: {e}"))
+                layer = getattr(enc, "layer", None)
+                notes.append((f"layer {layer}", f"not run: {e}", layer))
         if not results:
             raise first_error
         return combine_layers(results, notes)

@@ -41,11 +41,11 @@ def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs)
     encoders = load_layers(model, **encoder_kwargs)
     if texts is not None:
         lines = embeddings.read_text_lines(texts)
-        table = embeddings.layers_table(encoders, lambda enc: embeddings.texts_table(enc, lines))
+        table = embeddings.layers_table(encoders, lambda enc: embeddings.texts_table(enc, lines), "text")
     else:
         source = image_source(images)
         table = embeddings.layers_table(
-            encoders, lambda enc: embeddings.images_table(enc, source, skip_bad=skip_bad_images)
+            encoders, lambda enc: embeddings.images_table(enc, source, skip_bad=skip_bad_images), "image"
         )
     encoder = encoders[0]
     meta = {"model": str(encoder.spec), "identity": getattr(encoder, "base", encoder).identity}
@@ -54,4 +54,10 @@ def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs)
     write_parquet(table, out, meta, overwrite)
     skipped = table.column("vector").null_count
     note = f" ({skipped} skipped: see the 'error' column)" if skipped else ""
+    if "layer" in table.column_names:
+        held = sorted(set(table.column("layer").to_pylist()))
+        left = [e.layer for e in encoders if e.layer not in held]
+        note += f" at layers {', '.join(map(str, held))}" + (
+            f" (layers {', '.join(map(str, left))} left out: that tower has fewer blocks)" if left else ""
+        )
     click.echo(f"wrote {table.num_rows - skipped} embeddings to {out}{note}", err=True)

@@ -1,0 +1,89 @@
+"""Bias by depth, end to end: audits over every layer of a random-init open_clip model from the command line, a sweep
+with a layers: axis, vectors files with a layer column, the report's depth curves and the upstream analysis with
+layer as a term (vlbias.models.layers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vlbias.audits.base import AuditResult, RunRecord, combine_layers, split_layers
+from vlbias.cli import main
+
+SMALL = "openclip:ViT-S-32-alt/random"  # 12 image blocks, 10 text blocks
+
+
+def _cli(args, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ---------------------------------------------------------------------------------------------- EAT, every layer
+
+
+# ---------------------------------------------------------------------------------------------- zero-shot
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+
+
+# ---------------------------------------------------------------------------------------------- vectors files
+def test_vectors_files_with_a_layer_column(tmp_path, capsys):
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["rose", "tulip", "daisy", "ant", "wasp", "moth", "love", "peace", "hate", "war"]))
+    vec = tmp_path / "v.parquet"
+    code, _, err = _cli(
+        ["embed", "-m", SMALL, "--texts", words, "--layer", "all", "--cache-dir", tmp_path / "c", "--out", vec], capsys
+    )
+    assert code == 0 and "layers 11, 12 left out" in err
+    table = pd.read_parquet(vec)
+    assert sorted(table["layer"].unique()) == list(range(1, 11)) and len(table) == 100
+    test = tmp_path / "t.yaml"
+    test.write_text(
+        "name: flowers\nX: {name: flowers, texts: [rose, tulip, daisy]}\nY: {name: insects, texts: [ant, wasp, moth]}\n"
+        "A: {name: pleasant, texts: [love, peace]}\nB: {name: unpleasant, texts: [hate, war]}\n"
+    )
+    common = ["--test-file", test, "--permutations", "exact", "--n-bootstrap", 0, "--format", "csv"]
+    code, out, err = _cli(["eat", "-m", f"vectors:{vec}", "--layer", "all", *common], capsys)
+    assert code == 0, err
+    from_file = pd.read_csv(__import__("io").StringIO(out))
+    code, out, err = _cli(["eat", "-m", SMALL, "--layer", "all", "--cache-dir", tmp_path / "c", *common], capsys)
+    direct = pd.read_csv(__import__("io").StringIO(out))
+    assert list(from_file["layer"]) == list(direct["layer"]) == list(range(1, 11))
+    np.testing.assert_allclose(from_file["effect_size"], direct["effect_size"], atol=1e-6)
+    code, out, err = _cli(["eat", "-m", f"vectors:{vec}", "--layer", "-1", *common], capsys)
+    assert code == 0 and list(pd.read_csv(__import__("io").StringIO(out))["layer"]) == [10]
+    code, _, err = _cli(["eat", "-m", f"vectors:{vec}", *common], capsys)
+    assert code == 2 and "holds no vectors of the model's embedding (rows with a null layer)" in err
+    assert "its layers: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10" in err
+
+
+# ---------------------------------------------------------------------------------------------- results and analysis
+def _result(layer, effect, identity="m"):
+    rec = RunRecord(
+        audit="eat",
+        model={"spec": "vectors:x", "identity": f"{identity}{layer}", "layer": layer, "reading": "raw"},
+        options={},
+        seed=0,
+    )
+    rows = pd.DataFrame({"test": ["t"], "order": ["all-text"], "effect_size": [effect]})
+    return AuditResult("eat", {"results": rows}, rec, skipped=pd.DataFrame({"item": ["w"], "reason": ["r"]}))
+
+
+def test_combine_and_split_layers_round_trip(tmp_path):
+    combined = combine_layers([_result(1, 0.1), _result(2, 0.3)], notes=[("layer 3", "not run: too deep", 3)])
+    assert list(combined.results["layer"]) == [1, 2] and list(combined.results["reading"]) == ["raw", "raw"]
+    assert list(combined.results["model_identity"]) == ["m1", "m2"] and combined.layers == [1, 2]
+    combined.write(tmp_path / "out")
+    parts = split_layers(AuditResult.read(tmp_path / "out", lazy=True))
+    assert [p.layers for p in parts] == [[1], [2]]
+    assert [p.record.config_hash for p in parts] == [
+        _result(1, 0.1).record.config_hash,
+        _result(2, 0.3).record.config_hash,
+    ]
+    assert list(parts[1].results["effect_size"]) == [0.3] and list(parts[1].skipped["item"]) == ["w"]
+    notes = pd.read_csv(tmp_path / "out" / "skipped.csv")
+    assert list(notes.loc[notes["item"] == "layer 3", "layer"]) == [3]
+    plain = _result(None, 0.5)
+    assert split_layers(plain) == [plain] and plain.layers == [] and "layer" not in plain.stamped().columns
