@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from vlbias.audits.base import AuditResult, RunRecord, combine_layers, split_layers
 from vlbias.cli import main
+from vlbias.zoo.plan import load_config, plan
 
 SMALL = "openclip:ViT-S-32-alt/random"  # 12 image blocks, 10 text blocks
 
@@ -26,6 +28,25 @@ def _cli(args, capsys) -> tuple[int, str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
+
+
+def test_sweep_layers_config_errors(tmp_path):
+    from vlbias.errors import VlbiasError
+
+    for body, message in [
+        ("layers: [0]", "layers: 0: a layer is a transformer block number"),
+        ("layers: [1, all, x]", "layers: 'x'"),
+        ("reading: raw", "reading: applies to layers"),
+        ("layers: all\nreading: logits", "--reading 'logits'"),
+    ]:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"models: [{SMALL}]\naudits: {{eat: {{}}}}\n{body}\n")
+        with pytest.raises(VlbiasError, match=message) as e:
+            load_config(config)
+        assert str(e.value).startswith(str(config))
+    config.write_text("models: [openclip:RN50/random]\naudits: {eat: {}}\nlayers: all\n")
+    with pytest.raises(VlbiasError, match="layers: all: openclip:RN50/random: its image tower .ResNet."):
+        plan(load_config(config))
 
 
 # ---------------------------------------------------------------------------------------------- vectors files
