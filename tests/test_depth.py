@@ -4,13 +4,15 @@ layer as a term (vlbias.models.layers)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from vlbias.audits.base import AuditResult, RunRecord, combine_layers, split_layers
 from vlbias.cli import main
-from vlbias.zoo.plan import load_config, plan
+from vlbias.zoo.plan import load_config, make_task, plan
 
 SMALL = "openclip:ViT-S-32-alt/random"  # 12 image blocks, 10 text blocks
 
@@ -108,3 +110,55 @@ def test_combine_and_split_layers_round_trip(tmp_path):
     assert list(notes.loc[notes["item"] == "layer 3", "layer"]) == [3]
     plain = _result(None, 0.5)
     assert split_layers(plain) == [plain] and plain.layers == [] and "layer" not in plain.stamped().columns
+
+
+def _layered_zoo(root, with_embedding: bool):
+    from tests.test_zoo_analysis import planted_zoo
+
+    store, _, models = planted_zoo(root)  # the embedding rows: effects planted from the model facts
+    rng = np.random.default_rng(3)
+    base = store.query('select model, test, "order", effect_size from eat.results')
+    for spec in models["spec"]:
+        mine = base[base["model"] == spec]
+        for layer in (2, 4, 6, 8):
+            rows = mine[["test", "order"]].assign(
+                effect_size=mine["effect_size"].to_numpy() + 0.05 * layer + rng.normal(scale=0.02, size=len(mine))
+            )
+            rec = RunRecord(
+                "eat", {"spec": spec, "identity": f"{spec}@{layer}", "layer": layer, "reading": "lens"}, {}, 0
+            )
+            task = make_task(spec, "eat", {}, layer, "lens")
+            store.write_part(task, AuditResult("eat", {"results": rows}, rec), {"model_identity": f"{spec}@{layer}"})
+    if not with_embedding:
+        import shutil
+
+        for spec in models["spec"]:
+            shutil.rmtree(store.part_dir(make_task(spec, "eat", {})))
+    return store
+
+
+def test_analyze_takes_layer_as_a_term(tmp_path, capsys):
+    _layered_zoo(tmp_path / "zoo", with_embedding=True)
+    db = tmp_path / "zoo"
+    code, out, err = _cli(["analyze", "--db", db, "--no-plots", "--term", "layer", "--out", tmp_path / "a"], capsys)
+    assert code == 0, err
+    fixed = pd.read_csv(tmp_path / "a" / "mixed_model.csv").set_index("term")
+    sd = np.std(np.tile([2, 4, 6, 8], 25 * 6), ddof=1)  # standardised over the rows: every model at each layer
+    assert fixed.loc["layer", "ci_low"] <= 0.05 * sd <= fixed.loc["layer", "ci_high"]
+    assert fixed.loc["layer", "p_value"] < 1e-6
+    summary = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    assert summary["terms"] == ["layer"] and summary["mixed_model"]["n_obs"] == 25 * 6 * 4
+    # without the term: the models' own embeddings, one row per model and test
+    code, out, err = _cli(["analyze", "--db", db, "--no-plots", "--out", tmp_path / "b"], capsys)
+    summary = json.loads((tmp_path / "b" / "analysis.json").read_text())
+    assert code == 0 and summary["mixed_model"]["n_obs"] == 25 * 6
+    assert "layer" not in set(pd.read_csv(tmp_path / "b" / "mixed_model.csv")["term"])
+
+
+def test_analyze_refuses_layers_without_embeddings_or_the_term(tmp_path, capsys):
+    _layered_zoo(tmp_path / "zoo", with_embedding=False)
+    code, _, err = _cli(["analyze", "--db", tmp_path / "zoo", "--no-plots"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "rows hold layers 2, 4, 6, 8 of the models and none of their embeddings; add --term layer" in err
+    code, _, err = _cli(["analyze", "--db", tmp_path / "zoo", "--no-plots", "--where", "layer = 8"], capsys)
+    assert code == 0, err
