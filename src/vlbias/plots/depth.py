@@ -42,9 +42,10 @@ def depth_curves(
 ) -> Path:
     """One line per ``series`` over ``layer`` (markers at each layer, the interval ``low``..``high`` as a band), one
     panel per ``panel`` value sharing both axes; rows whose ``y`` is missing leave a gap. Layers are the table's
-    ``layer`` column (block numbers; negative numbers, counted from the top, are left out: they have no place on
-    one axis across models)."""
-    df = df[pd.to_numeric(df["layer"], errors="coerce") > 0]
+    ``layer`` column: block numbers from the input; negative numbers (counted from the top) only where there are
+    no others, never both on one axis."""
+    layer = pd.to_numeric(df["layer"], errors="coerce")
+    df = df[layer > 0] if (layer > 0).any() else df[layer.notna()]
     panels = _unique(df[panel]) if panel else [None]
     keys = _unique(df[series]) if series else [None]
     ncols = max(1, min(ncols, len(panels)))
@@ -82,7 +83,7 @@ def depth_curves(
         ax.tick_params(labelsize=8)
         if p is not None:
             ax.set_title(wrap(str(p), 3.4, 9), fontsize=9)
-    fig.supxlabel(LAYER_AXIS, fontsize=9)
+    fig.supxlabel(LAYER_AXIS if min(layers, default=1) > 0 else "layer (transformer block, from the top)", fontsize=9)
     fig.supylabel(wrap(ylabel, 2.6 * nrows + 1.0, 9), fontsize=9)
     fig.suptitle(wrap(title + (f"\n{note}" if note else ""), fig.get_figwidth(), 10), fontsize=10)
     if legend and handles:
