@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.helpers import write_images
 from vlbias.audits.base import AuditResult
@@ -199,6 +200,10 @@ def test_user_supplied_image_sets(tmp_path, image_dir):
         resolve_images(ImageSide(files=("a.jpg",), root=tmp_path), None, {})
     with pytest.raises(StimulusError, match="not an iEAT set vlbias knows"):
         resolve_images(ImageSide(ref="ieat/cats/grumpy"), tmp_path, {})
+    # or kept in the stimuli folder under its key (the instrument images no study released)
+    (tmp_path / "instruments").symlink_to(image_dir, target_is_directory=True)
+    kept = resolve_images(side, tmp_path, {})
+    assert [p.name for p in kept.paths] == [p.name for p in got.paths] and kept.reason == ""
     fetched = resolve_images(ImageSide(ref="ieat/age/young"), tmp_path, {})
     assert fetched.paths is None and "iEAT images age/young not fetched" in fetched.reason
     own = resolve_images(ImageSide(ref="ieat/age/young"), tmp_path, {"ieat/age/young": str(image_dir)})
@@ -249,7 +254,7 @@ def test_nrc_oasis_valence_variant(tmp_path):
     # version 2 of the lexicon (lower-case header, scores in [-1, 1]) reads too
     v2 = _nrc_file(tmp_path / "v2.txt", header="term\tvalence\tarousal\tdominance")
     assert plan_battery("standard", EATOptions.parse(valence="nrc-oasis", nrc_vad=v2, oasis=oasis))
-    with pytest.raises(VlbiasError, match="needs both the NRC-VAD lexicon"):
+    with pytest.raises(VlbiasError, match="needs the NRC-VAD words"):
         EATOptions.parse(valence="nrc-oasis", nrc_vad=nrc)
     bad = tmp_path / "bad.txt"
     bad.write_text("Word\tValence\nhappy\tvery\n", encoding="utf-8")
@@ -283,3 +288,112 @@ def test_audit_contract(tmp_path, small_test):
         assert col in stamped.columns
     assert (stamped["audit"] == "eat").all() and (stamped["model"] == spec).all()
     assert back.record.options["permutations"] == 500
+
+
+def test_the_ghate2025_preset_plans_the_studys_rows(tmp_path):
+    """Under the preset the battery's rows hold the study's stimuli: published SEAT targets (sent-weat2: 330
+    instruments), its 25 + 25 NRC-VAD words in six templates, OASIS images tied in CSV order."""
+    oasis = _oasis_dir(tmp_path)
+    opts = EATOptions.parse(preset="ghate2025", oasis=oasis)
+    rows = plan_battery("standard", opts)
+    assert len(rows) == 26
+    text = {r.test: r for r in rows if r.order == "all-text"}
+    sizes = {t: tuple(len(r.sides[s].texts) for s in "XYAB") for t, r in text.items()}
+    assert sizes == {
+        "sent-weat1": (350, 350, 150, 150),
+        "sent-weat2": (330, 330, 150, 150),
+        "sent-weat3": (256, 256, 150, 150),
+        "sent-weat3b": (195, 195, 150, 150),
+        "sent-weat4": (128, 128, 150, 150),
+        "sent-gender-names-valence": (64, 64, 150, 150),
+        "sent-gender-terms-valence": (80, 80, 150, 150),
+        "sent-weat10": (64, 64, 150, 150),
+    }
+    nrc = get_test("sent-weat11")
+    assert all((r.sides["A"].texts, r.sides["B"].texts) == (nrc.A.texts, nrc.B.texts) for r in text.values())
+    assert (text["sent-gender-names-valence"].sides["X"].texts, text["sent-gender-names-valence"].sides["Y"].texts) == (
+        nrc.X.texts,
+        nrc.Y.texts,
+    )
+    signs = {(r.concept, r.order): r.signs.get("ghate2025", 1) for r in rows}
+    assert {k for k, v in signs.items() if v == -1} == {
+        ("gender", o) for o in ("all-text", "all-image", "image-as-target", "text-as-target")
+    }
+    # vlbias's defaults: 350 instruments, each test's own words
+    default = {r.test: r for r in plan_battery("standard", EATOptions.parse()) if r.order == "all-text"}
+    assert len(default["sent-weat2"].sides["X"].texts) == 350 and len(default["sent-weat1"].sides["A"].texts) == 215
+    assert (
+        len(default["sent-gender-names-valence"].sides["A"].texts) == 40
+    )  # WEAT 5's words, as the study's SEAT variant
+    # the preset's OASIS tie rule: the study's stable sort (CSV order), not theme names
+    csv = (oasis / "OASIS.csv").read_text().splitlines()
+    (oasis / "OASIS.csv").write_text("\n".join(csv[:1] + [ln.rsplit(",", 1)[0] + ",5" for ln in csv[1:]]) + "\n")
+    tied = plan_battery("standard", opts)
+    files = next(r for r in tied if r.order == "text-as-target").sides["A"].images.files
+    assert files == tuple(f"Theme {i}.jpg" for i in range(25))  # all tied: the first 25 rows
+    by_theme = plan_battery("standard", opts.replace(oasis_ties="theme"))
+    files = next(r for r in by_theme if r.order == "text-as-target").sides["A"].images.files
+    assert files[:3] == ("Theme 0.jpg", "Theme 1.jpg", "Theme 10.jpg")
+
+
+def test_ghate2025_nrc_words_and_their_record(tmp_path):
+    oasis = _oasis_dir(tmp_path)
+    opts = EATOptions.parse(valence="nrc-oasis", nrc_vad="ghate2025", oasis=oasis)
+    from vlbias.audits.eat.run import plan
+
+    rows, provenance = plan(opts)
+    a = next(r for r in rows if r.order == "all-text").sides["A"].texts
+    assert a == get_test("sent-weat11").A.texts and a[0] == "This is the word very positive."
+    battery = next(p for p in provenance if p.get("kind") == "battery")
+    assert battery["nrc_words"].startswith("ghate2025") and "nrc_vad_sha256" not in battery
+    with pytest.raises(VlbiasError, match="nrc_vad='scm': must be a lexicon file or ghate2025"):
+        EATOptions.parse(valence="nrc-oasis", nrc_vad="scm", oasis=oasis)
+    # a preset's stimuli are needed only where the battery runs
+    assert EATOptions.parse(preset="ghate2025", tests=["sent-weat11"]).oasis is None
+    with pytest.raises(VlbiasError, match="needs the NRC-VAD words .* and the OASIS folder \\(OASIS.csv"):
+        EATOptions.parse(preset="ghate2025")
+
+
+def test_sign_convention_adds_the_studys_sign_beside_d(tmp_path, small_test):
+    f, spec, sets = small_test
+    body = yaml.safe_dump(
+        {"reported_sign": {"ghate2025": -1}, **{r: {"name": r, "texts": list(t)} for r, t in zip("XYAB", sets)}}
+    )
+    (tmp_path / "gender.yaml").write_text(body, encoding="utf-8")
+    enc = load_model(spec)
+    files = [str(tmp_path / "gender.yaml"), str(f)]
+    plain = AUDIT.run(enc, {"test_files": files, **FAST}).results
+    assert "effect_size_reported" not in plain.columns and "reported_sign" not in plain.columns
+    res = AUDIT.run(enc, {"test_files": files, "sign_convention": "ghate2025", **FAST}).results
+    cols = list(res.columns)
+    assert cols[cols.index("effect_size") + 1 : cols.index("effect_size") + 3] == [
+        "reported_sign",
+        "effect_size_reported",
+    ]
+    assert list(res["reported_sign"]) == [-1, 1]
+    assert list(res["effect_size_reported"]) == [-res["effect_size"][0], res["effect_size"][1]]
+    assert res["effect_size"].tolist() == plain["effect_size"].tolist()  # d itself is never flipped
+    assert res["effect_size"][0] == res["effect_size"][1] > 0  # the same sets: the same d
+
+
+def test_equal_sizes_skips_rows_with_unequal_targets(small_test):
+    f, spec, _ = small_test  # |X| = 6, |Y| = 5
+    res = AUDIT.run(load_model(spec), {"test_files": [str(f)], "equal_sizes": True, **FAST}).results
+    assert res["status"].tolist() == ["skipped"]
+    assert res["reason"][0].startswith("targets of unequal size (6 and 5); equal_sizes asks for |X| = |Y|")
+    assert AUDIT.run(load_model(spec), {"test_files": [str(f)], **FAST}).results["status"].tolist() == ["ok"]
+
+
+def test_the_legacy_sampler_through_the_audit(small_test):
+    f, spec, sets = small_test
+    enc = load_model(spec)
+    opts = {"test_files": [str(f)], "n_bootstrap": 0, "permutations": 100, "seed": 82804230}
+    res = AUDIT.run(enc, {**opts, "sampler": "ghate2025-legacy"}).results.iloc[0]
+    X, Y, A, B = (enc.encode_texts(s) for s in sets)
+    direct = eat(X, Y, A, B, permutations=100, seed=82804230, n_bootstrap=0, sampler="ghate2025-legacy")
+    assert (res["p_value"], res["n_permutations"], bool(res["exact"])) == (direct.p_value, 100, False)
+    assert direct.p_value != eat(X, Y, A, B, permutations=100, seed=82804230, n_bootstrap=0).p_value
+    with pytest.raises(VlbiasError, match="sampler='ghate2025-legacy': is the study's one-sided test"):
+        AUDIT.run(enc, {**opts, "sampler": "ghate2025-legacy", "alternative": "two-sided"})
+    with pytest.raises(VlbiasError, match="seed=4294967296: the ghate2025-legacy sampler takes seeds below 2\\*\\*32"):
+        AUDIT.run(enc, {**opts, "sampler": "ghate2025-legacy", "seed": 2**32})

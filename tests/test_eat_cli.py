@@ -44,6 +44,7 @@ def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
     code, out, err = run(base, capsys)
     assert code == 0, err
     assert "planted" in out and "all-text" in out and "✓" in out and "exact in 1" in out
+    assert "\n1 test, 0 skipped; p: permutation test" in out  # one row: "1 test", never "1 tests"
     code, out, _ = run([*base, "--format", "json"], capsys)
     rows = json.loads(out)
     assert len(rows) == 1 and rows[0]["effect_size"] > 1 and rows[0]["p_value"] < 0.01 and rows[0]["exact"]
@@ -73,7 +74,7 @@ def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
         (["--orders", "sideways"], "--orders 'sideways': 'sideways' is not one of all-text, all-image"),
         (["--image-set", "instruments"], "--image-set 'instruments': 'instruments' must be KEY=VALUE"),
         (["--test", "weat1"], "has no vector for"),
-        (["--valence", "nrc-oasis"], "needs both the NRC-VAD lexicon"),
+        (["--valence", "nrc-oasis"], "needs the NRC-VAD words (a lexicon file, or ghate2025) and the OASIS folder"),
     ],
 )
 def test_bad_input_is_one_line(planted, extra, fragment, capsys):
@@ -98,6 +99,16 @@ def test_drop_missing_reports_how_many(planted, capsys):
 def test_stimuli_list(tmp_path, capsys):
     code, out, _ = run(["stimuli", "list", "--stimuli-dir", tmp_path], capsys)
     assert code == 0 and "weat10" in out and "Flowers vs Insects" in out and "0 of 291 files" in out
+    assert "24 run unless you supply instrument images" in " ".join(out.split())
+
+
+def test_help_says_what_the_battery_runs(capsys):
+    """The battery's 26 rows, the 24 that run without the unreleased instrument images, and the preset."""
+    code, out, _ = run(["eat", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and "24 run unless you supply instrument images" in text and "--preset ghate2025" in text
+    assert "24 rows run unless you supply instrument images" in text  # the --battery flag's own help
+    assert "ghate2025-legacy" in text and "--sign-convention" in text and "--seat-sentences" in text
 
 
 def test_help_imports_no_deep_learning_library():

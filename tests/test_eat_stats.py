@@ -482,9 +482,50 @@ def test_equal_associations_give_no_effect_size_and_no_interval():
     assert np.isnan(res.ci_low) and np.isnan(res.ci_high)
 
 
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+@pytest.mark.parametrize("permutations", ["exact", 100])
+def test_undefined_effect_size_has_p_one(alternative, permutations):
+    """Targets that differ only in length (the same direction): every s(w, A, B) is equal up to the last bit, d is
+    undefined, and p is 1 (it was 0.041 exact and 0.030 sampled here, from rounding noise)."""
+    from vlbias.stats.eat import eat, sc_eat
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=8)
+    X, Y = (np.outer(rng.uniform(0.5, 3, 6), w) for _ in range(2))
+    A, B = rng.normal(size=(4, 8)), rng.normal(size=(4, 8))
+    res = eat(X, Y, A, B, permutations=permutations, alternative=alternative, n_bootstrap=0)
+    assert np.ptp(res.scores) > 0 and np.isnan(res.effect_size)  # unequal in the last bits, yet d undefined
+    assert res.p_value == 1.0
+    sc = sc_eat(w, np.outer(rng.uniform(0.5, 3, 6), A[0]), np.outer(rng.uniform(0.5, 3, 6), A[0]),
+                permutations=permutations, alternative=alternative, n_bootstrap=0)  # fmt: skip
+    assert np.isnan(sc.effect_size) and sc.p_value == 1.0
+
+
 @pytest.mark.parametrize("budget", [2.5, 0, -1, True, "100"])
 def test_a_permutation_budget_is_a_whole_number_never_rounded(budget):
     v = np.arange(6.0)
     with pytest.raises(ValueError, match="the permutation budget must be a whole number of at least 1"):
         subset_sum_test(v, 3, permutations=budget)  # 2.5 used to run as 2
     assert subset_sum_test(v, 3, permutations=np.int64(20)).exact  # C(6, 3) = 20: numpy integers are whole numbers
+
+
+def test_the_legacy_shuffle_sampler_draws_the_studys_partitions():
+    """sampler="ghate2025-legacy": the partitions of np.random.seed(seed) + one shuffle of arange(n) per draw (Ghate
+    et al.'s loop); exact within the budget; the study's one-sided test only."""
+    from vlbias.stats.legacy_shuffle import legacy_shuffle_test
+    from vlbias.stats.permutation import subset_sum_test
+
+    v = np.random.default_rng(4).normal(size=16)
+    rs, count = np.random.RandomState(7), 0
+    for _ in range(300):
+        a = np.arange(16)
+        rs.shuffle(a)
+        count += bool(v[a[:8]].sum() >= v[:8].sum())
+    got = legacy_shuffle_test(v, 8, permutations=300, seed=7)
+    assert (got.n_extreme, got.p_value, got.exact) == (count, (1 + count) / 301, False)
+    exact = legacy_shuffle_test(v, 8, permutations=20_000, seed=7)  # C(16, 8) = 12,870 partitions
+    assert exact == subset_sum_test(v, 8, permutations=20_000) and exact.exact
+    with pytest.raises(ValueError, match="one-sided test \\(alternative greater\\), not two-sided"):
+        legacy_shuffle_test(v, 8, permutations=300, alternative="two-sided", seed=7)
+    with pytest.raises(ValueError, match="seed from 0 to 2\\*\\*32 - 1"):
+        legacy_shuffle_test(v, 8, permutations=300, seed=2**32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -138,18 +139,182 @@ def test_packaged_tests_load_with_sources():
         get_test("weat99")
 
 
+def test_friend_is_a_thing_as_in_the_seat_generator():
+    """May et al.'s generator makes a noun a person only if it is a kin or gender word, so "friend" is a thing: 14
+    sentences, and the pleasant sets of the battery's tests have 215 (vlbias made it a person before: 214)."""
+    a = get_test("sent-weat1").A.texts
+    assert len(a) == 215 and len(get_test("sent-weat3").A.texts) == 215
+    friend = [t for t in a if "friend" in t.lower()]
+    assert friend == sentences_for("friend", "noun") and len(friend) == 14
+    assert {"A friend is a thing.", "It is a friend.", "Friends are things."} <= set(friend)
+    assert "A friend is a person." not in a and "Friends are people." not in a
+    assert len(get_test("sent-weat5").A.texts) == 40 and len(get_test("sent-weat10").A.texts) == 40
+    assert "It is a friend." in get_test("sent-weat5").A.texts
+
+
+def test_packaged_tests_spell_plurals_as_published():
+    """The generator's plurals "mosquitos" and "knifes" (what the published files and the studies ran); plural()
+    itself writes standard English for other tests."""
+    y1, y2 = get_test("sent-weat1").Y.texts, get_test("sent-weat2").Y.texts
+    assert "Mosquitos are things." in y1 and not any("mosquitoes" in t.lower() for t in y1)
+    assert "These are knifes." in y2 and not any("knives" in t.lower() for t in y2)
+    assert plural("mosquito") == "mosquitoes" and plural("knife") == "knives"
+    assert sentences_for("knife", "noun", {"knife": "knifes"})[-1] == "Knifes are things."
+
+
+def test_a_set_taken_with_from_keeps_the_words_its_test_omits(tmp_path):
+    """weat5 takes weat4's names, and its sentence version leaves out the same four names as sent-weat4 (128
+    sentences a side, not 144)."""
+    for name in ("sent-weat4", "sent-weat5"):
+        t = get_test(name)
+        assert (len(t.X.texts), len(t.Y.texts)) == (128, 128), name
+        assert not any(w in " ".join(t.X.texts + t.Y.texts) for w in ("Jay", "Kristen", "Tremayne", "Latonya"))
+    assert len(get_test("weat5").X.texts) == 18  # the word test keeps Caliskan et al.'s 18 names
+    (tmp_path / "t.yaml").write_text(
+        "form: sentences\nsentences: {omit: {X: [Brad]}}\n"
+        "X: {from: weat4.X}\nY: {from: weat4.Y}\nA: {from: weat1.A}\nB: {from: weat1.B}\n",
+        encoding="utf-8",
+    )
+    t = read_test_file(tmp_path / "t.yaml")
+    assert len(t.X.texts) == 15 * 8 and not any("Brad" in x or "Jay" in x for x in t.X.texts)
+    assert len(t.Y.texts) == 16 * 8
+
+
+def test_the_studys_gender_tests():
+    """Ghate et al.'s gender tests: sent-weat11 / sent-weat11b (names / terms vs their 25 + 25 NRC-VAD words in six
+    "the word" templates), and in their SEAT-attribute variant the same targets vs WEAT 5's words (the battery's
+    default); they report minus d for these rows."""
+    sizes = {n: tuple(len(s.texts) for s in get_test(n).sets().values()) for n in ("sent-weat11", "sent-weat11b")}
+    assert sizes == {"sent-weat11": (64, 64, 150, 150), "sent-weat11b": (80, 80, 150, 150)}
+    nrc = get_test("weat11")
+    assert nrc.A.words[:2] == ("very positive", "enjoyable") and nrc.B.words[-1] == "shit"
+    assert get_test("sent-weat11").A.texts[:2] == ("This is the word very positive.", "That is the word very positive.")
+    assert get_test("sent-weat11b").A == get_test("sent-weat11").A
+    for name, twin in (("gender-names-valence", "weat11"), ("gender-terms-valence", "weat11b")):
+        t = get_test(f"sent-{name}")
+        assert (t.X, t.Y) == (get_test(f"sent-{twin}").X, get_test(f"sent-{twin}").Y)
+        assert (t.A, t.B) == (get_test("sent-weat5").A, get_test("sent-weat5").B)
+        assert (len(t.A.texts), len(t.B.texts)) == (40, 47)
+        assert "does not list" not in t.source and "CLIP_bias" in t.source
+        assert t.sign("ghate2025") == get_test(twin).sign("ghate2025") == -1 and t.sign(None) == 1
+    assert get_test("sent-weat1").sign("ghate2025") == 1
+
+
+def test_published_sentence_versions(tmp_path):
+    """sent-weat2 as published keeps 330 of the 350 instrument sentences (cut at random by the generator)."""
+    full, pub = get_test("sent-weat2"), get_test("sent-weat2", published=True)
+    assert (len(full.X.texts), len(pub.X.texts), len(pub.Y.texts)) == (350, 330, 330)
+    assert set(pub.X.texts) < set(full.X.texts) and "A violin is a thing." not in pub.X.texts
+    assert [t for t in full.X.texts if t in set(pub.X.texts)] == list(pub.X.texts)  # the published order
+    assert "As published:" in pub.source and "As published:" not in full.source
+    assert get_test("sent-weat1", published=True) == get_test("sent-weat1")  # nothing cut: the same test
+    rest = "Y: {from: weat1.Y}\nA: {from: weat1.A}\nB: {from: weat1.B}\n"
+    (tmp_path / "p.yaml").write_text(
+        "sentences: {published: {source: cut, drop: {X: [This is a rose.]}}}\n"
+        "X: {name: R, words: [rose, tulip], class: noun}\n" + rest,
+        encoding="utf-8",
+    )
+    from vlbias.stimuli.eat_tests import sentence_version
+
+    t = read_test_file(tmp_path / "p.yaml")
+    assert len(sentence_version(t).X.texts) == 28 and len(sentence_version(t, published=True).X.texts) == 27
+    (tmp_path / "q.yaml").write_text(
+        "sentences: {published: {drop: {X: [This is a lily.]}}}\nX: {name: R, words: [rose, tulip], class: noun}\n"
+        + rest,
+        encoding="utf-8",
+    )
+    with pytest.raises(StimulusError, match="sentences.published.drop.X lists 'This is a lily.', not a sentence"):
+        sentence_version(read_test_file(tmp_path / "q.yaml"), published=True)
+
+
 @needs_seat
-def test_sentence_versions_match_the_published_seat_files():
+def test_sentence_versions_match_the_nrc_variant_targets():
+    """The SEAT files one folder up (Ghate et al.'s NRC-VAD variant) keep the published targets."""
     for name in ("sent-weat1", "sent-weat3"):
         ours, ref = get_test(name), read_test_file(SEAT_DIR / f"{name}.json")
-        assert ours.X.texts == ref.X.texts, name
-        if name == "sent-weat1":
-            diff = [(a, b) for a, b in zip(ours.Y.texts, ref.Y.texts) if a != b]
-            # the published file writes "mosquitos"; vlbias writes the standard "mosquitoes"
-            assert len(ours.Y.texts) == len(ref.Y.texts) and len(diff) == 6
-            assert all("mosquitoes" in a.lower() and "mosquitos" in b.lower() for a, b in diff)
-        else:
-            assert ours.Y.texts == ref.Y.texts
+        assert (ours.X.texts, ours.Y.texts) == (ref.X.texts, ref.Y.texts), name
+
+
+PUBLISHED = SEAT_DIR / "published" if SEAT_DIR is not None else None
+needs_published = pytest.mark.skipif(
+    PUBLISHED is None or not PUBLISHED.is_dir(), reason="the published SEAT files (../shared) are not present"
+)
+
+#: every (test, set, published?) whose sentences differ from the published file of the same name: (vlbias's count,
+#: the published count, sentences only vlbias has, sentences only the published file has). Everything else is equal
+#: sentence for sentence, in the same order.
+SEAT_DIFFERENCES = {
+    # word tests: vlbias keeps Caliskan et al.'s 34 / 18 names; May et al.'s word files have 32 / 16
+    ("weat3", "X", False): (34, 32, 2, 0),
+    ("weat4", "X", False): (18, 16, 2, 0),
+    ("weat4", "Y", False): (18, 16, 2, 0),
+    ("weat5", "X", False): (18, 16, 2, 0),
+    ("weat5", "Y", False): (18, 16, 2, 0),
+    # "short" (Caliskan et al.'s word2vec variant) where May et al. have "short-term"
+    ("weat9", "A", False): (7, 7, 1, 1),
+    ("sent-weat9", "A", False): (21, 21, 3, 3),
+    ("sent-weat9", "A", True): (21, 21, 3, 3),
+    # the generator's random cut of the instruments to the weapons' 330 (restored with published=True)
+    ("sent-weat2", "X", False): (350, 330, 20, 0),
+    # vlbias's word classes: executive, parent(s), child(ren), cousin(s), relative(s) persons (the generator: things),
+    # management, computation, addition, technology, drama, influenza mass nouns (generator: count nouns), NASA a
+    # proper noun and always, forever adverbs (generator: mass nouns); and the generator's random cuts of sent-weat7,
+    # 8 and 9's targets
+    ("sent-weat6", "A", False): (90, 101, 6, 17),
+    ("sent-weat6", "B", False): (108, 112, 8, 12),
+    ("sent-weat7", "X", False): (52, 72, 8, 28),
+    ("sent-weat7", "Y", False): (72, 72, 14, 14),
+    ("sent-weat8", "X", False): (48, 56, 7, 15),
+    ("sent-weat8", "Y", False): (66, 56, 19, 9),
+    ("sent-weat9", "Y", False): (63, 18, 48, 3),
+    ("sent-weat9", "B", False): (21, 23, 6, 8),
+}
+SEAT_DIFFERENCES.update(
+    {
+        (t, r, True): v
+        for (t, r, p), v in list(SEAT_DIFFERENCES.items())
+        if t.startswith("sent-weat") and t[-1] in "6789"
+    }
+)
+#: packaged tests without a published file of their name, and the published test whose targets they have
+SAME_TARGETS = {
+    "gender-names-valence": "weat6",
+    "gender-terms-valence": "weat6b",
+    "weat11": "weat6",
+    "weat11b": "weat6b",
+}
+
+
+@needs_published
+def test_every_packaged_test_against_the_published_seat_files():
+    """Every packaged test (words and sentences, vlbias's and as published) against the 46 published SEAT files of
+    May et al. (2019), sentence by sentence: equal except the differences listed in SEAT_DIFFERENCES."""
+    found, compared = {}, 0
+    for name in packaged_test_names():
+        for published in (False, True) if name.startswith("sent-") else (False,):
+            ours = get_test(name, published=published)
+            file = PUBLISHED / f"{name}.json"
+            if not file.is_file():
+                base = name.removeprefix("sent-")
+                ref = read_test_file(PUBLISHED / f"{name[: len(name) - len(base)]}{SAME_TARGETS[base]}.json")
+                assert (ours.X.texts, ours.Y.texts) == (ref.X.texts, ref.Y.texts), name
+                compared += 2
+                continue
+            ref = read_test_file(file)
+            for role in "XYAB":
+                a, b = getattr(ours, role).texts, getattr(ref, role).texts
+                compared += 1
+                if a != b:
+                    only_a, only_b = [t for t in a if t not in b], [t for t in b if t not in a]
+                    assert only_a or only_b, (name, role, "the same sentences in another order")
+                    found[(name, role, published)] = (len(a), len(b), len(only_a), len(only_b))
+    assert found == SEAT_DIFFERENCES
+    # 11 tests with a published file (words: 4 sets; sentences: 4 sets, twice), 4 compared by their targets
+    assert compared == 11 * 4 + 11 * 4 * 2 + 4 * 2 + 4 * 2 * 2
+    # the sets the battery uses are the published ones, sentence for sentence
+    for name in ("sent-weat1", "sent-weat2", "sent-weat3", "sent-weat3b", "sent-weat4", "sent-weat10"):
+        ours, ref = get_test(name, published=True), read_test_file(PUBLISHED / f"{name}.json")
+        assert ours.sets() == {r: replace(getattr(ours, r), texts=getattr(ref, r).texts) for r in "XYAB"}, name
 
 
 @needs_seat
@@ -338,6 +503,17 @@ MALFORMED_YAML = [
         "form: sentences\nsentences: {omit: {X: [q]}}\n" + _OK_X + _REST,
         "sentences.omit.X lists ['q'], not words of set X",
     ),
+    ("X: {name: a, words: [x, y], plurals: [x]}\n" + _REST, "set X 'plurals' must map words to their plurals"),
+    ("X: {name: a, words: [x, y], plurals: {x: [xs]}}\n" + _REST, "set X 'plurals' must map words to plurals"),
+    ("X: {name: a, words: [x, y], plurals: {q: qs}}\n" + _REST, "set X plurals list ['q'], which are not among"),
+    ("X: {name: a, texts: [x, y], plurals: {x: xs}}\n" + _REST, "set X has 'plurals' but no 'words'"),
+    ("sentences: {published: [x]}\n" + _OK_X + _REST, "'sentences' 'published' must be a mapping with 'source'"),
+    ("sentences: {published: {drop: {Q: [x]}}}\n" + _OK_X + _REST, "'published' 'drop' has unknown key(s) Q"),
+    ("sentences: {published: {drop: {X: x}}}\n" + _OK_X + _REST, "sentences.published.drop.X must be a list"),
+    ("reported_sign: {ghate2025: 2}\n" + _OK_X + _REST, "'reported_sign' ghate2025: must be 1 or -1 (got 2)"),
+    ("reported_sign: {ghate2025: yes}\n" + _OK_X + _REST, "'reported_sign' ghate2025: must be 1 or -1 (got True)"),
+    ("reported_sign: {me2030: -1}\n" + _OK_X + _REST, "'reported_sign' has unknown key(s) me2030; use ghate2025"),
+    ("reported_sign: -1\n" + _OK_X + _REST, "'reported_sign' must be a mapping with a study's convention"),
     ("title: [a, b]\n" + _OK_X + _REST, "bad.yaml 'title' must be a string (got a list"),
     ("source: {a: 1}\n" + _OK_X + _REST, "bad.yaml 'source' must be a string (got a mapping"),
     ("name: [x]\n" + _OK_X + _REST, "bad.yaml 'name' must be a string (got a list"),

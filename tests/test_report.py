@@ -627,3 +627,27 @@ def test_report_in_headless_chromium(zoo, tmp_path):
     assert csv_links > 20
     assert all(u.startswith(("file://", "data:")) for u in requests), [u for u in requests if "file://" not in u]
     assert problems == []
+
+
+def test_eat_methods_say_what_the_battery_and_the_preset_ran():
+    """The methods page says the battery runs 24 of its 26 rows without instrument images, names the preset and the
+    study's sampler; a run of tests alone says nothing of the battery."""
+    from types import SimpleNamespace
+
+    from vlbias.report.audits.eat import CSV_COLUMNS, methods
+
+    ctx = SimpleNamespace(concat=lambda runs, name: pd.DataFrame())
+
+    def text(options):
+        run = SimpleNamespace(options=options, record=SimpleNamespace(options=options))
+        return methods(ctx, [run])[0].text
+
+    battery = text({"battery": "standard", "permutations": 1000000, "seed": 0})
+    assert "26 rows per model, of which 24 run unless an instrument image set is supplied" in battery
+    assert "All randomness from numpy's PCG64 seeded with 0" in battery and "Preset" not in battery
+    preset = text({"preset": "ghate2025", "sampler": "ghate2025-legacy", "seed": 82804230, "tests": []})
+    assert "legacy RandomState(82804230)" in preset and "Preset: ghate2025" in preset and "26 rows" in preset
+    assert "26 rows" not in text({"tests": ["sent-weat1"]})
+    # the effect-size CSV keeps the study's signed d beside d, where a run has it
+    at = CSV_COLUMNS.index("effect_size")
+    assert CSV_COLUMNS[at + 1 : at + 3] == ["reported_sign", "effect_size_reported"]

@@ -35,10 +35,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "perception",
         "Social perception of faces: Delta scores, factor effects, skew.",
     ),
+    "retrieval": (
+        "vlbias.cli.retrieval",
+        "retrieval",
+        "Retrieval skew and caption association by group (SocialCounterfactuals, PATA).",
+    ),
     "sweep": ("vlbias.cli.sweep", "sweep", "Run audits over a model zoo, resumably (local or Ray)."),
     "results": ("vlbias.cli.results", "results", "Query, export and import into a sweep's results database."),
     "analyze": ("vlbias.cli.analyze", "analyze", "Upstream analyses of a sweep: mixed model, bias vs accuracy."),
     "report": ("vlbias.cli.report", "report", "Write a static HTML (or Markdown) report of audit results."),
+    "demo": ("vlbias.cli.demo", "demo", "Write small synthetic demo datasets to try every audit offline."),
 }
 
 

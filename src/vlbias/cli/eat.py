@@ -33,6 +33,10 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
     vlbias eat --model openclip:ViT-B-32/laion2b_s34b_b79k --battery standard --out results.parquet
     vlbias eat --model vectors:glove.txt --test-file WEAT.json#flowers,insects,pleasant_5,unpleasant_5 --drop-missing
 
+    The battery (the default when no test is given) has 26 rows; 24 run unless you supply instrument images
+    (--image-set instruments=DIR), which neither Ghate et al. nor iEAT released. --preset ghate2025 runs it as the
+    study did (docs/deviations.md lists every difference from vlbias's defaults).
+
     Every option here is also an option of the eat audit in sweep configs and Python, with the same name (dashes
     for underscores), default and meaning.
     """
@@ -157,7 +161,7 @@ def render_table(result) -> None:
     n_skip = int((df["status"] != "ok").sum())
     exact = int(ok["exact"].astype(bool).sum())
     con.print(
-        f"{len(ok)} tests, {n_skip} skipped; p: permutation test, alternative {result.record.options.get('alternative')}, "
+        f"{plural(len(ok), 'test')}, {n_skip} skipped; p: permutation test, alternative {result.record.options.get('alternative')}, "
         f"exact in {exact}, sampled ({result.record.options.get('permutations')}) in {len(ok) - exact}; "
         f"✓: |d| ≥ 0.2 and p < 0.05 (bold: either); sizes |X|/|Y|/|A|/|B|"
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import file_kind, model_options, out_option
+from vlbias.errors import plural
 
 
 @click.command()
@@ -60,4 +61,4 @@ def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs)
         note += f" at layers {', '.join(map(str, held))}" + (
             f" (layers {', '.join(map(str, left))} left out: that tower has fewer blocks)" if left else ""
         )
-    click.echo(f"wrote {table.num_rows - skipped} embeddings to {out}{note}", err=True)
+    click.echo(f"wrote {plural(table.num_rows - skipped, 'embedding')} to {out}{note}", err=True)

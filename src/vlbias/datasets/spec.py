@@ -28,7 +28,7 @@ from vlbias.datasets.base import FaceDataset
 from vlbias.errors import StimulusError, VlbiasError
 from vlbias.utils.options import FrozenMap, Options, preset
 
-_NOT_LOADERS = {"base", "spec"}
+_NOT_LOADERS = {"base", "spec", "demo"}  # demo: writes datasets (vlbias demo), reads none
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +57,10 @@ class DatasetSpec:
     options: Options = field(compare=True)
 
     #: how utils.options describes a value of this type
-    OPTION_WORDS = "a dataset spec NAME:PATH (" + "cfd:, fairface:, utkface:, causalface:, manifest:" + ")"
+    OPTION_WORDS = (
+        "a dataset spec NAME:PATH (cfd:, fairface:, utkface:, causalface:, facet:, socialcounterfactuals:, pata:, "
+        "manifest:)"
+    )
 
     def __str__(self) -> str:
         return f"{self.loader}:{self.root}"

@@ -8,7 +8,8 @@ Definitions (Caliskan, Bryson & Narayanan 2017):
 - one-sided permutation p-value ``Pr[S(X_i, Y_i) >= S(X, Y)]`` over re-partitions of ``X ∪ Y`` into sets of
   sizes ``|X|`` and ``|Y|``, ``S(X, Y) = Σ_x s(x, A, B) - Σ_y s(y, A, B)``, ties counted as extreme; exact when
   ``C(|X| + |Y|, |X|)`` is within the permutation budget, else sampled with ``p = (1 + #) / (1 + N)``
-  (:mod:`vlbias.stats.permutation`). ``|X| != |Y|`` is allowed.
+  (:mod:`vlbias.stats.permutation`). ``|X| != |Y|`` is allowed. When every ``s(w, A, B)`` is the same (up to
+  rounding), ``d`` is undefined (NaN) and ``p = 1``.
 
 The single-category test (SC-EAT; Caliskan et al. 2017's WEFAT, Toney-Wails & Caliskan 2021's SC-WEAT) scores one
 target ``w`` (or a set ``W``, through each attribute's mean cosine to the set) against ``A`` and ``B``:
@@ -40,11 +41,15 @@ from threadpoolctl import ThreadpoolController
 
 from vlbias.errors import VlbiasError
 from vlbias.stats.bootstrap import percentile_interval, stratified_count_chunks
+from vlbias.stats.legacy_shuffle import legacy_shuffle_test
 from vlbias.stats.permutation import ALTERNATIVES, subset_sum_test, subset_sum_tests
 
 DEFAULT_PERMUTATIONS = 1_000_000
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_CONFIDENCE = 0.95
+#: how sampled partitions are drawn: vlbias's seeded PCG64 sampler, or Ghate et al.'s legacy shuffles
+#: (:mod:`vlbias.stats.legacy_shuffle`, slow, for their sampled p-values bit for bit)
+SAMPLERS = ("vlbias", "ghate2025-legacy")
 
 
 class EATInputError(VlbiasError, ValueError):
@@ -170,15 +175,18 @@ def _check_common(alternative: str, n_bootstrap: int, confidence: float) -> None
         raise EATInputError(f"the confidence level must be between 0 and 1 (got {confidence})")
 
 
-def _check_permutations(permutations) -> None:
+def _check_permutations(permutations, sampler: str = "vlbias") -> None:
     if isinstance(permutations, str) and permutations != "exact":
         raise EATInputError(f"permutations must be a positive number or 'exact' (got {permutations!r})")
+    if sampler not in SAMPLERS:
+        raise EATInputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
 
 
-def _permutation(scores, k, permutations, alternative, seed):
-    _check_permutations(permutations)
+def _permutation(scores, k, permutations, alternative, seed, sampler: str = "vlbias"):
+    _check_permutations(permutations, sampler)
+    test = legacy_shuffle_test if sampler == "ghate2025-legacy" else subset_sum_test
     try:
-        return subset_sum_test(scores, k, permutations=permutations, alternative=alternative, seed=seed)
+        return test(scores, k, permutations=permutations, alternative=alternative, seed=seed)
     except ValueError as e:
         raise EATInputError(str(e)) from None
 
@@ -245,11 +253,15 @@ def _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, seed, chunk: int = 500) -
 # ---------------------------------------------------------------------------------------------------- tests
 def _result(scores, k, perm, ci, kind, sizes, confidence, n_bootstrap, seed) -> EATResult:
     d = _effect(scores[:k], scores[k:])
+    p = perm.p_value
     if not np.isfinite(d):
-        ci = (float("nan"), float("nan"))  # no interval around an undefined effect size
+        # every association is the same (up to rounding): no interval around an undefined effect size, and no
+        # evidence against the null, so p = 1 (the partitions would otherwise be ranked by rounding noise)
+        ci = (float("nan"), float("nan"))
+        p = 1.0
     return EATResult(
         effect_size=d,
-        p_value=perm.p_value,
+        p_value=p,
         statistic=float(scores[:k].sum() - scores[k:].sum()),
         n_permutations=perm.n_permutations,
         exact=perm.exact,
@@ -276,8 +288,12 @@ def eat(
     seed: int | None = 0,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     confidence: float = DEFAULT_CONFIDENCE,
+    sampler: str = "vlbias",
 ) -> EATResult:
-    """An embedding association test of targets X, Y against attributes A, B (rows are embeddings)."""
+    """An embedding association test of targets X, Y against attributes A, B (rows are embeddings).
+
+    ``sampler``: how sampled partitions are drawn (:data:`SAMPLERS`); ``"ghate2025-legacy"`` draws Ghate et al.'s
+    partitions from ``RandomState(seed)`` (one-sided ``greater`` only; slow)."""
     (result,) = eat_many(
         [(X, Y, A, B)],
         permutations=permutations,
@@ -285,6 +301,7 @@ def eat(
         seed=seed,
         n_bootstrap=n_bootstrap,
         confidence=confidence,
+        sampler=sampler,
     )
     return result
 
@@ -297,28 +314,34 @@ def eat_many(
     seed: int | None = 0,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     confidence: float = DEFAULT_CONFIDENCE,
+    sampler: str = "vlbias",
 ) -> Iterator[EATResult]:
     """:func:`eat` of every ``(X, Y, A, B)`` in ``tests``, yielded in order. Every test is checked first (the
     first bad one raises); the permutation tests of all tests with the test's ``|X|`` and ``|Y|`` run when the
     first of them is reached, on one set of drawn partitions (the same seed draws the same partitions), so each
-    result equals ``eat(X, Y, A, B, ...)`` bit for bit. With ``seed=None`` one fresh seed serves every test."""
+    result equals ``eat(X, Y, A, B, ...)`` bit for bit. With ``seed=None`` one fresh seed serves every test.
+    ``sampler="ghate2025-legacy"`` tests one at a time, each from a fresh ``RandomState(seed)`` (as the study)."""
     _check_common(alternative, n_bootstrap, confidence)
-    _check_permutations(permutations)
+    _check_permutations(permutations, sampler)
     with _one_blas_thread():
         prepared = []
         for X, Y, A, B in tests:
             Xn, Yn, An, Bn = _sets(X, Y, A, B)
             prepared.append((Xn, Yn, An, Bn, association(np.vstack([Xn, Yn]), An, Bn)))
-    return _eat_results(prepared, permutations, alternative, seed, n_bootstrap, confidence)
+    return _eat_results(prepared, permutations, alternative, seed, n_bootstrap, confidence, sampler)
 
 
-def _eat_results(prepared, permutations, alternative, seed, n_bootstrap, confidence) -> Iterator[EATResult]:
+def _eat_results(
+    prepared, permutations, alternative, seed, n_bootstrap, confidence, sampler="vlbias"
+) -> Iterator[EATResult]:
     perm_seed, boot_seed = _seeds(seed)
     tested: dict[int, Any] = {}
     for i, (Xn, Yn, An, Bn, s) in enumerate(prepared):
         sizes = (len(Xn), len(Yn), len(An), len(Bn))
         with _one_blas_thread():
-            if i not in tested:
+            if sampler == "ghate2025-legacy":  # the study reseeds its generator before every test
+                tested[i] = _permutation(s, sizes[0], permutations, alternative, seed, sampler)
+            elif i not in tested:
                 group = [
                     j
                     for j in range(i, len(prepared))

@@ -16,19 +16,24 @@ Formats read by :func:`read_test_file`:
         words: [aster, clover]          # or texts: [literal sentences]
         class: noun                     # template class of the words (templates.yaml); per-word: classes
         classes: {mass: [clover]}
+        plurals: {mosquito: mosquitos}  # plurals the sentence version writes other than plural() does
         images: flowers/                # optional: folder, [files] or manifest.csv, relative to this file;
                                         # "ieat/<test>/<category>" names a set of the fetched iEAT stimuli
       Y: ...
       A: {from: weat1.A}                # a set of a packaged test
       B: ...
-      sentences: {omit: {X: [word]}}    # words the sentence version leaves out, with its source
+      sentences:                        # the sentence version: its source, words it leaves out (a set
+        source: ...                     # taken with from: keeps them), and the sentences the published
+        omit: {X: [word]}               # version lacks (``published: {source, drop: {X: [sentences]}}``)
 
 - SEAT JSON (May et al. 2019): ``{"targ1": {"category": name, "examples": [...]}, "targ2", "attr1", "attr2"}``.
 - WEFE word sets (``WEAT.json`` of the WEFE package): ``{set_name: [words]}``; choose the four sets as
   ``FILE#x_set,y_set,a_set,b_set``.
 
 Packaged tests are named by their file (``weat1`` ... ``weat10``, ``weat3b``, ...); ``sent-<name>`` is the
-sentence version of each.
+sentence version of each, made with the templates and word classes of May et al.'s (2019) generator.
+``get_test(name, published=True)`` gives a sentence version as May et al. released it, where their generator cut a
+target set at random to the other's size (``sent-weat2``: 330 of the 350 instrument sentences).
 
 Every field of a file is checked for its type before it is used (names and classes strings, word lists lists of
 strings, ``classes`` and ``sentences`` mappings, ...): a malformed file is one :class:`StimulusError` that names the
@@ -52,8 +57,10 @@ from vlbias.utils.io import load_json, load_yaml
 ROLES = ("X", "Y", "A", "B")
 ORDERS = ("all-text", "all-image", "image-as-target", "text-as-target")
 _SEAT_KEYS = {"targ1": "X", "targ2": "Y", "attr1": "A", "attr2": "B"}
-_SET_KEYS = {"name", "words", "texts", "class", "classes", "images", "from", "source"}
-_TEST_KEYS = {"name", "title", "source", "form", "sentences", *ROLES}
+_SET_KEYS = {"name", "words", "texts", "class", "classes", "plurals", "images", "from", "source"}
+_TEST_KEYS = {"name", "title", "source", "form", "sentences", "reported_sign", *ROLES}
+#: sign conventions a study reports effect sizes in (``reported_sign: {ghate2025: -1}`` of a test)
+SIGN_CONVENTIONS = ("ghate2025",)
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -81,6 +88,8 @@ class StimulusSet:
     images: ImageSide | None = None
     word_class: str | None = None
     classes: tuple[tuple[str, str], ...] = ()  # (word, class) overrides
+    plurals: tuple[tuple[str, str], ...] = ()  # (word, plural) overrides of plural()
+    omit: tuple[str, ...] = ()  # words the sentence version leaves out (they travel with the set through from:)
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,14 @@ class EATTest:
     title: str = ""
     source: str = ""
     origin: str = ""  # file or package resource it was read from
+    #: (convention, +1 or -1): the sign a study gives this test's effect sizes in its tables (Ghate et al. report
+    #: minus d for gender)
+    reported_sign: tuple[tuple[str, int], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def sign(self, convention: str | None) -> int:
+        """The sign of this test's effect sizes under a study's convention (+1 when it does not flip them)."""
+        return dict(self.reported_sign).get(convention or "", 1)
 
     def sets(self) -> dict[str, StimulusSet]:
         return {r: getattr(self, r) for r in ROLES}
@@ -146,8 +162,9 @@ def _cap(sentence: str) -> str:
     return sentence[:1].upper() + sentence[1:]
 
 
-def sentences_for(word: str, word_class: str) -> list[str]:
-    """The bleached sentences of one word in its template class."""
+def sentences_for(word: str, word_class: str, plurals: dict[str, str] | None = None) -> list[str]:
+    """The bleached sentences of one word in its template class (``plurals``: spellings that replace
+    :func:`plural`'s)."""
     classes = templates()["classes"]
     if word_class not in classes:
         raise StimulusError(f"unknown template class {word_class!r}; use one of {', '.join(template_classes())}")
@@ -155,18 +172,20 @@ def sentences_for(word: str, word_class: str) -> list[str]:
     if word.lower() in singulars:  # a word given in the plural
         single, many = singulars[word.lower()], word
     else:
-        single, many = word, plural(word)
+        single, many = word, (plurals or {}).get(word) or plural(word)
     article = indefinite_article(single)
     return [_cap(t.format(word=single, words=many, a=article)) for t in classes[word_class]]
 
 
-def expand(words: tuple[str, ...], default_class: str | None, classes: dict[str, str]) -> list[str]:
+def expand(
+    words: tuple[str, ...], default_class: str | None, classes: dict[str, str], plurals: dict[str, str] | None = None
+) -> list[str]:
     out: list[str] = []
     for w in words:
         cls = classes.get(w, default_class)
         if cls is None:
             raise StimulusError(f"word {w!r} has no template class; give the set a 'class' or list it in 'classes'")
-        out += sentences_for(w, cls)
+        out += sentences_for(w, cls, plurals)
     return out
 
 
@@ -304,6 +323,7 @@ def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: t
         stray = set(classes) - set(words)
         if stray:
             raise StimulusError(f"{where} classes list {sorted(stray)}, which are not among its words")
+    plurals = _plurals(raw.get("plurals"), words, where)
     return StimulusSet(
         name=name.strip(),
         texts=texts if texts is not None else words,
@@ -311,15 +331,38 @@ def _parse_set(raw: Any, role: str, origin: str, base: Path | None, resolving: t
         images=images,
         word_class=word_class,
         classes=tuple(sorted(classes.items())),
+        plurals=plurals,
     )
 
 
+def _plurals(raw: Any, words: tuple[str, ...] | None, where: str) -> tuple[tuple[str, str], ...]:
+    """A set's ``plurals: {word: plural}``, checked: string to string, for words of the set."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise StimulusError(
+            f"{where} 'plurals' must map words to their plurals, e.g. {{knife: knifes}} (got {_kind(raw)})"
+        )
+    if words is None:
+        raise StimulusError(f"{where} has 'plurals' but no 'words'; plurals apply to words only")
+    out = {}
+    for w, pl in raw.items():
+        if not isinstance(w, str) or not isinstance(pl, str) or not pl.strip():
+            raise StimulusError(f"{where} 'plurals' must map words to plurals (strings); got {w!r}: {pl!r}")
+        out[w.strip()] = pl.strip()
+    stray = set(out) - set(words)
+    if stray:
+        raise StimulusError(f"{where} plurals list {sorted(stray)}, which are not among its words")
+    return tuple(sorted(out.items()))
+
+
 def _sentences_spec(raw: Any, origin: str) -> dict[str, Any]:
-    """The ``sentences:`` entry of a test: {source: text, omit: {role: [words]}}, checked."""
+    """The ``sentences:`` entry of a test, checked: {source: text, omit: {role: [words]}, published: {source: text,
+    drop: {role: [sentences]}}}."""
     if raw is None:
         return {}
     where = f"{origin}: 'sentences'"
-    _check_mapping(raw, {"source", "omit"}, where, "'omit' and 'source'")
+    _check_mapping(raw, {"source", "omit", "published"}, where, "'omit' and 'source'")
     spec: dict[str, Any] = {}
     source = _opt_str(raw, "source", where)
     if source:
@@ -328,7 +371,27 @@ def _sentences_spec(raw: Any, origin: str) -> dict[str, Any]:
     if omit is not None:
         _check_mapping(omit, set(ROLES), f"{where} 'omit'", "sets X, Y, A or B and the words to leave out")
         spec["omit"] = {r: _str_list(v, origin, f"sentences.omit.{r}") for r, v in omit.items() if v is not None}
+    published = raw.get("published")
+    if published is not None:
+        _check_mapping(published, {"source", "drop"}, f"{where} 'published'", "'source' and 'drop'")
+        drop = published.get("drop") or {}
+        _check_mapping(drop, set(ROLES), f"{where} 'published' 'drop'", "sets X, Y, A or B and the sentences")
+        spec["published"] = {
+            "source": _opt_str(published, "source", f"{where} 'published'") or "",
+            "drop": {r: _str_list(v, origin, f"sentences.published.drop.{r}") for r, v in drop.items() if v},
+        }
     return spec
+
+
+def _reported_sign(raw: Any, origin: str) -> tuple[tuple[str, int], ...]:
+    if raw is None:
+        return ()
+    where = f"{origin}: 'reported_sign'"
+    _check_mapping(raw, set(SIGN_CONVENTIONS), where, "a study's convention and its sign, e.g. {ghate2025: -1}")
+    for k, v in raw.items():
+        if v not in (1, -1) or isinstance(v, bool):
+            raise StimulusError(f"{where} {k}: must be 1 or -1 (got {v!r})")
+    return tuple(sorted((str(k), int(v)) for k, v in raw.items()))
 
 
 def parse_test(raw: Any, name: str, origin: str, base: Path | None = None, resolving: tuple[str, ...] = ()) -> EATTest:
@@ -341,39 +404,53 @@ def parse_test(raw: Any, name: str, origin: str, base: Path | None = None, resol
     if form not in ("words", "sentences"):
         raise StimulusError(f"{origin}: 'form' must be words or sentences (got {form!r})")
     sentences = _sentences_spec(raw.get("sentences"), origin)
+    signs = _reported_sign(raw.get("reported_sign"), origin)
     resolving = (*resolving, name)
     sets = {r: _parse_set(raw[r], r, origin, base, resolving) for r in ROLES}
+    for role, dropped in (sentences.get("omit") or {}).items():  # onto the set, so that from: carries them
+        s = sets[role]
+        unknown = set(dropped) - set(s.words or ())
+        if unknown:
+            raise StimulusError(f"{origin}: sentences.omit.{role} lists {sorted(unknown)}, not words of set {role}")
+        sets[role] = replace(s, omit=tuple(dict.fromkeys((*s.omit, *dropped))))
     test = EATTest(
         name=(own_name or "").strip() or name,
         title=title or "",
         source=" ".join((source or "").split()),
         origin=origin,
+        reported_sign=signs,
         extra={"sentences": sentences},
         **sets,
     )
     return sentence_version(test, keep_name=True) if form == "sentences" else test
 
 
-def sentence_version(test: EATTest, keep_name: bool = False) -> EATTest:
-    """The SEAT version: every word set expanded with the bleached templates (literal texts stay as they are)."""
+def sentence_version(test: EATTest, keep_name: bool = False, published: bool = False) -> EATTest:
+    """The SEAT version: every word set expanded with the bleached templates (literal texts stay as they are),
+    without the words the test (or the test a set comes from) omits. ``published``: also without the sentences
+    the published version lacks (``sentences.published.drop``)."""
     spec = test.extra.get("sentences") or {}
-    omit = spec.get("omit") or {}
+    drops = (spec.get("published") or {}).get("drop") or {} if published else {}
     sets = {}
     for role, s in test.sets().items():
         if s.words is None:
             sets[role] = s
             continue
-        dropped = set(omit.get(role) or ())
-        unknown = dropped - set(s.words)
-        if unknown:
+        words = tuple(w for w in s.words if w not in set(s.omit))
+        texts = expand(words, s.word_class, dict(s.classes), dict(s.plurals))
+        drop = drops.get(role) or ()
+        absent = [t for t in drop if t not in texts]
+        if absent:
             raise StimulusError(
-                f"{test.origin}: sentences.omit.{role} lists {sorted(unknown)}, not words of set {role}"
+                f"{test.origin}: sentences.published.drop.{role} lists {absent[0]!r}, not a sentence of set {role}"
             )
-        words = tuple(w for w in s.words if w not in dropped)
-        sets[role] = replace(s, texts=tuple(expand(words, s.word_class, dict(s.classes))), words=words)
+        texts = [t for t in texts if t not in set(drop)]
+        sets[role] = replace(s, texts=tuple(texts), words=words)
     source = test.source
     if spec.get("source"):
         source = f"{source} Sentence version: {' '.join(str(spec['source']).split())}"
+    if drops and spec["published"]["source"]:
+        source = f"{source} As published: {' '.join(spec['published']['source'].split())}"
     return replace(
         test,
         name=test.name if keep_name else f"sent-{test.name}",
@@ -413,10 +490,11 @@ def _packaged_words_test(name: str, resolving: tuple[str, ...] = ()) -> EATTest:
     return parse_test(_yaml_load(text, origin), name, origin, None, resolving)
 
 
-def get_test(name: str) -> EATTest:
-    """A packaged test by name: ``weat1`` (words) or ``sent-weat1`` (its sentence version)."""
+def get_test(name: str, published: bool = False) -> EATTest:
+    """A packaged test by name: ``weat1`` (words) or ``sent-weat1`` (its sentence version; ``published``: as
+    May et al. released it, see :func:`sentence_version`)."""
     if name.startswith("sent-") and name[5:] in _packaged_files():
-        return sentence_version(_packaged_words_test(name[5:]))
+        return sentence_version(_packaged_words_test(name[5:]), published=published)
     return _packaged_words_test(name)
 
 

@@ -8,7 +8,9 @@
 - OASIS (Kurdi, Lozano & Banaji 2017, "Introducing the Open Affective Standardized Image Set (OASIS)", Behavior
   Research Methods 49:457-470; https://osf.io/6pnd7/): ``OASIS.csv`` (columns ``Theme`` and ``Valence_mean``) next
   to an ``Images/`` folder of ``<Theme>.jpg`` files. The ``n`` highest- and ``n`` lowest-valence images are taken,
-  ties broken by theme.
+  ties broken by theme; or, as Ghate et al. (``references/OASIS/oasis.py`` of github.com/kshitishghate/CLIP_bias at
+  8dffa18) take them, the first and last ``n`` of the rows stably sorted by descending valence (``ties="csv-order"``:
+  tied rows in the CSV's order).
 """
 
 from __future__ import annotations
@@ -73,8 +75,11 @@ def extreme_words(path: str | os.PathLike, n: int = 25) -> tuple[list[str], list
     return [w for w, _ in top], [w for w, _ in bottom]
 
 
-def extreme_oasis_images(path: str | os.PathLike, n: int = 25) -> tuple[list[Path], list[Path]]:
-    """The ``n`` highest- and ``n`` lowest-valence OASIS images (paths), from the OASIS folder or its CSV."""
+def extreme_oasis_images(path: str | os.PathLike, n: int = 25, ties: str = "theme") -> tuple[list[Path], list[Path]]:
+    """The ``n`` highest- and ``n`` lowest-valence OASIS images (paths), from the OASIS folder or its CSV; ties at
+    the edge broken by ``theme`` name or in ``csv-order`` (see the module docstring)."""
+    if ties not in ("theme", "csv-order"):
+        raise StimulusError(f"unknown tie rule {ties!r} for OASIS images; use theme or csv-order")
     p = Path(path).expanduser()
     csv_path = p / "OASIS.csv" if p.is_dir() else p
     if not csv_path.is_file():
@@ -97,8 +102,12 @@ def extreme_oasis_images(path: str | os.PathLike, n: int = 25) -> tuple[list[Pat
     if len(scored) < 2 * n:
         raise StimulusError(f"{csv_path} lists {len(scored)} images; {2 * n} are needed")
     images = csv_path.parent / "Images"
-    top = sorted(scored, key=lambda e: (-e[1], e[0]))[:n]
-    bottom = sorted(scored, key=lambda e: (e[1], e[0]))[:n]
+    if ties == "csv-order":
+        ranked = sorted(scored, key=lambda e: e[1], reverse=True)  # stable: tied rows keep the CSV's order
+        top, bottom = ranked[:n], ranked[-n:]
+    else:
+        top = sorted(scored, key=lambda e: (-e[1], e[0]))[:n]
+        bottom = sorted(scored, key=lambda e: (e[1], e[0]))[:n]
     paths = [[images / f"{theme}.jpg" for theme, _ in group] for group in (top, bottom)]
     missing = [str(q) for group in paths for q in group if not q.is_file()]
     if missing:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from vlbias.audits.base import AuditResult, RunRecord
-from vlbias.audits.eat.options import EATOptions
+from vlbias.audits.eat.options import NRC_WORD_LISTS, EATOptions
 from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
     EATInputError,
@@ -19,7 +19,7 @@ from vlbias.stats.eat import (
     eat_many,
     sc_eat,
 )
-from vlbias.stimuli import ieat
+from vlbias.stimuli import ieat, mmbias
 from vlbias.stimuli.eat_tests import (
     ORDERS,
     ROLES,
@@ -37,7 +37,7 @@ from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
 from vlbias.utils.provenance import entry
 
-BATTERIES = ("standard",)
+BATTERIES = ("standard", "mmbias")
 RESULT_COLUMNS = [
     "concept",
     "test",
@@ -92,6 +92,7 @@ class RowPlan:
     sides: dict[str, Side] | None  # None: the row cannot run (reason says why)
     reason: str = ""
     names: dict[str, str] = field(default_factory=dict)
+    signs: dict[str, int] = field(default_factory=dict)  # the sign a study reports d in (EATTest.reported_sign)
 
     def key(self) -> tuple:
         if self.sides is None:
@@ -117,24 +118,22 @@ def plan_test(test: EATTest, orders: list[str] | None, concept: str = "") -> lis
     available = test.orders()
     wanted = orders if orders is not None else available
     rows = []
+    signs = dict(test.reported_sign)
     for order in wanted:
         names = {r: s.name for r, s in test.sets().items()}
         if order not in available:
             tm, am = _ORDER_MODALITIES[order]
-            rows.append(
-                RowPlan(
-                    concept, test.name, order, None, f"test {test.name} has no {tm} targets or {am} attributes", names
-                )
-            )
+            why = f"test {test.name} has no {tm} targets or {am} attributes"
+            rows.append(RowPlan(concept, test.name, order, None, why, names, signs))
             continue
         tm, am = _ORDER_MODALITIES[order]
         sides = {r: _side(getattr(test, r), tm if r in "XY" else am) for r in ROLES}
-        rows.append(RowPlan(concept, test.name, order, sides, names=names))
+        rows.append(RowPlan(concept, test.name, order, sides, names=names, signs=signs))
     return rows
 
 
 def _battery_spec(name: str) -> dict[str, Any]:
-    if name not in BATTERIES:
+    if name not in BATTERIES or name == "mmbias":
         raise VlbiasError(f"unknown battery {name!r}; batteries: {', '.join(BATTERIES)}")
     text = resources.files("vlbias.data").joinpath("eat/battery.yaml").read_text(encoding="utf-8")
     return load_yaml(text, "vlbias/data/eat/battery.yaml")
@@ -145,11 +144,19 @@ def _image_side(entry: dict[str, Any]) -> StimulusSet:
     return StimulusSet(name=entry["name"], images=side)
 
 
+def _nrc_words(options: EATOptions, n: int) -> tuple[list[str], list[str]]:
+    """The NRC-VAD words of the nrc-oasis variant: a packaged list (ghate2025), or the lexicon's extremes."""
+    if options.nrc_vad in NRC_WORD_LISTS:
+        t = get_test(NRC_WORD_LISTS[options.nrc_vad])
+        return list(t.A.words or ()), list(t.B.words or ())
+    return extreme_words(options.nrc_vad, n)
+
+
 def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, StimulusSet]:
     n = int(spec.get("top", 25))
-    top, bottom = extreme_words(options.nrc_vad, n)
+    top, bottom = _nrc_words(options, n)
     template = spec.get("template", "the_word")
-    good, bad = extreme_oasis_images(options.oasis, n)
+    good, bad = extreme_oasis_images(options.oasis, n, ties=options.oasis_ties)
     root = good[0].parent
     return {
         "A_text": StimulusSet("Pleasant (NRC-VAD)", texts=tuple(expand(tuple(top), template, {})), words=tuple(top)),
@@ -163,6 +170,27 @@ def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, Stim
             "Unpleasant images (OASIS)", images=ImageSide(files=tuple(p.name for p in bad), root=root)
         ),
     }
+
+
+def plan_mmbias(options: EATOptions) -> tuple[list[RowPlan], dict[str, Any]]:
+    """MMBias's tests (:mod:`vlbias.stimuli.mmbias`), each in every order (the orders option: those), a row whose
+    sides the user's release lacks planned with the reason; and the battery's provenance entry."""
+    release = mmbias.read_release(options.mmbias)
+    wanted = _orders(options) or list(ORDERS)
+    rows: list[RowPlan] = []
+    for category, test, lacking in mmbias.battery_tests(release):
+        for row in plan_test(test, wanted, concept=category):
+            if row.sides is None and lacking:
+                row.reason = "; ".join([row.reason, *lacking])
+            rows.append(row)
+    made = entry(
+        "battery",
+        "mmbias",
+        release=str(release.root),
+        phrases_sha256=release.phrases_sha256,
+        sha256=stable_hash([r.key() for r in rows], 64),
+    )
+    return rows, made
 
 
 def plan_battery(name: str, options: EATOptions) -> list[RowPlan]:
@@ -181,7 +209,7 @@ def plan_battery(name: str, options: EATOptions) -> list[RowPlan]:
     for concept in spec["concepts"]:
         img_x, img_y = _image_side(concept["images"]["X"]), _image_side(concept["images"]["Y"])
         for text_name in concept["text"]:
-            t = get_test(f"sent-{text_name}")
+            t = get_test(f"sent-{text_name}", published=options.seat_sentences == "published")
             a_text, b_text = (t.A, t.B) if nrc is None else (nrc["A_text"], nrc["B_text"])
             combined = replace(
                 t,
@@ -215,6 +243,9 @@ class ResolvedImages:
 
 def resolve_images(side: ImageSide, stimuli_dir, image_sets: dict[str, str]) -> ResolvedImages:
     supplied = next((image_sets[k] for k in (side.key, side.ref) if k and k in image_sets), None)
+    if supplied is None and side.key:  # a set the user keeps in the stimuli folder: <stimuli dir>/<key>/
+        folder = ieat.ieat_dir(stimuli_dir).parent / side.key
+        supplied = folder if folder.is_dir() else None
     if supplied is not None:  # the user's own folder for this set (by its key, or its iEAT name)
         src = image_source(supplied)
         return ResolvedImages(src.paths, src.root)
@@ -260,12 +291,19 @@ def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
     """Rows to run and the stimuli provenance of the run."""
     rows: list[RowPlan] = []
     provenance: list[dict[str, Any]] = []
-    tests = [get_test(n) for n in opts.tests] + [read_test_file(f) for f in opts.test_files]
+    published = opts.seat_sentences == "published"
+    tests = [get_test(n, published=published) for n in opts.tests] + [read_test_file(f) for f in opts.test_files]
     battery = opts.battery or (None if tests else "standard")
     for t in tests:
         rows += plan_test(t, _orders(opts), concept="")
         provenance.append(entry("test", t.name, origin=t.origin, sha256=stable_hash(_test_payload(t), 64)))
-    if battery:
+    own_images = rows  # rows whose image sides are iEAT sets or the user's (MMBias's are the user's release)
+    if battery == "mmbias":
+        battery_rows, made = plan_mmbias(opts)
+        own_images = list(rows)
+        rows += battery_rows
+        provenance.append(made)
+    elif battery:
         battery_rows = plan_battery(battery, opts)
         rows += battery_rows
         made = entry(
@@ -278,10 +316,13 @@ def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
         )
         if opts.valence == "nrc-oasis":
             oasis = Path(opts.oasis)
-            made["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
+            if opts.nrc_vad in NRC_WORD_LISTS:
+                made["nrc_words"] = f"{opts.nrc_vad} (packaged: {NRC_WORD_LISTS[opts.nrc_vad]}.A, .B)"
+            else:
+                made["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
             made["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
         provenance.append(made)
-    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
+    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in own_images):
         manifest = stable_hash([e.sha256 for e in ieat.manifest()], 64)
         provenance.append(entry("images", "ieat", version=ieat.IEAT_COMMIT, manifest=manifest))
     if not rows:
@@ -405,7 +446,7 @@ def run(encoder, opts: EATOptions) -> AuditResult:
     emb.prepare_texts([t for r in rows if r.sides for s in r.sides.values() if s.modality == "text" for t in s.texts])
     if has_images:
         emb.prepare_images([s for r in rows if r.sides for s in r.sides.values() if s.modality == "image"])
-    sets = [_row_sets(row, emb, has_images) for row in rows]
+    sets = [_row_sets(row, emb, opts, has_images) for row in rows]
     # rows of equal target sizes share their drawn partitions (each p-value is the one the row gets alone)
     tested = eat_many(
         [tuple(vecs[r] for r in ROLES) for _, _, vecs in sets if vecs],
@@ -414,6 +455,7 @@ def run(encoder, opts: EATOptions) -> AuditResult:
         seed=opts.seed,
         n_bootstrap=opts.n_bootstrap,
         confidence=opts.confidence,
+        sampler=opts.sampler,
     )
     results, items = [], []
     with progress("association tests", len(rows), "tests") as bar:
@@ -422,7 +464,7 @@ def run(encoder, opts: EATOptions) -> AuditResult:
             results.append(record)
             items += row_items
             bar.advance(1)
-    table = pd.DataFrame(results, columns=RESULT_COLUMNS)
+    table = pd.DataFrame(results, columns=result_columns(opts))
     items_table = pd.DataFrame(items, columns=ITEM_COLUMNS)
     skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
     skipped += emb.skipped
@@ -439,6 +481,18 @@ def run(encoder, opts: EATOptions) -> AuditResult:
         record=record,
         skipped=pd.DataFrame(skipped, columns=["item", "reason"]),
     )
+
+
+#: columns a sign convention adds after effect_size (option sign_convention)
+SIGN_COLUMNS = ["reported_sign", "effect_size_reported"]
+
+
+def result_columns(opts: EATOptions) -> list[str]:
+    """The results table's columns: RESULT_COLUMNS, and under a study's sign convention its sign and signed d."""
+    if opts.sign_convention == "as-computed":
+        return RESULT_COLUMNS
+    at = RESULT_COLUMNS.index("effect_size") + 1
+    return [*RESULT_COLUMNS[:at], *SIGN_COLUMNS, *RESULT_COLUMNS[at:]]
 
 
 def _base_record(row: RowPlan) -> dict[str, Any]:
@@ -468,10 +522,12 @@ def _base_record(row: RowPlan) -> dict[str, Any]:
     return rec
 
 
-def _row_sets(row: RowPlan, emb: _Embeddings, has_images: bool):
+def _row_sets(row: RowPlan, emb: _Embeddings, opts: EATOptions, has_images: bool):
     """The row's record so far, and its item labels and vectors by role (vectors None: the row cannot run, and the
     record says why)."""
     rec = _base_record(row)
+    if opts.sign_convention != "as-computed":
+        rec.update(reported_sign=row.signs.get(opts.sign_convention, 1), effect_size_reported=float("nan"))
     if row.sides is None:
         return rec, {}, None
     if not has_images and any(s.modality == "image" for s in row.sides.values()):
@@ -490,6 +546,12 @@ def _row_sets(row: RowPlan, emb: _Embeddings, has_images: bool):
         dropped += d
         rec[f"{role.lower()}_size"] = len(keys)
     rec["dropped"] = dropped
+    if opts.equal_sizes and len(labels["X"]) != len(labels["Y"]):
+        rec["reason"] = (
+            f"targets of unequal size ({len(labels['X'])} and {len(labels['Y'])}); equal_sizes asks for |X| = |Y|, "
+            "as the code of Ghate et al. and SEAT requires"
+        )
+        return rec, labels, None
     dims = {r: v.shape[1] for r, v in vecs.items() if len(v)}
     if len(set(dims.values())) > 1:
         raise EATInputError(
@@ -523,6 +585,8 @@ def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | N
         ci_high=res.ci_high,
         confidence=res.confidence,
     )
+    if opts.sign_convention != "as-computed":
+        rec["effect_size_reported"] = rec["reported_sign"] * res.effect_size
     scores = res.scores
     nx = len(labels["X"])
     items = []
@@ -544,4 +608,4 @@ def _run_row(row: RowPlan, rec: dict[str, Any], labels, vecs, res: EATResult | N
     return rec, items
 
 
-__all__ = ["plan", "plan_battery", "plan_test", "run"]
+__all__ = ["plan", "plan_battery", "plan_test", "result_columns", "run"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlbias.audits.eat.run import RESULT_COLUMNS
+from vlbias.audits.eat.run import RESULT_COLUMNS, SIGN_COLUMNS
 from vlbias.plots.eat import stars
 from vlbias.report import blocks as B
 from vlbias.report.depth import LENS_NOTE, by_model, layers_text
@@ -17,8 +17,9 @@ from vlbias.report.sections import Context, configurations, option_value, skippe
 from vlbias.report.source import Run, missing
 
 TITLE = "Association tests"
-#: the columns of the effect-size CSV
-CSV_COLUMNS = ["model", *RESULT_COLUMNS, "seed"]
+_D = RESULT_COLUMNS.index("effect_size") + 1
+#: the columns of the effect-size CSV (where present: a study's sign convention adds its signed d after effect_size)
+CSV_COLUMNS = ["model", *RESULT_COLUMNS[:_D], *SIGN_COLUMNS, *RESULT_COLUMNS[_D:], "seed"]
 
 
 def _title(o: dict[str, Any]) -> str:
@@ -154,14 +155,29 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
         conf_text = f"{float(conf):.0%}"
     except ValueError:
         conf_text = conf
+    drawn = (
+        f"Sampled partitions drawn as Ghate et al. (2025) draw them (numpy's legacy RandomState({seed}) reseeded "
+        "for every test, one shuffle per partition); the bootstrap from numpy's PCG64"
+        if option_value(runs, "sampler") == "ghate2025-legacy"
+        else "All randomness from numpy's PCG64"
+    )
     text = (
         "Effect size: d = (mean over X of s(x, A, B) − mean over Y of s(y, A, B)) / sample standard deviation of "
-        "s over X ∪ Y, with s(w, A, B) = mean cosine of w with A − mean cosine with B (Caliskan et al. 2017). "
+        "s over X ∪ Y, with s(w, A, B) = mean cosine of w with A − mean cosine with B (Caliskan et al. 2017); "
+        "undefined (and p = 1) when every s is equal. "
         f"p-value: {alt} permutation test over re-partitions of X ∪ Y into sets of |X| and |Y| items, exact when "
         f"all partitions number at most {perms}, otherwise {perms} sampled partitions, p = (1 + #)/(1 + N). "
-        f"Interval: {conf_text} percentile bootstrap of d ({boot} resamples within X, Y, A and B). All randomness "
-        f"from numpy's PCG64 seeded with {seed}."
+        f"Interval: {conf_text} percentile bootstrap of d ({boot} resamples within X, Y, A and B). {drawn} "
+        f"seeded with {seed}."
     )
+    if any(r.options.get("battery") or not (r.options.get("tests") or r.options.get("test_files")) for r in runs):
+        text += (
+            " The standard battery (Ghate et al. 2025) has 26 rows per model, of which 24 run unless an instrument "
+            "image set is supplied: the study did not release its instrument images and the iEAT stimuli have none."
+        )
+    presets = {str(r.options.get("preset")) for r in runs if r.options.get("preset")}
+    if presets:
+        text += f" Preset: {', '.join(sorted(presets))} (its differences from vlbias's defaults: docs/deviations.md)."
     out = [B.p(text)]
     res = ctx.concat(runs, "results")
     if len(res):
