@@ -175,6 +175,23 @@ def test_perception_over_layers_and_its_report(tmp_path, capsys):
     assert len(figures) == 1 and figures[0].stat().st_size > 5000
 
 
+# ---------------------------------------------------------------------------------------------- retrieval
+def test_retrieval_over_layers(tmp_path, capsys):
+    from tests.benchmark_fixtures import make_socialcounterfactuals
+
+    rel = make_socialcounterfactuals(tmp_path / "sc", sets={"race-gender": {"chef": 2}})
+    out = tmp_path / "rt"
+    code, _, err = _cli(
+        ["retrieval", "-m", SMALL, "-d", f"socialcounterfactuals:{rel['root']}", "--k", 4, "--n-bootstrap", 0]
+        + ["--layer", "2,6", "--cache-dir", tmp_path / "cache", "--out", out],
+        capsys,
+    )
+    assert code == 0, err
+    res = pd.read_parquet(out / "results.parquet")
+    assert sorted(res["layer"].unique()) == [2, 6] and set(res["reading"]) == {"lens"}
+    assert len(res[res["layer"] == 2]) == len(res[res["layer"] == 6]) > 0 and " at layer 6: mean MaxSkew" in err
+
+
 # ---------------------------------------------------------------------------------------------- sweeps
 def test_sweep_layers_axis_one_pass_per_model(tmp_path, monkeypatch, capsys):
     from vlbias.models.backends.openclip import Backend
