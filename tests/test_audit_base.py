@@ -123,9 +123,10 @@ def _pandas_way(res, name, columns):
     return df
 
 
+@pytest.mark.parametrize("layer", [None, -2])
 @pytest.mark.parametrize("seed", [7, None])
 @pytest.mark.parametrize("rows", [0, 1, 5])
-def test_arrow_table_is_the_stamped_frame_without_pandas_inserts(tmp_path, seed, rows):
+def test_arrow_table_is_the_stamped_frame_without_pandas_inserts(tmp_path, seed, rows, layer):
     """The sweep writes parts through Arrow: the same schema, values and pandas dtypes as the stamped frame."""
     import numpy as np
     import pyarrow as pa
@@ -145,8 +146,12 @@ def test_arrow_table_is_the_stamped_frame_without_pandas_inserts(tmp_path, seed,
         },
         index=pd.RangeIndex(10, 10 + rows),
     )
-    rec = RunRecord(audit="demo", model={"spec": "vectors:x.txt", "identity": "abc"}, options={}, seed=seed)
+    model = {"spec": "vectors:x.txt", "identity": "abc"}
+    if layer is not None:  # a run on one layer: layer and reading stamped after the identity
+        model |= {"layer": layer, "reading": "lens"}
+    rec = RunRecord(audit="demo", model=model, options={}, seed=seed)
     res = AuditResult("demo", {"results": table}, rec, content_warning="offensive labels")
+    assert ("layer" in res.stamped().columns) is (layer is not None)
     columns = {"task_id": "0123abcd", "dataset": None, "stimuli": "probe@1", "note": "not added"}
     got = res.arrow_table("results", columns)
     want = pa.Table.from_pandas(_pandas_way(res, "results", columns), preserve_index=False)

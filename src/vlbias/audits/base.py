@@ -16,6 +16,7 @@ and is written to ``CONTENT_WARNING.txt``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -130,12 +131,26 @@ class AuditResult:
             "seed": self.record.seed,
         }
 
+    @property
+    def layer(self) -> int | None:
+        """The layer this run read (:mod:`vlbias.models.layers`), or None for the model's own embedding."""
+        layer = self.record.model.get("layer")
+        return layer if isinstance(layer, int) and not isinstance(layer, bool) else None
+
     def stamped(self, name: str = "results") -> pd.DataFrame:
         """A table with the provenance columns added in front."""
         df = self.tables[name].copy()
         for i, (col, value) in enumerate(self.stamp().items()):
             if col not in df.columns:
                 df.insert(i, col, value)
+        layer = self.layer
+        if layer is not None:  # a run on one layer of the model
+            at = list(df.columns).index("model_identity") + 1
+            for j, (col, value, dtype) in enumerate(
+                (("layer", layer, "Int64"), ("reading", self.record.model.get("reading"), "string"))
+            ):
+                if col not in df.columns:
+                    df.insert(at + j, col, pd.array([value] * len(df), dtype=dtype))
         return df
 
     def arrow_table(self, name: str = "results", columns: dict[str, str | None] | None = None):
@@ -145,6 +160,16 @@ class AuditResult:
         task, and pandas inserts cost milliseconds each)."""
         import pyarrow as pa
 
+        if self.layer is not None:  # a run on one layer: stamped() adds layer and reading (rare; no fast path)
+            frame = self.stamped(name)
+            for col, value in (columns or {}).items():
+                if col not in frame.columns:
+                    frame[col] = pd.Series([value] * len(frame), index=frame.index, dtype="string")
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.content_warning:
+                meta = dict(table.schema.metadata) | {b"vlbias.content_warning": self.content_warning.encode()}
+                table = table.replace_schema_metadata(meta)
+            return table
         df = self.tables[name]
         stamp = self.stamp()
         order = list(df.columns)
@@ -168,6 +193,14 @@ class AuditResult:
         if self.content_warning:
             metadata[b"vlbias.content_warning"] = self.content_warning.encode()
         return table.replace_schema_metadata(metadata)
+
+    @property
+    def layers(self) -> list[int]:
+        """The layers of the model this result holds (:mod:`vlbias.models.layers`): one for a run on one layer, each
+        layer of a result of :func:`combine_layers`, none for a run on the model's own embedding."""
+        if self.layer is not None:
+            return [self.layer]
+        return [int(e["layer"]) for e in self.record.model.get("layers") or []]
 
     def write(
         self,
@@ -245,3 +278,65 @@ def _pandas_constant(name: str, value: Any, string: bool) -> tuple[Any, dict[str
     column = pd.array([value], dtype="string") if string else [value]
     table = pa.Table.from_pandas(pd.DataFrame({name: column}), preserve_index=False)
     return table.schema.field(0).type, json.loads(table.schema.metadata[b"pandas"])["columns"][0]
+
+# ---------------------------------------------------------------------------------------------------- layers
+def combine_layers(results: list[AuditResult], notes: Iterable[tuple[str, str, int | None]] = ()) -> AuditResult:
+    """One result of the runs of one audit on several layers of one model (:mod:`vlbias.models.layers`): each table
+    holds every layer's rows, stamped with their own layer, reading, identity and config hash, so one table gives
+    the audit's numbers over depth; the record is the model's, listing each layer's identity and config hash;
+    ``notes``: (item, reason, layer) of layers the audit could not run on. :func:`split_layers` gives the runs
+    back."""
+    first = results[0]
+    names = list(dict.fromkeys(n for r in results for n in r.tables))
+    tables = {n: pd.concat([r.stamped(n) for r in results if n in r.tables], ignore_index=True) for n in names}
+    skipped = [r.skipped.assign(layer=pd.array([r.layers[0]] * len(r.skipped), dtype="Int64")) for r in results]
+    notes = list(notes)
+    if notes:
+        frame = pd.DataFrame(notes, columns=["item", "reason", "layer"])
+        skipped.append(frame.astype({"layer": "Int64"}))
+    model = {k: v for k, v in first.record.model.items() if k not in ("layer", "identity")}
+    model["identity"] = first.record.model.get("base_identity") or first.record.model.get("identity")
+    model["layers"] = [
+        {"layer": r.layers[0], "identity": r.record.model.get("identity"), "config_hash": r.record.config_hash}
+        for r in results
+    ]
+    record = dataclasses.replace(first.record, model=model)
+    return AuditResult(
+        audit=first.audit,
+        tables=tables,
+        record=record,
+        skipped=pd.concat([s for s in skipped if len(s)] or skipped, ignore_index=True),
+        content_warning=first.content_warning,
+    )
+
+
+def split_layers(result: AuditResult) -> list[AuditResult]:
+    """The runs of each layer in a result of :func:`combine_layers` (``[result]`` for any other result), in order;
+    each table read when first used if the result's are."""
+    entries = result.record.model.get("layers") or []
+    if not entries or "layer" in result.record.model:
+        return [result]
+    out = []
+    base = {k: v for k, v in result.record.model.items() if k != "layers"}
+    for e in entries:
+        layer = int(e["layer"])
+        model = {**base, "identity": e["identity"], "layer": layer, "base_identity": base.get("identity")}
+        record = dataclasses.replace(result.record, model=model)
+
+        def read(name: str, layer: int = layer) -> pd.DataFrame:
+            df = result.tables[name]
+            return df[df["layer"] == layer].reset_index(drop=True) if "layer" in df.columns else df
+
+        skipped = result.skipped
+        if "layer" in skipped.columns:
+            skipped = skipped[skipped["layer"] == layer].drop(columns="layer").reset_index(drop=True)
+        out.append(
+            AuditResult(
+                audit=result.audit,
+                tables=Tables(list(result.tables), read),
+                record=record,
+                skipped=skipped,
+                content_warning=result.content_warning,
+            )
+        )
+    return out

@@ -9,7 +9,10 @@ An audit's :class:`~vlbias.audits.registry.AuditSpec` names in ``presentation`` 
   model's page (``ctx.add``) and plans its figures (``ctx.assets.figure``/``group``: a function of
   :mod:`vlbias.plots` and the tables it draws), using the helpers of :mod:`vlbias.report.sections`;
 - ``methods(ctx, runs)`` (optional): how the audit measured, for the methods page (the page adds the options, the
-  stimuli and the seeds of the runs to it).
+  stimuli and the seeds of the runs to it);
+- ``depth(ctx, runs)`` (optional): the audit's numbers over the layers of models read at several layers
+  (:mod:`vlbias.report.depth`: ``section`` then gets one run per model and options, and ``depth`` the runs of every
+  layer).
 
 An audit without a presentation (a plugin that brings none, a test audit, an audit this vlbias does not know) gets
 the generic section: each run's tables as CSV files (:func:`~vlbias.report.sections.other_section`). Adding an audit
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
+from vlbias.report.depth import with_depth
 from vlbias.report.sections import Context, other_section
 from vlbias.report.source import Run
 
@@ -62,4 +66,5 @@ def presentation(audit: str) -> Presentation:
             f"module defines TITLE and section(ctx, runs)"
         ) from None
     page = f"audit-{audit}.html" if audit in OWN_PAGES else f"{audit}.html"
+    section = with_depth(section, getattr(module, "depth", None))
     return Presentation(audit, title, page, section, getattr(module, "methods", _no_methods))

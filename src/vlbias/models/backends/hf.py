@@ -137,3 +137,27 @@ class Backend(HubModelEncoder):
 
     def _embed_images(self, batch) -> np.ndarray:
         return self._call(self._model.get_image_features, {"pixel_values": batch.to(self._dtype)})
+
+    # -------------------------------------------------------------- layers (vlbias.models.layers)
+    def tower_depths(self) -> dict[str, int]:
+        from transformers import AutoConfig
+
+        from vlbias.models.backends._layer_hooks import hf_depths
+
+        if self._loaded:
+            return hf_depths(self._model.config, str(self.spec))
+        quiet_transformers()
+        source = str(self.path) if self.path is not None else hub_source(self.spec, [self.model_id], "hf")
+        return hf_depths(AutoConfig.from_pretrained(source), str(self.spec))
+
+    def _embed_text_layers(self, texts: list[str], blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import hf_text_tower, read_layers
+
+        tower = hf_text_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(texts), lambda: self._embed_texts(texts))
+
+    def _embed_image_layers(self, batch, blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import hf_image_tower, read_layers
+
+        tower = hf_image_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(batch), lambda: self._embed_images(batch))

@@ -374,6 +374,39 @@ class Backend(Encoder):
             feats = self._model.encode_image(batch)
         return feats.float().cpu().numpy()
 
+    # -------------------------------------------------------------- layers (vlbias.models.layers)
+    def tower_depths(self) -> dict[str, int]:
+        import json
+
+        import open_clip
+
+        from vlbias.models.backends._layer_hooks import openclip_depths
+
+        if self.kind == "local-dir":
+            cfg = json.loads((self.path / "open_clip_config.json").read_text(encoding="utf-8")).get("model_cfg", {})
+        elif self.arch is not None:
+            cfg = open_clip.get_model_config(self.arch) or {}
+        else:  # an hf-hub model: its config comes with its weights
+            self.load()
+            visual, text = getattr(self._model, "visual", None), getattr(self._model, "text", self._model)
+            cfg = {
+                "vision_cfg": {"layers": len(visual.transformer.resblocks)} if hasattr(visual, "transformer") else {},
+                "text_cfg": {"layers": len(text.transformer.resblocks)} if hasattr(text, "transformer") else {},
+            }
+        return openclip_depths(cfg, str(self.spec))
+
+    def _embed_text_layers(self, texts: list[str], blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import openclip_text_tower, read_layers
+
+        tower = openclip_text_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(texts), lambda: self._embed_texts(texts))
+
+    def _embed_image_layers(self, batch, blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import openclip_image_tower, read_layers
+
+        tower = openclip_image_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(batch), lambda: self._embed_images(batch))
+
 
 # ---------------------------------------------------------------------------------------------- text padding
 @dataclass(frozen=True)
