@@ -31,7 +31,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         stem="probe-pairs",
         title="Probe pairs across models",
         caption="One marker per model and pair.",
-        data=[("pairs (CSV)", csv)],
+        data=[("pairs", csv)],
     )
     out = [B.p(INTRO), B.figure(fig)]
     for run in runs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -110,3 +112,55 @@ def test_provenance_entries_are_read_by_kind_also_from_old_records():
     assert label(new[0]) == label(old[0]) == "cfd@CFD 3.0"
     with pytest.raises(ValueError):
         entry("weather", "sunny")
+
+
+def _pandas_way(res, name, columns):
+    """How parts were written before: the stamped frame, the constant columns inserted as pandas strings."""
+    df = res.stamped(name)
+    for col, value in columns.items():
+        if col not in df.columns:
+            df[col] = pd.Series([value] * len(df), index=df.index, dtype="string")
+    return df
+
+
+@pytest.mark.parametrize("layer", [None, -2])
+@pytest.mark.parametrize("seed", [7, None])
+@pytest.mark.parametrize("rows", [0, 1, 5])
+def test_arrow_table_is_the_stamped_frame_without_pandas_inserts(tmp_path, seed, rows, layer):
+    """The sweep writes parts through Arrow: the same schema, values and pandas dtypes as the stamped frame."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(rows)
+    table = pd.DataFrame(
+        {
+            "test": [f"t{i}" for i in range(rows)],
+            "effect_size": rng.normal(size=rows),
+            "n": np.arange(rows, dtype=np.int64),
+            "ok": [i % 2 == 0 for i in range(rows)],
+            "maybe": pd.array([i if i % 2 else None for i in range(rows)], dtype="Int64"),
+            "group": pd.Categorical([["a", "b"][i % 2] for i in range(rows)]),
+            "note": [None if i % 2 else "x" for i in range(rows)],
+            "audit": ["own value"] * rows,  # a stamp column the table has already: kept as it is
+        },
+        index=pd.RangeIndex(10, 10 + rows),
+    )
+    model = {"spec": "vectors:x.txt", "identity": "abc"}
+    if layer is not None:  # a run on one layer: layer and reading stamped after the identity
+        model |= {"layer": layer, "reading": "lens"}
+    rec = RunRecord(audit="demo", model=model, options={}, seed=seed)
+    res = AuditResult("demo", {"results": table}, rec, content_warning="offensive labels")
+    assert ("layer" in res.stamped().columns) is (layer is not None)
+    columns = {"task_id": "0123abcd", "dataset": None, "stimuli": "probe@1", "note": "not added"}
+    got = res.arrow_table("results", columns)
+    want = pa.Table.from_pandas(_pandas_way(res, "results", columns), preserve_index=False)
+    assert got.schema.names == want.schema.names
+    assert got.schema.types == want.schema.types
+    assert got.to_pylist() == want.to_pylist()
+    meta = json.loads(got.schema.metadata[b"pandas"])
+    assert meta["columns"] == json.loads(want.schema.metadata[b"pandas"])["columns"]
+    assert got.schema.metadata[b"vlbias.content_warning"] == b"offensive labels"
+    pq.write_table(got, tmp_path / "got.parquet")
+    _pandas_way(res, "results", columns).to_parquet(tmp_path / "want.parquet", index=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "got.parquet"), pd.read_parquet(tmp_path / "want.parquet"))

@@ -151,3 +151,61 @@ def test_missing_image_source(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StimulusError, match="is empty"):
         image_source(tmp_path / "empty")
+
+
+def test_content_keys_hash_each_unchanged_file_once_per_process(tmp_path, monkeypatch):
+    """A sweep's tasks read the same images again and again: after the first read, a key costs a stat. An edited
+    file is read again even with its size and mtime put back (its ctime changed)."""
+    import hashlib
+    import os
+
+    import vlbias.utils.io as io
+    from vlbias.models.images import content_keys
+
+    paths = []
+    for i in range(20):
+        p = tmp_path / f"f{i:02d}.bin"
+        p.write_bytes(bytes([i]) * 1000)
+        paths.append(p)
+    reads: list[str] = []
+    real = io.sha256_file
+    monkeypatch.setattr(io, "sha256_file", lambda path: reads.append(os.fspath(path)) or real(path))
+    refs = [ImageRef(p) for p in paths] + [ImageRef(tmp_path / "missing.jpg")]
+    first = content_keys(refs)
+    assert first[:20] == [hashlib.sha256(bytes([i]) * 1000).hexdigest() for i in range(20)]
+    assert isinstance(first[20], FileNotFoundError)
+    assert sorted(reads) == sorted(map(os.fspath, paths))
+    reads.clear()
+    assert content_keys(refs[:20]) == first[:20] and content_keys(refs[3:4]) == first[3:4]
+    assert reads == []
+    st = paths[5].stat()
+    paths[5].write_bytes(b"\xff" * 1000)  # same size; then the same mtime
+    os.utime(paths[5], ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = content_keys(refs[:20])
+    assert reads == [os.fspath(paths[5])]
+    assert again[5] == hashlib.sha256(b"\xff" * 1000).hexdigest() and again[:5] == first[:5]
+
+
+def test_content_keys_reuse_one_pool_of_hashing_threads(tmp_path, monkeypatch):
+    """Hashing threads start once per process, not once per call (a sweep makes hundreds of calls)."""
+    import threading
+
+    from vlbias.models.images import content_keys
+
+    started: list[str] = []
+    real = threading.Thread.start
+
+    def counting(self):
+        started.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting)
+    for call in range(6):
+        folder = tmp_path / str(call)
+        folder.mkdir()
+        refs = []
+        for i in range(40):  # new files each call: all of them are read
+            (folder / f"{i}.bin").write_bytes(f"{call}-{i}".encode() * 100)
+            refs.append(ImageRef(folder / f"{i}.bin"))
+        assert all(isinstance(k, str) for k in content_keys(refs))
+    assert len(started) <= 8

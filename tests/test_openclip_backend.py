@@ -179,3 +179,138 @@ def test_pretrained_tag_loads_from_the_local_hub_cache_offline(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------------------------- text padding cut
+MIXED = [
+    "",
+    "a",
+    "a photo of a doctor",
+    "Ein Foto einer Ärztin, die lächelt",
+    "a photo of a person who works as a nurse in a large hospital",
+    "x " * 120,  # longer than the context: truncated, its end-of-text token at the last position
+    "an orangutan",
+    "a photo of someone",
+]
+
+
+def _padded(model, tokenizer, texts):
+    """The reference: every text alone, padded to the full context length, through the model's own encode_text."""
+    import torch
+
+    with torch.inference_mode():
+        v = np.concatenate([model.encode_text(tokenizer([t])).float().numpy() for t in texts])
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_cut_padding_gives_the_padded_vectors(vitb32, batch_size):
+    """The text tower runs on batches cut after their last end-of-text token (the causal mask makes that the same
+    model); every vector equals the fully padded one within 1e-6, whatever the batch it lands in."""
+    from vlbias.models.backends.openclip import causal_text
+
+    model = vitb32._model
+    expected = _padded(model, vitb32._tokenizer, MIXED)
+    lengths: list[int] = []
+    real = model.transformer.forward
+
+    def recording(x, attn_mask=None):
+        lengths.append(x.shape[1])
+        return real(x, attn_mask=attn_mask)
+
+    vitb32.encode_texts(["a"])  # the first batch also checks the cut forward pass against encode_text
+    rng = np.random.default_rng(batch_size)
+    old = vitb32.batch_size
+    vitb32.batch_size = batch_size
+    model.transformer.forward = recording
+    try:
+        for order in (range(len(MIXED)), reversed(range(len(MIXED))), rng.permutation(len(MIXED))):
+            order = list(order)
+            got = vitb32.encode_texts([MIXED[i] for i in order])
+            assert np.abs(got - expected[order]).max() <= 1e-6
+    finally:
+        vitb32.batch_size = old
+        del model.transformer.forward
+    assert causal_text(model) is not None
+    # texts go in batches by length, each batch cut after its longest prompt ("" is 2 tokens, the truncated text 77)
+    by_length = sorted(MIXED, key=len)
+    tokens = vitb32._tokenizer(by_length).argmax(-1) + 1
+    cuts = [int(tokens[i : i + batch_size].max()) for i in range(0, len(MIXED), batch_size)]
+    assert lengths == cuts * 3
+    assert cuts[0] == {1: 2, 3: 5, 64: 77}[batch_size] and cuts[-1] == 77
+
+
+def _tiny(kind: str):
+    """A small open_clip model of each text-tower family (random weights)."""
+    import torch
+    from open_clip.coca_model import CoCa
+    from open_clip.model import CLIP, CustomTextCLIP
+
+    vision = dict(layers=1, width=64, patch_size=16, image_size=32, head_width=32)
+    text = dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2)
+    torch.manual_seed(0)
+    if kind == "clip":
+        return CLIP(32, vision, text).eval()
+    if kind == "clip-eos":  # MetaCLIP 2 worldwide: pooled at the first end-of-text token
+        return CLIP(32, vision, {**text, "pool_type": "eos", "eos_id": 49407}).eval()
+    if kind == "custom-text":  # EVA, PE-Core
+        return CustomTextCLIP(32, vision, text).eval()
+    if kind == "siglip":  # SigLIP, CLIPA: bidirectional, read at the last position
+        return CustomTextCLIP(32, vision, {**text, "no_causal_mask": True, "pool_type": "last"}).eval()
+    if kind == "bidirectional-argmax":  # MobileCLIP
+        return CustomTextCLIP(32, vision, {**text, "no_causal_mask": True}).eval()
+    if kind == "coca":  # class token appended after the padding
+        multimodal = dict(width=64, heads=2, layers=1, context_length=76, vocab_size=49408)
+        return CoCa(32, multimodal, {**text, "embed_cls": True, "context_length": 76}, vision).eval()
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind, cut",
+    [
+        ("clip", True),
+        ("clip-eos", True),
+        ("custom-text", True),
+        ("siglip", False),
+        ("bidirectional-argmax", False),
+        ("coca", False),
+    ],
+)
+def test_padding_is_cut_only_where_the_result_is_the_same(kind, cut):
+    """Causal towers pooled at the end-of-text token are cut and give the padded vectors within 1e-6; bidirectional
+    towers (whose vectors do change with the padding: checked) and CoCa run padded, as trained."""
+    import open_clip
+    import torch
+
+    from vlbias.models.backends.openclip import causal_text, checked_causal_text
+
+    model = _tiny(kind)
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    tokens = tokenizer(MIXED[:5], context_length=76 if kind == "coca" else 77)
+    found = checked_causal_text(model, tokens[:1])
+    assert (found is not None) == cut
+    if kind == "coca":
+        return
+    with torch.inference_mode():
+        padded = model.encode_text(tokens)
+        if cut:
+            assert found.cut_length(tokens) == int(tokens.argmax(-1).max()) + 1 < 77
+            assert (found.encode(tokens) - padded).abs().max().item() <= 1e-6
+        else:  # why these are not cut: the same tower on the cut batch gives other vectors
+            assert causal_text(model) is None
+            assert (model.encode_text(tokens[:, :16]) - padded).abs().max().item() > 1e-3
+
+
+def test_a_forward_pass_unlike_encode_text_is_not_used():
+    """The cut forward pass is checked against the model's own encode_text; a model whose encode_text does more
+    (a future open_clip, a subclass) runs padded."""
+    import open_clip
+
+    from vlbias.models.backends.openclip import checked_causal_text
+
+    model = _tiny("clip")
+    probe = open_clip.get_tokenizer("ViT-B-32")(["a photo"])
+    assert checked_causal_text(model, probe) is not None
+    real = model.encode_text
+    model.encode_text = lambda text, normalize=False: real(text) * 2  # noqa: ARG005
+    assert checked_causal_text(model, probe) is None

@@ -321,3 +321,147 @@ def test_a_lock_that_cannot_be_taken_reads_the_database_as_it_is(tmp_path, capsy
         store.ingest()
     lock.rmdir()
     assert store.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 4  # writable again: ingested
+
+
+# ---------------------------------------------------------------------------------------------- incremental ingest
+def _dump(db: Path) -> dict[str, tuple[list, pd.DataFrame]]:
+    """Every table and view of a database (bookkeeping aside): its columns with their types, and its rows (sorted,
+    except for tasks and models, whose order a rebuild fixes)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY 1, 2"
+        ).fetchall()
+        out = {}
+        for schema, name in names:
+            ref = f'"{schema}"."{name}"'
+            columns = [r[:2] for r in con.execute(f"DESCRIBE {ref}").fetchall()]
+            df = con.execute(f"SELECT * FROM {ref}").df()
+            if name not in ("tasks", "models"):
+                df = df.sort_values(list(df.columns)).reset_index(drop=True)
+            out[f"{schema}.{name}"] = (columns, df.drop(columns=[c for c in ("built",) if c in df.columns]))
+        return out
+    finally:
+        con.close()
+
+
+def _same_database(a: Path, b: Path) -> None:
+    da, db = _dump(a), _dump(b)
+    assert list(da) == list(db)
+    for name in da:
+        assert da[name][0] == db[name][0], name
+        pd.testing.assert_frame_equal(da[name][1], db[name][1], obj=name)
+
+
+def _items_result(model: str, value: float) -> AuditResult:
+    res = fake_result(model, "other", value)
+    res.tables["items"] = pd.DataFrame({"item": ["a", "b", "c"], "association": [value, 0.0, -value]})
+    return res
+
+
+def test_an_incremental_ingest_gives_exactly_the_tables_of_a_rebuild(tmp_path, monkeypatch):
+    """New parts (of existing and of new tables), a failure, a failure then fixed, model facts, accuracy and
+    analysis tables: appended to the database, only the new parts read, and the same tables a rebuild makes."""
+    store = ResultsStore(tmp_path / "db")
+    for i, m in enumerate(["a", "b", "c"]):
+        write(store, f"vectors:/{m}.parquet", "demo", float(i + 1))
+    failed = make_task("vectors:/d.parquet", "demo", {"v": 9.0})
+    store.write_status(failed, "failed", {"error": "boom", "error_type": "RuntimeError", "model_identity": "id-d"})
+    store.write_model_facts("vectors:/a.parquet", {"architecture_family": "vit", "model_identity": "id-a"})
+    store.write_analysis({"coefficients": pd.DataFrame({"term": ["x"], "estimate": [0.5]})})
+    first = store.ingest()
+    assert first is not None and first.parts == 3
+    before = {p.resolve() for p in store.completed_parts()}
+
+    write(store, "vectors:/e.parquet", "demo", 5.0)  # an existing table
+    fixed = write(store, "vectors:/d.parquet", "demo", 9.0)  # the failed task, now done
+    assert fixed.task_id == failed.task_id
+    store.clear_status(failed.task_id)
+    late = make_task("vectors:/f.parquet", "demo", {"v": 6.0})
+    store.write_status(late, "skipped", {"reason": "text-only", "model_identity": "id-f"})
+    other = make_task("vectors:/a.parquet", "other", {"v": 1.0})
+    store.write_part(other, _items_result("vectors:/a.parquet", 1.0), {"model_identity": "id-a"})  # new tables
+    store.write_model_facts("vectors:/e.parquet", {"architecture_family": "convnet", "model_identity": "id-e"})
+    store.write_accuracy(pd.DataFrame({"model": ["vectors:/a.parquet"], "imagenet1k": [0.5]}), "mine")
+    store.write_analysis({"coefficients": pd.DataFrame({"term": ["x", "y"], "estimate": [0.5, 0.1]})})
+
+    read: list[str] = []
+    real = ResultsStore._load_parts
+
+    def loading(self, con, audit, table, files, append):
+        read.extend(files)
+        return real(self, con, audit, table, files, append)
+
+    monkeypatch.setattr(ResultsStore, "_load_parts", loading)
+    monkeypatch.setattr(ResultsStore, "_rebuild", lambda *a, **k: pytest.fail("rebuilt instead of appended"))
+    summary = store.ingest()
+    monkeypatch.undo()
+    assert summary.parts == 3 and summary.tasks == 7
+    assert not any(Path(f).parent.resolve() in before for f in read)  # the parts already in: not read again
+    assert sorted(Path(f).parent.name for f in read) == sorted(
+        [make_task("vectors:/e.parquet", "demo", {"v": 5.0}).task_id, fixed.task_id, other.task_id, other.task_id]
+    )
+    assert store.ingest() is None  # up to date
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "db", copy)
+    assert ResultsStore(copy).ingest(force=True).parts == 6
+    _same_database(tmp_path / "db" / "results.duckdb", copy / "results.duckdb")
+    tasks = store.query("SELECT task_id, status FROM tasks")
+    assert dict(zip(tasks["task_id"], tasks["status"]))[failed.task_id] == "done"
+    assert store.query("SELECT count(*) AS n FROM other.items_with_models")["n"].item() == 3
+
+
+@pytest.mark.parametrize("change", ["new columns", "replaced part", "removed part"])
+def test_what_an_append_cannot_reproduce_is_rebuilt(tmp_path, monkeypatch, change):
+    store = ResultsStore(tmp_path / "db")
+    task = write(store, "vectors:/a.parquet", "demo", 1.0)
+    write(store, "vectors:/b.parquet", "demo", 2.0)
+    store.ingest()
+    if change == "new columns":
+        write(store, "vectors:/c.parquet", "demo", 3.0, {"ci_low": [0.0, 0.0]})
+    elif change == "replaced part":
+        store.write_part(task, fake_result("vectors:/a.parquet", "demo", 7.0), {"model_identity": "other"})
+    else:
+        shutil.rmtree(store.part_dir(task))
+    rebuilt: list[bool] = []
+    real = ResultsStore._rebuild
+    monkeypatch.setattr(ResultsStore, "_rebuild", lambda self, snap=None: rebuilt.append(True) or real(self, snap))
+    store.ingest()
+    assert rebuilt == [True]
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "db", copy)
+    ResultsStore(copy).ingest(force=True)
+    _same_database(tmp_path / "db" / "results.duckdb", copy / "results.duckdb")
+
+
+KILLED_INGEST = """
+import os, signal, sys
+sys.path[:0] = {path!r}
+from vlbias.zoo.store import ResultsStore
+ResultsStore._load_parts = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+ResultsStore({root!r}).ingest(force={force})
+"""
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_killed_append_or_rebuild_leaves_the_previous_database(tmp_path, force):
+    import subprocess
+    import sys
+
+    store = ResultsStore(tmp_path / "db")
+    write(store, "vectors:/a.parquet", "demo", 1.0)
+    store.ingest()
+    write(store, "vectors:/b.parquet", "demo", 2.0)
+    before = (tmp_path / "db" / "results.duckdb").read_bytes()
+    repo = Path(__file__).resolve().parents[1]
+    script = KILLED_INGEST.format(path=[str(repo / "src"), str(repo)], root=str(tmp_path / "db"), force=force)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == -9, r.stderr
+    assert (tmp_path / "db" / "results.duckdb").read_bytes() == before
+    assert list((tmp_path / "db").glob(".results.duckdb.*.tmp"))  # the killed ingestion's file
+    assert store.query("SELECT count(*) AS n FROM demo.results")["n"].item() == 4  # the next ingestion: whole
+    assert not list((tmp_path / "db").glob(".results.duckdb.*.tmp"))

@@ -77,3 +77,64 @@ def test_hf_batch_invariance_and_info(hf_dir, tmp_path):
     assert info.architecture == "CLIPModel" and info.embed_dim == 32
     assert info.n_params == info.n_params_image + info.n_params_text
     assert info.preprocessing["crop_size"] == {"height": 32, "width": 32}
+
+
+MIXED = [
+    "",
+    "a",
+    "a photo of a doctor",
+    "Ein Foto einer Ärztin, die lächelt",
+    "a photo of a person who works as a nurse in a large hospital",
+    "x " * 120,  # truncated to the context length
+    "an orangutan",
+]
+
+
+def test_hf_clip_pads_to_the_batchs_longest_text_with_the_padded_vectors(hf_dir):
+    """CLIP's causal, masked text tower read at the end-of-text token: texts padded to their batch's longest equal
+    the fully padded ones within 1e-6, whatever the batch size and composition."""
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    model, proc = CLIPModel.from_pretrained(hf_dir).eval(), CLIPProcessor.from_pretrained(hf_dir)
+    with torch.no_grad():
+        full = [
+            getattr(o, "pooler_output", o).numpy()
+            for t in MIXED
+            for o in [
+                model.get_text_features(
+                    **proc(text=[t], padding="max_length", truncation=True, max_length=77, return_tensors="pt")
+                )
+            ]
+        ]
+    expected = np.concatenate(full)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    rng = np.random.default_rng(0)
+    for batch_size in (1, 3, 64):
+        enc = load_model(f"hf:{hf_dir}", cache=False, batch_size=batch_size).load()
+        widths: list[int] = []
+        real = enc._model.get_text_features
+
+        def recording(input_ids, attention_mask=None, real=real, widths=widths):
+            widths.append(input_ids.shape[1])
+            return real(input_ids=input_ids, attention_mask=attention_mask)
+
+        enc._model.get_text_features = recording
+        for order in (list(range(len(MIXED))), list(rng.permutation(len(MIXED)))):
+            got = enc.encode_texts([MIXED[i] for i in order])
+            assert np.abs(got - expected[order]).max() <= 1e-6
+        assert min(widths) == {1: 2, 3: 5, 64: 77}[batch_size] and max(widths) == 77
+
+
+def test_hf_text_model_without_an_attention_mask_runs_at_full_length(hf_dir):
+    enc = load_model(f"hf:{hf_dir}", cache=False, batch_size=8).load()
+    widths: list[int] = []
+    real = enc._model.get_text_features
+
+    def no_mask(input_ids):
+        widths.append(input_ids.shape[1])
+        return real(input_ids=input_ids)
+
+    enc._model.get_text_features = no_mask
+    enc.encode_texts(["a", "a photo"])
+    assert widths == [77]

@@ -188,11 +188,11 @@ def _script(root: Path, config: Path, out: Path, kill_during_ingest: bool = Fals
             "    return real_replace(src, dst, *a, **k)",
             "os.replace = replace",
         ]
-    if kill_during_ingest:  # SIGKILL in the middle of rebuilding the database (after its first table)
+    if kill_during_ingest:  # SIGKILL in the middle of ingesting the new parts into the database
         lines += [
             "import os, signal",
             "from vlbias.zoo.store import ResultsStore",
-            "ResultsStore._joined_view = staticmethod(lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))",
+            "ResultsStore._load_parts = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)",
         ]
     lines += ["from vlbias.cli import main", f"sys.exit(main(['sweep', {str(config)!r}, '--out', {str(out)!r}]))"]
     return "\n".join(lines)
@@ -215,7 +215,7 @@ def test_killed_sweeps_resume_to_exactly_the_uninterrupted_results(zoo, tmp_path
     assert len(list(out.glob("parts/*/*/task.json"))) == 10 and len(list(out.glob("status/*.json"))) == 2
     partial = ResultsStore(out).query("SELECT count(*) AS n, count(DISTINCT task_id) AS k FROM tasks")
     assert partial["n"].item() == partial["k"].item() == 12  # ingestion on query: no duplicates
-    # 2. SIGKILL while the database is being rebuilt: the previous database stays whole
+    # 2. SIGKILL while the new parts are being ingested: the previous database stays whole
     r = _run(_script(zoo.root, zoo.config, out, kill_during_ingest=True), {})
     assert r.returncode == -9, r.stderr
     assert list(out.glob(".results.duckdb.*.tmp*"))  # the killed ingestion's file, removed by the next one

@@ -1,7 +1,8 @@
 """Embedding export: texts or an image source through an encoder into one Parquet table.
 
 The table's columns are ``key``, ``kind``, ``vector`` (list<float32>), and for images ``path``, ``sha256`` and
-``error``. A skipped image keeps its row with a null vector and the reason in ``error``, so the output says
+``error``; read at layers of the model (:mod:`vlbias.models.layers`), a ``layer`` column and one row per key and
+layer. A skipped image keeps its row with a null vector and the reason in ``error``, so the output says
 what was left out. The file is itself a valid ``vectors:`` source.
 """
 
@@ -46,6 +47,23 @@ def texts_table(encoder: Encoder, texts: list[str]):
 
     vecs = encoder.encode_texts(texts)
     return pa.table({"key": texts, "kind": ["text"] * len(texts), "vector": _vector_array(vecs)})
+
+
+def layers_table(encoders: list[Encoder], table, modality: str):
+    """``table(encoder)`` of each encoder of :func:`vlbias.models.load_layers`, one below the other, with a ``layer``
+    column when the encoders read layers (the first fills every layer from one pass; the others read the cache).
+    Layers whose ``modality`` tower is too shallow are left out (when others remain)."""
+    import pyarrow as pa
+
+    usable = [e for e in encoders if modality in e.modalities] or encoders[:1]  # none: the first says why
+    tables = []
+    for enc in usable:
+        t = table(enc)
+        layer = getattr(enc, "layer", None)
+        if layer is not None:
+            t = t.append_column("layer", pa.array([layer] * t.num_rows, type=pa.int32()))
+        tables.append(t)
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
 def images_table(encoder: Encoder, source: ImageSource, skip_bad: bool = False):

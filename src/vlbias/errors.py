@@ -32,6 +32,10 @@ class ModalityError(VlbiasError):
     """A model asked for a modality it does not have (e.g. images from a text-only model)."""
 
 
+class LayerError(ModalityError):
+    """A layer a model or one of its towers does not have, or a backend or architecture without layer features."""
+
+
 class StimulusError(VlbiasError):
     """A bad stimulus: missing file, undecodable image, empty list, malformed test file."""
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from vlbias.errors import VlbiasError
+from vlbias.errors import LayerError, VlbiasError
 from vlbias.utils.options import Options
 
 if TYPE_CHECKING:
@@ -68,8 +68,41 @@ class AuditSpec:
         return self.options.parse(raw, **kwargs)
 
     def run(self, encoder: Encoder, options: Mapping[str, Any] | Options | None = None, **overrides: Any):
-        """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed."""
-        return resolve(self.execute)(encoder, self.options.parse(options, **overrides))
+        """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed. On
+        one layer of a model (:mod:`vlbias.models.layers`) the record names the layer and the reading, so every
+        row carries them."""
+        result = resolve(self.execute)(encoder, self.options.parse(options, **overrides))
+        facts = getattr(encoder, "layer_facts", None)
+        if callable(facts) and hasattr(result, "record"):
+            result.record.model = {**result.record.model, **facts()}
+        return result
+
+    def run_layers(
+        self, encoders: Sequence[Encoder], options: Mapping[str, Any] | Options | None = None, **overrides: Any
+    ):
+        """Run the audit on each encoder of :func:`vlbias.models.load_layers` (layers of one model, filled from one
+        pass) and give one result whose tables hold every layer's rows (:func:`vlbias.audits.base.combine_layers`);
+        the one run itself for one encoder. A layer the audit cannot use (a tower too shallow for it) is noted in
+        the result's skipped table; if no layer can be used, that layer's error is raised."""
+        from vlbias.audits.base import combine_layers
+
+        opts = self.options.parse(options, **overrides)
+        if len(encoders) == 1:
+            return self.run(encoders[0], opts)
+        results, notes, first_error = [], [], None
+        for enc in encoders:
+            try:
+                missing = [m for m in self.modalities if m not in enc.modalities]
+                if missing:
+                    enc._require(missing[0])  # the encoder's own one-line reason
+                results.append(self.run(enc, opts))
+            except LayerError as e:
+                first_error = first_error or e
+                layer = getattr(enc, "layer", None)
+                notes.append((f"layer {layer}", f"not run: {e}", layer))
+        if not results:
+            raise first_error
+        return combine_layers(results, notes)
 
     def analyse_zoo(self, runs: list[AuditResult], facts: dict[str, dict[str, Any]], options: dict[str, Any]):
         """The audit's model-zoo analysis (``zoo_analysis``) of a sweep's runs."""

@@ -26,7 +26,8 @@ def cache_dir_option(fn: Callable) -> Callable:
 
 
 def model_options(fn: Callable) -> Callable:
-    """--model and the encoding options; the wrapped command receives ``encoder_kwargs``."""
+    """--model and the encoding options, the layer (:mod:`vlbias.models.layers`) included; the wrapped command
+    receives ``encoder_kwargs`` (for :func:`vlbias.models.load_layers`, or ``load_model``), the layer parsed once."""
 
     @click.option(
         "--model",
@@ -51,16 +52,35 @@ def model_options(fn: Callable) -> Callable:
         default=None,
         help="Image decoding processes [default: chosen from the CPU count].",
     )
+    @click.option(
+        "--layer",
+        metavar="N|-N|all",
+        default=None,
+        help="Read the model after transformer block N of each tower (1: the first, -1: the last; a comma list; "
+        "all: every block, from one forward pass) instead of its embedding; every result row carries layer and "
+        "reading [default: the model's embedding].",
+    )
+    @click.option(
+        "--reading",
+        type=click.Choice(["lens", "raw"]),
+        default=None,
+        help="With --layer: lens (through the tower's final norm and projection: text and images share a space; an "
+        "approximation below the last block) or raw (the token as the block outputs it: for audits within one "
+        "modality) [default: lens].",
+    )
     @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
     @cache_dir_option
     @functools.wraps(fn)
-    def wrapper(*args, device, batch_size, precision, workers, no_cache, cache_dir, **kwargs):
+    def wrapper(*args, device, batch_size, precision, workers, layer, reading, no_cache, cache_dir, **kwargs):
+        from vlbias.models.layers import Layers
+
         kwargs["encoder_kwargs"] = {
             "device": device,
             "batch_size": batch_size,
             "precision": precision,
             "num_workers": workers,
             "cache": False if no_cache else cache_dir,
+            "layer": Layers.parse(layer, reading),
         }
         return fn(*args, **kwargs)
 

@@ -27,6 +27,14 @@ from vlbias.errors import plural
 @click.option("--metric", default=None, help="Downstream metric [default: average, else imagenet1k].")
 @click.option("--fdr", type=float, default=0.05, show_default=True, help="False discovery rate of the BH correction.")
 @click.option(
+    "--term",
+    "terms",
+    multiple=True,
+    type=click.Choice(["layer"]),
+    help="More terms of the mixed model from the result rows: layer (depth, for a sweep with layers:; the layered "
+    "rows are fitted) [default: none; results at several layers then use the models' embeddings].",
+)
+@click.option(
     "--compare-by",
     default=None,
     metavar="FACT",
@@ -65,6 +73,7 @@ def analyze(
     accuracy,
     metric,
     fdr,
+    terms,
     compare_by,
     baseline,
     pair_by,
@@ -105,6 +114,7 @@ def analyze(
         metric=metric,
         where=where,
         fdr=fdr,
+        terms=tuple(terms),
         compare={
             k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by), ("within", within)) if v
         },

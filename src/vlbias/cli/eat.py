@@ -41,11 +41,10 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
     for underscores), default and meaning.
     """
     from vlbias.audits.eat import AUDIT
-    from vlbias.models import load_model
+    from vlbias.models import load_layers
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    encoder = load_model(model, **encoder_kwargs)
-    result = AUDIT.run(encoder, options)
+    result = AUDIT.run_layers(load_layers(model, **encoder_kwargs), options)
     if out is not None:
         _write(result, out, overwrite)
     table = result.stamped("results")
@@ -53,6 +52,8 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
         click.echo(table.to_json(orient="records", indent=2, double_precision=15))
     elif fmt == "csv":
         click.echo(table.to_csv(index=False), nl=False)
+    elif len(result.layers) > 1:
+        render_depth(result)
     else:
         render_table(result)
     dropped = int(result.results["dropped"].sum())
@@ -69,8 +70,45 @@ def _write(result, out: Path, overwrite: bool) -> None:
         record = result.record
         meta = {"audit": result.audit, "model": record.model.get("spec"), "config_hash": record.config_hash}
         write_parquet(result.stamped("results"), out, meta, overwrite)
+    elif len(result.layers) > 1:
+        from vlbias.plots.depth import eat_depth
+
+        def plots(tmp: Path) -> None:
+            eat_depth(result.tables["results"], tmp / "plots" / "depth.png", model=result.record.model.get("spec"))
+
+        result.write(out, extras=plots, overwrite=overwrite)
     else:
         result.write(out, overwrite=overwrite)
+
+
+def render_depth(result) -> None:
+    """The effect size of each test and order at each layer (a run with --layer over several layers)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    df = result.results
+    layers = list(dict.fromkeys(df["layer"]))
+    spec = result.record.model.get("spec")
+    reading = result.record.model.get("reading")
+    table = Table(title=f"Effect size d by layer ({reading}): {spec}", title_justify="left", header_style="bold")
+    for col, just in (("test", "left"), ("order", "left"), *((str(k), "right") for k in layers)):
+        table.add_column(col, justify=just, overflow="fold")
+    for (test, order), rows in df.groupby(["test", "order"], sort=False):
+        cells = []
+        for k in layers:
+            r = rows[rows["layer"] == k]
+            if r.empty or r["status"].iloc[0] != "ok":
+                cells.append(Text("–", style="dim"))
+                continue
+            d, p = float(r["effect_size"].iloc[0]), float(r["p_value"].iloc[0])
+            cells.append(Text(f"{d:+.2f}", style="bold" if abs(d) >= 0.2 and p < 0.05 else ""))
+        table.add_row(test, order, *cells)
+    con = console()
+    con.print(table)
+    con.print(
+        f"{len(layers)} layers (transformer blocks); bold: |d| ≥ 0.2 and p < 0.05; –: skipped; intervals and p-values "
+        f"of every layer in the table (--out, --format csv: one row per test, order and layer)"
+    )
 
 
 def _fmt_p(p: float) -> str:

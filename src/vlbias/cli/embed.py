@@ -15,7 +15,7 @@ from vlbias.errors import plural
 @out_option(
     lambda p: "parquet" if file_kind(p) == "parquet" else None,
     required=True,
-    help="Output Parquet file (key, kind, vector, …); usable as vectors:FILE.",
+    help="Output Parquet file (key, kind, vector, …; with --layer a layer column); usable as vectors:FILE.",
 )
 @click.option(
     "--skip-bad-images",
@@ -31,7 +31,7 @@ def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs)
     """
     from vlbias import embeddings
     from vlbias.errors import VlbiasError
-    from vlbias.models import load_model
+    from vlbias.models import load_layers
     from vlbias.stimuli.imagesets import image_source
     from vlbias.utils.io import write_parquet
 
@@ -39,12 +39,26 @@ def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs)
         raise VlbiasError("give exactly one of --texts FILE or --images DIR_OR_MANIFEST")
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise VlbiasError(f"--out {out} must be a .parquet file")
-    encoder = load_model(model, **encoder_kwargs)
+    encoders = load_layers(model, **encoder_kwargs)
     if texts is not None:
-        table = embeddings.texts_table(encoder, embeddings.read_text_lines(texts))
+        lines = embeddings.read_text_lines(texts)
+        table = embeddings.layers_table(encoders, lambda enc: embeddings.texts_table(enc, lines), "text")
     else:
-        table = embeddings.images_table(encoder, image_source(images), skip_bad=skip_bad_images)
-    write_parquet(table, out, {"model": str(encoder.spec), "identity": encoder.identity}, overwrite)
+        source = image_source(images)
+        table = embeddings.layers_table(
+            encoders, lambda enc: embeddings.images_table(enc, source, skip_bad=skip_bad_images), "image"
+        )
+    encoder = encoders[0]
+    meta = {"model": str(encoder.spec), "identity": getattr(encoder, "base", encoder).identity}
+    if getattr(encoder, "reading", None):
+        meta["reading"] = encoder.reading
+    write_parquet(table, out, meta, overwrite)
     skipped = table.column("vector").null_count
     note = f" ({skipped} skipped: see the 'error' column)" if skipped else ""
+    if "layer" in table.column_names:
+        held = sorted(set(table.column("layer").to_pylist()))
+        left = [e.layer for e in encoders if e.layer not in held]
+        note += f" at layers {', '.join(map(str, held))}" + (
+            f" (layers {', '.join(map(str, left))} left out: that tower has fewer blocks)" if left else ""
+        )
     click.echo(f"wrote {plural(table.num_rows - skipped, 'embedding')} to {out}{note}", err=True)

@@ -31,16 +31,24 @@ def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
     Every option here is also an option of the perception audit in sweep configs and Python, with the same name,
     default and meaning.
     """
+    from vlbias.audits.base import split_layers
     from vlbias.audits.perception import AUDIT
-    from vlbias.models import load_model
+    from vlbias.models import load_layers
+    from vlbias.plots.depth import perception_depth
     from vlbias.plots.perception import draw_all
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    encoder = load_model(model, **encoder_kwargs)
-    result = AUDIT.run(encoder, options)
-    plots = None if no_plots else lambda tmp: note_figures(result, tmp, draw_all(result.tables, tmp / "plots"))
-    result.write(out, extras=plots, overwrite=overwrite)
-    _report(result, out)
+    result = AUDIT.run_layers(load_layers(model, **encoder_kwargs), options)
+    top = split_layers(result)[-1]  # the deepest layer read (the run itself without layers)
+
+    def plots(tmp: Path) -> None:
+        note_figures(result, tmp, draw_all(top.tables, tmp / "plots"))
+        if len(result.layers) > 1 and "factor_effects" in result.tables:
+            spec = result.record.model.get("spec")
+            perception_depth(result.tables["factor_effects"], tmp / "plots" / "depth.png", model=spec)
+
+    result.write(out, extras=None if no_plots else plots, overwrite=overwrite)
+    _report(top, out)
 
 
 def _report(result, out: Path) -> None:

@@ -35,11 +35,10 @@ def retrieval(model, raw_options, out, overwrite, encoder_kwargs):
     CONTENT WARNING: PATA's negative captions are demeaning and criminalising, by design.
     """
     from vlbias.audits.retrieval import AUDIT
-    from vlbias.models import load_model
+    from vlbias.models import load_layers
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    encoder = load_model(model, **encoder_kwargs)
-    result = AUDIT.run(encoder, options)
+    result = AUDIT.run_layers(load_layers(model, **encoder_kwargs), options)  # one run, or one per --layer
     result.write(out, overwrite=overwrite)
     _summary(result, out)
 
@@ -55,7 +54,7 @@ def _summary(result, out: Path) -> None:
         r = row._asdict()
         what = " / ".join(
             str(r[c]) for c in ("attribute_type", "attribute", "polarity", "measure", "grouping") if c in r
-        )
+        ) + (f" at layer {r['layer']}" if "layer" in r else "")
         if "mean_max_skew" in r and r["mean_max_skew"] == r["mean_max_skew"]:
             con.print(
                 f"{what}: mean MaxSkew {r['mean_max_skew']:.3f} [{r['mean_max_skew_low']:.3f}, "

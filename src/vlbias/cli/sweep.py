@@ -140,6 +140,7 @@ def _print_status(root: Path, cfg, tasks, show_tasks: bool) -> None:
     from collections import Counter
 
     from vlbias.models import load_model
+    from vlbias.zoo.plan import task_identity
     from vlbias.zoo.store import ResultsStore
 
     store = ResultsStore(root)
@@ -149,7 +150,7 @@ def _print_status(root: Path, cfg, tasks, show_tasks: bool) -> None:
             identities[model] = load_model(model, **cfg.encoder_kwargs()).identity
         except Exception:  # noqa: BLE001
             identities[model] = None
-    states = {t.task_id: store.state(t, identities[t.model]) for t in tasks}
+    states = {t.task_id: store.state(t, task_identity(t, identities[t.model])) for t in tasks}
     n_models = len(identities)
     click.echo(
         f"{plural(len(tasks), 'task')}: {plural(n_models, 'model')} x {plural(len(cfg.audits), 'audit setting')}, "

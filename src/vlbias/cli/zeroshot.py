@@ -41,27 +41,40 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
     CONTENT WARNING: the packaged label sets pair photographs of people with dehumanising and criminalising labels,
     by design.
     """
+    from vlbias.audits.base import split_layers
     from vlbias.audits.zeroshot import AUDIT
-    from vlbias.models import ModelSpec, load_model
+    from vlbias.models import ModelSpec, load_layers
+    from vlbias.plots.depth import zeroshot_depth
     from vlbias.plots.zeroshot import plot_audit
     from vlbias.utils.io import check_out
 
     options = AUDIT.parse_options(raw_options, flags=True)
+    layer = encoder_kwargs["layer"]
     if out is None:
         name = "custom" if options.classes else Path(options.protocol).stem
-        out = Path(f"zeroshot-{_slug(name)}-{_slug(str(ModelSpec.parse(model)))}")
+        at = f"-layer-{_slug(str(layer))}" if layer.chosen else ""
+        out = Path(f"zeroshot-{_slug(name)}-{_slug(str(ModelSpec.parse(model)))}{at}")
         check_out(out, "audit", overwrite)
-    encoder = load_model(model, **encoder_kwargs)
-    result = AUDIT.run(encoder, options)
+    encoders = load_layers(model, **encoder_kwargs)
+    result = AUDIT.run_layers(encoders, options)
+    top = split_layers(result)[-1]  # the deepest layer read (the run itself without layers)
     extras = None
     if not no_plots:
 
         def extras(tmp: Path) -> None:
-            drawn = plot_audit(result.tables, tmp / "plots", result.content_warning, model=str(encoder.spec))
+            drawn = plot_audit(top.tables, tmp / "plots", result.content_warning, model=str(encoders[0].spec))
             note_figures(result, tmp, drawn)
+            if len(result.layers) > 1:
+                zeroshot_depth(result.tables["results"], tmp / "plots" / "depth", model=str(encoders[0].spec))
 
     result.write(out, extras=extras, overwrite=overwrite)
-    _summary(result, out)
+    _summary(top, out)
+    if len(result.layers) > 1:
+        click.echo(
+            f"{len(result.layers)} layers: the tables hold every layer's rows (column layer); the summary above and "
+            f"the bar charts are layer {top.layers[0]}'s, plots/depth/ the shares over depth",
+            err=True,
+        )
 
 
 def _print_pivot(con, df, value: str, title: str, fmt: str) -> None:

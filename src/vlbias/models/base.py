@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vlbias.cache.store import EmbeddingCache, ModelCache
-from vlbias.errors import ImageDecodeError, ModalityError, StimulusError, VlbiasError, plural
+from vlbias.errors import ImageDecodeError, LayerError, ModalityError, StimulusError, VlbiasError, plural
 from vlbias.models.images import ImageDataset, ImageInput, as_ref, collate, content_keys, describe
 from vlbias.models.spec import ModelSpec
 from vlbias.utils.io import stable_hash
@@ -309,18 +309,25 @@ class Encoder(ABC):
         unique = list(dict.fromkeys(texts))
         cache = self._cache()
         found = cache.get_many("text", unique) if cache else {}
-        todo = [t for t in unique if t not in found]
+        # batches of similar length: backends that pad to the batch's longest text then pad little
+        todo = sorted((t for t in unique if t not in found), key=len)
         if todo:
             self.load()
             with progress(f"encoding texts ({self.spec})", len(todo), "texts") as bar:
                 for i in range(0, len(todo), self.batch_size):
                     chunk = todo[i : i + self.batch_size]
-                    vecs = l2_normalise(self._embed_texts(chunk), "text embedding")
-                    if cache:
-                        cache.put_many("text", chunk, vecs)
+                    vecs = self._encode_text_batch(chunk, cache)
                     found.update(zip(chunk, vecs))
                     bar.advance(len(chunk))
         return _stack([found[t] for t in texts])
+
+    def _encode_text_batch(self, texts: list[str], cache: ModelCache | None) -> np.ndarray:
+        """One batch's vectors, normalised and stored in the cache as they come (layer encoders fill every layer of
+        their model from the one pass, :mod:`vlbias.models.layers`)."""
+        vecs = l2_normalise(self._embed_texts(texts), "text embedding")
+        if cache:
+            cache.put_many("text", texts, vecs)
+        return vecs
 
     # ------------------------------------------------------------------ images
     def encode_images(self, images: Sequence[ImageInput], *, root: str | os.PathLike | None = None) -> np.ndarray:
@@ -404,13 +411,36 @@ class Encoder(ABC):
                 for p, reason in bad:
                     failed[todo_keys[p]] = reason
                 if batch is not None:
-                    vecs = l2_normalise(self._embed_images(batch), "image embedding")
                     batch_keys = [todo_keys[p] for p in positions]
-                    if cache:
-                        cache.put_many("image", batch_keys, vecs)
+                    vecs = self._encode_image_batch(batch, batch_keys, cache)
                     found.update(zip(batch_keys, vecs))
                 bar.advance(len(positions) + len(bad))
         return failed
+
+    def _encode_image_batch(self, batch, keys: list[str], cache: ModelCache | None) -> np.ndarray:
+        """One batch of images' vectors (``keys``: their content keys), normalised and cached as they come."""
+        vecs = l2_normalise(self._embed_images(batch), "image embedding")
+        if cache:
+            cache.put_many("image", keys, vecs)
+        return vecs
+
+    # ------------------------------------------------------------------ layers (vlbias.models.layers)
+    def tower_depths(self) -> dict[str, int]:
+        """Transformer blocks per tower (``{"image": 12, "text": 12}``), read cheaply (a config, not the weights)
+        by backends that give layer features; others refuse in one line."""
+        raise LayerError(
+            f"{self.spec}: the {self.spec.backend} backend gives no layer features (they come from open_clip ViT "
+            f"models, Hugging Face CLIP and SigLIP models and vectors: files with a layer column); run it without "
+            f"--layer"
+        )
+
+    def _embed_text_layers(self, texts: list[str], blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        """Layer -> (n, d) vectors of ``texts`` after block ``blocks[layer]`` (1-based) of the text tower, read
+        ``raw`` or ``lens``, all from one forward pass; not normalised."""
+        raise LayerError(f"{self.spec} gives no layer features")
+
+    def _embed_image_layers(self, batch, blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        raise LayerError(f"{self.spec} gives no layer features")
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vlbias.errors import StimulusError
-from vlbias.utils.io import sha256_file
+from vlbias.utils.io import sha256_file_memo
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif", ".pgm", ".ppm"}
@@ -61,14 +62,40 @@ def pil_key(img) -> str:
 
 
 def content_key(ref: ImageRef | Any) -> str:
-    """The cache key of an image: sha256 of its bytes (+ crop). Raises FileNotFoundError/OSError."""
+    """The cache key of an image: sha256 of its bytes (+ crop). Raises FileNotFoundError/OSError. A file's hash is
+    remembered in this process while the file is unchanged (:func:`~vlbias.utils.io.sha256_file_memo`)."""
     if isinstance(ref, ImageRef):
-        return sha256_file(ref.path) + ref.suffix_key
+        return sha256_file_memo(ref.path) + ref.suffix_key
     return pil_key(ref)
 
 
-def content_keys(refs: Sequence[ImageRef | Any], threads: int = 8) -> list[str | Exception]:
-    """Keys for many images, hashed in threads (hashlib releases the GIL); errors returned in place."""
+_HASH_THREADS = 8
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """One pool of hashing threads per process, started on first use (not one per call)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_HASH_THREADS, thread_name_prefix="vlbias-hash")
+        return _POOL
+
+
+def _forget_pool() -> None:
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()  # a forked child has none of its parent's threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def content_keys(refs: Sequence[ImageRef | Any]) -> list[str | Exception]:
+    """Keys for many images, errors returned in place. Files hashed before in this process (and unchanged since)
+    cost a ``stat``; when 16 or more must be read (or PIL images hashed) they go to the process's hashing threads
+    (hashlib releases the GIL), fewer are hashed on the caller's thread."""
 
     def one(ref):
         try:
@@ -76,10 +103,28 @@ def content_keys(refs: Sequence[ImageRef | Any], threads: int = 8) -> list[str |
         except OSError as e:
             return e
 
-    if len(refs) < 16:
-        return [one(r) for r in refs]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(one, refs, chunksize=16))
+    keys: list[str | Exception | None] = [None] * len(refs)
+    todo = []
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, ImageRef):
+            todo.append(i)
+            continue
+        try:
+            digest = sha256_file_memo(ref.path, compute=False)
+        except OSError as e:
+            keys[i] = e
+            continue
+        if digest is None:
+            todo.append(i)
+        else:
+            keys[i] = digest + ref.suffix_key
+    if len(todo) < 16:
+        for i in todo:
+            keys[i] = one(refs[i])
+    else:
+        for i, key in zip(todo, _hash_pool().map(one, [refs[i] for i in todo], chunksize=16)):
+            keys[i] = key
+    return keys  # type: ignore[return-value]
 
 
 def to_rgb(img):

@@ -12,6 +12,9 @@ An audit's :class:`~vlbias.audits.registry.AuditSpec` names in ``presentation`` 
   stimuli and the seeds of the runs to it);
 - ``headline(ctx, runs)`` (optional): the audit's headline numbers with their intervals and the models that stand
   out, which lead the report's summary page.
+- ``depth(ctx, runs)`` (optional): the audit's numbers over the layers of models read at several layers
+  (:mod:`vlbias.report.depth`: ``section`` then gets one run per model and options, and ``depth`` the runs of every
+  layer).
 
 An audit without a presentation (a plugin that brings none, a test audit, an audit this vlbias does not know) gets
 the generic section: each run's tables as CSV files (:func:`~vlbias.report.sections.other_section`). Adding an audit
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
+from vlbias.report.depth import with_depth
 from vlbias.report.sections import Context, other_section
 from vlbias.report.source import Run
 
@@ -65,6 +69,7 @@ def presentation(audit: str) -> Presentation:
             f"module defines TITLE and section(ctx, runs)"
         ) from None
     page = f"audit-{audit}.html" if audit in OWN_PAGES else f"{audit}.html"
+    section = with_depth(section, getattr(module, "depth", None))
     return Presentation(
         audit, title, page, section, getattr(module, "methods", _nothing), getattr(module, "headline", _nothing)
     )

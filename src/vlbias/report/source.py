@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlbias.audits.base import AuditResult, RunRecord, Tables
+from vlbias.audits.base import AuditResult, RunRecord, Tables, split_layers
 from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.zoo.store import ResultsStore, quote
@@ -159,29 +159,35 @@ def load_audit_folder(folder: Path) -> ReportData:
     if not run.tables:
         raise VlbiasError(f"{folder} holds a record.json but no result tables (*.parquet); write the folder again")
     record = run.record
-    run.model = str(record.model.get("spec") or "unknown model")
-    run.options = _audit_options(record.audit, record.options)
-    if record.seed is not None and "seed" not in run.options:
-        run.options["seed"] = record.seed
+    model = str(record.model.get("spec") or "unknown model")
+    options = _audit_options(record.audit, record.options)
+    if record.seed is not None and "seed" not in options:
+        options["seed"] = record.seed
     dataset = record.options.get("dataset")
-    run.dataset = str(dataset) if dataset else None
+    dataset = str(dataset) if dataset else None
+    # a result of several layers of the model (--layer all): one run per layer
+    runs = [Run.of(part, model=model, options=dict(options), dataset=dataset) for part in split_layers(run)]
     tasks = pd.DataFrame(
         [
             {
                 "task_id": None,
-                "model": run.model,
+                "model": model,
                 "audit": record.audit,
-                "dataset": run.dataset,
-                "options": json.dumps(run.options, sort_keys=True, default=str),
+                "dataset": dataset,
+                "options": json.dumps(options, sort_keys=True, default=str),
                 "status": "done",
                 "error_type": None,
                 "error": None,
                 "seconds": None,
             }
+            for _ in runs
         ],
         columns=TASK_COLUMNS,
     )
-    return ReportData("audit", folder, [run], tasks, _facts([run.model], {run.model: record.model}))
+    facts = {k: v for k, v in runs[-1].record.model.items() if k not in ("layer", "reading", "base_identity")}
+    if "base_identity" in runs[-1].record.model:  # the model's facts are the model's, not one layer's
+        facts["identity"] = runs[-1].record.model["base_identity"]
+    return ReportData("audit", folder, runs, tasks, _facts([model], {model: facts}))
 
 
 def _facts(models: list[str], recorded: dict[str, dict[str, Any]], table: pd.DataFrame | None = None) -> pd.DataFrame:

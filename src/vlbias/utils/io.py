@@ -69,6 +69,29 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+_SHA256_MEMO: dict[tuple, str] = {}
+_SHA256_MEMO_MAX = 1_000_000  # entries (about 250 MB at most); the memo starts over beyond
+
+
+def sha256_file_memo(path: str | os.PathLike, compute: bool = True) -> str | None:
+    """:func:`sha256_file`, remembered in this process while the file's (path, device, inode, size, mtime, ctime)
+    stay the same, so a file read again in the same process (every task of a sweep reads its images) is only
+    ``stat``-ed. Any write changes the ctime, which nobody can set back, so an edited file is hashed again even
+    if its size and mtime were kept (``cp -p``, ``rsync -t``). With ``compute=False``, None when the hash is not
+    remembered. Thread-safe; raises ``OSError`` as reading does."""
+    st = os.stat(path)
+    key = (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    digest = _SHA256_MEMO.get(key)
+    if digest is None and compute:
+        digest = sha256_file(path)
+        after = os.stat(path)
+        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[3:]:  # not written to while being read
+            if len(_SHA256_MEMO) >= _SHA256_MEMO_MAX:
+                _SHA256_MEMO.clear()
+            _SHA256_MEMO[key] = digest
+    return digest
+
+
 def stable_hash(payload: Any, n: int = 32) -> str:
     """A short, stable hex digest of a JSON-serialisable payload (key order does not matter)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

@@ -4,7 +4,9 @@
    ``effect_size ~ log_params + architecture_family + dataset_family + log_dataset_size`` with random intercepts
    and slopes (log_params, log_dataset_size) per test x order group, REML, log10 terms standardised
    (:func:`vlbias.stats.mixed.fit_mixed_model`). Models without the catalogue facts (random-init models, unknown
-   datasets) are left out and counted.
+   datasets) are left out and counted. Results at several layers of the models (a sweep with ``layers:``) enter
+   with ``terms=("layer",)`` (``--term layer``): depth as one more standardised numeric term, fitted on the
+   layered rows; without it the rows of the models' own embeddings are used (see :func:`depth_rows`).
 2. Bias vs downstream accuracy: per test x order, Pearson and Spearman correlations of the effect size with a
    downstream accuracy metric, with intervals, and Benjamini–Hochberg adjusted p-values across the tests (the
    study reported none). Accuracy joins on the model spec; quickgelu duplicates join the pair they duplicate.
@@ -46,6 +48,8 @@ class AnalysisSettings:
     compare: dict[str, Any] = field(default_factory=dict)
     alpha: float = 0.05
     fdr: float = 0.05
+    #: more numeric terms of the result rows in the mixed model: ``layer`` (depth, for results at several layers)
+    terms: tuple[str, ...] = ()
 
 
 def load_results(store: ResultsStore, s: AnalysisSettings) -> pd.DataFrame:
@@ -68,7 +72,31 @@ def load_results(store: ResultsStore, s: AnalysisSettings) -> pd.DataFrame:
             f"{s.audit}.{s.table} has no column {', '.join(missing)}; choose --effect and --by from "
             f"{', '.join(c for c in df.columns if c not in ('model_identity', 'config_hash'))}"
         )
-    return df
+    bad = [t for t in s.terms if t not in df.columns]
+    if bad:
+        raise VlbiasError(f"--term {bad[0]}: {s.audit}.{s.table} has no such column (a sweep with layers: has layer)")
+    return depth_rows(df, s)
+
+
+def depth_rows(df: pd.DataFrame, s: AnalysisSettings) -> pd.DataFrame:
+    """The rows the analyses use where the results hold several layers of the models (:mod:`vlbias.models.layers`):
+    with the ``layer`` term, the layered rows (depth is a term); without it, the rows of the models' own embeddings
+    (a model's layers are not independent models); a one-line error if there are none. Results of one layer (or
+    none) are used as they are."""
+    if "layer" not in df.columns:
+        return df
+    layer = pd.to_numeric(df["layer"], errors="coerce")
+    if layer.nunique(dropna=False) <= 1:
+        return df
+    if "layer" in s.terms:
+        return df[layer.notna()].reset_index(drop=True)
+    if layer.isna().any():
+        return df[layer.isna()].reset_index(drop=True)
+    held = ", ".join(str(int(k)) for k in sorted(layer.unique()))
+    raise VlbiasError(
+        f"the {s.audit}.{s.table} rows hold layers {held} of the models and none of their embeddings; add --term "
+        f'layer to model depth, or choose one layer with --where "layer = {int(layer.max())}"'
+    )
 
 
 def _group_label(df: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
@@ -81,8 +109,11 @@ def mixed_model_data(df: pd.DataFrame, s: AnalysisSettings) -> tuple[pd.DataFram
     d["group"] = _group_label(d, s.by)
     d["log_params"] = np.log10(pd.to_numeric(d[s.size_column], errors="coerce").astype(float))
     d["log_dataset_size"] = np.log10(pd.to_numeric(d["dataset_size"], errors="coerce").astype(float))
-    need = [s.effect, "log_params", "log_dataset_size", "architecture_family", "dataset_family"]
-    ok = d[need].notna().all(axis=1) & np.isfinite(d[[s.effect, "log_params", "log_dataset_size"]]).all(axis=1)
+    for term in s.terms:
+        d[term] = pd.to_numeric(d[term], errors="coerce").astype(float)
+    numeric = [s.effect, "log_params", "log_dataset_size", *s.terms]
+    need = [*numeric, "architecture_family", "dataset_family"]
+    ok = d[need].notna().all(axis=1) & np.isfinite(d[numeric]).all(axis=1)
     kept = set(d.loc[ok, "model"])
     dropped = set(d.loc[~ok, "model"])
     info = {
@@ -144,7 +175,7 @@ def run_mixed_model(df: pd.DataFrame, s: AnalysisSettings):
         result = fit_mixed_model(
             data,
             response=s.effect,
-            numeric=["log_params", "log_dataset_size"],
+            numeric=["log_params", "log_dataset_size", *s.terms],
             categorical=["architecture_family", "dataset_family"],
             group="group",
             random_slopes=["log_params", "log_dataset_size"],
@@ -191,13 +222,14 @@ def bias_vs_accuracy(df: pd.DataFrame, acc: pd.DataFrame, s: AnalysisSettings) -
     from vlbias.zoo.accuracy import canonical_spec
 
     cat = load_catalogue()
-    d = df[["model", *s.by, s.effect]].copy()
+    by = (*s.by, *s.terms)  # with the layer term: one correlation per test, order and layer
+    d = df[["model", *by, s.effect]].copy()
     d["canonical"] = [canonical_spec(m, cat) for m in d["model"]]
     d = d.merge(acc, on="canonical", how="inner")
-    d = d.groupby(["model", *s.by], as_index=False).agg({s.effect: "mean", "accuracy": "first"})
+    d = d.groupby(["model", *by], as_index=False).agg({s.effect: "mean", "accuracy": "first"})
     d["metric"] = s.metric
-    corr = correlations_by_group(d, "accuracy", s.effect, list(s.by), alpha=s.alpha, fdr=s.fdr)
-    corr.insert(len(s.by), "metric", s.metric)
+    corr = correlations_by_group(d, "accuracy", s.effect, list(by), alpha=s.alpha, fdr=s.fdr)
+    corr.insert(len(by), "metric", s.metric)
     return d, corr
 
 
@@ -302,6 +334,8 @@ def analyze(
     summary: dict[str, Any] = {"audit": s.audit, "table": s.table, "effect": s.effect, "by": list(s.by)}
     if refreshed:
         summary["facts_refreshed"] = {m: f for m, f in refreshed.items() if f}
+    if s.terms:
+        summary["terms"] = list(s.terms)
     zoo_tables, warnings = zoo_analyses(store, s)
     have_bias_table = f"{s.audit}.{s.table}_with_models" in set(store.tables()["table"])
     if have_bias_table or not zoo_tables:

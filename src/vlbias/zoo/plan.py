@@ -18,9 +18,13 @@ A sweep config (YAML) names models, audits with their options, and face datasets
     seed: 0                                             # given to audits with a seed option
     encoder: {device: auto, batch_size: 64, precision: fp32, workers: null, cache_dir: null}
     accuracy: openclip                                  # downstream accuracy into the database (or a file)
+    layers: [null, all]                                 # the embedding (null) and every block; or [6, -1]; or all
+    reading: lens                                       # with layers: lens or raw (vlbias.models.layers)
 
 One task is one (model, audit, options) triple, the options including the dataset and seed; its id is a hash of
-the three, so the same task in a later run is recognised and not run again.
+the three, so the same task in a later run is recognised and not run again. With ``layers:``, each task also has a
+layer (``all`` becomes each model's own blocks), and its id the layer and reading; the tasks of one model, every
+layer included, run on one loaded model whose forward passes fill all their layers.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from typing import Any
 from vlbias.audits.registry import get_audit
 from vlbias.datasets.spec import DatasetSpec
 from vlbias.errors import VlbiasError
+from vlbias.models import load_layers
 from vlbias.models.base import check_encoder_options
 from vlbias.models.catalogue import load_catalogue, select
+from vlbias.models.layers import ALL, Layers, layer_identity
 from vlbias.models.registry import backend_class
 from vlbias.models.spec import ModelSpec, canonical_prefix
 from vlbias.utils.io import load_yaml, stable_hash
@@ -53,6 +59,8 @@ KEYS = {
     "seed",
     "encoder",
     "accuracy",
+    "layers",
+    "reading",
 }
 ENCODER_KEYS = {"device", "batch_size", "precision", "workers", "cache_dir"}
 _GLOB = set("*?[")
@@ -66,33 +74,52 @@ class Task:
     options: tuple[tuple[str, Any], ...]  # sorted (key, value) pairs, JSON-serialisable values
     dataset: str | None
     task_id: str
+    #: the layer of the model the task reads (None: the model's embedding) and how (vlbias.models.layers)
+    layer: int | None = None
+    reading: str | None = None
 
     @property
     def options_dict(self) -> dict[str, Any]:
         return dict(self.options)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "task_id": self.task_id,
             "model": self.model,
             "audit": self.audit,
             "dataset": self.dataset,
             "options": self.options_dict,
         }
+        if self.layer is not None:
+            out.update(layer=self.layer, reading=self.reading)
+        return out
 
     def label(self) -> str:
-        return f"{self.model} · {self.audit}" + (f" · {self.dataset}" if self.dataset else "")
+        at = f" · layer {self.layer} ({self.reading})" if self.layer is not None else ""
+        return f"{self.model}{at} · {self.audit}" + (f" · {self.dataset}" if self.dataset else "")
 
 
-def make_task(model: str, audit: str, options: dict[str, Any]) -> Task:
+def make_task(
+    model: str, audit: str, options: dict[str, Any], layer: int | None = None, reading: str | None = None
+) -> Task:
     import json
 
     try:
         json.dumps(options, sort_keys=True)
     except TypeError as e:
         raise VlbiasError(f"options of audit {audit!r} must be plain values (text, numbers, lists): {e}") from None
-    task_id = stable_hash({"model": model, "audit": audit, "options": options}, n=16)
-    return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id)
+    payload: dict[str, Any] = {"model": model, "audit": audit, "options": options}
+    if layer is not None:  # a task on the model's embedding keeps the id it always had
+        payload.update(layer=int(layer), reading=reading)
+    task_id = stable_hash(payload, n=16)
+    return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id, layer, reading)
+
+
+def task_identity(task: Task, model_identity: str | None) -> str | None:
+    """The identity of the encoder a task runs on: its model's, or that of its layer of the model."""
+    if task.layer is None or model_identity is None:
+        return model_identity
+    return layer_identity(ModelSpec.parse(task.model).backend, model_identity, task.layer, task.reading or "lens")
 
 
 def is_task_id(name: str) -> bool:
@@ -114,6 +141,9 @@ class SweepConfig:
     source: Path | None = None
     #: the folder relative paths in the config are taken against (the config's own folder)
     base: Path | None = None
+    #: the layers of each model to audit: None (the model's embedding), block numbers, "all" (vlbias.models.layers)
+    layers: list[int | str | None] = field(default_factory=lambda: [None])
+    reading: str = "lens"
 
     def encoder_kwargs(self) -> dict[str, Any]:
         e = self.encoder
@@ -185,6 +215,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         if not isinstance(accuracy, str) or not (base / accuracy).exists():
             raise VlbiasError(f"{w}accuracy: {accuracy!r} is neither openclip nor an existing file or folder")
         accuracy = str(base / accuracy)
+    layers, reading = _parse_layers(raw.get("layers"), raw.get("reading"), w)
     out = raw.get("out")
     return SweepConfig(
         models=models,
@@ -197,7 +228,40 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         accuracy=accuracy,
         source=source,
         base=base,
+        layers=layers,
+        reading=reading,
     )
+
+
+def _parse_layers(raw: Any, reading: Any, w: str) -> tuple[list[int | str | None], str]:
+    """``layers:`` (a layer, ``all``, null for the model's embedding, or a list of them) and ``reading:``."""
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[int | str | None] = []
+    try:
+        for item in items:
+            parsed = Layers.parse(item, what="layers:")
+            out += [None] if parsed.select is None else [parsed.select] if parsed.select == ALL else list(parsed.select)
+        if reading is not None and all(x is None for x in out):
+            raise VlbiasError("reading: applies to layers; add layers: (e.g. layers: all)")
+        checked = Layers.parse(1, reading) if reading is not None else Layers.parse(1)
+    except VlbiasError as e:
+        raise VlbiasError(f"{w}{e}") from None
+    return list(dict.fromkeys(out)), checked.reading or "lens"
+
+
+def model_layers(model: str, config: SweepConfig) -> list[int | None]:
+    """The layers of ``model`` the config's ``layers:`` name, ``all`` resolved to the model's own blocks (from its
+    config, without its weights)."""
+    out: list[int | None] = []
+    for item in config.layers:
+        if item == ALL:
+            try:
+                out += [e.layer for e in load_layers(model, layer=ALL, reading=config.reading, cache=False)]
+            except VlbiasError as e:
+                raise VlbiasError(f"{_where(config.source)}layers: all: {e}") from None
+        else:
+            out.append(item)
+    return list(dict.fromkeys(out))
 
 
 def _as_list(value: Any, key: str, w: str) -> list:
@@ -305,6 +369,7 @@ def plan(config: SweepConfig) -> list[Task]:
     tasks: list[Task] = []
     w = _where(config.source)
     for model in config.models:
+        layers = model_layers(model, config) if config.layers != [None] else [None]
         for name, given in config.audits:
             spec = get_audit(name)
             base = dict(given)
@@ -322,7 +387,9 @@ def plan(config: SweepConfig) -> list[Task]:
                 variants = [base]
             for options in variants:
                 opts = spec.parse_options(options, base=config.base, where=w, warn=False)
-                tasks.append(make_task(model, name, opts.to_dict()))
+                for layer in layers:
+                    reading = config.reading if layer is not None else None
+                    tasks.append(make_task(model, name, opts.to_dict(), layer, reading))
     seen: set[str] = set()
     unique = []
     for t in tasks:

@@ -29,9 +29,10 @@ from vlbias.audits.base import AuditResult
 from vlbias.audits.registry import get_audit
 from vlbias.errors import ModalityError, SpecError, VlbiasError, WeightsUnavailableError
 from vlbias.models import load_model
+from vlbias.models.layers import Layers, layer_encoders
 from vlbias.utils.io import sha256_file, write_json
 from vlbias.zoo.accuracy import fetch_openclip_results, load_accuracy
-from vlbias.zoo.plan import SweepConfig, Task, plan, shard_tasks
+from vlbias.zoo.plan import SweepConfig, Task, plan, shard_tasks, task_identity
 from vlbias.zoo.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ def run_model_tasks(
     try:
         try:
             enc = load_model(model, **encoder_kwargs)
-            identity = enc.identity
+            views = _layer_views(enc, tasks)
         except Exception as e:  # noqa: BLE001 - a model that cannot even be set up fails all its tasks
             info = _error_info(e)
             for task in tasks:
@@ -161,19 +162,26 @@ def run_model_tasks(
             return outcomes
         model_error: dict[str, Any] | None = None
         for task in tasks:
+            encoder = views[(task.layer, task.reading or "lens")] if task.layer is not None else enc
+            identity = encoder.identity
             if model_error is not None:
                 record(task, "failed", 0.0, identity, model_error)
                 continue
             emit("start", task, None)
             audit = audits[task.audit]
-            missing = [m for m in audit.modalities if m not in enc.modalities]
+            missing = [m for m in audit.modalities if m not in encoder.modalities]
             if missing:
                 reason = f"{model} has no {' or '.join(missing)} encoder; audit {task.audit!r} needs {', '.join(audit.modalities)}"
+                if task.layer is not None and missing[0] in enc.modalities:
+                    try:
+                        encoder._require(missing[0])  # the layer encoder's own reason (a tower too shallow)
+                    except ModalityError as e:
+                        reason = str(e)
                 record(task, "skipped", 0.0, identity, {"reason": reason, "error": reason})
                 continue
             t0 = time.perf_counter()
             try:
-                result = audit.run(enc, task.options_dict)
+                result = audit.run(encoder, task.options_dict)
                 if not isinstance(result, AuditResult):
                     raise TypeError(f"audit {task.audit!r} returned {type(result).__name__}, not an AuditResult")
                 seconds = time.perf_counter() - t0
@@ -198,6 +206,20 @@ def run_model_tasks(
     finally:
         _release(enc)
     return outcomes
+
+
+def _layer_views(enc, tasks: list[Task]) -> dict[tuple[int, str], Any]:
+    """(layer, reading) -> the encoder of that layer, for the layers the tasks read; those of one reading are one
+    family, so every forward pass fills all of them (vlbias.models.layers)."""
+    wanted: dict[str, list[int]] = {}
+    for t in tasks:
+        if t.layer is not None:
+            wanted.setdefault(t.reading or "lens", []).append(t.layer)
+    views: dict[tuple[int, str], Any] = {}
+    for reading, layers in wanted.items():
+        for view in layer_encoders(enc, Layers(tuple(dict.fromkeys(layers)), reading)):
+            views[(view.layer, reading)] = view
+    return views
 
 
 def _write_model_facts(store: ResultsStore, identities: dict[str, str | None], extra_catalogues=()) -> None:
@@ -356,7 +378,7 @@ def run_sweep(
     todo: dict[str, list[Task]] = {}
     already = 0
     for t in mine:
-        st = store.state(t, identities[t.model])
+        st = store.state(t, task_identity(t, identities[t.model]))
         if st == "done" or st == "skipped" or (st == "failed" and not retry_failed):
             setattr(state, st, getattr(state, st) + 1)
             already += 1

@@ -15,9 +15,13 @@ Each task writes its part atomically (a temporary folder renamed into place), so
 concurrent tasks, processes or machines never write the same file. Only folders named by a task id count as parts
 (:meth:`ResultsStore.completed_parts`): the hidden ``.<task_id>.*.tmp`` folder that a writer killed at the rename
 leaves behind holds a whole copy of the part, and reading it too would count the task's rows twice; a sweep removes
-such folders when it starts (:meth:`ResultsStore.clean_temporaries`). The parts are the source of truth: the
-database is rebuilt from them into a temporary file that replaces ``results.duckdb`` in one rename, under a file
-lock, so a reader never sees a half-built database and a kill during ingestion leaves the previous one intact.
+such folders when it starts (:meth:`ResultsStore.clean_temporaries`). The parts are the source of truth. Ingestion
+(:meth:`ResultsStore.ingest`) adds the parts, statuses, facts and tables the database lacks to a copy of it (its
+``_ingested`` table lists every input it holds, with its size and time), or rebuilds it from all of them where an
+append could not give the same tables; either way into a temporary file that replaces ``results.duckdb`` in one
+rename, under a file lock, so a reader never sees a half-built database and a kill during ingestion leaves the
+previous one intact. The work is proportional to what is new (plus a byte copy of the database and a ``stat`` of
+each input), so a sweep run as one invocation per task does not grow quadratically.
 
 In the database, each audit is a schema and each of its result tables a table (``eat.results``), with every row's
 provenance columns (model, model_identity, audit, vlbias_version, config_hash, seed, task_id, dataset, stimuli);
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
     from vlbias.zoo.plan import Task
 
 DB_NAME = "results.duckdb"
+INGEST_FORMAT = 2  # the layout of _meta and _ingested; a database of another layout is rebuilt
 _TMP_MAX_AGE_S = 600  # a part's temporary folder lives seconds; older ones belong to killed writers
 _STALE_DB_TMP_S = 3600
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -113,6 +118,17 @@ class ReadOnlyResultsError(VlbiasError):
 
 
 @dataclass
+class _Held:
+    """What a database was built from: its inputs' fingerprint, vlbias version and layout, and each input's
+    ``(mtime_ns, size)``."""
+
+    fingerprint: str
+    format: int | None
+    vlbias_version: str | None
+    inputs: dict[str, tuple[int, int]]
+
+
+@dataclass
 class IngestSummary:
     parts: int
     tables: dict[str, int]  # "schema.table" -> rows
@@ -154,20 +170,10 @@ class ResultsStore:
     def write_part(self, task: Task, result: AuditResult, info: dict[str, Any]) -> Path:
         """Write one finished task atomically: the audit's output folder (tables stamped, and with the task's
         columns) plus task.json, the marker that the task is done."""
-        import dataclasses
-
-        import pandas as pd
-
         extra = {"task_id": task.task_id, "dataset": task.dataset, "stimuli": stimuli_label(result.record.stimuli)}
-        tables = {}
-        for name, df in result.tables.items():
+        for name in result.tables:
             if not _IDENT.match(name):
                 raise VlbiasError(f"audit {task.audit!r} returned a table named {name!r}; use a-z, 0-9 and _")
-            df = df.copy()
-            for col, value in extra.items():
-                if col not in df.columns:
-                    df[col] = pd.Series([value] * len(df), index=df.index, dtype="string")
-            tables[name] = df
         payload = {
             **task.to_dict(),
             "status": "done",
@@ -186,8 +192,8 @@ class ResultsStore:
         def task_json(tmp: Path) -> None:
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
-        part = dataclasses.replace(result, tables=tables)
-        return part.write(self.part_dir(task), csv=False, extras=task_json, overwrite=True)  # a stale part goes
+        # a stale part goes
+        return result.write(self.part_dir(task), csv=False, extras=task_json, overwrite=True, columns=extra)
 
     def write_status(self, task: Task, status: str, info: dict[str, Any]) -> None:
         write_json(self.status_path(task.task_id), {**task.to_dict(), "status": status, **info})
@@ -348,38 +354,42 @@ class ResultsStore:
         return isinstance(d, dict) and _process_gone(d.get("host"), d.get("pid"))
 
     # ------------------------------------------------------------------ the database
-    def _inputs(self) -> list[Path]:
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        """Every input of the database, ``relative path -> (mtime_ns, size)``, sorted: each finished part's
+        task.json (its marker; a part is never changed in place, only replaced as a whole), the status files,
+        model facts, accuracy and analysis tables."""
         pats = ("status/*.json", "models/*.json", "accuracy/*.parquet", "analysis/*.parquet")
-        parts = [p / "task.json" for p in self.completed_parts()]
-        return sorted(parts + [p for pat in pats for p in self.root.glob(pat)])
-
-    def _fingerprint(self) -> str:
-        items = []
-        for p in self._inputs():
+        paths = [p / "task.json" for p in self.completed_parts()] + [p for pat in pats for p in self.root.glob(pat)]
+        out = {}
+        for p in sorted(paths):
             try:
                 st = p.stat()
             except FileNotFoundError:
                 continue
-            items.append((str(p.relative_to(self.root)), st.st_mtime_ns, st.st_size))
-        return stable_hash(items)
+            out[p.relative_to(self.root).as_posix()] = (st.st_mtime_ns, st.st_size)
+        return out
+
+    @staticmethod
+    def _fingerprint_of(snapshot: dict[str, tuple[int, int]]) -> str:
+        return stable_hash([(k, *v) for k, v in snapshot.items()])
+
+    def _fingerprint(self) -> str:
+        return self._fingerprint_of(self._snapshot())
 
     def stale(self) -> bool:
-        if not self.db_path.is_file():
-            return True
-        import duckdb
-
-        try:
-            con = duckdb.connect(str(self.db_path), read_only=True)
-            try:
-                rows = con.execute("SELECT fingerprint FROM _meta").fetchall()
-            finally:
-                con.close()
-        except duckdb.Error:
-            return True
-        return not rows or rows[0][0] != self._fingerprint()
+        """Whether the database misses inputs (or holds ones that are gone), judged by their sizes and times."""
+        return self._differs(self._snapshot())
 
     def ingest(self, force: bool = False) -> IngestSummary | None:
-        """Rebuild the database from the parts (if anything changed, or ``force``); atomic, under a lock.
+        """Bring the database up to date with the parts (if anything changed, or ``force``); atomic, under a lock.
+
+        Only what is new is read: the parts, statuses, facts and tables added since the database was built are
+        appended to a copy of it (:meth:`_append`), so a sweep run as one invocation per task (a SLURM array) costs
+        each invocation its own parts, not all of them. Whatever an append cannot reproduce exactly (a part replaced
+        or removed, a table whose new parts have other columns, another vlbias version), and ``force``, rebuilds
+        the database from all the parts (:meth:`_rebuild`). Either way the new database is written to a temporary
+        file that replaces ``results.duckdb`` in one rename, so a reader never sees a half-built database and a
+        kill leaves the previous one intact; and it holds the tables a rebuild from the same parts holds.
 
         A folder this process cannot write (a read-only copy or mount, another user's folder) is a
         :class:`ReadOnlyResultsError`."""
@@ -397,9 +407,16 @@ class ResultsStore:
                 f"copy the folder somewhere writable and run `vlbias results ingest --db COPY` there"
             ) from None
         try:
-            if not force and not self.stale():
+            snapshot = self._snapshot()
+            held = self._held()
+            if not force and held is not None and held.fingerprint == self._fingerprint_of(snapshot):
                 return None
-            return self._rebuild()
+            self._remove_dead_temporaries()
+            if not force and held is not None:
+                summary = self._append(snapshot, held)
+                if summary is not None:
+                    return summary
+            return self._rebuild(snapshot)
         finally:
             lock.release()
 
@@ -426,128 +443,281 @@ class ResultsStore:
                 stacklevel=2,
             )
 
-    def _rebuild(self) -> IngestSummary:
-        import duckdb
-        import pandas as pd
+    def _differs(self, snapshot: dict[str, tuple[int, int]]) -> bool:
+        held = self._held(inputs=False)
+        return held is None or held.fingerprint != self._fingerprint_of(snapshot)
 
-        t0 = time.perf_counter()
-        fingerprint = self._fingerprint()
-        tasks = self._tasks_frame()
-        by_table: dict[tuple[str, str], list[str]] = {}
-        n_parts = 0
-        for part in self.completed_parts():
-            n_parts += 1
-            for pq in sorted(part.glob("*.parquet")):
-                by_table.setdefault((part.parent.name, pq.stem), []).append(str(pq))
+    def _held(self, inputs: bool = True) -> _Held | None:
+        """What the database was built from (the inputs only if ``inputs``); None if there is none or it cannot be
+        read. A database of an older layout has its fingerprint only (and is rebuilt, never appended to)."""
+        if not self.db_path.is_file():
+            return None
+        import duckdb
+
+        try:
+            con = duckdb.connect(str(self.db_path), read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            rows = con.execute("SELECT fingerprint FROM _meta").fetchall()
+            if not rows:
+                return None
+            held = _Held(rows[0][0], None, None, {})
+            if inputs:
+                with contextlib.suppress(duckdb.Error):
+                    fmt, version = con.execute("SELECT format, vlbias_version FROM _meta").fetchall()[0]
+                    found = con.execute("SELECT path, mtime_ns, size FROM _ingested").fetchall()
+                    held = _Held(held.fingerprint, fmt, version, {p: (m, n) for p, m, n in found})
+            return held
+        except duckdb.Error:
+            return None
+        finally:
+            con.close()
+
+    def _remove_dead_temporaries(self) -> None:
         now = time.time()
         for old in self.root.glob(f".{DB_NAME}.*.tmp*"):  # left by a killed ingestion
             # we hold the lock, so none is in progress; the age check guards file systems whose locks do not work
             with contextlib.suppress(FileNotFoundError):
                 if _writer_dead(old.name) or now - old.stat().st_mtime > _STALE_DB_TMP_S:
                     old.unlink()
-        tmp = self.root / f".{DB_NAME}.{socket.gethostname()}-{os.getpid()}.tmp"
+
+    def _temporary_db(self) -> Path:
+        return self.root / f".{DB_NAME}.{socket.gethostname()}-{os.getpid()}.tmp"
+
+    @staticmethod
+    def _parts_tables(part_dirs: list[Path]) -> dict[tuple[str, str], list[str]]:
+        """``(audit, table) -> [Parquet file, ...]`` of these parts, in part order."""
+        by_table: dict[tuple[str, str], list[str]] = {}
+        for part in part_dirs:
+            for pq in sorted(part.glob("*.parquet")):
+                by_table.setdefault((part.parent.name, pq.stem), []).append(str(pq))
+        return by_table
+
+    def _part_dirs(self, snapshot: dict[str, tuple[int, int]]) -> list[Path]:
+        return [self.root / k[: -len("/task.json")] for k in snapshot if k.startswith("parts/")]
+
+    def _rebuild(self, snapshot: dict[str, tuple[int, int]] | None = None) -> IngestSummary:
+        """The database from all the parts in ``snapshot`` (the inputs now, if None), into a temporary file that
+        replaces ``results.duckdb``."""
+        import duckdb
+
+        t0 = time.perf_counter()
+        snapshot = self._snapshot() if snapshot is None else snapshot
+        part_dirs = self._part_dirs(snapshot)
+        tasks = self._tasks_frame(snapshot)
+        tmp = self._temporary_db()
+        tmp.unlink(missing_ok=True)
         counts: dict[str, int] = {}
         con = duckdb.connect(str(tmp))
         try:
             con.execute("BEGIN")
-            con.register("tasks_df", tasks)
-            con.execute("CREATE TABLE tasks AS SELECT * FROM tasks_df")
-            con.unregister("tasks_df")
-            models = self._models_frame(tasks)
-            con.register("models_df", models)
-            con.execute("CREATE TABLE models AS SELECT * FROM models_df")
-            con.unregister("models_df")
-            for (audit, table), files in sorted(by_table.items()):
-                schema = quote(audit)
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                con.execute(
-                    f"CREATE TABLE {schema}.{quote(table)} AS SELECT * FROM read_parquet(?, union_by_name = true)",
-                    [files],
-                )
-                counts[f"{audit}.{table}"] = con.execute(f"SELECT count(*) FROM {schema}.{quote(table)}").fetchall()[0][
-                    0
-                ]
-                self._joined_view(con, schema, table, models)
-            for folder, target in (("accuracy", "accuracy"), ("analysis", None)):
-                files = sorted(str(p) for p in (self.root / folder).glob("*.parquet"))
-                if not files:
-                    continue
-                if target:
-                    con.execute(
-                        f"CREATE TABLE {target} AS SELECT * FROM read_parquet(?, union_by_name = true)", [files]
-                    )
-                    counts[target] = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
-                else:
-                    con.execute("CREATE SCHEMA IF NOT EXISTS analysis")
-                    for f in files:
-                        name = quote(Path(f).stem)
-                        con.execute(f"CREATE TABLE analysis.{name} AS SELECT * FROM read_parquet(?)", [f])
-                        counts[f"analysis.{Path(f).stem}"] = con.execute(
-                            f"SELECT count(*) FROM analysis.{name}"
-                        ).fetchall()[0][0]
-            meta = pd.DataFrame(
-                [{"fingerprint": fingerprint, "vlbias_version": __version__, "parts": n_parts, "built": time.time()}]
-            )
-            con.register("meta_df", meta)
-            con.execute("CREATE TABLE _meta AS SELECT * FROM meta_df")
-            con.unregister("meta_df")
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
+            self._put_frame(con, "tasks", tasks)
+            self._put_frame(con, "models", self._models_frame(tasks["model"].dropna().unique()))
+            for (audit, table), files in sorted(self._parts_tables(part_dirs).items()):
+                counts[f"{audit}.{table}"] = self._load_parts(con, audit, table, files, append=False)
+            counts |= self._load_folders(con, snapshot, changed=None)
+            self._finish(con, snapshot, len(part_dirs), None)
         except BaseException:
             con.close()
             tmp.unlink(missing_ok=True)
             raise
         con.close()
         os.replace(tmp, self.db_path)
-        return IngestSummary(parts=n_parts, tables=counts, tasks=len(tasks), seconds=time.perf_counter() - t0)
+        return IngestSummary(parts=len(part_dirs), tables=counts, tasks=len(tasks), seconds=time.perf_counter() - t0)
+
+    def _append(self, snapshot: dict[str, tuple[int, int]], held: _Held) -> IngestSummary | None:
+        """The database with the inputs of ``snapshot`` it lacks added, in a copy that replaces it; None (and
+        nothing written) when only a rebuild gives the right tables: a database of another vlbias version or
+        format, a part it holds replaced or removed, or new parts of a table whose columns differ from the table's."""
+        import duckdb
+
+        t0 = time.perf_counter()
+        if (held.format, held.vlbias_version) != (INGEST_FORMAT, __version__):
+            return None
+        if any(k.startswith("parts/") and snapshot.get(k) != v for k, v in held.inputs.items()):
+            return None  # a part replaced (another model identity) or removed: rebuilt
+        changed = {k for k, v in snapshot.items() if held.inputs.get(k) != v}
+        changed |= {k for k in held.inputs if k not in snapshot}
+        new_parts = [self.root / k[: -len("/task.json")] for k in sorted(changed) if k.startswith("parts/")]
+        tmp = self._temporary_db()
+        tmp.unlink(missing_ok=True)
+        shutil.copyfile(self.db_path, tmp)  # a copy: readers keep the old file until the rename
+        counts: dict[str, int] = {}
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("BEGIN")
+            tables = set(con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall())
+            new_tables = self._parts_tables(new_parts)
+            for (audit, table), files in new_tables.items():
+                if (audit, table) in tables and not self._same_columns(con, audit, table, files):
+                    con.execute("ROLLBACK")
+                    con.close()
+                    tmp.unlink(missing_ok=True)
+                    return None
+            dropped = self._update_tasks(con, snapshot, changed)
+            specs = [r[0] for r in con.execute("SELECT DISTINCT model FROM tasks WHERE model IS NOT NULL").fetchall()]
+            have = {r[0] for r in con.execute("SELECT model FROM models").fetchall()}
+            if dropped or any(k.startswith("models/") for k in changed) or not set(specs) <= have:
+                self._put_frame(con, "models", self._models_frame(specs), replace=True)
+            for (audit, table), files in sorted(new_tables.items()):
+                append = (audit, table) in tables
+                counts[f"{audit}.{table}"] = self._load_parts(con, audit, table, files, append=append)
+            counts |= self._load_folders(con, snapshot, changed)
+            parts = sum(1 for k in snapshot if k.startswith("parts/"))
+            self._finish(con, snapshot, parts, changed)
+            n_tasks = con.execute("SELECT count(*) FROM tasks").fetchall()[0][0]
+        except BaseException:
+            con.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        con.close()
+        os.replace(tmp, self.db_path)
+        return IngestSummary(parts=len(new_parts), tables=counts, tasks=n_tasks, seconds=time.perf_counter() - t0)
 
     @staticmethod
-    def _joined_view(con: duckdb.DuckDBPyConnection, schema: str, table: str, models: pd.DataFrame) -> None:
+    def _put_frame(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame, replace: bool = False) -> None:
+        con.register("frame_df", df)
+        try:
+            con.execute(f"CREATE {'OR REPLACE ' if replace else ''}TABLE {name} AS SELECT * FROM frame_df")
+        finally:
+            con.unregister("frame_df")
+
+    @staticmethod
+    def _same_columns(con: duckdb.DuckDBPyConnection, audit: str, table: str, files: list[str]) -> bool:
+        """Whether every file has exactly the table's columns (names, order, types): then appending its rows gives
+        the table that reading every part with ``union_by_name`` gives."""
+        want = [r[:2] for r in con.execute(f"DESCRIBE {quote(audit)}.{quote(table)}").fetchall()]
+        describe = "DESCRIBE SELECT * FROM read_parquet(?)"
+        return all([r[:2] for r in con.execute(describe, [f]).fetchall()] == want for f in files)
+
+    def _load_parts(
+        self, con: duckdb.DuckDBPyConnection, audit: str, table: str, files: list[str], append: bool
+    ) -> int:
+        """One result table from its parts' Parquet files (appended to the table, or made with its view); the
+        table's row count."""
+        schema, name = quote(audit), f"{quote(audit)}.{quote(table)}"
+        if append:
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet(?, union_by_name = true)", [files])
+        else:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet(?, union_by_name = true)", [files])
+            self._joined_view(con, schema, table)
+        return con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+
+    def _load_folders(
+        self, con: duckdb.DuckDBPyConnection, snapshot: dict[str, tuple[int, int]], changed: set[str] | None
+    ) -> dict[str, int]:
+        """The ``accuracy`` table and schema ``analysis`` from their folders' Parquet files: made again where any of
+        their files is in ``changed`` (all of them when ``changed`` is None)."""
+        counts: dict[str, int] = {}
+        acc = [str(self.root / k) for k in snapshot if k.startswith("accuracy/")]
+        if changed is None or any(k.startswith("accuracy/") for k in changed):
+            con.execute("DROP TABLE IF EXISTS accuracy")
+            if acc:
+                con.execute("CREATE TABLE accuracy AS SELECT * FROM read_parquet(?, union_by_name = true)", [acc])
+                counts["accuracy"] = con.execute("SELECT count(*) FROM accuracy").fetchall()[0][0]
+        for key in sorted(k for k in (changed if changed is not None else snapshot) if k.startswith("analysis/")):
+            name = quote(Path(key).stem)
+            con.execute("CREATE SCHEMA IF NOT EXISTS analysis")
+            con.execute(f"DROP TABLE IF EXISTS analysis.{name}")
+            if key in snapshot:
+                con.execute(f"CREATE TABLE analysis.{name} AS SELECT * FROM read_parquet(?)", [str(self.root / key)])
+                counts[f"analysis.{Path(key).stem}"] = con.execute(f"SELECT count(*) FROM analysis.{name}").fetchall()[
+                    0
+                ][0]
+        return counts
+
+    def _finish(
+        self, con: duckdb.DuckDBPyConnection, snapshot: dict[str, tuple[int, int]], parts: int, changed: set[str] | None
+    ) -> None:
+        """What the database was built from (``_ingested``: the rows of ``changed`` inputs, all when None; and
+        ``_meta``), then commit and checkpoint."""
+        import pandas as pd
+
+        keys = list(snapshot) if changed is None else sorted(k for k in changed if k in snapshot)
+        ingested = pd.DataFrame([(k, *snapshot[k]) for k in keys], columns=["path", "mtime_ns", "size"]).astype(
+            {"path": "string", "mtime_ns": "int64", "size": "int64"}
+        )
+        if changed is None:
+            self._put_frame(con, "_ingested", ingested)
+        else:
+            con.register("changed_df", pd.DataFrame({"path": pd.array(sorted(changed), dtype="string")}))
+            con.register("ingested_df", ingested)
+            try:
+                con.execute("DELETE FROM _ingested WHERE path IN (SELECT path FROM changed_df)")
+                con.execute("INSERT INTO _ingested SELECT * FROM ingested_df")
+            finally:
+                con.unregister("changed_df")
+                con.unregister("ingested_df")
+        meta = pd.DataFrame(
+            [
+                {
+                    "fingerprint": self._fingerprint_of(snapshot),
+                    "vlbias_version": __version__,
+                    "format": INGEST_FORMAT,
+                    "parts": parts,
+                    "built": time.time(),
+                }
+            ]
+        )
+        self._put_frame(con, "_meta", meta, replace=True)
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+
+    @staticmethod
+    def _joined_view(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
         cols = {r[0] for r in con.execute(f"DESCRIBE {schema}.{quote(table)}").fetchall()}
         if "model" not in cols:
             return
-        extra = [c for c in models.columns if c not in cols and c != "model"]
+        model_cols = [r[0] for r in con.execute("DESCRIBE models").fetchall()]
+        extra = [c for c in model_cols if c not in cols and c != "model"]
         select = ", ".join(["r.*"] + [f"m.{quote(c)}" for c in extra])
         con.execute(
             f"CREATE VIEW {schema}.{quote(table + '_with_models')} AS SELECT {select} "
             f"FROM {schema}.{quote(table)} r LEFT JOIN models m ON r.model = m.model"
         )
 
-    def _tasks_frame(self) -> pd.DataFrame:
-        import pandas as pd
+    _TASK_COLUMNS = (
+        "task_id",
+        "model",
+        "audit",
+        "dataset",
+        "options",
+        "status",
+        "error_type",
+        "error",
+        "model_identity",
+        "config_hash",
+        "seed",
+        "stimuli",
+        "vlbias_version",
+        "content_warning",
+        "seconds",
+        "finished",
+        "host",
+        "traceback",
+    )
 
+    def _task_rows(self, snapshot: dict[str, tuple[int, int]], keys) -> dict[str, dict[str, Any]]:
+        """``task_id -> task record`` from the status files and part markers among ``keys`` (of ``snapshot``); a
+        finished part wins over an older failure record."""
         rows: dict[str, dict[str, Any]] = {}
-        for st in sorted(self.root.glob("status/*.json")):
+        keys = sorted(keys)
+        for key in [k for k in keys if k.startswith("status/")] + [k for k in keys if k.startswith("parts/")]:
             try:
-                d = json.loads(st.read_text())
-            except json.JSONDecodeError:
+                d = json.loads((self.root / key).read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
                 continue
             rows[d["task_id"]] = d
-        for part in self.completed_parts():
-            d = json.loads((part / "task.json").read_text())
-            rows[d["task_id"]] = d  # a finished part wins over an older failure record
-        cols = [
-            "task_id",
-            "model",
-            "audit",
-            "dataset",
-            "options",
-            "status",
-            "error_type",
-            "error",
-            "model_identity",
-            "config_hash",
-            "seed",
-            "stimuli",
-            "vlbias_version",
-            "content_warning",
-            "seconds",
-            "finished",
-            "host",
-            "traceback",
-        ]
+        return rows
+
+    def _tasks_frame_of(self, rows) -> pd.DataFrame:
+        import pandas as pd
+
+        cols = list(self._TASK_COLUMNS)
         out = []
-        for d in rows.values():
+        for d in rows:
             r = {c: d.get(c) for c in cols}
             r["options"] = json.dumps(d.get("options", {}), sort_keys=True, default=str)
             r["stimuli"] = stimuli_label(d.get("stimuli") or [])
@@ -559,9 +729,45 @@ class ResultsStore:
         df["seed"] = pd.to_numeric(df["seed"]).astype("Int64")
         df["seconds"] = pd.to_numeric(df["seconds"]).astype("Float64")
         df["finished"] = pd.to_numeric(df["finished"]).astype("Float64")
+        return df
+
+    def _tasks_frame(self, snapshot: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
+        snapshot = self._snapshot() if snapshot is None else snapshot
+        rows = self._task_rows(snapshot, [k for k in snapshot if k.startswith(("status/", "parts/"))])
+        df = self._tasks_frame_of(rows.values())
         return df.sort_values(["model", "audit", "task_id"]).reset_index(drop=True)
 
-    def _models_frame(self, tasks: pd.DataFrame) -> pd.DataFrame:
+    def _update_tasks(self, con: duckdb.DuckDBPyConnection, snapshot: dict[str, tuple[int, int]], changed) -> bool:
+        """The ``tasks`` table with the rows of the changed status files and new parts made again: each affected
+        task's row is its part's marker if it has a part, else its status file (none if both are gone); the rows
+        sorted as a rebuild sorts them. Whether a task lost its row (so a model may have left the table)."""
+        import pandas as pd
+
+        touched = [k for k in changed if k.startswith(("status/", "parts/"))]
+        if not touched:
+            return False
+        ids = set()
+        for key in touched:
+            if key.startswith("status/"):
+                ids.add(Path(key).stem)
+            else:
+                ids.add(key.split("/")[2])
+        keys = [k for k in snapshot if k.startswith("status/") and Path(k).stem in ids]
+        keys += [k for k in snapshot if k.startswith("parts/") and k.split("/")[2] in ids]
+        rows = self._task_rows(snapshot, keys)
+        con.register("affected_df", pd.DataFrame({"task_id": pd.array(sorted(ids), dtype="string")}))
+        con.register("rows_df", self._tasks_frame_of(rows.values()))
+        try:
+            con.execute("DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM affected_df)")
+            con.execute("INSERT INTO tasks BY NAME SELECT * FROM rows_df")
+        finally:
+            con.unregister("affected_df")
+            con.unregister("rows_df")
+        con.execute("CREATE OR REPLACE TABLE tasks AS SELECT * FROM tasks ORDER BY model, audit, task_id")
+        return bool(ids - set(rows))
+
+    def _models_frame(self, specs) -> pd.DataFrame:
+        """Every model's catalogue facts: its ``models/`` file, else the catalogue's row of each spec in ``specs``."""
         import pandas as pd
 
         facts: dict[str, dict[str, Any]] = {}
@@ -569,7 +775,7 @@ class ResultsStore:
             d = json.loads(f.read_text())
             facts[d["model"]] = d
         catalogue = None
-        for spec in tasks["model"].dropna().unique():
+        for spec in specs:
             if spec not in facts:
                 catalogue = catalogue if catalogue is not None else load_catalogue()
                 facts[spec] = {**model_facts(spec, catalogue), "model": spec}

@@ -1,8 +1,14 @@
 """Hugging Face transformers dual encoders: ``hf:ID_OR_PATH``.
 
 Any model that ``AutoModel`` loads and that has ``get_text_features`` and/or ``get_image_features`` (CLIPModel,
-SiglipModel, Siglip2, AltCLIP, ChineseCLIP, …), with the processor saved beside it. SigLIP-family text encoders
-are run with the fixed-length padding they were trained with.
+SiglipModel, Siglip2, AltCLIP, ChineseCLIP, …), with the processor saved beside it.
+
+Texts are padded to the batch's longest prompt where the padding cannot change a vector: the model takes an attention
+mask, so no token attends to a pad token (its weight is exactly zero), and reads the embedding at a real token (CLIP:
+causal attention, read at the end-of-text token; BERT and XLM-R towers such as ChineseCLIP and AltCLIP: read at the
+first token). The vectors then equal the fully padded ones to float rounding (tested to 1e-6 in fp32). SigLIP-family
+text towers attend to every position and read the last one, and were trained on fixed-length padding, so they and any
+model whose ``get_text_features`` takes no attention mask run at the fixed length.
 """
 
 from __future__ import annotations
@@ -105,12 +111,16 @@ class Backend(HubModelEncoder):
             out = _features(fn(**kwargs))
         return out.float().cpu().numpy()
 
+    def _fixed_length(self) -> bool:
+        """Whether texts run padded to the full length (see the module docstring)."""
+        takes_mask = "attention_mask" in inspect.signature(self._model.get_text_features).parameters
+        return self._model_type in _FIXED_LENGTH_TYPES or not takes_mask
+
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         tokenizer = getattr(self._processor, "tokenizer", self._processor)
-        fixed = self._model_type in _FIXED_LENGTH_TYPES
         inputs = tokenizer(
             texts,
-            padding="max_length" if fixed else True,
+            padding="max_length" if self._fixed_length() else "longest",
             truncation=True,
             max_length=self._max_length,
             return_tensors="pt",
@@ -127,3 +137,27 @@ class Backend(HubModelEncoder):
 
     def _embed_images(self, batch) -> np.ndarray:
         return self._call(self._model.get_image_features, {"pixel_values": batch.to(self._dtype)})
+
+    # -------------------------------------------------------------- layers (vlbias.models.layers)
+    def tower_depths(self) -> dict[str, int]:
+        from transformers import AutoConfig
+
+        from vlbias.models.backends._layer_hooks import hf_depths
+
+        if self._loaded:
+            return hf_depths(self._model.config, str(self.spec))
+        quiet_transformers()
+        source = str(self.path) if self.path is not None else hub_source(self.spec, [self.model_id], "hf")
+        return hf_depths(AutoConfig.from_pretrained(source), str(self.spec))
+
+    def _embed_text_layers(self, texts: list[str], blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import hf_text_tower, read_layers
+
+        tower = hf_text_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(texts), lambda: self._embed_texts(texts))
+
+    def _embed_image_layers(self, batch, blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import hf_image_tower, read_layers
+
+        tower = hf_image_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(batch), lambda: self._embed_images(batch))

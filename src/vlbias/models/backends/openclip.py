@@ -23,6 +23,7 @@ import csv
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
@@ -363,7 +364,12 @@ class Backend(Encoder):
 
         tokens = self._tokenizer(texts).to(self.device)
         with torch.inference_mode():
-            feats = self._model.encode_text(tokens)
+            if "_causal_text" not in self.__dict__:
+                self._causal_text = checked_causal_text(self._model, tokens[:1])
+            if self._causal_text is not None:
+                feats = self._causal_text.encode(tokens)
+            else:
+                feats = self._model.encode_text(tokens)
         return feats.float().cpu().numpy()
 
     def _image_preprocess(self):
@@ -376,6 +382,132 @@ class Backend(Encoder):
         with torch.inference_mode():
             feats = self._model.encode_image(batch)
         return feats.float().cpu().numpy()
+
+    # -------------------------------------------------------------- layers (vlbias.models.layers)
+    def tower_depths(self) -> dict[str, int]:
+        import json
+
+        import open_clip
+
+        from vlbias.models.backends._layer_hooks import openclip_depths
+
+        if self.kind == "local-dir":
+            cfg = json.loads((self.path / "open_clip_config.json").read_text(encoding="utf-8")).get("model_cfg", {})
+        elif self.arch is not None:
+            cfg = open_clip.get_model_config(self.arch) or {}
+        else:  # an hf-hub model: its config comes with its weights
+            self.load()
+            visual, text = getattr(self._model, "visual", None), getattr(self._model, "text", self._model)
+            cfg = {
+                "vision_cfg": {"layers": len(visual.transformer.resblocks)} if hasattr(visual, "transformer") else {},
+                "text_cfg": {"layers": len(text.transformer.resblocks)} if hasattr(text, "transformer") else {},
+            }
+        return openclip_depths(cfg, str(self.spec))
+
+    def _embed_text_layers(self, texts: list[str], blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import openclip_text_tower, read_layers
+
+        tower = openclip_text_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(texts), lambda: self._embed_texts(texts))
+
+    def _embed_image_layers(self, batch, blocks: dict[int, int], reading: str) -> dict[int, np.ndarray]:
+        from vlbias.models.backends._layer_hooks import openclip_image_tower, read_layers
+
+        tower = openclip_image_tower(self._model, reading, str(self.spec))
+        return read_layers(tower, blocks, len(batch), lambda: self._embed_images(batch))
+
+
+# ---------------------------------------------------------------------------------------------- text padding
+@dataclass(frozen=True)
+class CausalText:
+    """A causal open_clip text tower, run on token batches cut after their last pooled token.
+
+    open_clip pads every prompt to the context length (77 tokens for most models; the standard battery's longest
+    prompt has 12). In a tower with a causal attention mask the output at position ``p`` depends on tokens ``0..p``
+    only, and with ``argmax`` or ``eos`` pooling the embedding is the output at the prompt's end-of-text token. So
+    the tokens after the batch's last end-of-text token cannot change any row's embedding: :meth:`encode` cuts them
+    off, which is mathematically the same model. In floating point, the matrix products of a shorter sequence may
+    round differently; the vectors agree with the padded ones to about 1e-7 per coordinate in fp32 (tested to 1e-6).
+
+    ``tower`` holds ``token_embedding``, ``positional_embedding``, ``transformer``, ``attn_mask``, ``ln_final`` and
+    ``text_projection``: the model itself for ``open_clip.CLIP``, ``model.text`` for a ``CustomTextCLIP`` with an
+    open_clip ``TextTransformer``. The forward pass is ``encode_text``'s, with the sequence cut.
+    """
+
+    tower: Any = field(repr=False)
+    pool: str
+    eos_id: int | None
+
+    def cut_length(self, tokens) -> int:
+        """One past the last position any row of the batch is pooled at."""
+        if self.pool == "argmax":
+            pooled = tokens.argmax(dim=-1)  # the end-of-text token has the highest id
+        else:
+            pooled = (tokens == self.eos_id).int().argmax(dim=-1)
+        return int(pooled.max()) + 1
+
+    def encode(self, tokens, length: int | None = None):
+        import torch
+        from open_clip.transformer import text_global_pool
+
+        t = self.tower
+        n = self.cut_length(tokens) if length is None else length
+        tokens = tokens[:, :n]
+        cast_dtype = t.transformer.get_cast_dtype()
+        x = t.token_embedding(tokens).to(cast_dtype)
+        x = x + t.positional_embedding[:n].to(cast_dtype)
+        x = t.transformer(x, attn_mask=t.attn_mask[:n, :n])
+        x = t.ln_final(x)
+        x = text_global_pool(x, tokens, self.pool, eos_token_id=self.eos_id)
+        if t.text_projection is not None:
+            x = t.text_projection(x) if isinstance(t.text_projection, torch.nn.Linear) else x @ t.text_projection
+        return x
+
+
+def causal_text(model) -> CausalText | None:
+    """The model's text tower as a :class:`CausalText` if cutting its padding leaves the embeddings unchanged.
+
+    That holds for ``open_clip.CLIP`` and for a ``CustomTextCLIP`` whose text tower is open_clip's
+    ``TextTransformer`` without an appended class token, when the attention is causal and the pooling reads the
+    end-of-text token (``argmax`` or ``eos``): the ViT, ResNet, ConvNeXt, EVA and PE-Core models, and the MetaCLIP 2
+    worldwide ones. It does not hold, and the text runs padded as the model was trained, for bidirectional towers
+    (SigLIP, CLIPA, MobileCLIP: every output sees the padding, and SigLIP and CLIPA read the last position), CoCa
+    (its class token is appended after the padding) and Hugging Face text towers (roberta, XLM-R, NLLB).
+    """
+    from open_clip.model import CLIP, CustomTextCLIP
+    from open_clip.transformer import TextTransformer
+
+    if isinstance(model, CLIP) and type(model).encode_text is CLIP.encode_text:
+        tower, pool, eos_id = model, model.text_pool_type, getattr(model, "text_eos_id", None)
+    elif (
+        isinstance(model, CustomTextCLIP)
+        and type(model).encode_text is CustomTextCLIP.encode_text
+        and type(model.text) is TextTransformer
+        and model.text.cls_emb is None
+        and not model.text.use_pad_mask
+        and not model.text.output_tokens
+    ):
+        tower, pool, eos_id = model.text, model.text.pool_type, model.text.eos_id
+    else:
+        return None
+    if getattr(tower, "attn_mask", None) is None or pool not in ("argmax", "eos"):
+        return None
+    if pool == "eos" and eos_id is None:
+        return None
+    return CausalText(tower, pool, eos_id)
+
+
+def checked_causal_text(model, probe) -> CausalText | None:
+    """:func:`causal_text`, kept only if its forward pass at full length equals ``model.encode_text`` bit for bit on
+    ``probe`` (a batch of tokens): a future open_clip whose ``encode_text`` does more than this one is run padded."""
+    causal = causal_text(model)
+    if causal is None:
+        return None
+    try:
+        same = bool((causal.encode(probe, length=probe.shape[1]) == model.encode_text(probe)).all())
+    except Exception:  # noqa: BLE001 - any mismatch of internals means: run the model's own encode_text
+        return None
+    return causal if same else None
 
 
 # ---------------------------------------------------------------------------------------------------- catalogue

@@ -9,7 +9,10 @@ Audit embeddings made by any pipeline, and feed exact vectors to tests. Formats,
 - ``.npz``: arrays ``keys`` (strings) and ``vectors`` (N × D).
 - Parquet (``.parquet``, ``.pq``): columns ``key`` (string) and ``vector`` (list of floats); rows with a null
   vector are ignored (``vlbias embed`` writes those for skipped images). An optional ``sha256`` column adds a
-  second key per row.
+  second key per row. An optional ``layer`` column (whole numbers; null: the model's embedding) holds vectors of
+  several layers of a model, one row per key and layer (``vlbias embed --layer``): ``--layer N`` (or ``all``, every
+  layer in the file; ``-1`` its highest) reads those rows (:mod:`vlbias.models.layers`), no ``--layer`` the rows
+  with a null layer.
 
 A word2vec header is checked against the file before anything is allocated: its dimension must be 1 to
 :data:`MAX_DIM`, and its count of vectors must fit in the bytes that follow (binary) or match the lines (text).
@@ -30,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from vlbias.cache.fingerprints import file_fingerprint
-from vlbias.errors import MissingKeysError, SpecError, StimulusError
+from vlbias.errors import LayerError, MissingKeysError, SpecError, StimulusError
 from vlbias.models.base import Encoder, ImageEncoding, _check_texts
 from vlbias.models.images import ImageRef, as_ref, content_key, describe
+from vlbias.models.layers import Layers, block_of
 
 DESCRIPTION = "precomputed embeddings: vectors:PATH (word2vec text or binary, .npz keys+vectors, Parquet key+vector)"
 #: more dimensions than any embedding model has: a header that claims more is damaged, not a model
@@ -132,7 +136,20 @@ def read_npz(path: Path) -> tuple[list[str], np.ndarray]:
     return keys, mat
 
 
-def read_parquet(path: Path) -> tuple[list[str], np.ndarray, list[str | None]]:
+def parquet_layers(path: Path) -> list[int]:
+    """The layers a Parquet vectors file holds (its ``layer`` column's values), in order; [] without the column."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if "layer" not in pq.read_schema(path).names:
+        return []
+    column = pq.read_table(path, columns=["layer"])["layer"]
+    return sorted(int(v) for v in pc.unique(column.drop_null()).to_pylist())
+
+
+def read_parquet(path: Path, layer: int | None = None) -> tuple[list[str], np.ndarray, list[str | None]]:
+    """Keys, vectors and sha256 aliases; of the rows of ``layer`` (None: the rows without one) where the file has
+    a ``layer`` column."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -140,6 +157,16 @@ def read_parquet(path: Path) -> tuple[list[str], np.ndarray, list[str | None]]:
     for col in ("key", "vector"):
         if col not in table.column_names:
             raise _bad(path, f"a Parquet vectors file needs columns 'key' and 'vector' (found {table.column_names})")
+    if "layer" in table.column_names:
+        column = table["layer"]
+        rows = pc.is_null(column) if layer is None else pc.equal(column, layer)
+        table = table.filter(pc.fill_null(rows, False))
+        if table.num_rows == 0:
+            held = ", ".join(map(str, parquet_layers(path)))
+            what = "the model's embedding (rows with a null layer)" if layer is None else f"layer {layer}"
+            raise _bad(path, f"it holds no vectors of {what}; its layers: {held or 'none'} (choose with --layer)")
+    elif layer is not None:
+        raise _bad(path, f"it has no layer column, so no vectors of layer {layer}; run without --layer")
     table = table.filter(pc.is_valid(table["vector"]))
     if table.num_rows == 0:
         raise _bad(path, "no vectors in the file")
@@ -157,6 +184,9 @@ def read_parquet(path: Path) -> tuple[list[str], np.ndarray, list[str | None]]:
 
 class Backend(Encoder):
     uses_cache = False
+    #: the layer whose rows this encoder reads (None: the model's embedding), and the reading the user gave
+    layer: int | None = None
+    reading: str | None = None
 
     def _parse(self) -> None:
         self.path = Path(self.spec.target).expanduser()
@@ -164,7 +194,39 @@ class Backend(Encoder):
             raise SpecError(f"vectors file not found: {self.path} (from {self.spec}); check the path")
 
     def _identity_payload(self) -> dict[str, Any]:
-        return {"file": file_fingerprint(self.path, self.memo_root)}
+        if self.layer is None:
+            return {"file": file_fingerprint(self.path, self.memo_root)}
+        # as every layer encoder's (vlbias.models.layers.layer_identity): the model's identity, layer, reading
+        return {"model": self._model_identity, "layer": self.layer, "reading": self.reading}
+
+    def layer_views(self, layers: Layers) -> list[Encoder]:
+        """One encoder per chosen layer of the file's ``layer`` column (``all``: every layer it holds; a negative
+        layer counts down from its highest)."""
+        if not self.path.name.lower().endswith((".parquet", ".pq")):
+            raise LayerError(
+                f"{self.spec}: only Parquet vectors files hold layers (a layer column); run without --layer"
+            )
+        held = parquet_layers(self.path)
+        if not held:
+            raise LayerError(f"{self.spec}: the file has no layer column, so no layers; run without --layer")
+        out = []
+        for k in layers.resolve(held):
+            block = block_of(k, max(held)) if k < 0 else k
+            if block not in held:
+                raise LayerError(f"{self.spec} holds no layer {k}; its layers: {', '.join(map(str, held))}")
+            view = type(self)(
+                self.spec, cache=False, precision=self.precision, batch_size=self.batch_size, facts=self._facts
+            )
+            view.layer, view.reading = block, layers.reading
+            view._model_identity = self.identity
+            out.append(view)
+        return out
+
+    def layer_facts(self) -> dict[str, Any]:
+        """Layer, reading and the file's own identity (for a record and each result row); {} for the embedding."""
+        if self.layer is None:
+            return {}
+        return {"layer": self.layer, "reading": self.reading, "base_identity": self._model_identity}
 
     @property
     def device(self) -> str:  # no computation happens here
@@ -178,7 +240,7 @@ class Backend(Encoder):
             if name.endswith(".npz"):
                 keys, mat = read_npz(p)
             elif name.endswith((".parquet", ".pq")):
-                keys, mat, aliases = read_parquet(p)
+                keys, mat, aliases = read_parquet(p, self.layer)
             elif name.endswith(".bin"):
                 keys, mat = read_word2vec_binary(p)
             else:

@@ -11,6 +11,7 @@ import pandas as pd
 from vlbias.audits.eat.run import RESULT_COLUMNS, SIGN_COLUMNS
 from vlbias.plots.eat import COVERS_ZERO, P_AND_INTERVAL, covers_zero, marks
 from vlbias.report import blocks as B
+from vlbias.report.depth import LENS_NOTE, by_model, layers_text
 from vlbias.report.fmt import interval, num, pvalue, signed, table
 from vlbias.report.sections import Context, configurations, option_value, skipped_summary
 from vlbias.report.source import Run, missing
@@ -296,3 +297,34 @@ def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
             )
         )
     ]
+
+
+def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """Effect sizes over depth: per model read at several layers, one panel per test, one curve per order."""
+    out = [
+        B.h2("Association tests over depth", id="eat-depth"),
+        B.p(
+            "Where in the network does an association appear? Each model read at several layers: the effect size d "
+            "of each test and order at each layer, with its bootstrap interval as a band. " + LENS_NOTE
+        ),
+    ]
+    for title, group in configurations(runs, _title):
+        for model, reading, mine in by_model(group):
+            res = ctx.concat(mine, "results")
+            if res.empty or "layer" not in res.columns:
+                continue
+            label = ctx.labels.get(model, model)
+            cols = ["model_label", "layer", "reading"] + [c for c in CSV_COLUMNS if c in res.columns]
+            csv = ctx.assets.data(f"eat-depth-{label}", res[[c for c in dict.fromkeys(cols) if c in res.columns]])
+            fig = ctx.assets.figure(
+                "vlbias.plots.depth:eat_depth",
+                {"results": res, "model": label, "title": f"Effect sizes over depth{': ' + title if title else ''}"},
+                stem=f"eat-depth-{label}",
+                title=f"{label}: effect sizes over depth ({layers_text(mine)}, {reading})",
+                caption="One panel per test, one curve per order; marker: the effect size d at that layer; band: "
+                "its bootstrap interval; dashed line: no association (d = 0).",
+                data=[("effect sizes by layer", csv)],
+            )
+            out.append(B.figure(fig))
+            ctx.add(model, B.h2("Association tests over depth", id=f"eat-depth-{label}"), B.figure(fig))
+    return out

@@ -13,6 +13,7 @@ import pandas as pd
 from vlbias.plots.perception import DELTA_UNIT
 from vlbias.report import blocks as B
 from vlbias.report.assets import Figure
+from vlbias.report.depth import LENS_NOTE, by_model, layers_text
 from vlbias.report.fmt import interval, table
 from vlbias.report.sections import Context, configurations, dataset_name, option_value, skipped_summary, stimuli_of
 from vlbias.report.source import Run
@@ -345,4 +346,34 @@ def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 )
             )
         )
+
+
+def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """Factor effects over depth: per model read at several layers, one curve per face dimension."""
+    out = [
+        B.h2("Perception over depth", id="pe-depth"),
+        B.p(
+            "Each model read at several layers: how much each attribute of a face moves its social-perception "
+            f"scores ({DELTA_UNIT}, all scales pooled) at each layer, with the median's interval as a band. "
+            + LENS_NOTE
+        ),
+    ]
+    for title, group in configurations(runs, lambda o: f"on {dataset_name(o.get('dataset'))}"):
+        for model, reading, mine in by_model(group):
+            fe = ctx.concat(mine, "factor_effects")
+            if fe.empty or "layer" not in fe.columns:
+                continue
+            label = ctx.labels.get(model, model)
+            csv = ctx.assets.data(f"perception-depth-{label}", fe)
+            fig = ctx.assets.figure(
+                "vlbias.plots.depth:perception_depth",
+                {"factor_effects": fe, "model": label},
+                stem=f"perception-depth-{label}-{title}",
+                title=f"{label}: factor effects over depth {title} ({layers_text(mine)}, {reading})",
+                caption="One curve per dimension: the median absolute change of the scale scores within pairs of "
+                "images that differ in that dimension only, at each layer; band: 95% interval of the median.",
+                data=[("factor effects by layer", csv)],
+            )
+            out.append(B.figure(fig))
+            ctx.add(model, B.h2(f"Perception over depth {title}", id=f"pe-depth-{label}"), B.figure(fig))
     return out

@@ -98,7 +98,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             title=f"Mean MaxSkew@k by grouping: {title}",
             caption="One marker per model: the mean over the protocol's rankings (subjects; captions) of MaxSkew@k, "
             "with its bootstrap interval; 0 is the intended representation.",
-            data=[("summaries (CSV)", csv)],
+            data=[("summaries", csv)],
         )
         inner += [
             B.figure(fig),

@@ -12,6 +12,7 @@ import pandas as pd
 
 from vlbias.report import blocks as B
 from vlbias.report.assets import Figure
+from vlbias.report.depth import LENS_NOTE, by_model, layers_text
 from vlbias.report.fmt import fixed, interval, table
 from vlbias.report.sections import (
     Context,
@@ -364,3 +365,51 @@ def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
         )
     ]
     return wrap_warning(warning_text(runs), blocks)
+
+
+def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """Top-1 shares over depth: per model read at several layers, per task and grouping, one panel per label and
+    one curve per group."""
+    out = [
+        B.h2("Zero-shot over depth", id="zs-depth"),
+        B.p(
+            "Each model read at several layers: the share of each group's images given each label at each layer "
+            "(lens reading: the image and the prompts through their towers' heads), with the cluster-bootstrap "
+            "interval over people as a band. " + LENS_NOTE
+        ),
+    ]
+    for title, group in configurations(runs, _title):
+        for model, reading, mine in by_model(group):
+            res = ctx.concat(mine, "results")
+            if res.empty or "layer" not in res.columns:
+                continue
+            label = ctx.labels.get(model, model)
+            csv = ctx.assets.data(f"zeroshot-depth-{label}-{title}", res)
+            ci = float(mine[0].options.get("confidence", 0.95) or 0.95)
+
+            def describe(path: Path, csv: str = csv, ci: float = ci) -> Figure:
+                what = path.stem.removeprefix("depth-").replace("-", " ")
+                return Figure(
+                    "",
+                    f"Shares over depth ({what})",
+                    f"One panel per label, one curve per group: the top-1 share at each layer; band: "
+                    f"{CI_OVER_PEOPLE.format(ci=ci).removeprefix('bars: ')}.",
+                    [("group results by layer", csv)],
+                )
+
+            g = ctx.assets.group(
+                "vlbias.plots.depth:zeroshot_depth",
+                {"results": res, "model": label},
+                folder=f"zeroshot-depth-{label}-{title}",
+                describe=describe,
+                arg="folder",
+                name=f"zero-shot depth curves of {model}",
+            )
+            blocks = [B.h3(f"{label}: {title} ({layers_text(mine)}, {reading})"), B.group(g, md=True)]
+            out += wrap_warning(warning_text(mine), blocks)
+            ctx.add(
+                model,
+                B.h2(f"Zero-shot over depth: {title}", id=f"zs-depth-{label}"),
+                *wrap_warning(warning_text(mine), [B.group(g)]),
+            )
+    return out
