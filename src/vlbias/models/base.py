@@ -263,13 +263,15 @@ class Encoder(ABC):
         cache records the same facts as the run that loaded the model (open_clip architectures have theirs in the
         model catalogue, computed on the meta device)."""
         cache = self._cache()
+        if cache is None:  # without a cache the facts would depend on whether this run loaded the model
+            return {}
         if self._loaded:
             info = self.info
             facts = {k: getattr(info, k) for k in ENCODER_FACTS if getattr(info, k) is not None}
-            if cache is not None and facts:
+            if facts:
                 cache.set_meta("facts", facts)
             return facts
-        stored = cache.meta().get("facts") if cache is not None else None
+        stored = cache.meta().get("facts")
         return dict(stored) if isinstance(stored, dict) else {}
 
     def _catalogue_facts(self) -> dict[str, Any]:
