@@ -293,10 +293,10 @@ def summary_blocks(
         out.append(B.p("Nothing: every task ran and no stimulus was left out."))
     notes = list(ctx.assets.errors)
     if ctx.assets.not_drawn:
-        shown = "; ".join(ctx.assets.not_drawn[:3]) + ("; …" if len(ctx.assets.not_drawn) > 3 else "")
+        listed = "; ".join(ctx.assets.not_drawn[:3]) + ("; …" if len(ctx.assets.not_drawn) > 3 else "")
         notes.append(
             f"{len(ctx.assets.not_drawn)} figure(s) not drawn because their data cannot make them, each noted where "
-            f"it would be: {shown}"
+            f"it would be: {listed}"
         )
     if notes:
         out += [B.h2("Report notes", id="notes"), B.bullets(notes)]
