@@ -68,8 +68,13 @@ class AuditSpec:
         return self.options.parse(raw, **kwargs)
 
     def run(self, encoder: Encoder, options: Mapping[str, Any] | Options | None = None, **overrides: Any):
-        """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed."""
-        return resolve(self.execute)(encoder, self.options.parse(options, **overrides))
+        """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed. A
+        mitigated encoder (:class:`vlbias.mitigation.Mitigated`) adds its record to the run's (so to every row)."""
+        result = resolve(self.execute)(encoder, self.options.parse(options, **overrides))
+        mitigation = getattr(encoder, "mitigation_record", None)
+        if mitigation:
+            result.record.mitigation = dict(mitigation)
+        return result
 
     def analyse_zoo(self, runs: list[AuditResult], facts: dict[str, dict[str, Any]], options: dict[str, Any]):
         """The audit's model-zoo analysis (``zoo_analysis``) of a sweep's runs."""

@@ -5,13 +5,22 @@ from pathlib import Path
 import click
 
 from vlbias.audits.eat import EATOptions
-from vlbias.cli._common import console, file_kind, model_options, out_option
+from vlbias.cli._common import (
+    console,
+    file_kind,
+    mitigation_option,
+    model_options,
+    out_option,
+    save_mitigation,
+    with_mitigation,
+)
 from vlbias.cli._options import options_flags
 from vlbias.errors import plural
 
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(EATOptions)
 @out_option(
     lambda p: "parquet" if file_kind(p) == "parquet" else "audit",
@@ -25,7 +34,7 @@ from vlbias.errors import plural
     show_default=True,
     help="What to print on stdout.",
 )
-def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
+def eat(model, mitigation, raw_options, out, overwrite, fmt, encoder_kwargs):
     """Run embedding association tests (WEAT, SEAT, iEAT, cross-modal) on a model.
 
     \b
@@ -44,10 +53,10 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
     from vlbias.models import load_model
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    encoder = load_model(model, **encoder_kwargs)
+    encoder = with_mitigation(load_model(model, **encoder_kwargs), mitigation)
     result = AUDIT.run(encoder, options)
     if out is not None:
-        _write(result, out, overwrite)
+        _write(result, out, overwrite, encoder)
     table = result.stamped("results")
     if fmt == "json":
         click.echo(table.to_json(orient="records", indent=2, double_precision=15))
@@ -62,7 +71,7 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
         click.echo(f"wrote {plural(len(table), 'row')} to {out}", err=True)
 
 
-def _write(result, out: Path, overwrite: bool) -> None:
+def _write(result, out: Path, overwrite: bool, encoder=None) -> None:
     from vlbias.utils.io import write_parquet
 
     if file_kind(out) == "parquet":
@@ -70,7 +79,7 @@ def _write(result, out: Path, overwrite: bool) -> None:
         meta = {"audit": result.audit, "model": record.model.get("spec"), "config_hash": record.config_hash}
         write_parquet(result.stamped("results"), out, meta, overwrite)
     else:
-        result.write(out, overwrite=overwrite)
+        result.write(out, overwrite=overwrite, extras=save_mitigation(encoder))
 
 
 def _fmt_p(p: float) -> str:

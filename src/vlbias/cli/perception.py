@@ -5,12 +5,13 @@ from pathlib import Path
 import click
 
 from vlbias.audits.perception import PerceptionOptions
-from vlbias.cli._common import model_options, out_option
+from vlbias.cli._common import mitigation_option, model_options, out_option, save_mitigation, with_mitigation
 from vlbias.cli._options import options_flags
 
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(PerceptionOptions, required=("dataset",))
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 @out_option(
@@ -18,7 +19,7 @@ from vlbias.cli._options import options_flags
     required=True,
     help="Output folder (written atomically; an earlier audit output there is replaced only with --overwrite).",
 )
-def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
+def perception(model, mitigation, raw_options, no_plots, out, overwrite, encoder_kwargs):
     """Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against
     warmth/competence and ABC words, what moves them, markedness and retrieval skew.
 
@@ -35,10 +36,10 @@ def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
     from vlbias.plots.perception import draw_all
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    encoder = load_model(model, **encoder_kwargs)
+    encoder = with_mitigation(load_model(model, **encoder_kwargs), mitigation)
     result = AUDIT.run(encoder, options)
     plots = None if no_plots else lambda tmp: draw_all(result.tables, tmp / "plots")
-    result.write(out, extras=plots, overwrite=overwrite)
+    result.write(out, extras=save_mitigation(encoder, plots), overwrite=overwrite)
     _report(result, out)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from vlbias.audits.zeroshot import ZeroshotOptions
-from vlbias.cli._common import console, model_options, out_option
+from vlbias.cli._common import console, mitigation_option, model_options, out_option, save_mitigation, with_mitigation
 from vlbias.cli._options import options_flags
 
 
@@ -23,10 +23,11 @@ def _echo_warning(warning: str | None) -> None:
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(ZeroshotOptions, required=("dataset",))
 @out_option("audit", help="Output folder [default: zeroshot-PROTOCOL-MODEL].")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
-def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
+def zeroshot(model, mitigation, raw_options, out, overwrite, no_plots, encoder_kwargs):
     """Zero-shot misclassification audit of face images, by group.
 
     \b
@@ -50,7 +51,7 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
         name = "custom" if options.classes else Path(options.protocol).stem
         out = Path(f"zeroshot-{_slug(name)}-{_slug(str(ModelSpec.parse(model)))}")
         check_out(out, "audit", overwrite)
-    encoder = load_model(model, **encoder_kwargs)
+    encoder = with_mitigation(load_model(model, **encoder_kwargs), mitigation)
     result = AUDIT.run(encoder, options)
     extras = None
     if not no_plots:
@@ -58,7 +59,7 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
         def extras(tmp: Path) -> None:
             plot_audit(result.tables, tmp / "plots", result.content_warning, model=str(encoder.spec))
 
-    result.write(out, extras=extras, overwrite=overwrite)
+    result.write(out, extras=save_mitigation(encoder, extras), overwrite=overwrite)
     _summary(result, out)
 
 
