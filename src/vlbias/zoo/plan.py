@@ -18,9 +18,12 @@ A sweep config (YAML) names models, audits with their options, and face datasets
     seed: 0                                             # given to audits with a seed option
     encoder: {device: auto, batch_size: 64, precision: fp32, workers: null, cache_dir: null}
     accuracy: openclip                                  # downstream accuracy into the database (or a file)
+    mitigations: [none, projection, "clipclip:dataset=fairface:/data/FairFace,m=50"]   # each task once per item
 
-One task is one (model, audit, options) triple, the options including the dataset and seed; its id is a hash of
-the three, so the same task in a later run is recognised and not run again.
+One task is one (model, audit, options) triple, the options including the dataset and seed, and the mitigation the
+encoder applies (``mitigations:``, :mod:`vlbias.mitigation`; ``none`` is the raw model, and a task without one has
+the id it had before mitigations existed); its id is a hash of these, so the same task in a later run is recognised
+and not run again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from typing import Any
 from vlbias.audits.registry import get_audit
 from vlbias.datasets.spec import DatasetSpec
 from vlbias.errors import VlbiasError
+from vlbias.mitigation.registry import label as mitigation_label
+from vlbias.mitigation.registry import parse_mitigation
 from vlbias.models.base import check_encoder_options
 from vlbias.models.catalogue import load_catalogue, select
 from vlbias.models.registry import backend_class
@@ -53,6 +58,7 @@ KEYS = {
     "seed",
     "encoder",
     "accuracy",
+    "mitigations",
 }
 ENCODER_KEYS = {"device", "batch_size", "precision", "workers", "cache_dir"}
 _GLOB = set("*?[")
@@ -66,6 +72,7 @@ class Task:
     options: tuple[tuple[str, Any], ...]  # sorted (key, value) pairs, JSON-serialisable values
     dataset: str | None
     task_id: str
+    mitigation: str | None = None  # NAME[:KEY=VALUE,...] in canonical form; None: the raw model
 
     @property
     def options_dict(self) -> dict[str, Any]:
@@ -78,21 +85,29 @@ class Task:
             "audit": self.audit,
             "dataset": self.dataset,
             "options": self.options_dict,
+            **({"mitigation": self.mitigation} if self.mitigation else {}),
         }
 
     def label(self) -> str:
-        return f"{self.model} · {self.audit}" + (f" · {self.dataset}" if self.dataset else "")
+        return (
+            f"{self.model} · {self.audit}"
+            + (f" · {self.dataset}" if self.dataset else "")
+            + (f" · {self.mitigation}" if self.mitigation else "")
+        )
 
 
-def make_task(model: str, audit: str, options: dict[str, Any]) -> Task:
+def make_task(model: str, audit: str, options: dict[str, Any], mitigation: str | None = None) -> Task:
     import json
 
     try:
         json.dumps(options, sort_keys=True)
     except TypeError as e:
         raise VlbiasError(f"options of audit {audit!r} must be plain values (text, numbers, lists): {e}") from None
-    task_id = stable_hash({"model": model, "audit": audit, "options": options}, n=16)
-    return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id)
+    payload = {"model": model, "audit": audit, "options": options}
+    if mitigation:
+        payload["mitigation"] = mitigation
+    task_id = stable_hash(payload, n=16)
+    return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id, mitigation)
 
 
 def is_task_id(name: str) -> bool:
@@ -111,6 +126,8 @@ class SweepConfig:
     out: Path | None = None
     catalogue: list[Path] = field(default_factory=list)
     accuracy: str | None = None
+    #: mitigations crossed with every task, canonical (None: the raw model); [None] when the config names none
+    mitigations: list[str | None] = field(default_factory=lambda: [None])
     source: Path | None = None
     #: the folder relative paths in the config are taken against (the config's own folder)
     base: Path | None = None
@@ -195,9 +212,26 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         out=(base / out) if out else ((base / source.stem) if source else None),
         catalogue=catalogue_files,
         accuracy=accuracy,
+        mitigations=_parse_mitigations(_as_list(raw.get("mitigations"), "mitigations", w), w, base),
         source=source,
         base=base,
     )
+
+
+def _parse_mitigations(items: list, w: str, base: Path) -> list[str | None]:
+    """Each mitigation parsed now (every option checked before any model loads), in its canonical spelling."""
+    if not items:
+        return [None]
+    out: list[str | None] = []
+    for item in items:
+        if item is None or (isinstance(item, str) and item.strip() == "none"):
+            out.append(None)
+            continue
+        if not isinstance(item, (str, dict)):
+            raise VlbiasError(f"{w}mitigations: items are NAME[:KEY=VALUE,...] or none (got {item!r})")
+        method, opts = parse_mitigation(item, base=str(base), where=w)
+        out.append(mitigation_label(method, opts))
+    return list(dict.fromkeys(out))
 
 
 def _as_list(value: Any, key: str, w: str) -> list:
@@ -322,7 +356,8 @@ def plan(config: SweepConfig) -> list[Task]:
                 variants = [base]
             for options in variants:
                 opts = spec.parse_options(options, base=config.base, where=w, warn=False)
-                tasks.append(make_task(model, name, opts.to_dict()))
+                for mitigation in config.mitigations:
+                    tasks.append(make_task(model, name, opts.to_dict(), mitigation))
     seen: set[str] = set()
     unique = []
     for t in tasks:

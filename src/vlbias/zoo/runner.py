@@ -28,6 +28,7 @@ from vlbias import __version__
 from vlbias.audits.base import AuditResult
 from vlbias.audits.registry import get_audit
 from vlbias.errors import ModalityError, SpecError, VlbiasError, WeightsUnavailableError
+from vlbias.mitigation import Mitigated, fit_transform
 from vlbias.models import load_model
 from vlbias.models.catalogue import load_catalogue, model_facts
 from vlbias.utils.io import sha256_file, write_json
@@ -161,6 +162,7 @@ def run_model_tasks(
                 record(task, "failed", 0.0, None, info)
             return outcomes
         model_error: dict[str, Any] | None = None
+        transforms: dict[str, Any] = {}
         for task in tasks:
             if model_error is not None:
                 record(task, "failed", 0.0, identity, model_error)
@@ -174,7 +176,12 @@ def run_model_tasks(
                 continue
             t0 = time.perf_counter()
             try:
-                result = audit.run(enc, task.options_dict)
+                task_enc = enc
+                if task.mitigation:  # fitted once per model and mitigation, then reused by its tasks
+                    if task.mitigation not in transforms:
+                        transforms[task.mitigation] = fit_transform(enc, task.mitigation)
+                    task_enc = Mitigated(enc, transforms[task.mitigation])
+                result = audit.run(task_enc, task.options_dict)
                 if not isinstance(result, AuditResult):
                     raise TypeError(f"audit {task.audit!r} returned {type(result).__name__}, not an AuditResult")
                 seconds = time.perf_counter() - t0

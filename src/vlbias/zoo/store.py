@@ -465,6 +465,7 @@ class ResultsStore:
             "model",
             "audit",
             "dataset",
+            "mitigation",
             "options",
             "status",
             "error_type",
