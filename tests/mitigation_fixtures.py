@@ -84,11 +84,42 @@ def image_vectors(rng, rows: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
+PROTOCOL = """name: planted
+title: planted protocol (glasses is independent of gender; occupation leans on it)
+scale: 100
+tasks:
+  - name: glasses
+    classes: [glasses, no glasses]
+    templates: ["{c}"]
+    article: as-written
+    truth: glasses
+    truth_labels: {"yes": glasses, "no": no glasses}
+    group_by: [[gender]]
+  - name: occupation
+    classes: [nurse, engineer]
+    templates: ["{c}"]
+    article: as-written
+    group_by: [[gender]]
+"""
+
+
+def class_vectors(rng) -> dict[str, np.ndarray]:
+    """The protocol's prompts: glasses purely along SIGNAL; nurse and engineer leaning female and male along G."""
+    out = {}
+    for text, g, s in (("glasses", 0, 1), ("no glasses", 0, -1), ("nurse", 0.7, 0), ("engineer", -0.7, 0)):
+        v = 0.3 * _content(rng, 1)[0] if g else np.zeros(DIM)
+        v[G], v[SIGNAL] = g, s
+        out[text] = v
+    return out
+
+
 def planted_world(folder: Path, seed: int = 0, images: bool = True) -> dict:
-    """Writes ``vectors.npz`` (prompts, EAT words, images), the EAT test and, with ``images``, a face manifest."""
+    """Writes ``vectors.npz`` (prompts, EAT words, images), the EAT test, the zero-shot protocol and, with
+    ``images``, a face manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    vectors = {**prompt_vectors(rng), **eat_vectors(rng)}
+    vectors = {**prompt_vectors(rng), **eat_vectors(rng), **class_vectors(rng)}
+    (folder / "protocol.yaml").write_text(PROTOCOL, encoding="utf-8")
     rows = people()
     if images:
         vectors.update(image_vectors(rng, rows))
@@ -120,6 +151,7 @@ def planted_world(folder: Path, seed: int = 0, images: bool = True) -> dict:
         "model": f"vectors:{folder / 'vectors.npz'}",
         "dataset": f"manifest:{folder / 'faces.csv'}",
         "test": test,
+        "protocol": folder / "protocol.yaml",
         "rows": rows,
         "vectors": vectors,
     }
