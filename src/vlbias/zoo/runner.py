@@ -235,7 +235,6 @@ def _import_accuracy(store: ResultsStore, source: str) -> None:
 def _prefetch(model: str, encoder_kwargs: dict[str, Any]) -> None:
     """Download a model's weights (no loading); any failure is left for the real load to report."""
     try:
-
         load_model(model, **encoder_kwargs).prefetch()
     except Exception:  # noqa: BLE001
         pass
