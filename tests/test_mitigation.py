@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.mitigation_fixtures import DIM, G, SIGNAL, planted_world
+from tests.mitigation_fixtures import DIM, G, planted_world
 from vlbias.audits.eat import AUDIT as EAT
 from vlbias.audits.zeroshot import AUDIT as ZEROSHOT
 from vlbias.cli import main
-from vlbias.errors import OptionError, VlbiasError
+from vlbias.errors import VlbiasError
 from vlbias.mitigation import Mitigated, fit_transform, load_transform, method_names, mitigate, split_people
 from vlbias.mitigation.methods.hard_debias import bias_subspace
 from vlbias.mitigation.methods.projection import calibrated, span_complement
