@@ -268,3 +268,44 @@ def test_sweep_mitigations_axis(world, tmp_path):
     assert crossed[0].task_id == plain[0].task_id and len({t.task_id for t in crossed}) == 3
     with pytest.raises(VlbiasError, match="unknown mitigation"):
         parse_config({**raw, "mitigations": ["nope"]}, source=tmp_path / "s.yaml")
+
+
+def test_mitigation_compare_command_writes_the_tradeoff(world, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["mitigation-compare", "-m", world["model"], "--no-cache", "--audit", "zeroshot",
+            "--option", f"dataset={world['dataset']}", "--option", f"protocol={world['protocol']}",
+            "--option", "n_bootstrap=0", "--mitigation", "hard_debias",
+            "--mitigation", world["methods"]["clipclip"], "--n-bootstrap", "200", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    overall = table[(table["value"] == "overall") & (table["kind"] == "accuracy")]
+    assert list(overall["method"]) == ["hard_debias", "clipclip"] and list(overall["abs_change"]) == [0, 0]
+    assert (out / "tradeoff.png").stat().st_size > 0
+    assert (out / "2-clipclip" / "mitigation.npz").is_file()
+    assert "hard_debias: bias overall 55 -> 8.75" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ end to end on real model code
+def test_end_to_end_minilm_text_methods(minilm):
+    for spec in ("hard_debias", "projection"):
+        c = compare(minilm, spec, "eat", {"tests": ["sent-weat6"], "permutations": 200, "n_bootstrap": 0},
+                    n_bootstrap=100)  # fmt: skip
+        row = c.table.iloc[0]
+        assert row.value == "sent-weat6 all-text" and np.isfinite([row.before, row.after]).all()
+        assert c.after.record.mitigation["fitted_with"]["spec"] == "st:all-MiniLM-L6-v2"
+
+
+def test_end_to_end_openclip_random_image_methods(world, tmp_path):
+    """The image-fitted methods on the real open_clip code path (random weights), with an embedding cache: the raw
+    embeddings are cached once and reused by the fit and both runs."""
+    from tests.faces_fixtures import make_manifest
+
+    enc = load_model("openclip:ViT-B-32/random", cache=tmp_path / "cache", device="cpu")
+    rows = [{"path": f"f/p{i}_{j}.png", "identity": f"p{i}", "gender": "female" if i % 2 else "male",
+             "glasses": "yes" if i % 3 else "no"} for i in range(8) for j in range(2)]  # fmt: skip
+    dataset = f"manifest:{make_manifest(tmp_path / 'faces', rows)}"
+    opts = {"dataset": dataset, "protocol": str(world["protocol"]), "n_bootstrap": 0}
+    for spec in (f"clipclip:dataset={dataset},m=20", f"sfid:dataset={dataset},k=20,trees=10,towers=image"):
+        c = compare(enc, spec, "zeroshot", opts, n_bootstrap=50)
+        assert set(c.table["kind"]) == {"bias", "accuracy"}
+        assert len(c.after.tables["images"]) == 2 * 8  # two tasks, the 4 evaluation people's 8 images each

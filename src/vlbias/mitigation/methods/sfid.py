@@ -5,8 +5,8 @@ Jung, H., Jang, T., & Wang, X. (2024). A unified debiasing approach for vision-l
 tasks. NeurIPS 2024 (SFID).
 
 Fit, per tower: the labelled samples (image tower: the fit people's images with their attribute; text tower: the
-prompt set's concept prompts, each labelled with its group) are split in half (images by person, prompts by
-concept); a random forest (``trees`` trees, seeded) trained on one half ranks the features by impurity importance and
+prompt set's concept prompts, each labelled with its group) are split in half (images by person, half of the people
+of each attribute value; prompts by concept); a random forest (``trees`` trees, seeded) trained on one half ranks the features by impurity importance and
 the top ``k`` are chosen; the samples of the other half that the forest classifies with low confidence (largest class
 probability below ``threshold``) give the imputation values, the mean of each chosen feature over them (over the whole
 half if none is below the threshold; the transform records which). Apply: the chosen features are replaced by those
@@ -62,6 +62,18 @@ def impute(vectors: np.ndarray, labels: np.ndarray, halves: np.ndarray, k: int, 
     }  # fmt: skip
 
 
+def _person_halves(people: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """Rows of the forest's training half: per attribute value, a seeded half of the people showing it (at least
+    one), so both halves hold every value wherever a value has two people."""
+    rng = np.random.default_rng(seed)
+    train: set[str] = set()
+    for value in sorted(set(labels)):
+        persons = sorted(set(people[labels == value]) - train)
+        order = rng.permutation(len(persons))
+        train |= {persons[i] for i in order[: max(1, len(persons) // 2)]}
+    return np.array([p in train for p in people])
+
+
 def _text_samples(data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     prompts = data.prompt_set()
     concept = prompts.concept_pairs()
@@ -81,10 +93,7 @@ def fit(data, opts: SFIDOptions):
     ops, details = {}, {}
     if opts.towers in ("both", "image"):
         images = data.images()
-        people = sorted(set(images.people))
-        order = np.random.default_rng(opts.seed).permutation(len(people))
-        train = {people[i] for i in order[: max(1, len(people) // 2)]}
-        halves = np.array([p in train for p in images.people])
+        halves = _person_halves(images.people, images.labels, opts.seed)
         ops["image"], details["image"] = impute(images.vectors, images.labels, halves, opts.k, opts.threshold,
                                                 opts.trees, opts.seed)  # fmt: skip
     if opts.towers in ("both", "text"):
