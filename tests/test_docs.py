@@ -24,9 +24,12 @@ LEDGER = ROOT / "docs" / "deviations.md"
 def tables() -> dict[str, str]:
     from vlbias.audits.registry import audit_names, get_audit
     from vlbias.datasets.spec import loader, loader_names
+    from vlbias.mitigation.registry import get_method, method_names
     from vlbias.utils.options import option_table
 
     out = {f"options:{name}": option_table(get_audit(name).options) for name in audit_names()}
+    for name in method_names():
+        out[f"options:mitigation:{name}"] = option_table(get_method(name).options, flags=False)
     for name in loader_names():
         declared = loader(name).Options
         if declared.fields():
@@ -70,7 +73,11 @@ def ledger() -> str:
                 ]
                 out += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in p.dataset_options.items()]
             if p.deviations:
-                out += ["", "| topic | the study | vlbias's default | why | the study's choice |", "|---|---|---|---|---|"]
+                out += [
+                    "",
+                    "| topic | the study | vlbias's default | why | the study's choice |",
+                    "|---|---|---|---|---|",
+                ]
                 for d in p.deviations:
                     cells = (d.get(k, "") for k in ("topic", "study", "vlbias", "why", "option"))
                     out.append("| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |")
@@ -99,7 +106,9 @@ def update(path: Path = README) -> None:
 
 
 def test_deviation_ledger_is_the_presets():
-    assert LEDGER.read_text(encoding="utf-8") == ledger(), "docs/deviations.md is out of date; run python tests/test_docs.py"
+    assert LEDGER.read_text(encoding="utf-8") == ledger(), (
+        "docs/deviations.md is out of date; run python tests/test_docs.py"
+    )
 
 
 def test_readme_option_tables_are_the_declarations():

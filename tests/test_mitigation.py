@@ -277,12 +277,18 @@ def test_mitigation_compare_command_writes_the_tradeoff(world, tmp_path, capsys)
             "--option", "n_bootstrap=0", "--mitigation", "hard_debias",
             "--mitigation", world["methods"]["clipclip"], "--n-bootstrap", "200", "-o", str(out)]  # fmt: skip
     assert main(args) == 0
-    table = pd.read_csv(out / "comparison.csv")
+    table = pd.read_csv(out / "results.csv")
     overall = table[(table["value"] == "overall") & (table["kind"] == "accuracy")]
     assert list(overall["method"]) == ["hard_debias", "clipclip"] and list(overall["abs_change"]) == [0, 0]
     assert (out / "tradeoff.png").stat().st_size > 0
-    assert (out / "2-clipclip" / "mitigation.npz").is_file()
+    assert (out / "transforms" / "2-clipclip.npz").is_file()
     assert "hard_debias: bias overall 55 -> 8.75" in capsys.readouterr().out
+    assert set(table["n_units"]) == {40, 20}  # the evaluation people, once however many tasks
+    # the report's mitigation page: the before/after tables and the trade-off figure
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--format", "md"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Mitigation" in md and "Bias reduction against accuracy cost" in md
+    assert "| hard_debias | occupation: nurse top-1 share, range over gender | 100 \\[100, 100\\] | 7.50 \\[" in md
 
 
 # ------------------------------------------------------------------ end to end on real model code

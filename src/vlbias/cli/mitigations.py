@@ -43,7 +43,11 @@ def mitigations(name):
 @click.option("--n-bootstrap", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Paired bootstrap replicates of the comparison.")  # fmt: skip
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@out_option("audit", required=True, help="Output folder: comparison.csv, tradeoff.png and one folder per mitigation.")
+@out_option(
+    "audit",
+    required=True,
+    help="Output folder: results (one row per value and mitigation), tradeoff.png, transforms/ (`vlbias report` makes the mitigation page of it).",
+)
 def mitigation_compare(model, mitigations, audit, options, group_by, n_bootstrap, seed, out, overwrite, encoder_kwargs):
     """Measure mitigations before and after on one audit, paired: what each buys (bias) and costs (accuracy).
 
@@ -54,12 +58,9 @@ def mitigation_compare(model, mitigations, audit, options, group_by, n_bootstrap
         --option dataset=fairface:/data/FairFace --option protocol=datacomp-fairface \\
         --mitigation projection --mitigation clipclip:dataset=fairface:/data/FairFace -o mit/
     """
-    import pandas as pd
-
     from vlbias.models import load_model
     from vlbias.plots.mitigation import tradeoff
-    from vlbias.utils.io import atomic_dir
-    from vlbias.zoo.mitigation import compare
+    from vlbias.zoo.mitigation import compare, comparison_result
 
     raw = {}
     for item in options:
@@ -72,14 +73,15 @@ def mitigation_compare(model, mitigations, audit, options, group_by, n_bootstrap
     results = [
         compare(encoder, m, audit, raw, group_by=group_by, n_bootstrap=n_bootstrap, seed=seed) for m in mitigations
     ]
-    table = pd.concat([c.table.assign(mitigation=c.transform.label) for c in results], ignore_index=True)
-    with atomic_dir(out, "audit", overwrite) as tmp:
-        table.to_csv(tmp / "comparison.csv", index=False)
-        tradeoff(table, tmp / "tradeoff.png")
+    result = comparison_result(results)
+
+    def extras(tmp) -> None:
+        tradeoff(result.results, tmp / "tradeoff.png")
+        (tmp / "transforms").mkdir()
         for i, c in enumerate(results, 1):
-            c.result().write(
-                tmp / f"{i}-{c.transform.method}", extras=lambda d, t=c.transform: t.save(d / "mitigation.npz")
-            )
+            c.transform.save(tmp / "transforms" / f"{i}-{c.transform.method}.npz")
+
+    result.write(out, overwrite=overwrite, extras=extras)
     con = console()
     for c in results:
         for r in c.table[c.table["value"] == "overall"].itertuples():

@@ -20,7 +20,7 @@ draws), so a method that lowers bias by collapsing accuracy shows both in two li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.mitigation import Mitigated, Transform, fit_transform
 from vlbias.stats.paired import Paired, paired_eat, paired_group_contrasts, stack
+from vlbias.utils.io import stable_hash
 
 COMPARED = ("eat", "zeroshot")
 
@@ -46,15 +47,41 @@ class Comparison:
 
     def result(self) -> AuditResult:
         """The comparison as an audit output (``mitigation_comparison``), provenance stamped on every row."""
-        record = RunRecord(
-            audit="mitigation_comparison",
-            model=self.after.record.model,
-            options={"audit": self.after.audit, "options": self.after.record.options},
-            seed=self.after.record.seed,
-            stimuli=self.after.record.stimuli,
-            mitigation=self.after.record.mitigation,
-        )
-        return AuditResult("mitigation_comparison", {"results": self.table}, record)
+        return comparison_result([self])
+
+
+def comparison_result(comparisons: list[Comparison]) -> AuditResult:
+    """Comparisons of one audit (several mitigations, same model and options) as one audit output: the audit
+    ``mitigation_comparison``, its results one row per value and mitigation (each row naming its mitigation, its
+    transform's and fit set's hashes), its record holding every transform's record. ``vlbias report`` presents it
+    (the mitigation page)."""
+    first = comparisons[0].after
+    table = pd.concat(
+        [
+            c.table.assign(
+                mitigation=c.transform.label, mitigation_hash=c.transform.transform_hash, fit_hash=c.transform.fit_hash
+            )
+            for c in comparisons
+        ],
+        ignore_index=True,
+    )
+    records = [c.after.record.mitigation for c in comparisons]
+    record = RunRecord(
+        audit="mitigation_comparison",
+        model=first.record.model,
+        options={"audit": first.audit, "options": first.record.options},
+        seed=first.record.seed,
+        stimuli=first.record.stimuli,
+        mitigation={
+            "label": " | ".join(r.get("label", "") for r in records),
+            "method": "comparison",
+            "transform_hash": stable_hash([r.get("transform_hash") for r in records], n=16),
+            "fit_hash": stable_hash([r.get("fit_hash") for r in records], n=16),
+            "comparisons": records,
+        },
+    )
+    skipped = pd.concat([c.after.skipped for c in comparisons], ignore_index=True).drop_duplicates()
+    return AuditResult("mitigation_comparison", {"results": table}, record, skipped=skipped)
 
 
 def compare(
@@ -87,6 +114,8 @@ def compare(
         if not pairs:
             continue
         joined = stack(pairs)
+        if audit == "zeroshot":  # every task's values come from the same people
+            joined = replace(joined, n_units=max(p.n_units for p in pairs))
         frame = pd.concat([joined.frame(scale), joined.aggregate("overall").frame(scale)], ignore_index=True)
         frames.append(frame.assign(kind=kind, statistic=what))
     if not frames:
