@@ -315,3 +315,16 @@ def test_end_to_end_openclip_random_image_methods(world, tmp_path):
         c = compare(enc, spec, "zeroshot", opts, n_bootstrap=50)
         assert set(c.table["kind"]) == {"bias", "accuracy"}
         assert len(c.after.tables["images"]) == 2 * 8  # two tasks, the 4 evaluation people's 8 images each
+
+
+def test_sfid_forest_halves_hold_every_attribute_value():
+    """Four people, two of each value: whatever the seed, each half holds both values (a plain random half of the
+    people could draw both women)."""
+    from vlbias.mitigation.methods.sfid import _person_halves
+
+    people = np.array(["a", "a", "b", "c", "d"])
+    labels = np.array(["f", "f", "f", "m", "m"])
+    for seed in range(20):
+        halves = _person_halves(people, labels, seed)
+        assert set(labels[halves]) == {"f", "m"} == set(labels[~halves])
+        assert len(set(people[halves]) & set(people[~halves])) == 0
