@@ -73,11 +73,7 @@ def ledger() -> str:
                 ]
                 out += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in p.dataset_options.items()]
             if p.deviations:
-                out += [
-                    "",
-                    "| topic | the study | vlbias's default | why | the study's choice |",
-                    "|---|---|---|---|---|",
-                ]
+                out += ["", "| topic | the study | vlbias's default | why | the study's choice |", "|---|---|---|---|---|"]
                 for d in p.deviations:
                     cells = (d.get(k, "") for k in ("topic", "study", "vlbias", "why", "option"))
                     out.append("| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |")
@@ -106,9 +102,7 @@ def update(path: Path = README) -> None:
 
 
 def test_deviation_ledger_is_the_presets():
-    assert LEDGER.read_text(encoding="utf-8") == ledger(), (
-        "docs/deviations.md is out of date; run python tests/test_docs.py"
-    )
+    assert LEDGER.read_text(encoding="utf-8") == ledger(), "docs/deviations.md is out of date; run python tests/test_docs.py"
 
 
 def test_readme_option_tables_are_the_declarations():

@@ -122,9 +122,7 @@ def test_the_command_lines_strings_and_python_values_give_equal_options(n, c, wo
 def test_a_preset_is_a_named_set_of_options_that_given_options_override(monkeypatch):
     study = Preset("study2025", "A study", "Someone et al. 2025", {"n_bootstrap": 5, "mode": "y"})
     monkeypatch.setattr(opt_mod, "preset_names", lambda cls: ["study2025"])
-    monkeypatch.setattr(
-        opt_mod, "preset", lambda cls, name: study if name == "study2025" else opt_mod.preset(cls, name)
-    )
+    monkeypatch.setattr(opt_mod, "preset", lambda cls, name: study if name == "study2025" else opt_mod.preset(cls, name))
     o = Demo.parse(preset="study2025")
     assert (o.preset, o.n_bootstrap, o.mode) == ("study2025", 5, "y")
     assert Demo.parse(preset="study2025", n_bootstrap=9).n_bootstrap == 9

@@ -40,8 +40,6 @@ from vlbias.zoo.runner import run_sweep
 
 #: columns a sweep's part adds to an audit's tables (they say which task a row came from)
 PART_COLUMNS = {"task_id", "dataset", "stimuli"}
-
-
 def examples(n: int) -> settings:
     return settings(
         max_examples=n,
@@ -230,9 +228,7 @@ zeroshot_options = st.fixed_dictionaries(
 @given(options=zeroshot_options)
 def test_zeroshot_gives_one_answer(options, zeroshot_fixture, home, tmp_path_factory, monkeypatch):
     options = {"dataset": zeroshot_fixture["dataset"], **options}
-    runs = run_three_ways(
-        "zeroshot", zeroshot_fixture["spec"], options, home, tmp_path_factory.mktemp("zs"), monkeypatch
-    )
+    runs = run_three_ways("zeroshot", zeroshot_fixture["spec"], options, home, tmp_path_factory.mktemp("zs"), monkeypatch)
     assert_identical(runs)
 
 
@@ -247,9 +243,8 @@ perception_options = st.fixed_dictionaries(
         "seed": st.integers(0, 10_000),
         "delta": st.sampled_from(["absolute", "relative"]),
         "article": st.sampled_from(["as-written", "grammatical"]),
-        "min_level_gap": st.fixed_dictionaries(
-            {}, optional={"age": st.sampled_from([0.5, 1.1, 2]), "smiling": st.sampled_from([0, 1.1])}
-        ),
+        "min_level_gap": st.fixed_dictionaries({}, optional={"age": st.sampled_from([0.5, 1.1, 2]),
+                                                             "smiling": st.sampled_from([0, 1.1])}),
         "dataset_options": st.fixed_dictionaries({}, optional={"crop": st.booleans()}),
     },
 )
@@ -276,9 +271,7 @@ def test_cases_that_used_to_differ_now_agree(home, zeroshot_fixture):
     for declared in (ZeroshotOptions, PerceptionOptions):
         for value in ("false", False, "False", "no"):
             o = declared.parse({"dataset": f"cfd:{ds}", "dataset_options": {"one_per_person": value}})
-            assert (
-                o.dataset.options.one_per_person is False and o.to_dict()["dataset_options"]["one_per_person"] is False
-            )
+            assert o.dataset.options.one_per_person is False and o.to_dict()["dataset_options"]["one_per_person"] is False
     # nested defaults merge the same way from every entry point
     assert dict(PerceptionOptions.parse(min_level_gap={"age": 2}).min_level_gap) == {"age": 2.0, "smiling": 1.1}
     assert dict(PerceptionOptions.parse(min_level_gap=("age=2",)).min_level_gap) == {"age": 2.0, "smiling": 1.1}
@@ -298,10 +291,8 @@ def test_sweep_plan_refuses_bad_values_before_loading_anything(tmp_path, capsys)
         ({"eat": {"permutations": 2.5}}, "eat option permutations=2.5: must be a whole number ≥ 1 or exact"),
         ({"perception": {"bootstrap": -1}}, "perception option n_bootstrap=-1: must be a whole number ≥ 0"),
         ({"zeroshot": {"scale": 0}}, "zeroshot option scale=0: must be a number > 0 or model"),
-        (
-            {"zeroshot": {"dataset": "cfd:CFD", "dataset_options": {"expresions": "N"}}},
-            "dataset cfd has no option 'expresions'; did you mean expressions?",
-        ),
+        ({"zeroshot": {"dataset": "cfd:CFD", "dataset_options": {"expresions": "N"}}},
+         "dataset cfd has no option 'expresions'; did you mean expressions?"),
     ]
     for audits, message in cases:
         cfg = tmp_path / "zoo.yaml"

@@ -146,10 +146,7 @@ def test_help_imports_no_deep_learning_library():
         (["--templates", "{tmp}/bad.txt"], "must hold the placeholder {w} exactly once"),
         (["--min-level-gap", "age"], "--min-level-gap 'age': 'age' must be KEY=VALUE"),
         (["--min-level-gap", "age=wide"], "--min-level-gap age='wide': must be a number ≥ 0"),
-        (
-            ["--dataset-option", "background=purple"],
-            "dataset causalface option background='purple': must be original or removed",
-        ),
+        (["--dataset-option", "background=purple"], "dataset causalface option background='purple': must be original or removed"),
         (["--out", "{tmp}/file.txt"], "is a file; give a new folder"),
         (["--out", "{tmp}/busy"], "holds files vlbias did not write (thesis.tex); give a new folder"),
     ],

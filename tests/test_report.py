@@ -270,9 +270,7 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     assert main(args) == 0
     zs = tmp_path / "zs-run"
     assert (
-        main(
-            ["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)]
-        )
+        main(["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)])
         == 0
     )
 

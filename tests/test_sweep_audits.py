@@ -37,12 +37,7 @@ def swept(tmp_path_factory):
         "audits": {
             "eat": {"tests": ["weat1", "weat10"], "permutations": 2000, "n_bootstrap": 50},
             "zeroshot": {"n_bootstrap": 20},
-            "perception": {
-                "dataset": f"causalface:{causalface}",
-                "n_bootstrap": 0,
-                "n_random_rankings": 0,
-                "pairs": 40,
-            },
+            "perception": {"dataset": f"causalface:{causalface}", "n_bootstrap": 0, "n_random_rankings": 0, "pairs": 40},
         },
         "datasets": [f"cfd:{cfd}"],
         "encoder": {"device": "cpu", "cache_dir": str(root / "cache")},

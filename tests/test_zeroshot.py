@@ -541,8 +541,7 @@ def test_compare_runs_api_pairs_and_errors(cfd, birhane_vectors, tmp_path):
     with pytest.raises(VlbiasError, match="at least two"):
         compare_runs(runs[:1], by="data", facts=facts)
     other = AUDIT.run(
-        load_model(f"vectors:{tmp_path / 'm1.parquet'}"),
-        {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0, "scale": 50},
+        load_model(f"vectors:{tmp_path / 'm1.parquet'}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0, "scale": 50}
     )
     with pytest.raises(VlbiasError, match="different scales"):
         compare_runs([runs[0], other], by="data", facts=facts)
@@ -760,9 +759,7 @@ def test_groupings_the_dataset_cannot_fill_are_left_out_with_a_note(tmp_path):
 
 
 def test_a_failing_extras_step_leaves_no_output(cfd, birhane_vectors, tmp_path):
-    res = AUDIT.run(
-        load_model(f"vectors:{birhane_vectors['path']}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0}
-    )
+    res = AUDIT.run(load_model(f"vectors:{birhane_vectors['path']}"), {"dataset": f"cfd:{cfd['root']}", "n_bootstrap": 0})
 
     def broken(folder):
         (folder / "plots").mkdir()

@@ -133,8 +133,7 @@ class Options(_Options):
         "corrected ones alone, an image without one left out (only: the study)",
     )
     attributes: tuple[str, ...] | None = option(
-        None,
-        "the varied attributes to load, some of age, lighting, pose, smiling [default: every folder found]",
+        None, "the varied attributes to load, some of age, lighting, pose, smiling [default: every folder found]",
         choices=tuple(ABBREVIATIONS),
     )
     crop: bool = option(True, "crop each face to the study's box (false: whole 512 x 512 images)")

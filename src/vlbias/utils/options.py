@@ -268,7 +268,9 @@ class Options:
 
     def changed(self) -> dict[str, Any]:
         """Only the options that differ from their defaults, in canonical form."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in self.fields() if getattr(self, f.name) != f.default}
+        return {
+            f.name: _jsonable(getattr(self, f.name)) for f in self.fields() if getattr(self, f.name) != f.default
+        }
 
     def replace(self: T, **changes: Any) -> T:
         """A copy with some options changed, parsed and checked like any other input."""

@@ -22,36 +22,21 @@ class PerceptionOptions(Options):
 
     preset: str | None = preset_option()
     dataset: DatasetSpec | None = option(
-        None,
-        "face dataset: causalface:PATH (the folder holding final_picked_*), cfd:, fairface:, utkface:, manifest:CSV",
-        short="-d",
-        metavar="NAME:PATH",
+        None, "face dataset: causalface:PATH (the folder holding final_picked_*), cfd:, fairface:, utkface:, "
+        "manifest:CSV", short="-d", metavar="NAME:PATH",
     )
     dataset_options: Mapping[str, Any] = option(
-        {},
-        "the dataset loader's options, e.g. background=removed or smiling_corrected=false (CausalFace)",
-        flag="--dataset-option",
-        metavar="KEY=VALUE",
+        {}, "the dataset loader's options, e.g. background=removed or smiling_corrected=false (CausalFace)",
+        flag="--dataset-option", metavar="KEY=VALUE",
     )
     lexicons: tuple[str, ...] = option(
-        ("scm", "abc"),
-        "lexicons whose scales are scored: scm, abc, or YAML/CSV files",
-        flag="--lexicon",
-        metavar="NAME|FILE",
-        path="maybe",
+        ("scm", "abc"), "lexicons whose scales are scored: scm, abc, or YAML/CSV files", flag="--lexicon",
+        metavar="NAME|FILE", path="maybe",
     )
-    control: str = option(
-        "control",
-        "control-word list (the neutral word and the race/gender/age words): packaged control or a YAML file",
-        metavar="NAME|FILE",
-        path="maybe",
-    )
-    templates: str = option(
-        "hausladen2025",
-        "prompt templates: packaged hausladen2025 or a YAML/text file with {w}",
-        metavar="NAME|FILE",
-        path="maybe",
-    )
+    control: str = option("control", "control-word list (the neutral word and the race/gender/age words): "
+                          "packaged control or a YAML file", metavar="NAME|FILE", path="maybe")
+    templates: str = option("hausladen2025", "prompt templates: packaged hausladen2025 or a YAML/text file with {w}",
+                            metavar="NAME|FILE", path="maybe")
     article: Literal["as-written", "grammatical"] = option(
         "as-written", "as-written keeps the study's 'a' before every word; grammatical writes 'an' before vowel sounds"
     )
@@ -59,10 +44,8 @@ class PerceptionOptions(Options):
         "absolute", "absolute: 100 (cos - neutral); relative: 100 (cos - neutral) / neutral"
     )
     analyses: tuple[str, ...] | Literal["all"] = option(
-        "all",
-        f"analyses to run, some of {', '.join(ANALYSES)}, or all (those the dataset allows)",
-        choices=ANALYSES,
-        metavar="LIST",
+        "all", f"analyses to run, some of {', '.join(ANALYSES)}, or all (those the dataset allows)",
+        choices=ANALYSES, metavar="LIST",
     )
     pairs: int = option(1000, "random image pairs per dimension for the factor effects (the study: 1000)", min=1)
     pair_sampler: Literal["per-dimension", "hausladen2025"] = option(
@@ -73,11 +56,8 @@ class PerceptionOptions(Options):
         "its exact pairs also need the study's row order (docs/deviations.md)",
     )
     min_level_gap: Mapping[str, float] = option(
-        {"age": 1.1, "smiling": 1.1},
-        "smallest level difference of a pair, per attribute (the study: age 1.1, "
-        "smiling 1.1); given values merge over these",
-        min=0,
-        metavar="ATTR=GAP",
+        {"age": 1.1, "smiling": 1.1}, "smallest level difference of a pair, per attribute (the study: age 1.1, "
+        "smiling 1.1); given values merge over these", min=0, metavar="ATTR=GAP",
     )
     group_subsets: tuple[str, ...] | Literal["all"] = option(
         "all",
@@ -118,15 +98,11 @@ class PerceptionOptions(Options):
         "the words level_correlations pools for a list of scales: exact (the scales' own words) or "
         "abc-suffix (the study: every abc word that ends with one of them, so untrustworthy counts as trustworthy)",
     )
-    n_bootstrap: int = option(
-        1000,
-        "bootstrap resamples for every interval (of identities; of pairs for the pooled factor effects) (0: none)",
-        min=0,
-        old_flags=("--bootstrap",),
-    )
-    n_random_rankings: int = option(
-        1000, "random rankings for the skew null distribution (0: none)", min=0, old_flags=("--permutations",)
-    )
+    n_bootstrap: int = option(1000, "bootstrap resamples for every interval (of identities; of pairs for the pooled "
+                              "factor effects) (0: none)",
+                              min=0, old_flags=("--bootstrap",))
+    n_random_rankings: int = option(1000, "random rankings for the skew null distribution (0: none)", min=0,
+                                    old_flags=("--permutations",))
     confidence: float = option(0.95, "level of every interval", min=0, max=1, min_open=True, max_open=True)
     seed: int = option(0, "seed of every random draw (pairs, bootstrap, balanced subsets, random rankings)", min=0)
     skip_bad_images: bool = option(False, "skip images that cannot be decoded (listed in skipped.csv)")

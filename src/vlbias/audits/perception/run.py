@@ -745,12 +745,7 @@ class _Context:
         from vlbias.stats import perception as sp
 
         return sp.level_correlation(
-            x,
-            values,
-            clusters,
-            n_bootstrap=self.opts.n_bootstrap,
-            confidence=self.conf,
-            rng=self.rng(f"levels:{setting}"),
+            x, values, clusters, n_bootstrap=self.opts.n_bootstrap, confidence=self.conf, rng=self.rng(f"levels:{setting}")
         )
 
 

@@ -240,7 +240,9 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
 
     # images: from the cache where possible
     try:
-        enc = encoder.try_encode_images(table["path"].tolist(), root=dataset.root, skip_bad=opts.skip_bad_images)
+        enc = encoder.try_encode_images(
+            table["path"].tolist(), root=dataset.root, skip_bad=opts.skip_bad_images
+        )
     except MissingKeysError as e:
         shown = ", ".join(repr(m) for m in e.missing[:3])
         raise VlbiasError(
@@ -347,12 +349,7 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
         model=encoder.record(),
         options=opts.to_dict(),
         seed=seed,
-        resolved={
-            "protocol": protocol.name,
-            "scale": scale,
-            "scale_kind": scale_kind,
-            "dataset_options": dataset.options,
-        },
+        resolved={"protocol": protocol.name, "scale": scale, "scale_kind": scale_kind, "dataset_options": dataset.options},
         stimuli=[
             dataset.provenance(len(table)),
             entry(
