@@ -328,3 +328,10 @@ def test_sfid_forest_halves_hold_every_attribute_value():
         halves = _person_halves(people, labels, seed)
         assert set(labels[halves]) == {"f", "m"} == set(labels[~halves])
         assert len(set(people[halves]) & set(people[~halves])) == 0
+
+
+def test_no_embedding_path_bypasses_the_transform(world):
+    menc = mitigate(world["encoder"], "hard_debias")
+    with pytest.raises(AttributeError, match="mitigated encoder has no _embed_texts"):
+        menc._embed_texts(["he"])
+    assert menc.spec == world["encoder"].spec and menc.modalities == world["encoder"].modalities

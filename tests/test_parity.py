@@ -25,6 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.benchmark_fixtures import make_socialcounterfactuals
 from tests.faces_fixtures import make_cfd
 from tests.helpers import write_parquet_vectors
 from tests.perception_fixtures import planted_vectors, write_causalface
@@ -40,6 +41,8 @@ from vlbias.zoo.runner import run_sweep
 
 #: columns a sweep's part adds to an audit's tables (they say which task a row came from)
 PART_COLUMNS = {"task_id", "dataset", "stimuli"}
+
+
 def examples(n: int) -> settings:
     return settings(
         max_examples=n,
@@ -103,6 +106,33 @@ def perception_fixture(home):
     return {"spec": f"vectors:{home / 'pe_vectors.npz'}", "dataset": f"causalface:{os.path.relpath(root, home)}"}
 
 
+@pytest.fixture(scope="module")
+def retrieval_fixture(home):
+    rel = make_socialcounterfactuals(home / "sc", sets={"race-gender": {"chef": 3}, "physical-gender": {"chef": 2}})
+    table = load_dataset(f"socialcounterfactuals:{rel['root']}").table
+    keys = ["A photo of a chef", "A photo of chef"] + table["key"].tolist()
+    rng = np.random.default_rng(9)
+    write_parquet_vectors(home / "rt_vectors.parquet", keys, rng.normal(size=(len(keys), 10)).astype(np.float32))
+    (home / "rt_protocol.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "mine",
+                "kind": "counterfactual",
+                "pools": ["attribute_type", "subject"],
+                "query": "A photo of {subject}",
+                "groupings": [["a1", "a2"], ["a2"]],
+                "clusters": "counterfactual_set",
+                "k": 6,
+            }
+        ),  # fmt: skip
+        encoding="utf-8",
+    )
+    return {
+        "spec": f"vectors:{home / 'rt_vectors.parquet'}",
+        "dataset": f"socialcounterfactuals:{os.path.relpath(rel['root'], home)}",
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- the three paths
 def cli_args(audit: str, options: dict[str, Any]) -> list[str]:
     """The options as a user types them: flags from the audit's declaration, values in the command line's forms."""
@@ -135,7 +165,7 @@ def run_three_ways(audit: str, spec: str, options: dict[str, Any], home: Path, t
     """The audit through the command line (from ``home``), a one-task sweep (config in ``home``) and Python."""
     monkeypatch.chdir(home)  # relative paths in the options are relative to home, for the CLI and the sweep alike
     out_cli = tmp / "cli"
-    no_plots = [] if audit == "eat" else ["--no-plots"]
+    no_plots = ["--no-plots"] if audit in ("zeroshot", "perception") else []
     code = main([audit, "-m", spec, *cli_args(audit, options), "--out", str(out_cli), *no_plots])
     assert code == 0, f"CLI failed for {options}"
     cfg = home / f"sweep-{tmp.name}.yaml"
@@ -149,6 +179,8 @@ def run_three_ways(audit: str, spec: str, options: dict[str, Any], home: Path, t
         python_opts["dataset"] = f"{name}:{home / rel}"
     if "test_files" in options:
         python_opts["test_files"] = [str(home / f) for f in options["test_files"]]
+    if str(options.get("protocol", "")).endswith(".yaml"):
+        python_opts["protocol"] = str(home / options["protocol"])
     monkeypatch.chdir(tmp)  # Python gets absolute paths: its working directory must not matter
     result = get_audit(audit).run(load_model(spec), python_opts)
     result.write(tmp / "python")
@@ -228,7 +260,36 @@ zeroshot_options = st.fixed_dictionaries(
 @given(options=zeroshot_options)
 def test_zeroshot_gives_one_answer(options, zeroshot_fixture, home, tmp_path_factory, monkeypatch):
     options = {"dataset": zeroshot_fixture["dataset"], **options}
-    runs = run_three_ways("zeroshot", zeroshot_fixture["spec"], options, home, tmp_path_factory.mktemp("zs"), monkeypatch)
+    runs = run_three_ways(
+        "zeroshot", zeroshot_fixture["spec"], options, home, tmp_path_factory.mktemp("zs"), monkeypatch
+    )
+    assert_identical(runs)
+
+
+retrieval_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "protocol": st.sampled_from(["socialcounterfactuals", "rt_protocol.yaml"]),
+        "k": st.integers(1, 40),
+        "target": st.sampled_from(["uniform", "pool"]),
+        "n_bootstrap": st.integers(0, 30),
+        "n_random_rankings": st.integers(0, 10),
+        "confidence": st.sampled_from([0.8, 0.95]),
+        "seed": st.integers(0, 10_000),
+        "dataset_options": st.fixed_dictionaries(
+            {}, optional={"attribute_types": st.sampled_from(["race-gender", "all", "physical-gender,race-gender"])}
+        ),
+    },
+)
+
+
+@examples(12)
+@given(options=retrieval_options)
+def test_retrieval_gives_one_answer(options, retrieval_fixture, home, tmp_path_factory, monkeypatch):
+    options = {"dataset": retrieval_fixture["dataset"], **options}
+    runs = run_three_ways(
+        "retrieval", retrieval_fixture["spec"], options, home, tmp_path_factory.mktemp("rt"), monkeypatch
+    )
     assert_identical(runs)
 
 
@@ -243,8 +304,9 @@ perception_options = st.fixed_dictionaries(
         "seed": st.integers(0, 10_000),
         "delta": st.sampled_from(["absolute", "relative"]),
         "article": st.sampled_from(["as-written", "grammatical"]),
-        "min_level_gap": st.fixed_dictionaries({}, optional={"age": st.sampled_from([0.5, 1.1, 2]),
-                                                             "smiling": st.sampled_from([0, 1.1])}),
+        "min_level_gap": st.fixed_dictionaries(
+            {}, optional={"age": st.sampled_from([0.5, 1.1, 2]), "smiling": st.sampled_from([0, 1.1])}
+        ),
         "dataset_options": st.fixed_dictionaries({}, optional={"crop": st.booleans()}),
     },
 )
@@ -271,7 +333,9 @@ def test_cases_that_used_to_differ_now_agree(home, zeroshot_fixture):
     for declared in (ZeroshotOptions, PerceptionOptions):
         for value in ("false", False, "False", "no"):
             o = declared.parse({"dataset": f"cfd:{ds}", "dataset_options": {"one_per_person": value}})
-            assert o.dataset.options.one_per_person is False and o.to_dict()["dataset_options"]["one_per_person"] is False
+            assert (
+                o.dataset.options.one_per_person is False and o.to_dict()["dataset_options"]["one_per_person"] is False
+            )
     # nested defaults merge the same way from every entry point
     assert dict(PerceptionOptions.parse(min_level_gap={"age": 2}).min_level_gap) == {"age": 2.0, "smiling": 1.1}
     assert dict(PerceptionOptions.parse(min_level_gap=("age=2",)).min_level_gap) == {"age": 2.0, "smiling": 1.1}
@@ -291,8 +355,10 @@ def test_sweep_plan_refuses_bad_values_before_loading_anything(tmp_path, capsys)
         ({"eat": {"permutations": 2.5}}, "eat option permutations=2.5: must be a whole number ≥ 1 or exact"),
         ({"perception": {"bootstrap": -1}}, "perception option n_bootstrap=-1: must be a whole number ≥ 0"),
         ({"zeroshot": {"scale": 0}}, "zeroshot option scale=0: must be a number > 0 or model"),
-        ({"zeroshot": {"dataset": "cfd:CFD", "dataset_options": {"expresions": "N"}}},
-         "dataset cfd has no option 'expresions'; did you mean expressions?"),
+        (
+            {"zeroshot": {"dataset": "cfd:CFD", "dataset_options": {"expresions": "N"}}},
+            "dataset cfd has no option 'expresions'; did you mean expressions?",
+        ),
     ]
     for audits, message in cases:
         cfg = tmp_path / "zoo.yaml"

@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "perception",
         "Social perception of faces: Delta scores, factor effects, skew.",
     ),
+    "retrieval": (
+        "vlbias.cli.retrieval",
+        "retrieval",
+        "Retrieval skew and caption association by group (SocialCounterfactuals, PATA).",
+    ),
     "mitigations": ("vlbias.cli.mitigations", "mitigations", "List the debiasing methods (--mitigation) and options."),
     "mitigation-compare": (
         "vlbias.cli.mitigations",

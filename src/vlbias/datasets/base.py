@@ -22,7 +22,9 @@ age_group     the dataset's age bin where it has bins (FairFace "20-29"), else d
 ============  ==============================================================================================
 
 plus any dataset-specific columns (CFD's rated traits, CausalFace's varied attribute and level, …). Bootstrap
-intervals resample ``identity``, never images, so several images of one person count once.
+intervals resample ``identity``, never images, so several images of one person count once. A release that ships
+texts with its images (PATA's positive and negative captions per scene) gives them as ``captions``, a second table
+read from the release at load time (never packaged with vlbias).
 
 The loader also returns a :class:`LoadReport` of what it could not match: images without metadata, metadata
 without images, labels outside the vocabulary, malformed file names. Nothing is dropped silently.
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from vlbias.datasets.spec import DatasetSpec
+    from vlbias.models.images import ImageRef
 
 REQUIRED_COLUMNS = ("path", "key", "identity", "race", "race_label", "gender", "age", "age_group")
 RACES = (
@@ -55,6 +58,27 @@ RACES = (
     "other",
 )
 GENDERS = ("female", "male")
+
+
+def image_refs(table: pd.DataFrame) -> list[ImageRef]:
+    """The images of a dataset's rows as the encoder takes them: each path with its ``crop`` box where the table has
+    one (CausalFace's study crops, FACET's people), so a crop is encoded, and cached, as its own image."""
+    from vlbias.models.images import ImageRef  # here, not at the top: naming a dataset imports no models package
+
+    crops = table["crop"] if "crop" in table.columns else [None] * len(table)
+    return [
+        ImageRef(Path(p), tuple(int(v) for v in c) if c is not None and not _is_na(c) else None)
+        for p, c in zip(table["path"], crops)
+    ]
+
+
+def crop_text(crop) -> str:
+    """A crop box as written in output tables: ``left,upper,right,lower`` ('' for none)."""
+    return "" if crop is None or _is_na(crop) else ",".join(str(int(v)) for v in crop)
+
+
+def _is_na(value) -> bool:
+    return isinstance(value, float) and value != value
 
 
 @dataclass
@@ -91,6 +115,8 @@ class FaceDataset:
     version: str = ""  # dataset release, e.g. "CFD 3.0"
     options: dict = field(default_factory=dict)
     source: DatasetSpec | None = None  # the spec it was loaded from (set by DatasetSpec.load)
+    #: texts the release ships beside its images, one row per text (PATA: scene, attribute, polarity, caption)
+    captions: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.table.columns]
@@ -133,4 +159,7 @@ class FaceDataset:
 
         cols = sorted(c for c in self.table.columns if c != "path")
         frame = self.table[cols].sort_values("key", kind="stable")
-        return hashlib.sha256(frame.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+        h = hashlib.sha256(frame.to_csv(index=False, lineterminator="\n").encode())
+        if self.captions is not None:  # a release's texts are part of it (datasets without them hash as before)
+            h.update(self.captions.to_csv(index=False, lineterminator="\n").encode())
+        return h.hexdigest()

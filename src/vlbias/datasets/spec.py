@@ -57,7 +57,10 @@ class DatasetSpec:
     options: Options = field(compare=True)
 
     #: how utils.options describes a value of this type
-    OPTION_WORDS = "a dataset spec NAME:PATH (" + "cfd:, fairface:, utkface:, causalface:, manifest:" + ")"
+    OPTION_WORDS = (
+        "a dataset spec NAME:PATH (cfd:, fairface:, utkface:, causalface:, facet:, socialcounterfactuals:, pata:, "
+        "manifest:)"
+    )
 
     def __str__(self) -> str:
         return f"{self.loader}:{self.root}"

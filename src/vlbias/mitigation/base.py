@@ -324,6 +324,10 @@ class Mitigated:
     def __getattr__(self, name: str):
         if name in ("encoder", "transform"):  # not set yet (during construction or unpickling)
             raise AttributeError(name)
+        if name.startswith(("encode", "try_encode", "_embed", "_compute")):  # would hand out untransformed vectors
+            raise AttributeError(
+                f"a mitigated encoder has no {name}; embeddings come from encode_texts/try_encode_images"
+            )
         return getattr(self.encoder, name)
 
     def __repr__(self) -> str:

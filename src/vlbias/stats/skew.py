@@ -19,6 +19,8 @@ statistics under random rankings of the same set (the null), and the share of ra
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -162,4 +164,92 @@ def ranking_skew(
             out[f"{stat}_null_mean"] = null.mean()
             out[f"{stat}_null_p95"] = np.quantile(null, 0.95)
             out[f"{stat}_p"] = (1 + (null[None, :] >= obs[:, None] - 1e-12).sum(axis=1)) / (1 + n_perm)
+    return out
+
+
+def resampled_skew(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    clusters: np.ndarray,
+    *,
+    k: int,
+    groups: np.ndarray | None = None,
+    target: str = "uniform",
+    ndkl_depth: int | None = -1,
+    n_bootstrap: int = 1000,
+    seed: int | None = 0,
+    draws: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of MaxSkew@k, MinSkew@k and NDKL of the ranking of items by ``scores`` (highest first)
+    over ``labels``' groups, resampling ``clusters`` (a counterfactual set, a person) with replacement.
+
+    A replicate draws as many clusters as there are, with replacement; every item of a cluster drawn c times enters
+    the ranking c times (its copies adjacent, as equal scores keep their order), so the replicate ranks the items of
+    the drawn clusters exactly as :func:`ranking_skew` ranks a pool that holds them. Its top k is the first k
+    positions (all of them, when the replicate holds fewer); NDKL sums ``ndkl_depth`` positions (-1: k; None: the
+    whole ranking). ``groups``: the groups of the estimate (default: those in ``labels``); ``target``: ``uniform``
+    (every group 1/G) or ``pool`` (each group's share of the replicate's pool; a group the replicate lacks then
+    takes no part in its MaxSkew and MinSkew). With every cluster drawn once, the values are :func:`ranking_skew`'s.
+
+    ``draws``: the replicates' cluster counts, ``(B, n_clusters)`` in the order of the sorted cluster names,
+    instead of random draws (for checks by hand).
+
+    Returns arrays of ``n_bootstrap`` (or B) replicates: ``max_skew``, ``min_skew``, ``ndkl``.
+    """
+    from vlbias.stats.bootstrap import count_chunks
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    groups = np.unique(labels) if groups is None else np.asarray(groups)
+    n_groups = len(groups)
+    codes = np.searchsorted(groups, labels)
+    _, cid = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    n, n_clusters = len(scores), int(cid.max()) + 1 if len(cid) else 0
+    order = np.argsort(-scores, kind="stable")
+    codes_s, cl_s = codes[order], cid[order]
+    onehot = (codes_s[:, None] == np.arange(n_groups)).astype(np.float64)
+    depth_max = k if ndkl_depth == -1 else n * n_clusters if ndkl_depth is None else ndkl_depth
+    if draws is not None:
+        draws = np.asarray(draws, dtype=np.float64)
+        n_bootstrap = len(draws)
+    out = {name: np.full(n_bootstrap, np.nan) for name in ("max_skew", "min_skew", "ndkl")}
+    if not n_bootstrap or not n:
+        return out
+    start = 0
+    chunk = max(1, 2_000_000 // (min(depth_max, 2 * n) * n_groups + n))
+    if draws is None:
+        chunks = count_chunks(np.random.default_rng(seed), n_clusters, n_bootstrap, chunk=chunk)
+    else:
+        chunks = (draws[i : i + chunk] for i in range(0, len(draws), chunk))
+    for counts in chunks:
+        b = len(counts)
+        w = counts[:, cl_s]  # (b, n) copies of each ranked item
+        cw = np.cumsum(w, axis=1)
+        total = cw[:, -1]
+        kb = np.minimum(k, total)
+        take = np.clip(kb[:, None] - (cw - w), 0, w)  # copies of each item within the top k
+        p = (take @ onehot) / kb[:, None]
+        q = np.full((b, n_groups), 1.0 / n_groups) if target == "uniform" else (w @ onehot) / total[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sk = np.where(q > 0, np.log(p / q), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["max_skew"][start : start + b] = np.nanmax(sk, axis=1)
+            out["min_skew"][start : start + b] = np.nanmin(sk, axis=1)
+        # NDKL: the group at each position 1..depth of each replicate (positions past its pool hold none)
+        depth = int(min(depth_max, total.max()))
+        db = np.minimum(depth_max, total)
+        big = int(max(total.max(), depth)) + 1
+        rows = np.arange(b)[:, None]
+        flat = (cw + rows * big).ravel()
+        at = np.searchsorted(flat, (np.arange(depth)[None, :] + rows * big).ravel(), side="right")
+        item = at.reshape(b, depth) - rows * n
+        valid = np.arange(depth)[None, :] < db[:, None]
+        pos_codes = np.where(valid, codes_s[np.minimum(item, n - 1)], n_groups)
+        prefix = np.cumsum(pos_codes[..., None] == np.arange(n_groups), axis=1) / np.arange(1, depth + 1)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl = np.where(prefix > 0, prefix * np.log(prefix / q[:, None, :]), 0.0).sum(axis=2)
+        disc = (1.0 / np.log2(np.arange(2, depth + 2)))[None, :] * valid
+        out["ndkl"][start : start + b] = (kl * disc).sum(axis=1) / disc.sum(axis=1)
+        start += b
     return out

@@ -3,7 +3,9 @@
 A protocol (``protocols/<name>.yaml``, sources cited in each file) is a list of tasks. A task is a zero-shot
 classification: class names, templates (``{c}``), the article rule, the groupings to summarise by, optional
 categories (classes counted together, e.g. crime-related) and optionally the dataset column that holds each image's
-true class (then accuracy is reported too). A custom protocol is built from a class-names file and a templates
+true class (then accuracy is reported too). A task with a true class may ask for ``recall``: per class and group, the
+share of the class's images classified as the class, and the differences between named pairs of groups
+(``contrasts``: FACET's disparity, recall of one group minus recall of the other). A custom protocol is built from a class-names file and a templates
 file in the CLIP_benchmark convention (see :mod:`vlbias.stimuli.prompts`).
 
 Named model sets (``model_sets.yaml``) list model specs with the facts a comparison groups them by.
@@ -34,6 +36,22 @@ CONTENT_WARNING = (
 
 
 @dataclass(frozen=True)
+class Recall:
+    """Per-class recall by group: ``contrasts`` maps a grouping column to the pairs of its groups whose recall is
+    compared (first minus second); ``min_people``: a contrast needs at least this many people of the class in each
+    of its two groups. A grouping without contrasts gets the gap between its highest and lowest group."""
+
+    contrasts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    min_people: int = 1
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "contrasts": {k: [list(p) for p in v] for k, v in self.contrasts.items()},
+            "min_people": self.min_people,
+        }
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     classes: tuple[str, ...]
@@ -45,6 +63,7 @@ class Task:
     truth_labels: dict[str, str] | None = None  # column value(s) joined by "/" -> class name
     binary: str | None = None  # score accuracy as "is <binary>" vs not (DataComp's white vs non-white)
     classes_by_dataset: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    recall: Recall | None = None  # per-class recall by group and its contrasts (needs truth)
 
     @property
     def per_class_prompts(self) -> bool:
@@ -83,6 +102,7 @@ class Task:
             "categories": {k: list(v) for k, v in self.categories.items()},
             "truth": list(self.truth),
             "binary": self.binary,
+            **({"recall": self.recall.describe()} if self.recall is not None else {}),
         }
 
 
@@ -146,6 +166,27 @@ def _tuple_list(value, what: str) -> tuple[str, ...]:
     return tuple(str(x) for x in value)
 
 
+def _recall(raw: Any, where: str, exact_truth: bool) -> Recall | None:
+    """A task's ``recall:`` entry (``true``, or ``{contrasts: {column: [[a, b], ...]}, min_people: N}``), checked."""
+    if raw is None or raw is False:
+        return None
+    if not exact_truth:
+        raise StimulusError(f"{where}: recall needs 'truth' (the column of each image's class) and no binary accuracy")
+    if raw is True:
+        return Recall()
+    if not isinstance(raw, dict) or set(raw) - {"contrasts", "min_people"}:
+        raise StimulusError(f"{where}: recall must be true or a mapping with 'contrasts' and 'min_people'")
+    contrasts: dict[str, tuple[tuple[str, str], ...]] = {}
+    for column, pairs in (raw.get("contrasts") or {}).items():
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise StimulusError(f"{where}: recall contrasts of {column} must be a list of [group, group] pairs")
+        contrasts[str(column)] = tuple((str(a), str(b)) for a, b in pairs)
+    min_people = raw.get("min_people", 1)
+    if isinstance(min_people, bool) or not isinstance(min_people, int) or min_people < 1:
+        raise StimulusError(f"{where}: recall min_people must be a whole number of at least 1")
+    return Recall(contrasts=contrasts, min_people=min_people)
+
+
 def parse_protocol(data: dict, source: str) -> Protocol:
     """A protocol from its YAML mapping; every mistake is a one-line error naming the source."""
     if not isinstance(data, dict) or "tasks" not in data or "name" not in data:
@@ -177,6 +218,7 @@ def parse_protocol(data: dict, source: str) -> Protocol:
             if bad:
                 raise StimulusError(f"{where}: truth_labels map to unknown class(es) {', '.join(map(repr, bad))}")
         binary = (t.get("accuracy") or {}).get("binary")
+        recall = _recall(t.get("recall"), where, bool(truth) and not binary)
         article = t.get("article", "grammatical")
         if article not in ARTICLES:
             raise StimulusError(f"{where}: article must be {' or '.join(ARTICLES)}")
@@ -192,6 +234,7 @@ def parse_protocol(data: dict, source: str) -> Protocol:
                 truth_labels=labels,
                 binary=binary,
                 classes_by_dataset=by_dataset,
+                recall=recall,
             )
         )
     if not tasks:

@@ -29,9 +29,14 @@ class EATOptions(Options):
         (), "test files: vlbias YAML, SEAT JSON, or WEFE word sets as FILE#x,y,a,b",
         flag="--test-file", metavar="FILE", path=True, fragment=True, split=False,
     )
-    battery: Literal["standard"] | None = option(
-        None, "the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given); 24 rows run "
-        "unless you supply instrument images (--image-set instruments=DIR), which neither the study nor iEAT released",
+    battery: Literal["standard", "mmbias"] | None = option(
+        None, "standard: the 26-row cross-modal battery of Ghate et al. 2025 (the default when no test is given; 24 "
+        "rows run unless you supply instrument images (--image-set instruments=DIR), which neither the study nor "
+        "iEAT released); mmbias: MMBias's religion, nationality, disability and sexual-orientation tests (needs mmbias)",
+    )
+    mmbias: str | None = option(
+        None, "the MMBias release folder (github.com/sepehrjng92/MMBias, images unzipped) for battery mmbias",
+        path=True, metavar="DIR",
     )
     seat_sentences: Literal["all", "published"] = option(
         "all", "sentence versions of the packaged tests: all (every word's sentences) or published (as May et al. "
@@ -93,8 +98,10 @@ class EATOptions(Options):
 
     @classmethod
     def _finish(cls, values, ctx):
-        battery = values["battery"] or not (values["tests"] or values["test_files"])
-        if battery and values["valence"] == "nrc-oasis" and not (values["nrc_vad"] and values["oasis"]):
+        if values["battery"] == "mmbias" and not values["mmbias"]:
+            raise ctx.error(cls.field("battery"), "mmbias", "needs the MMBias release folder (mmbias)")
+        standard = values["battery"] == "standard" or not (values["battery"] or values["tests"] or values["test_files"])
+        if standard and values["valence"] == "nrc-oasis" and not (values["nrc_vad"] and values["oasis"]):
             raise ctx.error(
                 cls.field("valence"), "nrc-oasis", "needs the NRC-VAD words (a lexicon file, or ghate2025) and the "
                 "OASIS folder (OASIS.csv and Images/, from osf.io/6pnd7; not redistributable)"

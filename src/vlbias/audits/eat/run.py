@@ -19,7 +19,7 @@ from vlbias.stats.eat import (
     eat_many,
     sc_eat,
 )
-from vlbias.stimuli import ieat
+from vlbias.stimuli import ieat, mmbias
 from vlbias.stimuli.eat_tests import (
     ORDERS,
     ROLES,
@@ -37,7 +37,7 @@ from vlbias.utils.io import load_yaml, sha256_file, stable_hash
 from vlbias.utils.progress import progress
 from vlbias.utils.provenance import entry
 
-BATTERIES = ("standard",)
+BATTERIES = ("standard", "mmbias")
 RESULT_COLUMNS = [
     "concept",
     "test",
@@ -133,7 +133,7 @@ def plan_test(test: EATTest, orders: list[str] | None, concept: str = "") -> lis
 
 
 def _battery_spec(name: str) -> dict[str, Any]:
-    if name not in BATTERIES:
+    if name not in BATTERIES or name == "mmbias":
         raise VlbiasError(f"unknown battery {name!r}; batteries: {', '.join(BATTERIES)}")
     text = resources.files("vlbias.data").joinpath("eat/battery.yaml").read_text(encoding="utf-8")
     return load_yaml(text, "vlbias/data/eat/battery.yaml")
@@ -170,6 +170,27 @@ def _nrc_oasis_sets(options: EATOptions, spec: dict[str, Any]) -> dict[str, Stim
             "Unpleasant images (OASIS)", images=ImageSide(files=tuple(p.name for p in bad), root=root)
         ),
     }
+
+
+def plan_mmbias(options: EATOptions) -> tuple[list[RowPlan], dict[str, Any]]:
+    """MMBias's tests (:mod:`vlbias.stimuli.mmbias`), each in every order (the orders option: those), a row whose
+    sides the user's release lacks planned with the reason; and the battery's provenance entry."""
+    release = mmbias.read_release(options.mmbias)
+    wanted = _orders(options) or list(ORDERS)
+    rows: list[RowPlan] = []
+    for category, test, lacking in mmbias.battery_tests(release):
+        for row in plan_test(test, wanted, concept=category):
+            if row.sides is None and lacking:
+                row.reason = "; ".join([row.reason, *lacking])
+            rows.append(row)
+    made = entry(
+        "battery",
+        "mmbias",
+        release=str(release.root),
+        phrases_sha256=release.phrases_sha256,
+        sha256=stable_hash([r.key() for r in rows], 64),
+    )
+    return rows, made
 
 
 def plan_battery(name: str, options: EATOptions) -> list[RowPlan]:
@@ -276,7 +297,13 @@ def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
     for t in tests:
         rows += plan_test(t, _orders(opts), concept="")
         provenance.append(entry("test", t.name, origin=t.origin, sha256=stable_hash(_test_payload(t), 64)))
-    if battery:
+    own_images = rows  # rows whose image sides are iEAT sets or the user's (MMBias's are the user's release)
+    if battery == "mmbias":
+        battery_rows, made = plan_mmbias(opts)
+        own_images = list(rows)
+        rows += battery_rows
+        provenance.append(made)
+    elif battery:
         battery_rows = plan_battery(battery, opts)
         rows += battery_rows
         made = entry(
@@ -295,7 +322,7 @@ def plan(opts: EATOptions) -> tuple[list[RowPlan], list[dict[str, Any]]]:
                 made["nrc_vad_sha256"] = sha256_file(Path(opts.nrc_vad))
             made["oasis_csv_sha256"] = sha256_file(oasis / "OASIS.csv" if oasis.is_dir() else oasis)
         provenance.append(made)
-    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in rows):
+    if any(r.sides and any(s.modality == "image" for s in r.sides.values()) for r in own_images):
         manifest = stable_hash([e.sha256 for e in ieat.manifest()], 64)
         provenance.append(entry("images", "ieat", version=ieat.IEAT_COMMIT, manifest=manifest))
     if not rows:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.perception.options import ANALYSES, PerceptionOptions
+from vlbias.datasets.base import crop_text, image_refs
 from vlbias.errors import MissingKeysError, ModalityError, VlbiasError, plural
-from vlbias.models.images import ImageRef
 from vlbias.stats import perception as sp
 from vlbias.stats import skew as sk
 from vlbias.stats.perception import dimension_rng
@@ -72,10 +70,7 @@ def run(encoder, opts: PerceptionOptions):
     pos = {p: i for i, p in enumerate(unique)}
     text_mat = text_vecs[[pos[p] for p in prompts.prompts]].astype(np.float64)
     table = dataset.table.reset_index(drop=True)
-    crops = table["crop"] if "crop" in table.columns else pd.Series([None] * len(table))
-    refs = [
-        ImageRef(Path(p), tuple(int(v) for v in c) if c is not None else None) for p, c in zip(table["path"], crops)
-    ]
+    refs = image_refs(table)
     if not opts.skip_bad_images:
         _check_lookup(
             encoder.missing_images(refs, root=dataset.root),
@@ -240,7 +235,7 @@ def _scores_table(table, neutral, scales, scale_scores, words, word_delta) -> pd
     meta = [c for c in table.columns if c != "crop"]
     out = table[meta].copy()
     if "crop" in table.columns:
-        out["crop"] = [",".join(str(int(v)) for v in c) if c is not None else "" for c in table["crop"]]
+        out["crop"] = [crop_text(c) for c in table["crop"]]
     out["cos_neutral"] = neutral
     for j, s in enumerate(scales):
         out[s] = scale_scores[:, j]

@@ -18,14 +18,14 @@ class ZeroshotOptions(Options):
 
     preset: str | None = preset_option()
     dataset: DatasetSpec | None = option(
-        None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, manifest:)", short="-d", metavar="NAME:PATH"
+        None, "face dataset NAME:PATH (cfd:, fairface:, utkface:, facet:, manifest:)", short="-d", metavar="NAME:PATH"
     )
     dataset_options: Mapping[str, Any] = option(
         {}, "the dataset loader's options, e.g. expressions=N,HC (cfd) or split=val margin=1.25 (fairface)",
         flag="--dataset-option", metavar="KEY=VALUE",
     )
     protocol: str = option(
-        "birhane2024", "birhane2024, birhane2024-racegender, datacomp-fairface, or a protocol .yaml file",
+        "birhane2024", "birhane2024, birhane2024-racegender, datacomp-fairface, facet, or a protocol .yaml file",
         short="-p", path="maybe",
     )
     classes: str | None = option(None, "class-names file (CLIP_benchmark convention): a custom audit", path=True,

@@ -10,8 +10,9 @@ import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
 from vlbias.audits.zeroshot.options import ZeroshotOptions
-from vlbias.datasets.base import GENDERS, RACES, FaceDataset
+from vlbias.datasets.base import GENDERS, RACES, FaceDataset, crop_text, image_refs
 from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.stats.bootstrap import percentile_interval
 from vlbias.stats.groups import compare_levels, group_means
 from vlbias.stimuli.zeroshot import (
     CONTENT_WARNING,
@@ -31,6 +32,10 @@ GROUP_ORDERS = {
     "gender": list(GENDERS),
     "race_binary": ["white", "non-white"],
     "age_group": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"],
+    # FACET's perceived attributes (vlbias.datasets.facet)
+    "gender_presentation": ["masc", "fem", "non_binary"],
+    "skin_tone_group": ["lighter", "medium", "darker"],
+    "age_presentation": ["young", "middle", "older"],
 }
 
 
@@ -211,6 +216,94 @@ def _accuracy_rows(acc, base: dict) -> list[dict]:
     ]
 
 
+RECALL_GAP_COLUMNS = [
+    "task", "template", "grouping", "class", "contrast", "group_a", "group_b", "n_people_a", "n_people_b",
+    "recall_a", "recall_b", "disparity", "disparity_low", "disparity_high",
+]  # fmt: skip
+
+
+def class_recall(
+    task: Task,
+    truth: pd.Series,
+    correct: np.ndarray,
+    table: pd.DataFrame,
+    grouping: list[str],
+    base: dict[str, Any],
+    *,
+    n_bootstrap: int,
+    confidence: float,
+    seed: int,
+) -> tuple[list[dict], list[dict]]:
+    """Per class of ``task``: its recall in each group of ``grouping`` (the share of the class's images whose top-1
+    class is the class, in %) with a cluster-bootstrap interval over people, and the recall disparities of the
+    task's contrasts for the grouping (recall of the first group minus the second's, in percentage points, FACET's
+    disparity; without contrasts, the highest group minus the lowest), their intervals from the same replicates.
+    A contrast is left out (said in the disparity table's absence) when a group has fewer than ``min_people``."""
+    spec = task.recall
+    rows, gaps = [], []
+    truth_values = truth.to_numpy()
+    for cls in task.classes:
+        sel = np.flatnonzero(truth_values == cls)
+        if not len(sel):
+            continue
+        sub = table.iloc[sel]
+        gframe = _ordered(sub, grouping) if grouping else None
+        stats = group_means(
+            correct[sel], gframe, sub["identity"], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+        )
+        if not len(stats.groups):
+            continue
+        low, high = stats.interval()
+        labels = stats.labels()
+        for g, group in enumerate(labels):
+            rows.append(
+                {
+                    **base,
+                    "class": cls,
+                    "group": group,
+                    **_group_values(stats, g),
+                    "recall_pct": stats.estimate[g, 0] * 100,
+                    "recall_pct_low": low[g, 0] * 100,
+                    "recall_pct_high": high[g, 0] * 100,
+                }
+            )
+        if len(grouping) != 1 or len(labels) < 2:
+            continue
+        people = stats.groups["n_clusters"].to_numpy()
+        index = {lab: g for g, lab in enumerate(labels)}
+        pairs = spec.contrasts.get(grouping[0])
+        if pairs is None:  # no named contrasts: the highest group against the lowest
+            est = stats.estimate[:, 0]
+            pairs, kind = ((labels[int(np.argmax(est))], labels[int(np.argmin(est))]),), "max-min"
+        else:
+            kind = "named"
+        for a, b in pairs:
+            if a not in index or b not in index:
+                continue
+            ga, gb = index[a], index[b]
+            if min(people[ga], people[gb]) < spec.min_people:
+                continue
+            diff = (stats.replicates[:, ga, 0] - stats.replicates[:, gb, 0])[:, None] * 100
+            lo, hi = percentile_interval(diff, confidence)
+            gaps.append(
+                {
+                    **base,
+                    "class": cls,
+                    "contrast": kind,
+                    "group_a": a,
+                    "group_b": b,
+                    "n_people_a": int(people[ga]),
+                    "n_people_b": int(people[gb]),
+                    "recall_a": stats.estimate[ga, 0] * 100,
+                    "recall_b": stats.estimate[gb, 0] * 100,
+                    "disparity": (stats.estimate[ga, 0] - stats.estimate[gb, 0]) * 100,
+                    "disparity_low": float(lo[0]),
+                    "disparity_high": float(hi[0]),
+                }
+            )
+    return rows, gaps
+
+
 # ---------------------------------------------------------------------------------------------------- the audit
 def run(encoder, opts: ZeroshotOptions) -> AuditResult:
     n_bootstrap, confidence, seed = opts.n_bootstrap, opts.confidence, opts.seed
@@ -240,9 +333,7 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
 
     # images: from the cache where possible
     try:
-        enc = encoder.try_encode_images(
-            table["path"].tolist(), root=dataset.root, skip_bad=opts.skip_bad_images
-        )
+        enc = encoder.try_encode_images(image_refs(table), root=dataset.root, skip_bad=opts.skip_bad_images)
     except MissingKeysError as e:
         shown = ", ".join(repr(m) for m in e.missing[:3])
         raise VlbiasError(
@@ -263,6 +354,7 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
         raise VlbiasError(f"no image of {dataset.spec} could be encoded")
 
     image_rows, summary, accuracy, disparity, notes = [], [], [], [], []
+    recall, recall_gaps = [], []
     if protocol.datasets and dataset.name not in protocol.datasets:
         notes.append(f"protocol {protocol.name} was published on {', '.join(protocol.datasets)}, not {dataset.name}")
     keep_cols = [c for c in table.columns if c != "path"]
@@ -278,6 +370,8 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
             classes = list(task.classes)
             top1 = np.array(classes, dtype=object)[top]
             rows = table[keep_cols].copy()
+            if "crop" in rows.columns:
+                rows["crop"] = [crop_text(c) for c in rows["crop"]]
             rows.insert(0, "task", task.name)
             rows.insert(1, "template", template)
             rows["top1"] = top1
@@ -323,6 +417,20 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                     if grouping and len(acc.groups) > 1:
                         d = acc.disparity(scale=100).drop(columns="value")
                         disparity.append(d.assign(label="correct", kind="accuracy", metric="accuracy_pct", **base))
+                if task.recall is not None and correct is not None:
+                    r, g = class_recall(
+                        task,
+                        truth,
+                        correct,
+                        table,
+                        grouping,
+                        base,
+                        n_bootstrap=n_bootstrap,
+                        confidence=confidence,
+                        seed=seed,
+                    )
+                    recall += r
+                    recall_gaps += g
 
     tables = {
         "results": _front(pd.DataFrame(summary), ["task", "template", "grouping", "group"]),
@@ -342,6 +450,9 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
     }
     if accuracy:
         tables["accuracy"] = _front(pd.DataFrame(accuracy), ["task", "template", "grouping", "group"])
+    if recall:
+        tables["recall"] = pd.DataFrame(recall)
+        tables["recall_disparity"] = pd.DataFrame(recall_gaps, columns=RECALL_GAP_COLUMNS)
     if notes:
         skipped.append(pd.DataFrame([{"item": n, "reason": "notes"} for n in dict.fromkeys(notes)]))
     record = RunRecord(

@@ -15,7 +15,9 @@ A word2vec header is checked against the file before anything is allocated: its 
 :data:`MAX_DIM`, and its count of vectors must fit in the bytes that follow (binary) or match the lines (text).
 
 Text keys are the exact strings. Image keys are the image's path relative to the dataset root (``/``-separated)
-or the sha256 of its bytes. Vectors are L2-normalised on the way out, like every backend's.
+or the sha256 of its bytes; a cropped image (an audit's ``ImageRef`` with a crop box) is looked up as
+``PATH@crop=left,upper,right,lower`` first, then as the whole image's key. Vectors are L2-normalised on the way
+out, like every backend's.
 """
 
 from __future__ import annotations
@@ -242,6 +244,8 @@ class Backend(Encoder):
                 except ValueError:
                     pass
             candidates.append(ref.path.as_posix())
+            if ref.crop is not None:  # a crop is its own image: PATH@crop=l,u,r,b first (FACET's people)
+                candidates = [c + ref.suffix_key for c in candidates] + candidates
             for c in candidates:
                 if c in self._index:
                     return c

@@ -62,6 +62,24 @@ def _describe(ci: float, data: dict[str, list[tuple[str, str]]]):
     return describe
 
 
+#: figures draw one panel per label: a task with more labels (FACET's 52 classes) shows the ones whose top-1 share
+#: differs most between groups (every label is in the CSV files)
+MAX_LABELS = 12
+
+
+def _widest(res: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The rows of each task's ``n`` labels with the widest range of top-1 shares over groups (all, for fewer)."""
+    parts = []
+    for _, part in res.groupby("task", sort=False):
+        if part["label"].nunique() <= n:
+            parts.append(part)
+            continue
+        grouped = part[part["grouping"] != "all"]
+        spread = grouped.groupby("label")["top1_pct"].agg(lambda s: s.max() - s.min()).sort_values(ascending=False)
+        parts.append(part[part["label"].isin(spread.index[:n])])
+    return pd.concat(parts) if parts else res
+
+
 #: columns of a zero-shot disparity table: the groups with the highest and lowest share, and the gap
 GAP_COLUMNS: dict[str, Any] = {
     "task": "task",
@@ -97,6 +115,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         inner: list[B.Block] = []
         csv = ctx.assets.csv("zeroshot-results", res)
         headline = res[res["kind"] == "category"] if (res.get("kind") == "category").any() else res
+        headline = _widest(headline, MAX_LABELS)
         labels = list(dict.fromkeys(headline["label"]))
         for (task, template, grouping), sub in headline.groupby(["task", "template", "grouping"], sort=False):
             if grouping == "all":
@@ -138,6 +157,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                     )
                 )
             )
+        inner += _recall_blocks(ctx, group)
         # the grouped model comparison of `vlbias analyze`
         if comparison is not None and len(comparison):
             o = group[0].record.options
@@ -171,6 +191,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         per_model = []
         for run in group:
             tabs = {n: run.tables[n] for n in ("results", "accuracy") if n in run.tables}
+            if "results" in tabs:
+                tabs["results"] = _widest(tabs["results"], MAX_LABELS)
             csvs = {n: ctx.assets.csv(f"zeroshot-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items()}
             rcsv = csvs.get("results")
             links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
@@ -206,6 +228,36 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         out.append(B.h2(f"Zero-shot: {title}", id=f"zs-{len(out)}"))
         out += wrap_warning(warning, inner)
     return out
+
+
+#: columns of a recall-disparity table (FACET's disparity: recall of one group minus the other's, per class)
+RECALL_GAP_COLUMNS: dict[str, Any] = {
+    "model": "model_label",
+    "class": "class",
+    "grouping": "grouping",
+    "groups": lambda r: f"{r['group_a']} − {r['group_b']}",
+    "recall, %": lambda r: f"{fixed(r['recall_a'])} vs {fixed(r['recall_b'])}",
+    "people": lambda r: f"{r['n_people_a']} / {r['n_people_b']}",
+    "disparity, pp [CI]": lambda r: interval(r["disparity"], r.get("disparity_low"), r.get("disparity_high"), fixed),
+}
+
+
+def _recall_blocks(ctx: Context, group: list[Run]) -> list[B.Block]:
+    """Per-class recall disparities (protocols with ``recall``, FACET's): the largest ones, every one in the CSV."""
+    gaps = ctx.concat(group, "recall_disparity")
+    if gaps.empty:
+        return []
+    csv = ctx.assets.csv("zeroshot-recall-disparity", gaps)
+    rcsv = ctx.assets.csv("zeroshot-recall", ctx.concat(group, "recall"))
+    top = gaps.reindex(gaps["disparity"].abs().sort_values(ascending=False).index)
+    return [
+        B.h3("Recall disparities by class"),
+        B.p(
+            "Per class, the recall of one group minus the other's (percentage points; FACET's disparity), with a "
+            f"bootstrap interval over people; recall per class and group: {rcsv}."
+        ),
+        B.table(table(top, RECALL_GAP_COLUMNS, caption="The largest disparities", csv=csv, limit=40)),
+    ]
 
 
 def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
