@@ -153,7 +153,10 @@ def test_planted_eat_comparison_pairs_the_same_targets(world):
     result = c.result()
     out = result.stamped()
     assert set(out["mitigation"]) == {"hard_debias"} and set(out["audit"]) == {"eat"}
-    assert result.audit == "mitigation_comparison" and result.record.mitigation["method"] == "hard_debias"
+    assert (
+        result.audit == "mitigation_comparison"
+        and result.record.mitigation["comparisons"][0]["method"] == "hard_debias"
+    )
 
 
 # ------------------------------------------------------------------ honest evaluation
