@@ -273,6 +273,23 @@ def test_sweep_mitigations_axis(world, tmp_path):
         parse_config({**raw, "mitigations": ["nope"]}, source=tmp_path / "s.yaml")
 
 
+def test_sweep_saves_each_mitigated_part_with_its_transform(world, tmp_path):
+    from vlbias.zoo.runner import run_sweep
+    from vlbias.zoo.store import ResultsStore
+
+    raw = {"models": [world["model"]], "audits": {"eat": {"test_files": [str(world["test"])], **FAST_EAT}},
+           "mitigations": ["none", "hard_debias"], "out": str(tmp_path / "out")}  # fmt: skip
+    config = parse_config(raw, source=tmp_path / "s.yaml")
+    run_sweep(config)
+    parts = ResultsStore(tmp_path / "out").completed_parts()
+    saved = sorted((p / "mitigation.npz").is_file() for p in parts)
+    assert saved == [False, True]
+    mitigated = next(p for p in parts if (p / "mitigation.npz").is_file())
+    rows = pd.read_parquet(mitigated / "results.parquet")
+    assert list(rows["mitigation"]) == ["hard_debias"]
+    assert rows["mitigation_hash"].iloc[0] == load_transform(mitigated).transform_hash
+
+
 def test_mitigation_compare_command_writes_the_tradeoff(world, tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["mitigation-compare", "-m", world["model"], "--no-cache", "--audit", "zeroshot",

@@ -189,6 +189,7 @@ def run_model_tasks(
                     task,
                     result,
                     {"model_identity": identity, "seconds": seconds, "finished": time.time(), "host": host},
+                    transforms.get(task.mitigation) if task.mitigation else None,
                 )
                 store.clear_status(task.task_id)
                 o = Outcome(task, "done", seconds)

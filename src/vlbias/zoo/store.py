@@ -134,9 +134,10 @@ class ResultsStore:
         )
 
     # ------------------------------------------------------------------ writing (tasks)
-    def write_part(self, task: Task, result: AuditResult, info: dict[str, Any]) -> Path:
+    def write_part(self, task: Task, result: AuditResult, info: dict[str, Any], transform: Any = None) -> Path:
         """Write one finished task atomically: the audit's output folder (tables stamped, and with the task's
-        columns) plus task.json, the marker that the task is done."""
+        columns), the fitted mitigation of a mitigated task (``mitigation.npz``), plus task.json, the marker that the
+        task is done."""
         import dataclasses
 
         import pandas as pd
@@ -167,6 +168,8 @@ class ResultsStore:
         }
 
         def task_json(tmp: Path) -> None:
+            if transform is not None:
+                transform.save(tmp / "mitigation.npz")
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
         part = dataclasses.replace(result, tables=tables)
