@@ -13,8 +13,10 @@ classifier's or query's embedding; images are unchanged). ``lam = 0`` is the pla
 
 Guarantee (plain): every attribute prompt maps to 0 and anything orthogonal to their span is unchanged, so a
 direction planted along their span is removed exactly. The calibrated P keeps P0's null space (P = P0 G^-1 with
-P0 symmetric) only approximately; vlbias's default ``lam`` is 1000 (the value of the authors' example code as we
-read it; the paper tunes it), a choice recorded in every transform.
+P0 symmetric) only approximately. The default ``lam`` = 1000 is that of the authors' released code
+(github.com/chingyaoc/debias_vl, discriminative/main.py: ``--lam`` 1000, P0 from a truncated SVD keeping every
+component of the prompts, i.e. the same projection, ``P = P0 inv(lam M + I)``, text embeddings ``z P^T``
+renormalised); the paper tunes it.
 """
 
 from __future__ import annotations
