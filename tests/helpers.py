@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
+
+
+def console_script() -> str:
+    """The installed ``vlbias`` command of this interpreter's environment (found even when it is not activated)."""
+    exe = Path(sysconfig.get_path("scripts")) / ("vlbias.exe" if sys.platform == "win32" else "vlbias")
+    return str(exe) if exe.exists() else (shutil.which("vlbias") or "vlbias")
 
 
 def random_image(seed: int, size=(64, 48), mode: str = "RGB"):

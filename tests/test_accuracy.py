@@ -199,7 +199,7 @@ def test_import_into_a_results_database(tmp_path, capsys):
         [("ViT-B-32", "openai", 0.56, 0.63), ("ViT-B-32-quickgelu", "laion400m_e32", 0.52, 0.60)],
     )
     code = main(["results", "import-accuracy", str(f), "--db", str(tmp_path / "db"), "--metric", "average"])
-    assert code == 0 and "imported 2 values (2 models, 1 metrics)" in capsys.readouterr().err
+    assert code == 0 and "imported 2 values (2 models, 1 metric)" in capsys.readouterr().err
     got = ResultsStore(tmp_path / "db").query("SELECT spec, metric, value FROM accuracy ORDER BY value")
     assert got.values.tolist() == [
         ["openclip:ViT-B-32-quickgelu/laion400m_e32", "average", 0.52],

@@ -180,7 +180,7 @@ def test_a_damaged_cache_file_is_named_and_cleared_by_vlbias(tmp_path, capsys, h
     _damage(good.path, how)
     assert main(["cache", "clear", "--yes", *args]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("removed 1 model cache file(s), ") and err.endswith(f", 1 of them damaged ({good.path})\n")
+    assert err.startswith("removed 1 model cache file, ") and err.endswith(f", 1 of them damaged ({good.path})\n")
     assert sorted(p.name for p in store.folder.iterdir()) == ["id-good.sqlite.bak", "notes.txt"]
     assert all(p.read_text() == "mine" for p in theirs)
 

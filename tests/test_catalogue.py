@@ -185,6 +185,15 @@ def test_user_rows_add_models_and_override_facts(tmp_path, monkeypatch):
     assert cat.lookup("openclip:ViT-B-32/openai@/tmp/w.pt")["samples_seen"] == 12_800_000_000
 
 
+def test_user_rows_spelled_open_clip_join_the_openclip_rows(tmp_path):
+    f = tmp_path / "mine.csv"
+    f.write_text("spec,notes\nopen_clip:ViT-B-32/laion400m_e32,ours\n", encoding="utf-8")
+    df = cat.load_catalogue([f])
+    assert len(df) == len(cat.shipped_catalogue())  # no second row for the same model
+    row = cat.lookup("openclip:ViT-B-32/laion400m_e32", df)
+    assert row["notes"] == "ours" and row["dataset_family"] == "laion"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -317,3 +326,43 @@ def test_model_info_carries_pretraining_metadata(small_clip):
     info = small_clip.info
     assert info.architecture_family == "ViT-S" and info.dataset_family is None and info.samples_seen is None
     assert info.to_dict()["architecture_family"] == "ViT-S"
+
+
+def test_write_catalogue_says_what_it_does_and_counts_the_pairs_done(tmp_path, monkeypatch, capsys):
+    """`--write-catalogue` takes minutes: a line says so at once, and the bar advances as each pair's row is done."""
+    import contextlib
+
+    import open_clip
+
+    import vlbias.utils.progress
+
+    pairs = [("RN50", "openai"), ("RN50", "yfcc15m"), ("ViT-B-32", "openai")]
+    monkeypatch.setattr(open_clip, "list_pretrained", lambda: list(pairs))
+    rows_done, bars = [], []
+    tag_facts = cat.tag_facts
+    monkeypatch.setattr(cat, "tag_facts", lambda a, t: (rows_done.append((a, t)), tag_facts(a, t))[1])
+
+    class Bar:
+        def __init__(self, description, total, unit):
+            self.opened, self.seen = (description, total, unit), []
+
+        def advance(self, n=1):
+            self.seen.append(len(rows_done))
+
+    @contextlib.contextmanager
+    def recording(description, total, unit="items"):
+        bars.append(Bar(description, total, unit))
+        yield bars[-1]
+
+    monkeypatch.setattr(vlbias.utils.progress, "progress", recording)
+    out = tmp_path / "catalogue.csv"
+    code, _, err = run(["models", "--write-catalogue", out], capsys)
+    assert code == 0
+    assert err.splitlines() == [
+        f"profiling 3 pretrained pairs (2 architectures) of open_clip {open_clip.__version__} on PyTorch's meta "
+        "device (no weights are downloaded); this takes a few minutes",
+        f"wrote 3 catalogue rows to {out}",
+    ]
+    (bar,) = bars
+    assert bar.opened == ("profiling open_clip models", 3, "pairs") and bar.seen == [1, 2, 3]
+    assert pd.read_csv(out)["spec"].tolist() == [f"openclip:{a}/{t}" for a, t in pairs]

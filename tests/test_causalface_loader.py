@@ -131,7 +131,7 @@ def test_incomplete_seeds_are_noted(tmp_path):
     root = write_causalface(tmp_path / "cf", seeds=(3, 4), levels={"lighting": LEVELS["lighting"]})
     (root / "final_picked_lighting" / "seed_4" / "white_male_l_2.png").unlink()
     ds = load_dataset(f"causalface:{root}")
-    assert any("1 of 2 seed(s) lack 1 of the 48" in n for n in ds.report.notes)
+    assert any("1 of 2 seeds lacks 1 of the 48" in n for n in ds.report.notes)
 
 
 @pytest.mark.parametrize(

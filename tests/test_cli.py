@@ -9,21 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import write_images, write_w2v_text
+from tests.helpers import console_script, write_images, write_w2v_text
 from vlbias import __version__
 from vlbias.cli import main
 from vlbias.models import load_model
 from vlbias.utils.io import write_parquet
-
-
-def console_script() -> str:
-    """The installed ``vlbias`` command of this interpreter's environment (found even when it is not activated)."""
-    import shutil
-    import sysconfig
-    from pathlib import Path
-
-    exe = Path(sysconfig.get_path("scripts")) / ("vlbias.exe" if sys.platform == "win32" else "vlbias")
-    return str(exe) if exe.exists() else (shutil.which("vlbias") or "vlbias")
 
 
 def run(args, capsys):
@@ -62,6 +52,8 @@ def test_models_lists_backends_and_pairs(capsys):
         assert fragment in out
     code, out, _ = run(["models", "--format", "csv"], capsys)
     assert "openclip:ViT-B-32/laion2b_s34b_b79k,openclip,ViT-B-32,laion2b_s34b_b79k" in out.splitlines()
+    code, out, _ = run(["models", "--where", "spec == 'openclip:ViT-B-32/openai'", "--columns", "n_params"], capsys)
+    assert code == 0 and out.splitlines()[0] == "model catalogue (1 model)"  # never "1 models"
 
 
 def test_embed_texts_round_trip(tmp_path, capsys):
@@ -69,13 +61,17 @@ def test_embed_texts_round_trip(tmp_path, capsys):
     texts.write_text("This is a tulip.\n\nThese are ants.\nThis is a tulip.\n", encoding="utf-8")
     out = tmp_path / "t.parquet"
     code, _, err = run(["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", texts, "--out", out], capsys)
-    assert code == 0 and "wrote 2 embeddings" in err
+    assert code == 0 and err == f"wrote 2 embeddings to {out}\n"
     df = pd.read_parquet(out)
     assert df["key"].tolist() == ["This is a tulip.", "These are ants."]
     direct = load_model("st:all-MiniLM-L6-v2", cache=False).encode_texts(df["key"].tolist())
     np.testing.assert_allclose(np.stack(df["vector"]), direct, atol=1e-6)
     again = load_model(f"vectors:{out}").encode_texts(["These are ants."])  # the output is a vectors: file
     np.testing.assert_allclose(again[0], direct[1], atol=1e-6)
+    (tmp_path / "one.txt").write_text("a cat\n", encoding="utf-8")
+    one = tmp_path / "one.parquet"
+    code, _, err = run(["embed", "-m", "st:all-MiniLM-L6-v2", "--texts", tmp_path / "one.txt", "--out", one], capsys)
+    assert code == 0 and err == f"wrote 1 embedding to {one}\n"
 
 
 def test_embed_images_round_trip_and_skips(tmp_path, capsys):
@@ -315,3 +311,16 @@ def test_hostile_input_is_one_line_and_writes_nothing(hostile, args, fragment, c
     assert len(lines) == 1 and "Traceback" not in err, err
     assert re.match(r"vlbias( [\w-]+)?: error: ", lines[0]) and fragment in lines[0], lines[0]
     assert sorted(p.name for p in hostile.iterdir()) == before
+
+
+def test_counts_in_messages_are_in_words(tmp_path, capsys):
+    """One of a thing is never "1 things" (an audit run of one row, and its one-page Markdown report)."""
+    import re
+
+    run_dir = tmp_path / "eat"
+    args = ["eat", "-m", "st:all-MiniLM-L6-v2", "--test", "weat7", "--n-bootstrap", "20", "--out", run_dir]
+    code, _, err = run(args, capsys)
+    assert code == 0 and err == f"wrote 1 row to {run_dir}\n"
+    code, out, err = run(["report", run_dir, "--format", "md", "--out", tmp_path / "rep", "--jobs", "1"], capsys)
+    assert code == 0 and out == f"{tmp_path / 'rep' / 'report.md'}\n"
+    assert re.fullmatch(r"report: 1 page, \d+ figures?, \d+ data files? in \d+\.\d s; open \S+report\.md\n", err), err

@@ -44,6 +44,7 @@ def test_table_json_csv_and_outputs(tmp_path, planted, capsys):
     code, out, err = run(base, capsys)
     assert code == 0, err
     assert "planted" in out and "all-text" in out and "✓" in out and "exact in 1" in out
+    assert "\n1 test, 0 skipped; p: permutation test" in out  # one row: "1 test", never "1 tests"
     code, out, _ = run([*base, "--format", "json"], capsys)
     rows = json.loads(out)
     assert len(rows) == 1 and rows[0]["effect_size"] > 1 and rows[0]["p_value"] < 0.01 and rows[0]["exact"]

@@ -6,7 +6,9 @@ import functools
 import hashlib
 import http.server
 import shutil
+import stat
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -90,7 +92,7 @@ def test_symlinks_and_files_outside_the_folder_are_never_copied(tmp_path, fake_i
     assert warning == (
         f"vlbias: warning: {src / 'LICENSE'} was not copied: it is a symbolic link; NOTICE.txt names the licence"
     )
-    assert error.startswith(f"vlbias: error: 4 file(s) in {src} were not copied, as vlbias copies only regular files ")
+    assert error.startswith(f"vlbias: error: 4 files in {src} were not copied, as vlbias copies only regular files ")
     assert f"{entries[1].path} (a symbolic link)" in error
     for e in entries[3:]:
         assert f"{e.path} (outside {src}, through a linked folder)" in error
@@ -113,35 +115,106 @@ def test_a_licence_that_is_not_the_repositorys_is_skipped_with_a_note(tmp_path, 
 
 @pytest.fixture
 def http_server(fake_ieat):
+    """The fake stimuli over HTTP on this machine: every request path is recorded, and a path put in ``flaky``
+    answers 503 (a server error) once."""
     src, _ = fake_ieat
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(src))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    seen: list[str] = []
+    flaky: set[str] = set()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            if self.path in flaky:
+                flaky.discard(self.path)
+                self.send_error(503)
+                return
+            super().do_GET()
+
+        def log_message(self, *args, **kwargs):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(src)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}", seen=seen, flaky=flaky)
     server.shutdown()
 
 
 def test_download_and_verify(tmp_path, fake_ieat, http_server):
-    report = ieat.fetch(tmp_path / "store", base_url=http_server)
+    from vlbias.utils.io import current_umask
+
+    _, entries = fake_ieat
+    report = ieat.fetch(tmp_path / "store", base_url=http_server.url)
     assert report.fetched == 6 and ieat.verify(tmp_path / "store").complete
-    with pytest.raises(ieat.FetchError, match=r"HTTP 404"):
-        ieat.fetch(tmp_path / "other", base_url=http_server + "/missing")
-    with pytest.raises(ieat.FetchError, match="use --from DIR|pass --from DIR"):
+    for e in entries:  # readable as the umask says, like every file vlbias writes (not a temporary file's 0600)
+        assert stat.S_IMODE((tmp_path / "store" / "ieat" / e.path).stat().st_mode) == 0o666 & ~current_umask()
+    assert ieat.fetch(tmp_path / "store", base_url=http_server.url).already == 6 and len(http_server.seen) == 6
+    missing = f"{http_server.url}/missing/{entries[0].path}"
+    with pytest.raises(ieat.FetchError) as e:
+        ieat.fetch(tmp_path / "other", base_url=http_server.url + "/missing")
+    assert str(e.value) == f"cannot download {missing} (HTTP 404); check the network, or use --from DIR"
+    assert http_server.seen.count(f"/missing/{entries[0].path}") == 1  # a missing file is not asked for again
+    with pytest.raises(ieat.FetchError) as e:
         ieat.fetch(tmp_path / "other", base_url="http://127.0.0.1:9", timeout=2)
+    assert str(e.value) == (
+        f"cannot download http://127.0.0.1:9/{entries[0].path} ([Errno 111] Connection refused); without internet, "
+        "copy the ieat repository's data/experiments folder at commit 4d7639b here and pass --from DIR"
+    )
+    assert [p for p in (tmp_path / "other").rglob("*") if p.is_file()] == []  # no temporary file left behind
 
 
-def test_cli_fetch_verify(tmp_path, fake_ieat, capsys):
+def test_a_download_that_fails_is_tried_again_and_pooch_stays_quiet(tmp_path, fake_ieat, http_server, monkeypatch):
+    import logging
+
+    import pooch
+
+    _, entries = fake_ieat
+    http_server.flaky.add(f"/{entries[2].path}")  # a server error the first time
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    pooch.get_logger().addHandler(handler)
+    try:
+        report = ieat.fetch(tmp_path / "store", base_url=http_server.url)
+    finally:
+        pooch.get_logger().removeHandler(handler)
+    assert report.fetched == 6 and ieat.verify(tmp_path / "store").complete
+    assert http_server.seen.count(f"/{entries[2].path}") == 2 and len(http_server.seen) == 7
+    assert records == []  # pooch's "Downloading file ..." lines: vlbias shows its own progress bar
+    assert pooch.get_logger().level == logging.NOTSET  # and the logger is as it was
+
+
+def test_a_download_that_does_not_match_is_not_kept(tmp_path, fake_ieat, http_server, monkeypatch):
+    src, entries = fake_ieat
+    monkeypatch.setattr(ieat, "RETRIES", 1)
+    changed = src / entries[1].path
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    with pytest.raises(ieat.FetchError) as e:
+        ieat.fetch(tmp_path / "store", base_url=http_server.url)
+    assert str(e.value) == (
+        f"{http_server.url}/{entries[1].path} does not match the manifest (sha256 expected {entries[1].sha256[:12]}"
+        "...); it is not the file of commit 4d7639b, so it was not kept"
+    )
+    assert http_server.seen.count(f"/{entries[1].path}") == 2  # tried again once: a transfer may have broken
+    kept = sorted(p.relative_to(tmp_path / "store" / "ieat").as_posix() for p in (tmp_path / "store").rglob("*.*"))
+    assert kept == [entries[0].path]  # the verified one, nothing unverified or half-written
+
+
+def test_cli_fetch_verify(tmp_path, fake_ieat, capsys, monkeypatch):
     src, entries = fake_ieat
     store = tmp_path / "store"
     assert main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)]) == 0
     assert "6 fetched" in capsys.readouterr().err
     assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 0
+    assert capsys.readouterr().err == f"iEAT stimuli in {store / 'ieat'}: all 6 files verified\n"
+    with monkeypatch.context() as m:
+        m.setattr(ieat, "manifest", lambda: entries[:1])
+        assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 0
+        assert capsys.readouterr().err == f"iEAT stimuli in {store / 'ieat'}: 1 file verified\n"
     (store / "ieat" / entries[0].path).write_bytes(b"not an image")
     assert main(["stimuli", "verify", "ieat", "--stimuli-dir", str(store)]) == 2
     err = capsys.readouterr().err
-    assert "0 missing and 1 changed" in err and err.count("\n") == 2  # one line per command
+    assert "0 missing and 1 changed" in err and err.count("\n") == 1  # one line
     assert main(["stimuli", "fetch", "ieat", "--from", str(src), "--stimuli-dir", str(store)]) == 0
     assert "1 fetched" in capsys.readouterr().err
     assert main(["stimuli", "fetch", "ieat", "--from", str(tmp_path / "nope"), "--stimuli-dir", str(store)]) == 2

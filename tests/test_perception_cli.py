@@ -59,7 +59,8 @@ def test_random_init_model_end_to_end(tree, cache, tmp_path, capsys):
     ]
     code, _, err = run(args, capsys)
     assert code == 0, err
-    assert "factor effects (median |change|" in err and "wrote 17 tables for 132 images" in err
+    assert "factor effects (median |change|" in err
+    assert f"\nwrote 17 tables for 132 images to {out}; 4 notes in skipped.csv\n" in err
     names = {p.name for p in out.iterdir()}
     for table in (
         "results",

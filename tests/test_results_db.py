@@ -117,6 +117,7 @@ def test_results_cli_query_tables_export(tmp_path, capsys):
     assert "add --overwrite to replace it" in capsys.readouterr().err  # an export is replaced only when asked
     args = ["results", "export", str(tmp_path / "ex"), "--db", db, "--table", "demo.results", "--overwrite"]
     assert main(args) == 0
+    assert capsys.readouterr().err == f"wrote 1 table to {tmp_path / 'ex'}\n"
     pq = pd.read_parquet(tmp_path / "ex" / "demo.results.parquet")
     assert sorted(pq["effect_size"]) == [-2.0, -1.0, 1.0, 2.0]
     assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == [".vlbias-output.json", "demo.results.parquet"]
@@ -124,6 +125,17 @@ def test_results_cli_query_tables_export(tmp_path, capsys):
         main(["results", "query", "SELECT * FROM demo.results", "--db", db, "--out", str(tmp_path / "q.parquet")]) == 0
     )
     assert len(pd.read_parquet(tmp_path / "q.parquet")) == 4
+    one = ["results", "query", "SELECT * FROM demo.results LIMIT 1", "--db", db, "--out", str(tmp_path / "one.csv")]
+    capsys.readouterr()
+    assert main(one) == 0 and capsys.readouterr().err == f"wrote 1 row to {tmp_path / 'one.csv'}\n"
+
+
+def test_results_ingest_counts_in_words(tmp_path, capsys):
+    import re
+
+    write(ResultsStore(tmp_path / "db"), "vectors:/a.parquet", "demo", 1.0)
+    assert main(["results", "ingest", "--db", str(tmp_path / "db")]) == 0
+    assert re.fullmatch(r"ingested 1 part into 1 table \(\d+\.\d s\)\n", capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,44 @@ def test_unknown_architecture_suggests_close_names():
         load_model("openclip:ViT-B-23/random")
 
 
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        # a typo in the tag of a known architecture: the closest tags of that architecture, as specs
+        (
+            "openclip:ViT-B-32/laion2b_s34b_b7k",
+            "unknown pretrained tag 'laion2b_s34b_b7k' for ViT-B-32 in openclip:ViT-B-32/laion2b_s34b_b7k; "
+            "did you mean openclip:ViT-B-32/laion2b_s34b_b79k?",
+        ),
+        (
+            "openclip:ViT-B-32/LAION2B_S34B_B79K@/w.bin",  # case, and a local copy of the weights
+            "unknown pretrained tag 'LAION2B_S34B_B79K' for ViT-B-32 in openclip:ViT-B-32/LAION2B_S34B_B79K@/w.bin; "
+            "did you mean openclip:ViT-B-32/laion2b_s34b_b79k?",
+        ),
+        # another architecture's tag: the nearest of this one's, and whose tag it is
+        (
+            "openclip:ViT-B-16/laion2b_s34b_b79k",
+            "unknown pretrained tag 'laion2b_s34b_b79k' for ViT-B-16 in openclip:ViT-B-16/laion2b_s34b_b79k; "
+            "did you mean openclip:ViT-B-16/laion2b_s34b_b88k? (laion2b_s34b_b79k is a tag of ViT-B-32)",
+        ),
+        # a typo in the architecture: the closest architectures, those with the tag first, case ignored
+        (
+            "openclip:RN5O/openai",
+            "unknown open_clip architecture 'RN5O' in openclip:RN5O/openai; did you mean RN50 or RN50x4?",
+        ),
+        (
+            "openclip:vit-b-32/random",
+            "unknown open_clip architecture 'vit-b-32' in openclip:vit-b-32/random; "
+            "did you mean ViT-B-32, ViT-S-32 or ViT-M-32?",
+        ),
+    ],
+)
+def test_mistyped_names_get_a_did_you_mean(spec, message):
+    with pytest.raises(SpecError) as exc:
+        load_model(spec)
+    assert str(exc.value) == message
+
+
 def test_openclip_spec_kinds(tmp_path):
     ckpt = tmp_path / "w.pt"
     ckpt.write_bytes(b"x")
@@ -101,3 +139,25 @@ def test_construction_imports_no_deep_learning_library():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("alias", ["open_clip", "open-clip"])
+def test_open_clip_prefix_is_an_alias_recorded_as_openclip(alias):
+    spec = ModelSpec.parse(f"{alias}:ViT-B-32/random")
+    assert (spec.backend, str(spec)) == ("openclip", "openclip:ViT-B-32/random")
+    a, b = load_model(f"{alias}:ViT-B-32/random"), load_model("openclip:ViT-B-32/random")
+    assert str(a.spec) == "openclip:ViT-B-32/random" and a.identity == b.identity
+
+
+def test_open_clip_alias_plans_the_same_tasks_as_openclip():
+    from vlbias.zoo.plan import parse_config, plan
+
+    def grid(models, exclude=()):
+        config = parse_config({"models": models, "exclude": list(exclude), "audits": {"eat": {"tests": ["weat7"]}}})
+        return [(t.model, t.task_id) for t in plan(config)]
+
+    reference = grid(["openclip:ViT-B-32/random", "openclip:ViT-B-16/laion400m_e3*"])
+    assert reference[0][0] == "openclip:ViT-B-32/random" and len(reference) == 3
+    assert grid(["open_clip:ViT-B-32/random", "open_clip:ViT-B-16/laion400m_e3*"]) == reference  # spec and pattern
+    assert grid(["open-clip:ViT-B-32/random", "openclip:ViT-B-32/random"]) == reference[:1]  # one model, listed once
+    assert grid(["openclip:ViT-B-32/random", "openclip:ViT-B-16/laion400m_e3*"], ["open_clip:*/*e32"]) == reference[:2]

@@ -431,6 +431,19 @@ def test_dry_run_lists_the_grid(zoo, capsys):
     assert "15 tasks: 5 models x 2 audit settings" in out and out.count("[   done]") == 13
 
 
+def test_a_one_task_sweep_counts_in_words(zoo, tmp_path, capsys):
+    config = write_config(tmp_path, zoo.stim, models=[f"vectors:{zoo.stim['vectors']}"], audits={"textprobe": {}})
+    out = tmp_path / "one"
+    assert main(["sweep", str(config), "--out", str(out), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith(f"1 task: 1 model x 1 audit setting, into {out}\n")
+    assert main(["sweep", str(config), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "sweep: 1 task; 0 done · 0 running · 0 failed · 0 skipped · 1 remaining of 1"
+    assert err[-1].startswith("sweep: 1 done, 0 failed, 0 skipped of 1 task (0 were already done); results in ")
+    assert main(["sweep", str(config), "--out", str(out)]) == 0
+    assert "of 1 task (1 was already done)" in capsys.readouterr().err
+
+
 def test_sweep_commands_start_without_deep_learning_libraries():
     code = (
         "import sys, contextlib, io\n"

@@ -468,7 +468,7 @@ def test_random_model_end_to_end_through_the_cli_and_compare(small_cfd, tmp_path
             ["zeroshot", "-m", model, "--device", "cpu", "-d", f"cfd:{root}", "--n-bootstrap", 100, "-o", out], capsys
         )
         assert code == 0, err
-        assert "CONTENT WARNING" in err and f"wrote {out} (16 images; 4 item(s) in skipped.csv)" in err
+        assert "CONTENT WARNING" in err and f"wrote {out} (16 images; 4 items in skipped.csv)" in err
     names = {p.name for p in out1.iterdir()}
     assert {
         "results.parquet",

@@ -297,6 +297,11 @@ def test_vlbias_analyze_on_a_planted_zoo(tmp_path, capsys):
         assert (tmp_path / "a" / png).stat().st_size > 5000
     tables = set(store.tables()["table"])
     assert {"analysis.mixed_model", "analysis.bias_vs_accuracy", "analysis.bias_vs_accuracy_data"} <= tables
+    one = ["analyze", "--db", str(tmp_path / "zoo"), "--no-plots", "--out", str(tmp_path / "one")]
+    assert main([*one, "--where", "test = 'flowers' AND \"order\" = 'text'"]) == 0
+    out = capsys.readouterr().out  # one group and one test, never "1 groups" or "1 tests"
+    assert out.startswith("mixed model: 25 rows, 25 models, 1 group (0 rows without the needed facts left out: ")
+    assert "\nbias vs downstream accuracy (average), BH across 1 test:\n" in out
 
 
 def test_rows_left_out_tell_whole_models_from_single_rows():

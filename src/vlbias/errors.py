@@ -81,3 +81,21 @@ class DeprecatedOption(VlbiasWarning, FutureWarning):
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def closest(word: str, choices, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The ``choices`` nearest to a mistyped ``word`` (at most ``n``, best first), compared without case, for a
+    "did you mean" in an error message; empty when none is near."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for c in choices:
+        by_lower.setdefault(str(c).lower(), str(c))
+    return [by_lower[m] for m in difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=cutoff)]
+
+
+def did_you_mean(names: list[str]) -> str:
+    """``did you mean A, B or C?`` (empty for no names)."""
+    if not names:
+        return ""
+    return f"did you mean {', '.join(names[:-1])} or {names[-1]}?" if len(names) > 1 else f"did you mean {names[0]}?"

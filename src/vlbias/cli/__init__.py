@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "results": ("vlbias.cli.results", "results", "Query, export and import into a sweep's results database."),
     "analyze": ("vlbias.cli.analyze", "analyze", "Upstream analyses of a sweep: mixed model, bias vs accuracy."),
     "report": ("vlbias.cli.report", "report", "Write a static HTML (or Markdown) report of audit results."),
+    "demo": ("vlbias.cli.demo", "demo", "Write small synthetic demo datasets to try every audit offline."),
 }
 
 

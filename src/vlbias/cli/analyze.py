@@ -4,6 +4,7 @@ import click
 
 from vlbias.cli._common import out_option
 from vlbias.cli.results import db_option
+from vlbias.errors import plural
 
 
 @click.command()
@@ -103,10 +104,11 @@ def analyze(
         mm = summary["mixed_model"]
         if isinstance(mm, dict):
             click.echo(
-                f"mixed model: {mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups "
-                f"({mm['rows_left_out']} rows without the needed facts left out: {len(mm['models_left_out'])} models "
-                f"entirely, {len(mm.get('models_partly_left_out', []))} in part); REML, converged: {mm['converged']}; reference levels: "
-                + ", ".join(f"{k}={v}" for k, v in mm["reference"].items())
+                f"mixed model: {plural(mm['n_obs'], 'row')}, {plural(mm['models'], 'model')}, "
+                f"{plural(mm['n_groups'], 'group')} ({plural(mm['rows_left_out'], 'row')} without the needed facts "
+                f"left out: {plural(len(mm['models_left_out']), 'model')} entirely, "
+                f"{len(mm.get('models_partly_left_out', []))} in part); REML, converged: {mm['converged']}; "
+                "reference levels: " + ", ".join(f"{k}={v}" for k, v in mm["reference"].items())
             )
             click.echo(tables["mixed_model"].to_string(index=False))
             for w in mm["warnings"]:
@@ -115,16 +117,18 @@ def analyze(
             click.echo(f"mixed model: {mm}" if not str(mm).startswith("no ") else mm)
         corr = tables.get("bias_vs_accuracy")
         if corr is not None:
-            click.echo(f"\nbias vs downstream accuracy ({settings.metric}), BH across {len(corr) // 2} tests:")
+            click.echo(
+                f"\nbias vs downstream accuracy ({settings.metric}), BH across {plural(len(corr) // 2, 'test')}:"
+            )
             click.echo(corr.to_string(index=False))
         elif "bias_vs_accuracy" in summary:
             click.echo(f"\n{summary['bias_vs_accuracy']}")
-        for w in summary.get("content_warning", []):
-            click.echo(f"\nCONTENT WARNING: {w}")
+        for w in summary.get("content_warning", []):  # each starts with "CONTENT WARNING:" itself
+            click.echo(f"\n{w}")
         for name, table in tables.items():
             if name.endswith("_notes"):
                 for note in table["note"]:
                     click.echo(f"  note ({name.removesuffix('_notes')}): {note}")
             elif name not in ("mixed_model",) and not name.startswith(("mixed_model", "bias_vs")):
-                click.echo(f"{name}: {len(table)} rows")
+                click.echo(f"{name}: {plural(len(table), 'row')}")
     click.echo(f"tables and plots in {summary['out']}", err=True)

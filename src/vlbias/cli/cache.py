@@ -5,6 +5,7 @@ import sys
 import click
 
 from vlbias.cli._common import cache_dir_option, console, human_bytes
+from vlbias.errors import plural
 
 
 @click.group()
@@ -20,7 +21,6 @@ def info(cache_dir):
     from rich.text import Text
 
     from vlbias.cache import EmbeddingCache
-    from vlbias.errors import plural
 
     store = EmbeddingCache(cache_dir)
     entries = store.entries()
@@ -77,7 +77,7 @@ def clear(models, yes, cache_dir):
     freed = sum(e.size_bytes for e in removed)
     damaged = [e for e in removed if e.damaged]
     click.echo(
-        f"removed {len(removed)} model cache file(s), {human_bytes(freed)}"
+        f"removed {plural(len(removed), 'model cache file')}, {human_bytes(freed)}"
         + (f", {len(damaged)} of them damaged ({', '.join(str(e.path) for e in damaged)})" if damaged else ""),
         err=True,
     )

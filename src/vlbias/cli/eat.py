@@ -132,7 +132,7 @@ def render_table(result) -> None:
     n_skip = int((df["status"] != "ok").sum())
     exact = int(ok["exact"].astype(bool).sum())
     con.print(
-        f"{len(ok)} tests, {n_skip} skipped; p: permutation test, alternative {result.record.options.get('alternative')}, "
+        f"{plural(len(ok), 'test')}, {n_skip} skipped; p: permutation test, alternative {result.record.options.get('alternative')}, "
         f"exact in {exact}, sampled ({result.record.options.get('permutations')}) in {len(ok) - exact}; "
         f"✓: |d| ≥ 0.2 and p < 0.05 (bold: either); sizes |X|/|Y|/|A|/|B|"
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import file_kind, model_options, out_option
+from vlbias.errors import plural
 
 
 @click.command()
@@ -46,4 +47,4 @@ def embed(model, texts, images, out, overwrite, skip_bad_images, encoder_kwargs)
     write_parquet(table, out, {"model": str(encoder.spec), "identity": encoder.identity}, overwrite)
     skipped = table.column("vector").null_count
     note = f" ({skipped} skipped: see the 'error' column)" if skipped else ""
-    click.echo(f"wrote {table.num_rows - skipped} embeddings to {out}{note}", err=True)
+    click.echo(f"wrote {plural(table.num_rows - skipped, 'embedding')} to {out}{note}", err=True)

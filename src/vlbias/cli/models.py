@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import console
+from vlbias.errors import plural
 
 
 @click.command()
@@ -72,7 +73,7 @@ def models(backend, fmt, details, where, columns, catalogues, write_catalogue):
         t = Table(
             "architecture",
             "pretrained tags (spec: openclip:ARCH/TAG; TAG may also be 'random')",
-            title=f"open_clip pretrained models ({sum(len(v) for v in pairs.values())} pairs)",
+            title=f"open_clip pretrained models ({plural(sum(len(v) for v in pairs.values()), 'pair')})",
             title_justify="left",
         )
         for arch, tags in pairs.items():
@@ -108,10 +109,10 @@ def _details(backend, fmt, where, columns, catalogues) -> None:
 
     cells = df[cols].astype(object).map(_cell)
     if not os.isatty(1):  # piped: plain aligned text, never truncated
-        click.echo(f"model catalogue ({len(df)} models)")
+        click.echo(f"model catalogue ({plural(len(df), 'model')})")
         click.echo(cells.to_string(index=False) if len(cells) else "(no rows)")
         return
-    t = Table(title=f"model catalogue ({len(df)} models)", title_justify="left")
+    t = Table(title=f"model catalogue ({plural(len(df), 'model')})", title_justify="left")
     for c in cols:
         t.add_column(c, no_wrap=c == "spec")
     for row in cells.itertuples(index=False):
@@ -142,14 +143,13 @@ def _write(path: Path) -> None:
     from vlbias.models.backends.openclip import write_openclip_catalogue
     from vlbias.utils.progress import progress
 
-    archs = {a for a, _ in open_clip.list_pretrained()}
-    seen: set[str] = set()
-    with progress("profiling architectures on the meta device", len(archs), "architectures") as bar:
-
-        def on_arch(arch: str) -> None:
-            if arch not in seen:
-                seen.add(arch)
-                bar.advance(1)
-
-        n = write_openclip_catalogue(path, on_arch=on_arch)
-    click.echo(f"wrote {n} catalogue rows to {path}", err=True)
+    pairs = open_clip.list_pretrained()
+    n_archs = len({a for a, _ in pairs})
+    click.echo(
+        f"profiling {plural(len(pairs), 'pretrained pair')} ({plural(n_archs, 'architecture')}) of open_clip "
+        f"{open_clip.__version__} on PyTorch's meta device (no weights are downloaded); this takes a few minutes",
+        err=True,
+    )
+    with progress("profiling open_clip models", len(pairs), "pairs") as bar:
+        n = write_openclip_catalogue(path, on_arch=lambda arch: bar.advance(1))
+    click.echo(f"wrote {plural(n, 'catalogue row')} to {path}", err=True)

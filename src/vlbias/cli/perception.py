@@ -7,6 +7,7 @@ import click
 from vlbias.audits.perception import PerceptionOptions
 from vlbias.cli._common import mitigation_option, model_options, out_option, save_mitigation, with_mitigation
 from vlbias.cli._options import options_flags
+from vlbias.errors import plural
 
 
 @click.command()
@@ -63,8 +64,8 @@ def _report(result, out: Path) -> None:
             counts = g["group"].value_counts()
             con.print(
                 f"most extreme group over {attr}: "
-                + ", ".join(f"{k} ({v} of {len(g)} scales)" for k, v in counts.items())
+                + ", ".join(f"{k} ({v} of {plural(len(g), 'scale')})" for k, v in counts.items())
             )
     n_skipped = len(result.skipped)
-    note = f"; {n_skipped} note(s) in skipped.csv" if n_skipped else ""
-    con.print(f"wrote {len(t)} tables for {len(t['scores'])} images to {out}{note}")
+    note = f"; {plural(n_skipped, 'note')} in skipped.csv" if n_skipped else ""
+    con.print(f"wrote {plural(len(t), 'table')} for {plural(len(t['scores']), 'image')} to {out}{note}")

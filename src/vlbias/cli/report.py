@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import out_option
+from vlbias.errors import plural
 
 
 @click.command()
@@ -40,7 +41,8 @@ def report(results, out, overwrite, fmt, jobs):
         click.echo(f"vlbias: warning: {e}", err=True)
     main = "index.html" if fmt == "html" else "report.md"
     click.echo(
-        f"report: {len(summary.pages)} page(s), {summary.figures} figure(s), {summary.csv} data file(s) in "
+        f"report: {plural(len(summary.pages), 'page')}, {plural(summary.figures, 'figure')}, "
+        f"{plural(summary.csv, 'data file')} in "
         f"{summary.seconds:.1f} s; open {summary.out / main}",
         err=True,
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import OVERWRITE_HELP, file_kind, out_option
+from vlbias.errors import plural
 
 
 def db_option(fn):
@@ -51,7 +52,7 @@ def query(sql, db, fmt, out, overwrite):
         else:
             with atomic_path(out, suffix=out.suffix, kind=kind, overwrite=overwrite) as tmp:
                 df.to_csv(tmp, index=False)
-        click.echo(f"wrote {len(df)} rows to {out}", err=True)
+        click.echo(f"wrote {plural(len(df), 'row')} to {out}", err=True)
         return
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
@@ -88,7 +89,7 @@ def export(out_dir, db, fmt, names, overwrite):
     store = ResultsStore.open(db)
     with atomic_dir(out_dir, "export", overwrite) as tmp:
         written = store.export(tmp, fmt, list(names) or None)
-    click.echo(f"wrote {len(written)} table(s) to {out_dir}", err=True)
+    click.echo(f"wrote {plural(len(written), 'table')} to {out_dir}", err=True)
 
 
 @results.command()
@@ -103,7 +104,9 @@ def ingest(db, force):
         click.echo("results database is up to date", err=True)
     else:
         click.echo(
-            f"ingested {summary.parts} parts into {len(summary.tables)} tables ({summary.seconds:.1f} s)", err=True
+            f"ingested {plural(summary.parts, 'part')} into {plural(len(summary.tables), 'table')} "
+            f"({summary.seconds:.1f} s)",
+            err=True,
         )
 
 
@@ -125,6 +128,7 @@ def import_accuracy(source, db, metrics, name):
     store.write_accuracy(df, label)
     store.ingest()
     click.echo(
-        f"imported {len(df)} values ({df['spec'].nunique()} models, {df['metric'].nunique()} metrics) as {label!r}",
+        f"imported {plural(len(df), 'value')} ({plural(df['spec'].nunique(), 'model')}, "
+        f"{plural(df['metric'].nunique(), 'metric')}) as {label!r}",
         err=True,
     )

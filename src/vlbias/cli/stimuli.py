@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import console
+from vlbias.errors import plural
 
 STIMULI_DIR = click.option(
     "--stimuli-dir",
@@ -66,7 +67,8 @@ def verify(name, stimuli_dir):
             f"iEAT stimuli in {report.dest}: {len(report.missing)} missing and {len(report.bad)} changed "
             f"(e.g. {first}); run `vlbias stimuli fetch ieat`"
         )
-    click.echo(f"iEAT stimuli in {report.dest}: all {report.ok} files verified", err=True)
+    every = "" if report.ok == 1 else "all "
+    click.echo(f"iEAT stimuli in {report.dest}: {every}{plural(report.ok, 'file')} verified", err=True)
 
 
 @stimuli.command(name="list")
@@ -92,7 +94,9 @@ def list_(stimuli_dir):
     con.print(table)
     report = ieat.verify(stimuli_dir)
     state = (
-        "complete" if report.complete else f"{report.ok} of {report.ok + len(report.missing) + len(report.bad)} files"
+        "complete"
+        if report.complete
+        else f"{report.ok} of {plural(report.ok + len(report.missing) + len(report.bad), 'file')}"
     )
     con.print(f"iEAT image sets in {report.dest}: {state}; sets: {', '.join(ieat.manifest_sets())}")
     con.print(

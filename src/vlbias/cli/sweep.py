@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from vlbias.cli._common import DEVICES, console
+from vlbias.errors import plural
 
 
 @click.command()
@@ -76,12 +77,13 @@ def sweep(config, out, shard, executor, address, dry_run, show_status, no_retry_
     printer.close()
     s = summary.state
     click.echo(
-        f"sweep: {s.done} done, {s.failed} failed, {s.skipped} skipped of {summary.total} tasks "
-        f"({summary.already_done} were already done); results in {summary.out / 'results.duckdb'}",
+        f"sweep: {s.done} done, {s.failed} failed, {s.skipped} skipped of {plural(summary.total, 'task')} "
+        f"({summary.already_done} {'was' if summary.already_done == 1 else 'were'} already done); results in "
+        f"{summary.out / 'results.duckdb'}",
         err=True,
     )
     if s.failed:
-        from vlbias.errors import TasksFailedError, plural
+        from vlbias.errors import TasksFailedError
 
         status = f"vlbias sweep {config}" + (f" --out {out}" if out else "") + " --status"
         raise TasksFailedError(
@@ -101,7 +103,7 @@ class _Printer:
 
     def __call__(self, kind, task, outcome, state):
         if kind == "plan":
-            click.echo(f"sweep: {state.total} tasks; {state.line()}", err=True)
+            click.echo(f"sweep: {plural(state.total, 'task')}; {state.line()}", err=True)
             if self.tty:
                 from rich.live import Live
 
@@ -149,7 +151,10 @@ def _print_status(root: Path, cfg, tasks, show_tasks: bool) -> None:
             identities[model] = None
     states = {t.task_id: store.state(t, identities[t.model]) for t in tasks}
     n_models = len(identities)
-    click.echo(f"{len(tasks)} tasks: {n_models} models x {len(cfg.audits)} audit settings, into {root}")
+    click.echo(
+        f"{plural(len(tasks), 'task')}: {plural(n_models, 'model')} x {plural(len(cfg.audits), 'audit setting')}, "
+        f"into {root}"
+    )
     by_audit: dict[str, Counter] = {}
     for t in tasks:
         by_audit.setdefault(t.audit, Counter())[states[t.task_id]] += 1

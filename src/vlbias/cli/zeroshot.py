@@ -10,6 +10,7 @@ import click
 from vlbias.audits.zeroshot import ZeroshotOptions
 from vlbias.cli._common import console, mitigation_option, model_options, out_option, save_mitigation, with_mitigation
 from vlbias.cli._options import options_flags
+from vlbias.errors import plural
 
 
 def _slug(text: str) -> str:
@@ -93,8 +94,8 @@ def _summary(result, out: Path) -> None:
             df = df.assign(label=df["task"] + " (" + df["scoring"] + ")")
             _print_pivot(con, df, "accuracy_pct", f"accuracy (%) by {grouping.replace('+', ' × ')}", "{:.1f}")
     skipped = len(result.skipped)
-    note = f"; {skipped} item(s) in skipped.csv" if skipped else ""
-    click.echo(f"wrote {out} ({n_images} images{note})", err=True)
+    note = f"; {plural(skipped, 'item')} in skipped.csv" if skipped else ""
+    click.echo(f"wrote {out} ({plural(n_images, 'image')}{note})", err=True)
 
 
 @click.command("zeroshot-compare")

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.datasets.base import FaceDataset, LoadReport
-from vlbias.errors import StimulusError
+from vlbias.errors import StimulusError, plural
 from vlbias.utils.options import Options as _Options
 from vlbias.utils.options import option
 
@@ -133,7 +133,8 @@ class Options(_Options):
         "corrected ones alone, an image without one left out (only: the study)",
     )
     attributes: tuple[str, ...] | None = option(
-        None, "the varied attributes to load, some of age, lighting, pose, smiling [default: every folder found]",
+        None,
+        "the varied attributes to load, some of age, lighting, pose, smiling [default: every folder found]",
         choices=tuple(ABBREVIATIONS),
     )
     crop: bool = option(True, "crop each face to the study's box (false: whole 512 x 512 images)")
@@ -297,10 +298,12 @@ def _report_missing(table: pd.DataFrame, report: LoadReport) -> None:
         counts = sub.groupby("seed").size()
         short = counts[counts < expected]
         if len(short):
-            missing = int((expected - short).sum())
+            lack = sorted({int(n) for n in expected - short})  # per seed
+            how_many = str(lack[0]) if len(lack) == 1 else f"{lack[0]} to {lack[-1]}"
             report.notes.append(
-                f"final_picked_{attribute}: {len(short)} of {len(counts)} seed(s) lack {missing} of the "
-                f"{expected} race x gender x level images each seed has in the release"
+                f"final_picked_{attribute}: {len(short)} of {plural(len(counts), 'seed')} "
+                f"{'lacks' if len(short) == 1 else 'lack'} {how_many} of the {expected} race x gender x level images "
+                "each seed has in the release"
             )
 
 

@@ -28,7 +28,7 @@ from vlbias.datasets.base import FaceDataset
 from vlbias.errors import StimulusError, VlbiasError
 from vlbias.utils.options import FrozenMap, Options, preset
 
-_NOT_LOADERS = {"base", "spec"}
+_NOT_LOADERS = {"base", "spec", "demo"}  # demo: writes datasets (vlbias demo), reads none
 
 
 @lru_cache(maxsize=1)

@@ -149,11 +149,10 @@ def read_catalogue_file(path: str | os.PathLike) -> pd.DataFrame:
     df = coerce(df, str(path))
     if df["spec"].isna().any():
         raise VlbiasError(f"{path}: row {int(df['spec'].isna().to_numpy().nonzero()[0][0]) + 2} has no spec")
+    df["spec"] = [str(ModelSpec.parse(spec)) for spec in df["spec"]]  # one spelling (open_clip: -> openclip:)
     dup = df["spec"][df["spec"].duplicated()]
     if len(dup):
         raise VlbiasError(f"{path}: spec {dup.iloc[0]!r} appears twice; keep one row per model")
-    for spec in df["spec"]:
-        ModelSpec.parse(spec)
     if "backend" not in df.columns or df["backend"].isna().any():
         backends = df["spec"].str.partition(":")[0]
         df["backend"] = df["backend"].fillna(backends) if "backend" in df.columns else backends

@@ -3,8 +3,12 @@
 The images are licensed (CC BY-NC-SA 4.0) and not bundled. ``vlbias stimuli fetch ieat`` downloads them from the
 ryansteed/ieat repository at a fixed commit, or copies them from a local folder (``--from DIR``, either the
 repository's own ``<test>/<category>/`` layout or a clone of the repository), and verifies every file against the
-sha256 manifest shipped in ``vlbias/data/eat/ieat-manifest.csv`` (built from the files at that commit). Each file
-is written atomically, so an interrupted fetch leaves whole, verified files only and a rerun fetches the rest.
+sha256 manifest shipped in ``vlbias/data/eat/ieat-manifest.csv`` (built from the files at that commit). Getting and
+verifying is pooch's (:class:`pooch.Pooch` over the manifest as its registry): each file lands in a temporary file
+beside its place and is moved there only once its sha256 matches, so an interrupted fetch leaves whole, verified
+files only and a rerun fetches the rest. A download that fails (no connection, a time-out, a server error, bytes
+that do not match, as a broken transfer gives) is tried again :data:`RETRIES` times; a missing file (HTTP 404) is
+not, nor a local copy.
 
 From a local folder only regular files that the manifest names are read, and only inside that folder: a symbolic
 link, or a file reached through a linked folder that leads out of it, is never opened (a shared folder could point
@@ -18,26 +22,29 @@ The stimuli live under ``<stimuli dir>/ieat/<test>/<category>/``; the stimuli di
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
+import logging
 import os
+import re
 import shutil
 import stat
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vlbias.errors import StimulusError, VlbiasError, VlbiasWarning
-from vlbias.utils.io import atomic_path, sha256_file
+from vlbias.errors import StimulusError, VlbiasError, VlbiasWarning, plural
+from vlbias.utils.io import atomic_path, current_umask, sha256_file
 
 IEAT_REPO = "ryansteed/ieat"
 IEAT_COMMIT = "4d7639bfd0b6c17b127ce163af0ddf985f5a6510"
 IEAT_PREFIX = "data/experiments"
 IEAT_LICENSE = "CC BY-NC-SA 4.0 (https://creativecommons.org/licenses/by-nc-sa/4.0/)"
 BASE_URL = f"https://raw.githubusercontent.com/{IEAT_REPO}/{IEAT_COMMIT}/{IEAT_PREFIX}"
+#: further tries of a download that failed for the network (pooch waits 1 s, then 2 s, ... between them)
+RETRIES = 2
 NOTICE = f"""iEAT image stimuli (Steed & Caliskan 2021, "Image Representations Learned With Unsupervised
 Pre-Training Contain Human-like Biases", FAccT), from https://github.com/{IEAT_REPO} at commit {IEAT_COMMIT}.
 Licence: {IEAT_LICENSE}. The images were collected by the iEAT authors from Project Implicit and web image search;
@@ -131,18 +138,82 @@ def _copy_regular(src: Path, dest: Path) -> None:
             shutil.copyfileobj(f, out)
 
 
-def _download(url: str, dest: Path, timeout: float) -> None:
+def _readable(path: str) -> None:
+    """Give pooch's temporary file the permissions the umask gives (``tempfile`` makes it private, 0600)."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
+class _Copy:
+    """A pooch downloader that copies one manifest entry from the --from folder (regular files inside it only)."""
+
+    def __init__(self, from_dir: Path, rel: str):
+        self.from_dir, self.rel = from_dir, rel
+
+    def __call__(self, url: str, output_file: str, pooch) -> None:
+        found = _source_file(self.from_dir, self.rel)
+        if found is None:
+            raise FetchError(
+                f"{self.from_dir} has no {self.rel}; it must hold the ieat stimuli at commit {IEAT_COMMIT[:7]}"
+            )
+        _copy_regular(found, Path(output_file))
+        _readable(output_file)
+
+
+class _Download:
+    """pooch's HTTP downloader; a client error (404: the file is not there) is final, never tried again."""
+
+    def __init__(self, timeout: float):
+        import pooch
+
+        self.http = pooch.HTTPDownloader(timeout=timeout, progressbar=False)
+
+    def __call__(self, url: str, output_file: str, pooch) -> None:
+        import requests
+
+        try:
+            self.http(url, output_file, pooch)
+        except requests.exceptions.HTTPError as e:
+            code = e.response.status_code if e.response is not None else 0
+            if 400 <= code < 500:
+                raise _http_error(url, code) from None
+            raise  # a server error: pooch tries again
+        _readable(output_file)
+
+
+def _http_error(url: str, code: int) -> FetchError:
+    return FetchError(f"cannot download {url} (HTTP {code}); check the network, or use --from DIR")
+
+
+def _network_reason(e: BaseException) -> str:
+    """The reason of a requests error in a few words: the system's ('[Errno 111] Connection refused') where there is
+    one, else the message of the innermost error that requests and urllib3 wrap ('Read timed out.')."""
+    errno_text = re.search(r"\[Errno [^\]]*\][^()'\"]*", str(e))
+    if errno_text:
+        return errno_text.group(0).strip()
+    while True:
+        inner = getattr(e, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = e.args[0] if e.args and isinstance(e.args[0], BaseException) else None
+        if inner is None or inner is e:
+            break
+        e = inner
+    message = e.args[-1] if e.args and isinstance(e.args[-1], str) else str(e)
+    message = re.sub(r"^\w+\([^)]*\):\s*", "", message)  # HTTPConnectionPool(host=..., port=...): ...
+    return re.sub(r"\s*\(\w+ timeout=[^)]*\)$", "", message) or type(e).__name__
+
+
+@contextlib.contextmanager
+def _quiet_pooch():
+    """pooch logs every file it downloads at INFO; vlbias shows its own progress bar instead."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:  # noqa: S310
-            shutil.copyfileobj(resp, out)
-    except urllib.error.HTTPError as e:
-        raise FetchError(f"cannot download {url} (HTTP {e.code}); check the network, or use --from DIR") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise FetchError(
-            f"cannot download {url} ({reason}); without internet, copy the ieat repository's {IEAT_PREFIX} "
-            f"folder at commit {IEAT_COMMIT[:7]} here and pass --from DIR"
-        ) from None
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def fetch(
@@ -155,6 +226,9 @@ def fetch(
     progress_bar=None,
 ) -> FetchReport:
     """Fetch (download or copy) and verify the iEAT sets into ``<dest_root>/ieat``."""
+    import pooch
+    import requests
+
     dest = ieat_dir(dest_root)
     entries = manifest()
     if sets:
@@ -172,50 +246,54 @@ def fetch(
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FetchError(f"cannot create {dest} ({e.strerror}); choose another --stimuli-dir") from None
+    store = pooch.create(
+        path=dest,
+        base_url=f"{url}/",
+        registry={e.path: f"sha256:{e.sha256}" for e in entries},
+        retry_if_failed=0 if src is not None else RETRIES,  # a local copy that does not match will not next time
+    )
+    download = _Download(timeout) if src is None else None
     refused: list[str] = []
-    for entry in entries:
-        target = dest / entry.path
-        if target.is_file() and target.stat().st_size == entry.size and sha256_file(target) == entry.sha256:
-            report.already += 1
+    with _quiet_pooch():
+        for entry in entries:
+            target = dest / entry.path
+            if target.is_file() and target.stat().st_size == entry.size and sha256_file(target) == entry.sha256:
+                report.already += 1
+                if progress_bar is not None:
+                    progress_bar.advance(1)
+                continue
+            origin = str(src / entry.path) if src is not None else store.get_url(entry.path)
+            try:
+                store.fetch(entry.path, downloader=_Copy(src, entry.path) if src is not None else download)
+            except _Refused as e:
+                refused.append(f"{entry.path} ({e})")
+                continue
+            except requests.exceptions.HTTPError as e:  # a server error, after the retries
+                raise _http_error(origin, e.response.status_code if e.response is not None else 0) from None
+            except requests.exceptions.RequestException as e:
+                raise FetchError(
+                    f"cannot download {origin} ({_network_reason(e)}); without internet, copy the ieat "
+                    f"repository's {IEAT_PREFIX} folder at commit {IEAT_COMMIT[:7]} here and pass --from DIR"
+                ) from None
+            except ValueError:  # pooch: the sha256 of what it got is not the registry's
+                raise FetchError(
+                    f"{origin} does not match the manifest (sha256 expected {entry.sha256[:12]}...); it is not the "
+                    f"file of commit {IEAT_COMMIT[:7]}, so it was not kept"
+                ) from None
+            report.fetched += 1
+            report.bytes += entry.size
             if progress_bar is not None:
                 progress_bar.advance(1)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with atomic_path(target) as tmp:
-                if src is not None:
-                    found = _source_file(src, entry.path)
-                    if found is None:
-                        raise FetchError(
-                            f"{src} has no {entry.path}; it must hold the ieat stimuli at commit {IEAT_COMMIT[:7]}"
-                        )
-                    _copy_regular(found, tmp)
-                    origin = str(found)
-                else:
-                    origin = f"{url}/{entry.path}"
-                    _download(origin, tmp, timeout)
-                got = sha256_file(tmp)
-                if got != entry.sha256:
-                    raise FetchError(
-                        f"{origin} does not match the manifest (sha256 {got[:12]}..., expected "
-                        f"{entry.sha256[:12]}...); it is not the file of commit {IEAT_COMMIT[:7]}, so it was not kept"
-                    )
-        except _Refused as e:
-            refused.append(f"{entry.path} ({e})")
-            continue
-        report.fetched += 1
-        report.bytes += entry.size
-        if progress_bar is not None:
-            progress_bar.advance(1)
     if src is not None:
         _copy_license(src, dest)
     (dest / "NOTICE.txt").write_text(NOTICE, encoding="utf-8")
     if refused:
         shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+        kept = report.fetched + report.already
         raise FetchError(
-            f"{len(refused)} file(s) in {src} were not copied, as vlbias copies only regular files inside the "
-            f"folder: {shown}; put the files themselves there and run again (the {report.fetched + report.already} "
-            f"verified files are kept)"
+            f"{plural(len(refused), 'file')} in {src} {'was' if len(refused) == 1 else 'were'} not copied, as vlbias "
+            f"copies only regular files inside the folder: {shown}; put the files themselves there and run again "
+            f"(the {plural(kept, 'verified file')} {'is' if kept == 1 else 'are'} kept)"
         )
     return report
 

@@ -128,6 +128,7 @@ KINDS = {
         OutputKind("report", "report", True, "report.json", ("vlbias_report",)),
         OutputKind("analysis", "analysis", True, "analysis.json", ("audit", "table", "effect", "by")),
         OutputKind("export", "table export", True),
+        OutputKind("demo", "demo dataset", True),
         OutputKind("sweep", "sweep folder", True, "sweep*.json", ("tasks", "vlbias_version"), resumable=True),
         OutputKind("parquet", "Parquet file", False),
         OutputKind("csv", "CSV file", False),

@@ -43,7 +43,7 @@ from vlbias.mitigation.registry import parse_mitigation
 from vlbias.models.base import check_encoder_options
 from vlbias.models.catalogue import load_catalogue, select
 from vlbias.models.registry import backend_class
-from vlbias.models.spec import ModelSpec
+from vlbias.models.spec import ModelSpec, canonical_prefix
 from vlbias.utils.io import load_yaml, stable_hash
 from vlbias.utils.options import whole_number
 
@@ -261,7 +261,7 @@ def resolve_models(
                 raise VlbiasError(f"{where}a model selector is a spec, a pattern, 'all', or {{where: EXPR}}")
             chosen = all_specs
             if "pattern" in sel:
-                chosen = [s for s in chosen if fnmatch.fnmatchcase(s, str(sel["pattern"]))]
+                chosen = [s for s in chosen if fnmatch.fnmatchcase(s, canonical_prefix(str(sel["pattern"])))]
             if "where" in sel:
                 keep = set(select(rows, sel["where"], label=f"{where}models: where:")["spec"])
                 chosen = [s for s in chosen if s in keep]
@@ -275,7 +275,7 @@ def resolve_models(
         elif sel.strip() == "all":
             specs += all_specs
         elif _GLOB & set(sel):
-            chosen = [s for s in all_specs if fnmatch.fnmatchcase(s, sel.strip())]
+            chosen = [s for s in all_specs if fnmatch.fnmatchcase(s, canonical_prefix(sel.strip()))]
             if not chosen:
                 raise VlbiasError(
                     f"{where}pattern {sel!r} matches no catalogue model; list them with `vlbias models --details`"
@@ -286,7 +286,7 @@ def resolve_models(
             backend_class(spec.backend)(spec, cache=False)  # validates the target cheaply (file exists, tag known)
             specs.append(str(spec))
     for pat in exclude:
-        specs = [s for s in specs if not fnmatch.fnmatchcase(s, str(pat))]
+        specs = [s for s in specs if not fnmatch.fnmatchcase(s, canonical_prefix(str(pat)))]
     specs = list(dict.fromkeys(specs))
     if not specs:
         raise VlbiasError(f"{where}no models left to sweep after exclude:")

@@ -20,7 +20,6 @@ open_clip (``vlbias models --write-catalogue``).
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 import re
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vlbias.cache.fingerprints import file_fingerprint, tree_fingerprint
-from vlbias.errors import SpecError, VlbiasError, WeightsUnavailableError
+from vlbias.errors import SpecError, VlbiasError, WeightsUnavailableError, closest, did_you_mean
 from vlbias.models import catalogue, hub
 from vlbias.models.base import Encoder
 from vlbias.models.openclip_profile import architecture_facts, quiet_root_logging, tower_param_counts
@@ -143,7 +142,7 @@ class Backend(Encoder):
                 f"(see `vlbias models`), 'random', or a checkpoint path"
             )
         self.arch, self.model_name = arch, arch
-        self._check_arch(arch)
+        self._check_arch(arch, tag)
         m = _RANDOM.match(tag)
         if m:
             self.kind, self.seed = "random", int(m.group(1) or 0)
@@ -170,13 +169,14 @@ class Backend(Encoder):
         self._check_tag(arch, tag)
         self.kind, self.tag = "tag", tag
 
-    def _check_arch(self, arch: str) -> None:
+    def _check_arch(self, arch: str, tag: str) -> None:
         if arch in known_pairs() or arch in _config_file_archs():
             return
         archs = _installed_archs()
         if arch not in archs:
-            close = difflib.get_close_matches(arch, archs, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else "see `vlbias models` for the known ones"
+            close = closest(arch, archs)
+            close.sort(key=lambda a: tag not in known_pairs().get(a, {}))  # those with the tag first
+            hint = did_you_mean(close) or "see `vlbias models` for the known ones"
             raise SpecError(f"unknown open_clip architecture {arch!r} in {self.spec}; {hint}")
 
     def _check_tag(self, arch: str, tag: str) -> None:
@@ -186,9 +186,19 @@ class Backend(Encoder):
         import open_clip
 
         tags |= set(open_clip.list_pretrained_tags_by_model(arch))
-        if tag not in tags:
-            listed = ", ".join(sorted(tags)) if tags else "none (use 'random' or a checkpoint path)"
-            raise SpecError(f"unknown pretrained tag {tag!r} for {arch} in {self.spec}; known tags: {listed}")
+        if tag in tags:
+            return
+        close = closest(tag, tags)
+        if close:
+            hint = did_you_mean([f"openclip:{arch}/{t}" for t in close])
+        elif tags:
+            hint = f"known tags: {', '.join(sorted(tags))}"
+        else:
+            hint = "it has none (use 'random' or a checkpoint path)"
+        elsewhere = [a for a, t in known_pairs().items() if tag in t]
+        if elsewhere:
+            hint += f" ({tag} is a tag of {', '.join(elsewhere)})"
+        raise SpecError(f"unknown pretrained tag {tag!r} for {arch} in {self.spec}; {hint}")
 
     # -------------------------------------------------------------- identity
     def _identity_payload(self) -> dict[str, Any]:
@@ -361,7 +371,8 @@ class Backend(Encoder):
 
 # ---------------------------------------------------------------------------------------------------- catalogue
 def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_arch=None) -> pd.DataFrame:
-    """Catalogue rows for open_clip pairs (default: all of ``open_clip.list_pretrained()``), weights untouched."""
+    """Catalogue rows for open_clip pairs (default: all of ``open_clip.list_pretrained()``), weights untouched.
+    ``on_arch(arch)`` is called as each pair's row is done (for a progress bar)."""
     import open_clip
     import pandas as pd
 
@@ -373,8 +384,6 @@ def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_
         locations[(arch, tag)] = f"{cfg.get('hf_hub', '')}|{cfg.get('url', '')}"
     rows = []
     for arch, tag in pairs:
-        if on_arch is not None:
-            on_arch(arch)
         cfg = open_clip.get_pretrained_cfg(arch, tag)
         if not cfg:
             raise VlbiasError(f"the installed open_clip does not know the pair {arch}/{tag}")
@@ -398,6 +407,8 @@ def build_openclip_catalogue(pairs: Sequence[tuple[str, str]] | None = None, on_
                 "url": cfg.get("url") or None,
             }
         )
+        if on_arch is not None:
+            on_arch(arch)
     df = pd.DataFrame(rows, columns=list(catalogue.COLUMNS))
     return catalogue.coerce(df.astype("string"), "open_clip").reset_index(drop=True)
 
