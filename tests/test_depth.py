@@ -363,3 +363,28 @@ def test_analyze_refuses_layers_without_embeddings_or_the_term(tmp_path, capsys)
     assert "rows hold layers 2, 4, 6, 8 of the models and none of their embeddings; add --term layer" in err
     code, _, err = _cli(["analyze", "--db", tmp_path / "zoo", "--no-plots", "--where", "layer = 8"], capsys)
     assert code == 0, err
+
+
+def test_layers_and_mitigations_together(tmp_path, capsys):
+    """A mitigation transforms the model's embedding: a sweep with both axes mitigates only the embedding's tasks,
+    and the command line refuses --mitigation beside --layer in one line."""
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        f"models: [{SMALL}]\n"
+        "audits:\n  eat: {tests: [weat1], orders: [all-text], permutations: 50, n_bootstrap: 0}\n"
+        "layers: [null, 1, -1]\nmitigations: [none, hard_debias]\n"
+    )
+    tasks = plan(load_config(config))
+    assert [(t.layer, t.mitigation) for t in tasks] == [(None, None), (None, "hard_debias"), (1, None), (-1, None)]
+    assert len({t.task_id for t in tasks}) == 4
+    # the raw embedding's task keeps its id; the mitigated one and each layer's differ from it
+    assert tasks[0].task_id == make_task(SMALL, "eat", tasks[0].options_dict).task_id
+    assert "hard_debias" in tasks[1].label() and "layer 1 (lens)" in tasks[2].label()
+    code, _, err = _cli(
+        ["eat", "-m", SMALL, "--test", "weat1", "--layer", "-1", "--mitigation", "hard_debias", "--no-cache"], capsys
+    )
+    assert code != 0 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "vlbias: error: --mitigation hard_debias transforms the model's embedding, not a layer's; drop --layer "
+        "(measure bias by depth and mitigation in separate runs)"
+    )

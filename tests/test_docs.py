@@ -24,9 +24,12 @@ LEDGER = ROOT / "docs" / "deviations.md"
 def tables() -> dict[str, str]:
     from vlbias.audits.registry import audit_names, get_audit
     from vlbias.datasets.spec import loader, loader_names
+    from vlbias.mitigation.registry import get_method, method_names
     from vlbias.utils.options import option_table
 
     out = {f"options:{name}": option_table(get_audit(name).options) for name in audit_names()}
+    for name in method_names():
+        out[f"options:mitigation:{name}"] = option_table(get_method(name).options, flags=False)
     for name in loader_names():
         declared = loader(name).Options
         if declared.fields():

@@ -425,3 +425,23 @@ def test_readme_names_the_four_neutral_prompts():
     assert prompts == ["A photo of a person.", "A person.", "This is a person.", "cropped face photo of a person"]
     assert "the empty word gives the four neutral prompts (" + ", ".join(f'"{p}"' for p in prompts) + ")" in text
     assert 'the neutral prompt "A photo of a person."' not in text
+
+
+def test_perception_runs_on_a_mitigated_encoder(four_faces, tmp_path):
+    """A transform (here: feature 1 imputed with 0.5, both towers) gives the scores of the transformed vectors
+    themselves, and every row names the mitigation."""
+    from vlbias.mitigation import Mitigated, Transform
+    from vlbias.mitigation.base import Impute
+
+    enc, opts = four_faces
+    op = Impute(np.array([1]), np.array([0.5]), 4)
+    t = Transform("manual", "manual", {}, {"text": op, "image": op}, {}, "f" * 16)
+    res = AUDIT.run(Mitigated(enc, t), opts)
+    enc.load()
+    keys = list(enc._index)
+    moved = write_npz(tmp_path / "moved.npz", keys, t.apply(enc._matrix[[enc._index[k] for k in keys]], "text"))
+    direct = AUDIT.run(load_model(f"vectors:{moved}"), opts)
+    for col in ("cos_neutral", "word:alpha", "s"):
+        np.testing.assert_allclose(res.tables["scores"][col], direct.tables["scores"][col], rtol=1e-5)
+    assert not np.allclose(res.tables["scores"]["s"], AUDIT.run(enc, opts).tables["scores"]["s"])
+    assert set(res.stamped("scores")["mitigation"]) == {"manual"}

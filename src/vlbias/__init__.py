@@ -14,6 +14,7 @@ _LAZY = {
     "Encoder": "vlbias.models",
     "ImageRef": "vlbias.models",
     "EmbeddingCache": "vlbias.cache",
+    "mitigate": "vlbias.mitigation",
 }
 
 

@@ -44,22 +44,26 @@ class RunRecord:
     #: what the options resolved to for this model and these stimuli (zero-shot: the logit scale of scale=model,
     #: the protocol's name): told in reports, not part of the config hash (the model identity already is)
     resolved: dict[str, Any] = field(default_factory=dict)
+    #: the mitigation the encoder applied (:mod:`vlbias.mitigation`; its method, options, fit set and hashes, what
+    #: it held out), empty for a raw model; part of the config hash when present
+    mitigation: dict[str, Any] = field(default_factory=dict)
     vlbias_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
     @property
     def config_hash(self) -> str:
-        """Hash of what determines the results: audit, model identity, options, seed and stimuli."""
-        return stable_hash(
-            {
-                "audit": self.audit,
-                "model": self.model.get("identity") or self.model.get("spec"),
-                "options": self.options,
-                "seed": self.seed,
-                "stimuli": self.stimuli,
-            },
-            n=16,
-        )
+        """Hash of what determines the results: audit, model identity, options, seed, stimuli and the mitigation's
+        transform and fit set (absent for a raw model, so raw runs keep their hashes)."""
+        payload = {
+            "audit": self.audit,
+            "model": self.model.get("identity") or self.model.get("spec"),
+            "options": self.options,
+            "seed": self.seed,
+            "stimuli": self.stimuli,
+        }
+        if self.mitigation:
+            payload["mitigation"] = {k: self.mitigation.get(k) for k in ("transform_hash", "fit_hash", "method")}
+        return stable_hash(payload, n=16)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "config_hash": self.config_hash}
@@ -121,7 +125,8 @@ class AuditResult:
         return self.tables["results"]
 
     def stamp(self) -> dict[str, Any]:
-        """The provenance columns' values (model, model_identity, audit, vlbias_version, config_hash, seed)."""
+        """The provenance columns' values (model, model_identity, audit, vlbias_version, config_hash, seed; with
+        mitigation and mitigation_hash for a run through a mitigated encoder)."""
         return {
             "model": self.record.model.get("spec"),
             "model_identity": self.record.model.get("identity"),
@@ -129,7 +134,14 @@ class AuditResult:
             "vlbias_version": self.record.vlbias_version,
             "config_hash": self.record.config_hash,
             "seed": self.record.seed,
-        }
+        } | (
+            {  # a mitigated encoder: which transform every row was measured through
+                "mitigation": self.record.mitigation.get("label"),
+                "mitigation_hash": self.record.mitigation.get("transform_hash"),
+            }
+            if self.record.mitigation
+            else {}
+        )
 
     @property
     def layer(self) -> int | None:

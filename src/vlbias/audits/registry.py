@@ -70,11 +70,15 @@ class AuditSpec:
     def run(self, encoder: Encoder, options: Mapping[str, Any] | Options | None = None, **overrides: Any):
         """Run the audit: ``options`` parsed (a mapping, as in a sweep config, or typed options), then executed. On
         one layer of a model (:mod:`vlbias.models.layers`) the record names the layer and the reading, so every
-        row carries them."""
+        row carries them. A mitigated encoder (:class:`vlbias.mitigation.Mitigated`) adds its record to the run's
+        (so to every row)."""
         result = resolve(self.execute)(encoder, self.options.parse(options, **overrides))
         facts = getattr(encoder, "layer_facts", None)
         if callable(facts) and hasattr(result, "record"):
             result.record.model = {**result.record.model, **facts()}
+        mitigation = getattr(encoder, "mitigation_record", None)
+        if mitigation:
+            result.record.mitigation = dict(mitigation)
         return result
 
     def run_layers(

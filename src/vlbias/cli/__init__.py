@@ -40,6 +40,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "retrieval",
         "Retrieval skew and caption association by group (SocialCounterfactuals, PATA).",
     ),
+    "mitigations": ("vlbias.cli.mitigations", "mitigations", "List the debiasing methods (--mitigation) and options."),
+    "mitigation-compare": (
+        "vlbias.cli.mitigations",
+        "mitigation_compare",
+        "Mitigations before and after on one audit, paired: bias bought, accuracy lost.",
+    ),
     "sweep": ("vlbias.cli.sweep", "sweep", "Run audits over a model zoo, resumably (local or Ray)."),
     "results": ("vlbias.cli.results", "results", "Query, export and import into a sweep's results database."),
     "analyze": ("vlbias.cli.analyze", "analyze", "Upstream analyses of a sweep: mixed model, bias vs accuracy."),

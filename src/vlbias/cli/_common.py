@@ -149,3 +149,55 @@ def note_figures(result, folder: Path, figures) -> None:
     frames = [f for f in (result.skipped, pd.DataFrame(notes, columns=["item", "reason"])) if len(f)]
     result.skipped = pd.concat(frames, ignore_index=True)
     result.skipped.to_csv(Path(folder) / "skipped.csv", index=False)
+
+
+MITIGATION_HELP = (
+    "Debias the model's embeddings before the audit: a method NAME[:KEY=VALUE,...] fitted now (hard_debias, "
+    "projection, clipclip, sfid; `vlbias mitigations`) or a saved mitigation.npz. The fit set's images are never "
+    "evaluated; the fitted transform is saved in the output folder."
+)
+
+
+def mitigation_option(fn: Callable) -> Callable:
+    """--mitigation SPEC; the wrapped command receives ``mitigation`` (None when not given)."""
+    return click.option("--mitigation", "mitigation", metavar="NAME[:KEY=VALUE,...]|FILE", default=None,
+                        help=MITIGATION_HELP)(fn)  # fmt: skip
+
+
+def with_mitigation(encoder, mitigation: str | None):
+    """The encoder, mitigated when ``--mitigation`` was given (fitted now, or loaded from a saved transform)."""
+    if not mitigation:
+        return encoder
+    from vlbias.mitigation import mitigate
+
+    return mitigate(encoder, mitigation)
+
+
+def mitigated_layers(encoders: list, mitigation: str | None) -> list:
+    """The encoders of :func:`vlbias.models.load_layers`, the one encoder mitigated when ``--mitigation`` was given.
+    A mitigation transforms the model's own embedding; it is refused beside ``--layer``."""
+    if not mitigation:
+        return encoders
+    if len(encoders) != 1 or getattr(encoders[0], "layer", None) is not None:
+        from vlbias.errors import VlbiasError
+
+        raise VlbiasError(
+            f"--mitigation {mitigation} transforms the model's embedding, not a layer's; drop --layer (measure bias by "
+            "depth and mitigation in separate runs)"
+        )
+    return [with_mitigation(encoders[0], mitigation)]
+
+
+def save_mitigation(encoder, extras: Callable[[Path], None] | None = None) -> Callable[[Path], None] | None:
+    """An ``extras`` for :meth:`AuditResult.write` that also saves a mitigated encoder's transform
+    (``mitigation.npz``) in the output folder."""
+    transform = getattr(encoder, "transform", None)
+    if transform is None:
+        return extras
+
+    def write(tmp: Path) -> None:
+        transform.save(tmp / "mitigation.npz")
+        if extras is not None:
+            extras(tmp)
+
+    return write

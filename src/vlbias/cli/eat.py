@@ -5,13 +5,22 @@ from pathlib import Path
 import click
 
 from vlbias.audits.eat import EATOptions
-from vlbias.cli._common import console, file_kind, model_options, out_option
+from vlbias.cli._common import (
+    console,
+    file_kind,
+    mitigated_layers,
+    mitigation_option,
+    model_options,
+    out_option,
+    save_mitigation,
+)
 from vlbias.cli._options import options_flags
 from vlbias.errors import plural
 
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(EATOptions)
 @out_option(
     lambda p: "parquet" if file_kind(p) == "parquet" else "audit",
@@ -25,7 +34,7 @@ from vlbias.errors import plural
     show_default=True,
     help="What to print on stdout.",
 )
-def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
+def eat(model, mitigation, raw_options, out, overwrite, fmt, encoder_kwargs):
     """Run embedding association tests (WEAT, SEAT, iEAT, cross-modal) on a model.
 
     \b
@@ -44,9 +53,10 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
     from vlbias.models import load_layers
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    result = AUDIT.run_layers(load_layers(model, **encoder_kwargs), options)
+    encoders = mitigated_layers(load_layers(model, **encoder_kwargs), mitigation)
+    result = AUDIT.run_layers(encoders, options)
     if out is not None:
-        _write(result, out, overwrite)
+        _write(result, out, overwrite, encoders[0])
     table = result.stamped("results")
     if fmt == "json":
         click.echo(table.to_json(orient="records", indent=2, double_precision=15))
@@ -63,7 +73,7 @@ def eat(model, raw_options, out, overwrite, fmt, encoder_kwargs):
         click.echo(f"wrote {plural(len(table), 'row')} to {out}", err=True)
 
 
-def _write(result, out: Path, overwrite: bool) -> None:
+def _write(result, out: Path, overwrite: bool, encoder=None) -> None:
     from vlbias.utils.io import write_parquet
 
     if file_kind(out) == "parquet":
@@ -78,7 +88,7 @@ def _write(result, out: Path, overwrite: bool) -> None:
 
         result.write(out, extras=plots, overwrite=overwrite)
     else:
-        result.write(out, overwrite=overwrite)
+        result.write(out, overwrite=overwrite, extras=save_mitigation(encoder))
 
 
 def render_depth(result) -> None:

@@ -5,13 +5,21 @@ from pathlib import Path
 import click
 
 from vlbias.audits.perception import PerceptionOptions
-from vlbias.cli._common import model_options, note_figures, out_option
+from vlbias.cli._common import (
+    mitigated_layers,
+    mitigation_option,
+    model_options,
+    note_figures,
+    out_option,
+    save_mitigation,
+)
 from vlbias.cli._options import options_flags
 from vlbias.errors import plural
 
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(PerceptionOptions, required=("dataset",))
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 @out_option(
@@ -19,7 +27,7 @@ from vlbias.errors import plural
     required=True,
     help="Output folder (written atomically; an earlier audit output there is replaced only with --overwrite).",
 )
-def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
+def perception(model, mitigation, raw_options, no_plots, out, overwrite, encoder_kwargs):
     """Social perception of faces (Hausladen et al., FAccT 2025): Delta scores of face images against
     warmth/competence and ABC words, what moves them, markedness and retrieval skew.
 
@@ -38,7 +46,8 @@ def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
     from vlbias.plots.perception import draw_all
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    result = AUDIT.run_layers(load_layers(model, **encoder_kwargs), options)
+    encoders = mitigated_layers(load_layers(model, **encoder_kwargs), mitigation)
+    result = AUDIT.run_layers(encoders, options)
     top = split_layers(result)[-1]  # the deepest layer read (the run itself without layers)
 
     def plots(tmp: Path) -> None:
@@ -47,7 +56,7 @@ def perception(model, raw_options, no_plots, out, overwrite, encoder_kwargs):
             spec = result.record.model.get("spec")
             perception_depth(result.tables["factor_effects"], tmp / "plots" / "depth.png", model=spec)
 
-    result.write(out, extras=None if no_plots else plots, overwrite=overwrite)
+    result.write(out, extras=save_mitigation(encoders[0], None if no_plots else plots), overwrite=overwrite)
     _report(top, out)
 
 

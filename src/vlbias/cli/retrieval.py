@@ -7,19 +7,20 @@ from pathlib import Path
 import click
 
 from vlbias.audits.retrieval import RetrievalOptions
-from vlbias.cli._common import model_options, out_option
+from vlbias.cli._common import mitigated_layers, mitigation_option, model_options, out_option, save_mitigation
 from vlbias.cli._options import options_flags
 
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(RetrievalOptions, required=("dataset",))
 @out_option(
     "audit",
     required=True,
     help="Output folder (written atomically; an earlier audit output there is replaced only with --overwrite).",
 )
-def retrieval(model, raw_options, out, overwrite, encoder_kwargs):
+def retrieval(model, mitigation, raw_options, out, overwrite, encoder_kwargs):
     """Retrieval skew and caption association by group.
 
     \b
@@ -38,8 +39,9 @@ def retrieval(model, raw_options, out, overwrite, encoder_kwargs):
     from vlbias.models import load_layers
 
     options = AUDIT.parse_options(raw_options, flags=True)
-    result = AUDIT.run_layers(load_layers(model, **encoder_kwargs), options)  # one run, or one per --layer
-    result.write(out, overwrite=overwrite)
+    encoders = mitigated_layers(load_layers(model, **encoder_kwargs), mitigation)
+    result = AUDIT.run_layers(encoders, options)  # one run, or one per --layer
+    result.write(out, overwrite=overwrite, extras=save_mitigation(encoders[0]))
     _summary(result, out)
 
 

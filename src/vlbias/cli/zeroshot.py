@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from vlbias.audits.zeroshot import ZeroshotOptions
-from vlbias.cli._common import console, model_options, note_figures, out_option
+from vlbias.cli._common import (
+    console,
+    mitigated_layers,
+    mitigation_option,
+    model_options,
+    note_figures,
+    out_option,
+    save_mitigation,
+)
 from vlbias.cli._options import options_flags
 from vlbias.errors import plural
 
@@ -24,10 +32,11 @@ def _echo_warning(warning: str | None) -> None:
 
 @click.command()
 @model_options
+@mitigation_option
 @options_flags(ZeroshotOptions, required=("dataset",))
 @out_option("audit", help="Output folder [default: zeroshot-PROTOCOL-MODEL].")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
-def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
+def zeroshot(model, mitigation, raw_options, out, overwrite, no_plots, encoder_kwargs):
     """Zero-shot misclassification audit of face images, by group.
 
     \b
@@ -55,7 +64,7 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
         at = f"-layer-{_slug(str(layer))}" if layer.chosen else ""
         out = Path(f"zeroshot-{_slug(name)}-{_slug(str(ModelSpec.parse(model)))}{at}")
         check_out(out, "audit", overwrite)
-    encoders = load_layers(model, **encoder_kwargs)
+    encoders = mitigated_layers(load_layers(model, **encoder_kwargs), mitigation)
     result = AUDIT.run_layers(encoders, options)
     top = split_layers(result)[-1]  # the deepest layer read (the run itself without layers)
     extras = None
@@ -67,7 +76,7 @@ def zeroshot(model, raw_options, out, overwrite, no_plots, encoder_kwargs):
             if len(result.layers) > 1:
                 zeroshot_depth(result.tables["results"], tmp / "plots" / "depth", model=str(encoders[0].spec))
 
-    result.write(out, extras=extras, overwrite=overwrite)
+    result.write(out, extras=save_mitigation(encoders[0], extras), overwrite=overwrite)
     _summary(top, out)
     if len(result.layers) > 1:
         click.echo(

@@ -10,6 +10,7 @@ DIR``) was split into one run per layer when the report read it (:func:`vlbias.a
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +79,7 @@ def with_depth(
 ) -> Callable[[Context, list[Run]], list[B.Block]]:
     """An audit's section over headline runs, with a note on the layers shown, then its depth section."""
 
+    @functools.wraps(section)  # present.__wrapped__ is the audit's own section
     def present(ctx: Context, runs: list[Run]) -> list[B.Block]:
         headline, deep = split_by_depth(runs)
         out: list[B.Block] = []

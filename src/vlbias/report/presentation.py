@@ -36,6 +36,8 @@ from vlbias.report.source import Run
 
 #: the report's own pages: an audit of the same name gets its page under another name
 OWN_PAGES = ("index", "methods", "upstream")
+#: outputs that are not an audit's but are presented like one (``vlbias mitigation-compare``: the mitigation page)
+OWN_PRESENTATIONS = {"mitigation_comparison": "vlbias.report.audits.mitigation"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def _nothing(ctx: Context, runs: list[Run]) -> list[B.Block]:
 def presentation(audit: str) -> Presentation:
     """How the report presents the runs of ``audit``: the module its spec names, else the generic section."""
     try:
-        module_name = get_audit(audit).presentation
+        module_name = OWN_PRESENTATIONS.get(audit) or get_audit(audit).presentation
     except VlbiasError:  # an audit this vlbias does not know (a plugin not installed here)
         module_name = None
     if module_name is None:

@@ -20,11 +20,14 @@ A sweep config (YAML) names models, audits with their options, and face datasets
     accuracy: openclip                                  # downstream accuracy into the database (or a file)
     layers: [null, all]                                 # the embedding (null) and every block; or [6, -1]; or all
     reading: lens                                       # with layers: lens or raw (vlbias.models.layers)
+    mitigations: [none, projection, "clipclip:dataset=fairface:/data/FairFace,m=50"]   # each task once per item
 
-One task is one (model, audit, options) triple, the options including the dataset and seed; its id is a hash of
-the three, so the same task in a later run is recognised and not run again. With ``layers:``, each task also has a
-layer (``all`` becomes each model's own blocks), and its id the layer and reading; the tasks of one model, every
-layer included, run on one loaded model whose forward passes fill all their layers.
+One task is one (model, audit, options) triple, the options including the dataset and seed, and the mitigation the
+encoder applies (``mitigations:``, :mod:`vlbias.mitigation`; ``none`` is the raw model, and a task without one has
+the id it had before mitigations existed); its id is a hash of these, so the same task in a later run is recognised
+and not run again. With ``layers:``, each task also has a layer (``all`` becomes each model's own blocks), and its
+id the layer and reading; the tasks of one model, every layer included, run on one loaded model whose forward
+passes fill all their layers. A mitigation transforms the model's embedding: layer tasks run on the raw model.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from typing import Any
 from vlbias.audits.registry import get_audit
 from vlbias.datasets.spec import DatasetSpec
 from vlbias.errors import VlbiasError
+from vlbias.mitigation.registry import label as mitigation_label
+from vlbias.mitigation.registry import parse_mitigation
 from vlbias.models import load_layers
 from vlbias.models.base import check_encoder_options
 from vlbias.models.catalogue import load_catalogue, select
@@ -61,6 +66,7 @@ KEYS = {
     "accuracy",
     "layers",
     "reading",
+    "mitigations",
 }
 ENCODER_KEYS = {"device", "batch_size", "precision", "workers", "cache_dir"}
 _GLOB = set("*?[")
@@ -77,6 +83,7 @@ class Task:
     #: the layer of the model the task reads (None: the model's embedding) and how (vlbias.models.layers)
     layer: int | None = None
     reading: str | None = None
+    mitigation: str | None = None  # NAME[:KEY=VALUE,...] in canonical form; None: the raw model
 
     @property
     def options_dict(self) -> dict[str, Any]:
@@ -89,6 +96,7 @@ class Task:
             "audit": self.audit,
             "dataset": self.dataset,
             "options": self.options_dict,
+            **({"mitigation": self.mitigation} if self.mitigation else {}),
         }
         if self.layer is not None:
             out.update(layer=self.layer, reading=self.reading)
@@ -96,11 +104,20 @@ class Task:
 
     def label(self) -> str:
         at = f" · layer {self.layer} ({self.reading})" if self.layer is not None else ""
-        return f"{self.model}{at} · {self.audit}" + (f" · {self.dataset}" if self.dataset else "")
+        return (
+            f"{self.model}{at} · {self.audit}"
+            + (f" · {self.dataset}" if self.dataset else "")
+            + (f" · {self.mitigation}" if self.mitigation else "")
+        )
 
 
 def make_task(
-    model: str, audit: str, options: dict[str, Any], layer: int | None = None, reading: str | None = None
+    model: str,
+    audit: str,
+    options: dict[str, Any],
+    layer: int | None = None,
+    reading: str | None = None,
+    mitigation: str | None = None,
 ) -> Task:
     import json
 
@@ -111,8 +128,12 @@ def make_task(
     payload: dict[str, Any] = {"model": model, "audit": audit, "options": options}
     if layer is not None:  # a task on the model's embedding keeps the id it always had
         payload.update(layer=int(layer), reading=reading)
+    if mitigation:  # so does a task on the raw model
+        payload["mitigation"] = mitigation
     task_id = stable_hash(payload, n=16)
-    return Task(model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id, layer, reading)
+    return Task(
+        model, audit, tuple(sorted(options.items())), options.get("dataset"), task_id, layer, reading, mitigation
+    )
 
 
 def task_identity(task: Task, model_identity: str | None) -> str | None:
@@ -138,6 +159,8 @@ class SweepConfig:
     out: Path | None = None
     catalogue: list[Path] = field(default_factory=list)
     accuracy: str | None = None
+    #: mitigations crossed with every task, canonical (None: the raw model); [None] when the config names none
+    mitigations: list[str | None] = field(default_factory=lambda: [None])
     source: Path | None = None
     #: the folder relative paths in the config are taken against (the config's own folder)
     base: Path | None = None
@@ -226,6 +249,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         out=(base / out) if out else ((base / source.stem) if source else None),
         catalogue=catalogue_files,
         accuracy=accuracy,
+        mitigations=_parse_mitigations(_as_list(raw.get("mitigations"), "mitigations", w), w, base),
         source=source,
         base=base,
         layers=layers,
@@ -261,6 +285,22 @@ def model_layers(model: str, config: SweepConfig) -> list[int | None]:
                 raise VlbiasError(f"{_where(config.source)}layers: all: {e}") from None
         else:
             out.append(item)
+    return list(dict.fromkeys(out))
+
+
+def _parse_mitigations(items: list, w: str, base: Path) -> list[str | None]:
+    """Each mitigation parsed now (every option checked before any model loads), in its canonical spelling."""
+    if not items:
+        return [None]
+    out: list[str | None] = []
+    for item in items:
+        if item is None or (isinstance(item, str) and item.strip() == "none"):
+            out.append(None)
+            continue
+        if not isinstance(item, (str, dict)):
+            raise VlbiasError(f"{w}mitigations: items are NAME[:KEY=VALUE,...] or none (got {item!r})")
+        method, opts = parse_mitigation(item, base=str(base), where=w)
+        out.append(mitigation_label(method, opts))
     return list(dict.fromkeys(out))
 
 
@@ -389,7 +429,8 @@ def plan(config: SweepConfig) -> list[Task]:
                 opts = spec.parse_options(options, base=config.base, where=w, warn=False)
                 for layer in layers:
                     reading = config.reading if layer is not None else None
-                    tasks.append(make_task(model, name, opts.to_dict(), layer, reading))
+                    for mitigation in config.mitigations if layer is None else [None]:
+                        tasks.append(make_task(model, name, opts.to_dict(), layer, reading, mitigation))
     seen: set[str] = set()
     unique = []
     for t in tasks:

@@ -28,6 +28,7 @@ from vlbias import __version__
 from vlbias.audits.base import AuditResult
 from vlbias.audits.registry import get_audit
 from vlbias.errors import ModalityError, SpecError, VlbiasError, WeightsUnavailableError
+from vlbias.mitigation import Mitigated, fit_transform
 from vlbias.models import load_model
 from vlbias.models.layers import Layers, layer_encoders
 from vlbias.utils.io import sha256_file, write_json
@@ -161,6 +162,7 @@ def run_model_tasks(
                 record(task, "failed", 0.0, None, info)
             return outcomes
         model_error: dict[str, Any] | None = None
+        transforms: dict[str, Any] = {}
         for task in tasks:
             encoder = views[(task.layer, task.reading or "lens")] if task.layer is not None else enc
             identity = encoder.identity
@@ -181,7 +183,12 @@ def run_model_tasks(
                 continue
             t0 = time.perf_counter()
             try:
-                result = audit.run(encoder, task.options_dict)
+                task_enc = encoder
+                if task.mitigation:  # fitted once per model and mitigation, then reused by its tasks
+                    if task.mitigation not in transforms:
+                        transforms[task.mitigation] = fit_transform(encoder, task.mitigation)
+                    task_enc = Mitigated(encoder, transforms[task.mitigation])
+                result = audit.run(task_enc, task.options_dict)
                 if not isinstance(result, AuditResult):
                     raise TypeError(f"audit {task.audit!r} returned {type(result).__name__}, not an AuditResult")
                 seconds = time.perf_counter() - t0
@@ -191,6 +198,7 @@ def run_model_tasks(
                     result,
                     {"model_identity": identity, "seconds": seconds, "finished": time.time(), "host": host}
                     | ({"model_facts": facts} if facts else {}),
+                    transforms.get(task.mitigation) if task.mitigation else None,
                 )
                 store.clear_status(task.task_id)
                 o = Outcome(task, "done", seconds)

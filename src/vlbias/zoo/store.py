@@ -167,9 +167,10 @@ class ResultsStore:
         )
 
     # ------------------------------------------------------------------ writing (tasks)
-    def write_part(self, task: Task, result: AuditResult, info: dict[str, Any]) -> Path:
+    def write_part(self, task: Task, result: AuditResult, info: dict[str, Any], transform: Any = None) -> Path:
         """Write one finished task atomically: the audit's output folder (tables stamped, and with the task's
-        columns) plus task.json, the marker that the task is done."""
+        columns), the fitted mitigation of a mitigated task (``mitigation.npz``), plus task.json, the marker that the
+        task is done."""
         extra = {"task_id": task.task_id, "dataset": task.dataset, "stimuli": stimuli_label(result.record.stimuli)}
         for name in result.tables:
             if not _IDENT.match(name):
@@ -190,6 +191,8 @@ class ResultsStore:
         }
 
         def task_json(tmp: Path) -> None:
+            if transform is not None:
+                transform.save(tmp / "mitigation.npz")
             (tmp / "task.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
         # a stale part goes
@@ -683,6 +686,7 @@ class ResultsStore:
         "model",
         "audit",
         "dataset",
+        "mitigation",
         "options",
         "status",
         "error_type",

@@ -1,0 +1,1 @@
+"""Mitigation methods: one module each, defining ``METHOD`` (a :class:`~vlbias.mitigation.registry.MethodSpec`)."""
