@@ -346,6 +346,7 @@ def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 )
             )
         )
+    return out
 
 
 def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
