@@ -328,6 +328,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, eat_args, capsys, 
 
 
 def test_a_full_disk_in_a_sweep(tmp_path, sweep_config, capsys, monkeypatch):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pq, "write_table", _no_space)  # parts are written through Arrow
     monkeypatch.setattr(pd.DataFrame, "to_parquet", _no_space)
     out = tmp_path / "zoo"
     code, _, err = run(["sweep", sweep_config, "--out", out], capsys)
