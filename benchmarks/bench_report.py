@@ -11,8 +11,13 @@ are then reported, in the same run:
 Printed: wall time, the share spent drawing figures, figures and pages written, and each run's speed-up over the
 one-process HTML report. All runs write byte-identical figures (checked).
 
+``--sizes 1,2,5,10`` instead prints the size of the HTML report per model count (perception with its default
+1,000 pairs per dimension, as users run it): the whole folder, per model, its figures, its data files and the
+largest file. The 2-model report was 59 MB before long tables became compressed Parquet and figures palette PNGs.
+
     python benchmarks/bench_report.py
     python benchmarks/bench_report.py --models 16 --jobs 1,2,4,8
+    python benchmarks/bench_report.py --sizes 1,2,5,10
 """
 
 from __future__ import annotations
@@ -34,7 +39,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", type=int, default=8, help="vectors: models in the zoo")
     ap.add_argument("--jobs", default=None, help="worker counts to time, e.g. 1,2,4 [default: 1 and the CPU count]")
+    ap.add_argument("--sizes", default=None, help="model counts whose report sizes to print, e.g. 1,2,5,10")
     args = ap.parse_args()
+    if args.sizes:
+        sizes([int(n) for n in args.sizes.split(",")])
+        return
     jobs = [int(j) for j in args.jobs.split(",")] if args.jobs else sorted({1, max(1, os.cpu_count() or 1)})
     if 1 not in jobs:
         jobs = [1, *jobs]
@@ -85,6 +94,51 @@ def main() -> None:
                 f"{len(s.pages)} | {base / wall:.2f}x |"
             )
         print("\nfigures identical across runs: yes")
+
+
+def _zoo(root: Path, n: int, pairs: int | None = None) -> dict:
+    """The report tests' zoo of ``n`` vectors: models, swept and analysed (``pairs``: perception's pairs per
+    dimension, the fixture's small number by default)."""
+    import yaml
+    from tests.report_fixtures import build_sweep
+
+    from vlbias.cli import main as cli
+
+    os.environ["VLBIAS_CACHE"] = str(root / "cache")
+    info = build_sweep(root, n_vectors=n, openclip=False, minilm=False)
+    if pairs is not None:
+        config = yaml.safe_load(info["config"].read_text())
+        config["audits"]["perception"]["pairs"] = pairs
+        info["config"].write_text(yaml.safe_dump(config, sort_keys=False))
+    assert cli(["sweep", str(info["config"])]) == 0
+    assert cli(["analyze", "--db", str(info["out"]), "--compare-by", "pretraining_dataset"]) == 0
+    return info
+
+
+def sizes(counts: list[int]) -> None:
+    """The HTML report's size per model count, perception with the default 1,000 pairs per dimension."""
+    from vlbias.report import build_report
+
+    rows = []
+    for n in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = _zoo(Path(tmp), n, pairs=1000)
+            out = Path(tmp) / "report"
+            build_report(info["out"], out, workers=max(1, min(8, os.cpu_count() or 1)))
+            files = [f for f in out.rglob("*") if f.is_file()]
+            total = sum(f.stat().st_size for f in files)
+            part = {
+                k: sum(f.stat().st_size for f in files if f.relative_to(out).parts[0] == k) for k in ("figures", "data")
+            }
+            big = max(files, key=lambda f: f.stat().st_size)
+            rows.append((n, total, part, big.relative_to(out).as_posix(), big.stat().st_size))
+    print("\n| models | report | per model | figures | data | largest file |")
+    print("|---:|---:|---:|---:|---:|---|")
+    for n, total, part, big, big_size in rows:
+        print(
+            f"| {n} | {total / 1e6:.2f} MB | {total / n / 1e6:.2f} MB | {part['figures'] / 1e6:.2f} MB | "
+            f"{part['data'] / 1e6:.2f} MB | {big} ({big_size / 1e6:.2f} MB) |"
+        )
 
 
 def _figures(folder: Path) -> list[str]:

@@ -15,7 +15,7 @@ INTRO = "Cosine similarity of every pair of probe texts, as the probe presents i
 
 def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
     res = ctx.concat(runs, "results")
-    csv = ctx.assets.csv("probe-results", res)
+    csv = ctx.assets.data("probe-results", res)
     fig = ctx.assets.figure(
         "vlbias.plots.forest:forest",
         {
@@ -31,7 +31,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         stem="probe-pairs",
         title="Probe pairs across models",
         caption="One marker per model and pair.",
-        data=[("pairs (CSV)", csv)],
+        data=[("pairs", csv)],
     )
     out = [B.p(INTRO), B.figure(fig)]
     for run in runs:

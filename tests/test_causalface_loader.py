@@ -33,12 +33,13 @@ def test_loads_every_image_once_with_the_common_columns(small_tree):
     t = ds.table
     assert ds.name == "causalface" and ds.root == small_tree
     assert set(REQUIRED_COLUMNS) <= set(t.columns)
-    for col in ("seed", "attribute", "level", "variant", "o2", "corrected", "rm_bg", "crop"):
+    for col in ("face_seed", "attribute", "level", "variant", "o2", "corrected", "rm_bg", "crop"):
         assert col in t.columns
+    assert "seed" not in t.columns  # the generator's seed of a face is face_seed: seed is a run's random seed
     expected = {a: 2 * 6 * len(lv) for a, lv in SMALL.items()}
     assert t.groupby("attribute").size().to_dict() == expected
     assert t["key"].is_unique and not t["rm_bg"].any()
-    assert set(t["identity"]) == {"seed_7", "seed_11"} and set(t["seed"]) == {7, 11}
+    assert set(t["identity"]) == {"seed_7", "seed_11"} and set(t["face_seed"]) == {7, 11}
     assert set(t["race"]) == {"asian", "black", "white"} and set(t["gender"]) == {"female", "male"}
     assert t["age"].isna().all()
     row = t[t["key"] == "final_picked_age/seed_7/white_female_age_0.8_o2.png"].iloc[0]

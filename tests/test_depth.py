@@ -116,8 +116,9 @@ def test_the_report_shows_eat_depth_curves(eat_all_layers, tmp_path, capsys):
     assert "the sections below show layer 10 (lens), and the depth section every layer read" in page
     figures = sorted(p.name for p in (tmp_path / "r" / "figures").glob("eat-depth-*.png"))
     assert len(figures) == 1 and (tmp_path / "r" / "figures" / figures[0]).stat().st_size > 5000
-    data = sorted((tmp_path / "r" / "data").glob("eat-depth-*.csv"))
-    assert len(data) == 1 and sorted(pd.read_csv(data[0])["layer"].unique()) == list(range(1, 11))
+    data = sorted((tmp_path / "r" / "data").glob("eat-depth-*.*"))  # a long table: compressed Parquet
+    table = pd.read_parquet(data[0]) if data and data[0].suffix == ".parquet" else pd.read_csv(data[0])
+    assert len(data) == 1 and sorted(table["layer"].unique()) == list(range(1, 11))
 
 
 # ---------------------------------------------------------------------------------------------- zero-shot

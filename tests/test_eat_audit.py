@@ -288,6 +288,51 @@ def test_audit_contract(tmp_path, small_test):
         assert col in stamped.columns
     assert (stamped["audit"] == "eat").all() and (stamped["model"] == spec).all()
     assert back.record.options["permutations"] == 500
+    # exact is a bool (missing where the row did not run), here and read back
+    for table in (res.results, stamped):
+        assert table["exact"].dtype == "boolean"
+        assert table["exact"].iloc[0] is np.True_ and table["exact"].isna().tolist() == [False, True]
+
+
+# ---------------------------------------------------------------------------------------------- random-init null
+def test_random_init_null_bounds_each_row_by_the_copies_of_its_architecture(tmp_path):
+    """null_seeds: every row's d in random-init copies of the architecture (other seeds, the model's own left out)
+    gives null_d_low/high, the smallest and largest of them, and beyond_null; the same as running each copy alone."""
+    spec = "openclip:ViT-S-32-alt/random-2"
+    enc = load_model(spec, device="cpu", cache=tmp_path / "cache")
+    assert enc.random_copies(2) == ["openclip:ViT-S-32-alt/random-1", "openclip:ViT-S-32-alt/random-3"]
+    opts = {"tests": ["weat7", "weat8"], "permutations": 200, "n_bootstrap": 50}
+    res = AUDIT.run(enc, {**opts, "null_seeds": 2})
+    rows = res.results.set_index("test")
+    copies = [
+        AUDIT.run(load_model(s, device="cpu", cache=tmp_path / "cache"), opts).results.set_index("test")
+        for s in enc.random_copies(2)
+    ]
+    for test in ("weat7", "weat8"):
+        d = [c.loc[test, "effect_size"] for c in copies]
+        assert rows.loc[test, "null_d_low"] == pytest.approx(min(d), abs=1e-6)
+        assert rows.loc[test, "null_d_high"] == pytest.approx(max(d), abs=1e-6)
+        assert rows.loc[test, "beyond_null"] == (rows.loc[test, "effect_size"] > max(d))  # alternative greater
+    assert res.results["beyond_null"].dtype == "boolean"
+    assert [m["spec"] for m in res.record.resolved["null_models"]] == enc.random_copies(2)
+    off = AUDIT.run(enc, opts).results
+    assert off["null_d_low"].isna().all() and off["beyond_null"].isna().all()
+
+
+def test_random_init_null_of_a_model_without_copies_is_a_note(tmp_path):
+    path = write_vectors(tmp_path / "v.npz", ["a1", "a2", "b1", "b2", "x1", "x2", "y1", "y2"])
+    test = tmp_path / "t.yaml"
+    test.write_text(
+        "X: {name: X, words: [x1, x2]}\nY: {name: Y, words: [y1, y2]}\nA: {name: A, words: [a1, a2]}\n"
+        "B: {name: B, words: [b1, b2]}\n",
+        encoding="utf-8",
+    )
+    res = AUDIT.run(load_model(path), {"test_files": [str(test)], "null_seeds": 3, **FAST})
+    notes = dict(zip(res.skipped["item"], res.skipped["reason"]))
+    assert notes["null_seeds"] == (
+        f"{path} has no random-init copies (open_clip models only), so no row has a random-init null"
+    )
+    assert res.results["null_d_low"].isna().all()
 
 
 def test_the_ghate2025_preset_plans_the_studys_rows(tmp_path):

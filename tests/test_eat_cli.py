@@ -166,3 +166,16 @@ def test_the_console_and_progress_bars_print_user_text_as_written(monkeypatch):
         out = io.StringIO()
         Console(file=out, width=200).print(prog.make_tasks_table(prog.tasks))
     assert "encoding texts (vectors:/data/[/x].npz)" in out.getvalue() and "texts [/u]" in out.getvalue()
+
+
+def test_p_below_05_beside_an_interval_covering_0_is_marked_and_explained(capsys):
+    """MiniLM's WEAT 7: p = 0.027 with the interval [-0.25, +1.53]; the table marks it and its footer says why the
+    two disagree (the permutation test holds the attribute words fixed, the bootstrap resamples them too)."""
+    assert main(["eat", "-m", "st:all-MiniLM-L6-v2", "--test", "weat7", "--test", "weat1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "[-0.25, +1.53] │ 0.027† │" in out and "│ 1.00e-06 │" in out  # weat1: no mark
+    assert (
+        "1 of them: † p < .05 while the interval covers 0: no contradiction. The permutation test holds the attribute "
+        "sets A and B fixed and asks whether X and Y differ in their association with these very stimuli; the "
+        "bootstrap interval also resamples A and B"
+    ) in out

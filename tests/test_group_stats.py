@@ -96,8 +96,12 @@ def test_disparity_difference_ratio_and_zero_division():
     d = s.disparity(scale=100).set_index("value")
     assert (d.loc["x", "max_group"], d.loc["x", "min_group"]) == ("b", "a")
     assert d.loc["x", "difference"] == pytest.approx(100.0)
-    assert d.loc["x", "ratio"] == np.inf  # 1 / 0
+    assert d.loc["x", "ratio"] == 0.0  # smallest over largest, 0 / 1 (as fairlearn: at most 1)
+    assert 0 <= d.loc["x", "ratio_low"] <= d.loc["x", "ratio_high"] <= 1
+    # every group equal: no group is largest or smallest (none picked at random), difference 0, ratio 1
     assert d.loc["y", "difference"] == 0 and d.loc["y", "ratio"] == 1.0
+    assert d.loc["y", ["max_group", "min_group"]].isna().all()
+    assert d.loc["y", ["difference_low", "difference_high", "ratio_low", "ratio_high"]].isna().all()
     assert d.loc["x", "difference_low"] <= 100 <= d.loc["x", "difference_high"]
     assert d.loc["x", "n_groups"] == 3
     assert group_means(values, None, np.arange(6), n_bootstrap=10).disparity().empty

@@ -97,6 +97,7 @@ def test_delta_is_the_mean_of_template_similarities(four_faces):
     enc, opts = four_faces
     res = AUDIT.run(enc, opts)
     s = res.tables["scores"].set_index("key")
+    s = s.join(res.tables["word_scores"].pivot(index="key", columns="word", values="score").add_prefix("word_"))
     r2 = math.sqrt(2)
     neutral = {
         "a.png": (0.6 + 1.4 / r2) / 2,
@@ -108,12 +109,12 @@ def test_delta_is_the_mean_of_template_similarities(four_faces):
     beta = {"a.png": 0.3, "b.png": 0.3, "c.png": 0.4, "d.png": 0.7}  # mean(v.e0, v.e3)
     for k in neutral:
         assert s.loc[k, "cos_neutral"] == pytest.approx(neutral[k], abs=1e-6)
-        assert s.loc[k, "word:alpha"] == pytest.approx(100 * (alpha[k] - neutral[k]), abs=1e-4)
+        assert s.loc[k, "word_alpha"] == pytest.approx(100 * (alpha[k] - neutral[k]), abs=1e-4)
         assert s.loc[k, "s"] == pytest.approx(100 * ((alpha[k] + beta[k]) / 2 - neutral[k]), abs=1e-4)
     # an average of embeddings would give cos(a, (e1 + e2)/sqrt 2) = 0.8/sqrt 2, not 0.4
-    assert s.loc["a.png", "word:alpha"] != pytest.approx(100 * (0.8 / r2 - neutral["a.png"]), abs=1)
-    rel = AUDIT.run(enc, {**opts, "delta": "relative"}).tables["scores"].set_index("key")
-    assert rel.loc["a.png", "word:alpha"] == pytest.approx(100 * (0.4 - neutral["a.png"]) / neutral["a.png"], abs=1e-4)
+    assert s.loc["a.png", "word_alpha"] != pytest.approx(100 * (0.8 / r2 - neutral["a.png"]), abs=1)
+    rel = AUDIT.run(enc, {**opts, "delta": "relative"}).tables["word_scores"].set_index(["key", "word"])["score"]
+    assert rel.loc[("a.png", "alpha")] == pytest.approx(100 * (0.4 - neutral["a.png"]) / neutral["a.png"], abs=1e-4)
 
 
 def test_markedness_and_skew_exact(four_faces):
@@ -122,7 +123,8 @@ def test_markedness_and_skew_exact(four_faces):
     mk = res.tables["markedness"]
     race = mk[(mk["dimension"] == "race") & (mk["grouping"] == "race")].set_index("group")
     # white: a (white 0 < neutral 0.79) is unmarked, b (white 0.8 > neutral 0.51) is marked; black: both marked
-    assert race.loc["white", "share_neutral_closer"] == 0.5 and race.loc["black", "share_neutral_closer"] == 0.0
+    # every share is a percentage named so (as zero-shot's top1_pct)
+    assert race.loc["white", "neutral_closer_pct"] == 50.0 and race.loc["black", "neutral_closer_pct"] == 0.0
     assert race.loc["white", "word"] == "white" and race.loc["white", "n"] == 2
     margin_a = 100 * ((0.6 + 1.4 / math.sqrt(2)) / 2 - 0.0)
     margin_b = 100 * ((0.6 + 0.6 / math.sqrt(2)) / 2 - 0.8)
@@ -185,7 +187,7 @@ def test_the_planted_attribute_ranks_first(causalface, tmp_path, planted, plant)
     assert set(vs.loc[vs["rank"] == 1, "attribute"]) == {planted} and vs["scale"].nunique() == 8
     assert set(vs["attribute"]) == {"identity", "race", "gender", "age", "lighting", "pose", "smiling"}
     top = vs[vs["rank"] == 1]
-    assert (top["share_ci_low"] > 0.5).all()
+    assert (top["share_pct_ci_low"] > 50).all() and (vs["share_pct"] <= 100).all()
     tests = res.tables["factor_tests"]
     vs_planted = tests[
         (tests["scale"] == "all scales") & ((tests["dimension_a"] == planted) | (tests["dimension_b"] == planted))
@@ -216,14 +218,14 @@ def test_pairs_follow_the_studys_rules(causalface, tmp_path):
     for dim in ("age", "lighting", "pose", "smiling"):
         m = dims == dim
         assert (a.loc[m, "attribute"] == dim).all() and (b.loc[m, "attribute"] == dim).all()
-        for col in ("seed", "race", "gender"):
+        for col in ("face_seed", "race", "gender"):
             assert (a.loc[m, col].to_numpy() == b.loc[m, col].to_numpy()).all()
         gap = np.abs(a.loc[m, "level"].to_numpy() - b.loc[m, "level"].to_numpy())
         assert (gap > (1.1 if dim in ("age", "smiling") else 0)).all()
-    for dim, col in (("identity", "seed"), ("race", "race"), ("gender", "gender")):
+    for dim, col in (("identity", "face_seed"), ("race", "race"), ("gender", "gender")):
         m = dims == dim
         assert (a.loc[m, col].to_numpy() != b.loc[m, col].to_numpy()).all()
-        same = [c for c in ("seed", "race", "gender", "attribute", "level") if c != col]
+        same = [c for c in ("face_seed", "race", "gender", "attribute", "level") if c != col]
         for c in same:
             assert (a.loc[m, c].to_numpy() == b.loc[m, c].to_numpy()).all(), (dim, c)
     warm = res.tables["scores"].set_index("key")["warm"]
@@ -238,6 +240,10 @@ def test_pairs_follow_the_studys_rules(causalface, tmp_path):
     assert not other.tables["factor_pairs"]["key_a"].equals(res.tables["factor_pairs"]["key_a"])
     sampling = res.tables["factor_sampling"].set_index("dimension")
     assert sampling.loc["smiling", "min_level_gap"] == 1.1 and sampling.loc["smiling", "without_partner"] == 0
+    # one column, one meaning: seed is the run's random seed in every stamped table; a face's generator seed is
+    # face_seed
+    scores = other.stamped("scores")
+    assert set(scores["seed"]) == {1} and set(scores["face_seed"]) == set(ds.table["face_seed"]) != {1}
 
 
 # ---------------------------------------------------------------------------------------------------- observational

@@ -43,6 +43,7 @@ from vlbias.audits.perception import AUDIT, PerceptionOptions
 from vlbias.datasets import load_dataset
 from vlbias.models import load_model
 from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
+from vlbias.utils.names import column_name
 
 SEEDS = (101, 202, 303)
 FAST = {"n_bootstrap": 20, "n_random_rankings": 20}
@@ -407,12 +408,11 @@ def test_scores_equal_the_studys(causal):
     assert set(study.index) == set(scores.index) and len(scores) == 594
     s = scores.loc[study.index]
     np.testing.assert_allclose(s["cos_neutral"], study["cossim_<blank>"], rtol=0, atol=1e-15)
+    words = res.tables["word_scores"].pivot(index="key", columns="word", values="score").loc[study.index]
     for w in words_of_all():
-        np.testing.assert_allclose(
-            s[f"word:{w}"] / 100, study[f"cossim_{w}"] - study["cossim_<blank>"], rtol=0, atol=1e-15
-        )
+        np.testing.assert_allclose(words[w] / 100, study[f"cossim_{w}"] - study["cossim_<blank>"], rtol=0, atol=1e-15)
     for col, (name, _) in SCALES.items():
-        np.testing.assert_allclose(s[name] / 100, study[col] - study["cossim_<blank>"], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(s[column_name(name)] / 100, study[col] - study["cossim_<blank>"], rtol=0, atol=1e-15)
 
 
 def words_of_all() -> list[str]:
@@ -480,10 +480,10 @@ def test_markedness_skew_ndkl_and_means_on_the_age_folder_equal_the_studys(causa
         ("gender", ["cossim_male", "cossim_female"]),
     ):
         expected = study_markedness(age, words, column)
-        mine = mk[(mk.dimension == column) & (mk.grouping == column)].set_index("group")["share_neutral_closer"]
+        mine = mk[(mk.dimension == column) & (mk.grouping == column)].set_index("group")["neutral_closer_pct"]
         assert set(mine.index) == set(expected)
         for g, pct in expected.items():
-            assert 100 * mine[g] == pytest.approx(pct, abs=1e-12)
+            assert mine[g] == pytest.approx(pct, abs=1e-12)  # percent, as the study
         assert 0 < min(expected.values()) and max(expected.values()) < 100  # not a trivial case
     _check_skew(res, age, k=50, n=180)
     gm = res.tables["group_means"]
@@ -571,15 +571,15 @@ def test_fairface_markedness_and_means_equal_the_studys(fairface):
     ff["race"] = ff["race"].str.lower()
     mk = res.tables["markedness"]
     race = study_markedness(ff, ["cossim_white", "cossim_black", "cossim_asian"], "race")
-    mine = mk[(mk.dimension == "race") & (mk.grouping == "race")].set_index("group")["share_neutral_closer"]
+    mine = mk[(mk.dimension == "race") & (mk.grouping == "race")].set_index("group")["neutral_closer_pct"]
     for g, pct in race.items():
-        assert 100 * mine[g] == pytest.approx(pct, abs=1e-12)
+        assert mine[g] == pytest.approx(pct, abs=1e-12)  # percent, as the study
     # the study's gender rows are 0: its labels are Male/Female (tab_S3.py:29-36); vlbias computes them (ledger)
     assert study_markedness(ff, ["cossim_male", "cossim_female"], "gender") == {"male": 0, "female": 0}
     gender = study_markedness(ff.assign(gender=ff["gender"].str.lower()), ["cossim_male", "cossim_female"], "gender")
-    mine = mk[(mk.dimension == "gender") & (mk.grouping == "gender")].set_index("group")["share_neutral_closer"]
+    mine = mk[(mk.dimension == "gender") & (mk.grouping == "gender")].set_index("group")["neutral_closer_pct"]
     for g, pct in gender.items():
-        assert 100 * mine[g] == pytest.approx(pct, abs=1e-12) and 0 < pct < 100
+        assert mine[g] == pytest.approx(pct, abs=1e-12) and 0 < pct < 100
     # tab_S3.py:76-106: 'Asian' in the label -> asian, lower-cased, races and genders of CausalFace, adults
     means = df.copy()
     means["race"] = means["race"].apply(lambda x: "Asian" if "Asian" in x else x).str.lower()

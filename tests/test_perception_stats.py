@@ -338,6 +338,18 @@ def test_ranking_skew_table_and_null():
     assert t.loc["fair", "max_skew_null_mean"] > 0  # random rankings are skewed by chance
 
 
+def test_ranking_skew_keeps_the_k_asked_beside_the_k_used():
+    """k beyond the set: the table says both (so results join across datasets by the k asked), and MaxSkew of a
+    balanced set's whole ranking is 0 by construction."""
+    labels = np.array(["a"] * 20 + ["b"] * 20)
+    scores = np.r_[np.linspace(2, 1, 20), np.linspace(1, 0, 20)]
+    t = sk.ranking_skew(scores, labels, k=1000, n_perm=50, rng=np.random.default_rng(0))
+    assert t.loc[0, ["k", "k_used", "n_items"]].tolist() == [1000, 40, 40]
+    assert t.loc[0, "max_skew"] == 0.0 and t.loc[0, "max_skew_null_p95"] == 0.0
+    t = sk.ranking_skew(scores, labels, k=10, n_perm=0)
+    assert t.loc[0, ["k", "k_used"]].tolist() == [10, 10] and t.loc[0, "max_skew"] == pytest.approx(math.log(2))
+
+
 def test_random_rankings_give_calibrated_p_values():
     rng = np.random.default_rng(4)
     labels = np.repeat(["a", "b", "c"], 40)

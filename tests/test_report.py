@@ -90,6 +90,12 @@ def db(zoo, sql: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- the sweep's report
+def read_data(report: Path, stem: str) -> pd.DataFrame:
+    """A data file of a report by its stem: CSV, or compressed Parquet for a long table."""
+    [path] = [p for p in (report / "data").glob(f"{stem}.*") if p.suffix in (".csv", ".parquet")]
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
 def test_sweep_report_has_every_section_page_and_figure(zoo):
     report = zoo["report"]
     marker = json.loads((report / "report.json").read_text())
@@ -111,7 +117,7 @@ def test_sweep_report_has_every_section_page_and_figure(zoo):
     assert referenced == set(figures)  # every figure drawn is shown, and drawn once (one file each)
     for name in pages:  # every figure links the data it draws
         for fig in re.findall(r"<figure>(.*?)</figure>", (report / name).read_text(), flags=re.S):
-            assert re.search(r'href="(\.\./)*data/[^"]+\.csv"', fig), (name, fig[:200])
+            assert re.search(r'href="(\.\./)*data/[^"]+\.(csv|parquet)"', fig), (name, fig[:200])
     from PIL import Image
 
     for f in figures:
@@ -120,6 +126,7 @@ def test_sweep_report_has_every_section_page_and_figure(zoo):
 
 
 def test_numbers_on_the_pages_are_the_databases(zoo):
+    from vlbias.plots.eat import covers_zero
     from vlbias.report.fmt import interval, pvalue
 
     report = zoo["report"]
@@ -137,10 +144,13 @@ def test_numbers_on_the_pages_are_the_databases(zoo):
         header = rows[0]
         shown = {(r[header.index("test")], r[header.index("order")]): r for r in rows[1:]}
         assert len(shown) == len(mine) == 8
+        assert "no contradiction. The permutation test holds the attribute sets A and B fixed" in html
         for r in mine.itertuples():
             cell = shown[(r.test, r.order)]
-            d = cell[header.index("d [95% CI]")].rstrip("*")
+            d = cell[header.index("d [95% CI]")].rstrip("*†")
             assert d == interval(r.effect_size, r.ci_low, r.ci_high)
+            # † where p < .05 beside an interval that covers 0 (the caption says why)
+            assert cell[header.index("d [95% CI]")].endswith("†") == covers_zero(r.p_value, r.ci_low, r.ci_high)
             assert cell[header.index("p")] == pvalue(r.p_value)
     # the zero-shot gaps are the audit's disparity rows
     disp = db(
@@ -150,6 +160,62 @@ def test_numbers_on_the_pages_are_the_databases(zoo):
     )
     shown = pd.read_csv(report / "data" / "zeroshot-disparity.csv")
     assert sorted(shown["difference"]) == sorted(disp["difference"]) and len(disp) == 4
+
+
+def test_summary_leads_with_each_audits_headline_numbers(zoo):
+    """The summary page opens with the headlines of each audit, before the metadata: per test the model with the
+    largest |d| with its interval, the largest zero-shot gaps (behind the content warning), perception's top factor
+    per model."""
+    from vlbias.report.fmt import interval
+
+    html = (zoo["report"] / "index.html").read_text()
+    assert html.index('id="headlines"') < html.index('id="glance"') < html.index('id="models"')
+    tables = tables_of(html)
+    eat_rows = next(t for t in tables if t and t[0][:3] == ["test", "order", "largest |d|: model"])
+    eat = db(zoo, "SELECT model, test, \"order\", effect_size, ci_low, ci_high FROM eat.results WHERE status = 'ok'")
+    eat["abs_d"] = eat["effect_size"].abs()
+    top = eat.loc[eat.groupby(["test", "order"])["abs_d"].idxmax()].sort_values("abs_d", ascending=False)
+    assert len(eat_rows) - 1 == len(top) == 8
+    from vlbias.report.fmt import model_labels
+
+    labels = model_labels(zoo["models"])
+    for shown, r in zip(eat_rows[1:], top.itertuples()):
+        assert shown[:3] == [r.test, r.order, labels[r.model]]
+        assert shown[3].rstrip("*†") == interval(r.effect_size, r.ci_low, r.ci_high)
+    perception = next(t for t in tables if t and t[0][:3] == ["model", "dataset", "top factor"])
+    fe = db(zoo, "SELECT model, dimension FROM perception.factor_effects WHERE scale = 'all scales' AND rank = 1")
+    assert {(labels[m], d) for m, d in zip(fe["model"], fe["dimension"])} == {(r[0], r[2]) for r in perception[1:]}
+    page = Page(html)
+    inside = " ".join(page.text_inside_cw)
+    assert "largest gaps between groups" in inside and "gap, pp [CI]" in inside  # zero-shot, behind the warning
+    assert "largest gaps between groups" not in " ".join(page.text_outside_cw)
+
+
+def test_a_comparison_within_families_has_one_figure_set_per_family(zoo, tmp_path):
+    """`vlbias analyze --within FACT` compares per value of the fact: the report draws each value's comparison on
+    its own figures (not every family's bars on one)."""
+    sweep = tmp_path / "zoo"
+    shutil.copytree(zoo["out"], sweep)
+    path = sweep / "analysis" / "zeroshot_comparison.parquet"
+    comp = pd.read_parquet(path)
+    at = list(comp.columns).index("baseline") + 1
+    families = []
+    for family in ("ViT-B-32", "ViT-L-14"):
+        part = comp.copy()
+        part.insert(at, "family", family)
+        part["difference"] += 10 if family == "ViT-L-14" else 0
+        families.append(part)
+    pd.concat(families, ignore_index=True).to_parquet(path, index=False)
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--jobs", "1"]) == 0
+    page = (out / "zeroshot.html").read_text()
+    assert "Within family ViT-B-32" in page and "Within family ViT-L-14" in page
+    figures = json.loads((out / "report.json").read_text())["figures"]
+    folders = {f.split("/")[1] for f in figures if f.startswith("figures/zeroshot-comparison-")}
+    assert {f.split("-birhane2024")[0] for f in folders} == {
+        "zeroshot-comparison-family-ViT-B-32",
+        "zeroshot-comparison-family-ViT-L-14",
+    }
 
 
 def test_summary_says_what_was_skipped_and_failed_and_why(zoo):
@@ -162,7 +228,7 @@ def test_summary_says_what_was_skipped_and_failed_and_why(zoo):
     assert all("has no image encoder" in r[3] for r in skipped[1:])
     inner = next(t for t in tables if t and t[0][:2] == ["audit", "reason"])
     assert ["eat", f"{MINILM} is a text-only model", "6", "1"] == inner[[r[0] for r in inner].index("eat")][:4]
-    glance = re.search(r"<ul>(.*?)</ul>", html, flags=re.S).group(1)
+    glance = re.search(r'id="glance">.*?<ul>(.*?)</ul>', html, flags=re.S).group(1)
     assert "5 model(s)" in glance and "15 task(s): 12 done, 1 failed, 2 skipped" in glance
 
 
@@ -242,18 +308,13 @@ def test_a_database_without_its_parts_gives_the_same_numbers(zoo, tmp_path):
     assert not (alone / "report").exists() and not (alone / "parts").exists()  # nothing written beside the input
     md = (out / "report.md").read_text()
     assert "read from the database alone" in md
-    for name in (
-        "eat-results.csv",
-        "zeroshot-disparity.csv",
-        "perception-factor-effects.csv",
-        "mixed-model-fixed-effects.csv",
-    ):
-        a = pd.read_csv(out / "data" / name)
-        b = pd.read_csv(zoo["report"] / "data" / name)
+    for name in ("eat-results", "zeroshot-disparity", "perception-factor-effects", "mixed-model-fixed-effects"):
+        a, b = read_data(out, name), read_data(zoo["report"], name)
         pd.testing.assert_frame_equal(
             a.sort_values(list(a.columns)).reset_index(drop=True),
             b.sort_values(list(b.columns)).reset_index(drop=True),
             obj=name,
+            check_dtype=False,  # a string column read back from the database or from a part: the same text
         )
 
 
@@ -270,7 +331,9 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     assert main(args) == 0
     zs = tmp_path / "zs-run"
     assert (
-        main(["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)])
+        main(
+            ["zeroshot", "--model", vectors, "--dataset", f"cfd:{zoo['cfd']}", "--n-bootstrap", "20", "--out", str(zs)]
+        )
         == 0
     )
 
@@ -296,6 +359,77 @@ def test_report_of_one_audit_output_folder(zoo, tmp_path):
     zpages = pages_of(tmp_path / "zs-report")
     assert "zeroshot.html" in zpages and zpages["zeroshot.html"].images
     assert zpages["zeroshot.html"].images_outside_cw == []
+
+
+def _small_eat_run(root: Path) -> Path:
+    """One EAT run of a `vectors:` model on one small word test (seconds)."""
+    import numpy as np
+    import yaml
+
+    from tests.helpers import write_parquet_vectors
+
+    words = {r: [f"{r.lower()}{i}" for i in range(4)] for r in "XYAB"}
+    test = root / "t.yaml"
+    test.write_text(yaml.safe_dump({r: {"name": f"set {r}", "words": w} for r, w in words.items()}), encoding="utf-8")
+    keys = sum(words.values(), [])
+    vectors = root / "v.parquet"
+    write_parquet_vectors(vectors, keys, np.random.default_rng(0).normal(size=(len(keys), 8)).astype(np.float32))
+    run = root / "eat-run"
+    args = ["eat", "-m", f"vectors:{vectors}", "--test-file", str(test), "--permutations", "99"]
+    assert main([*args, "--n-bootstrap", "20", "--out", str(run)]) == 0
+    return run
+
+
+def test_html_and_markdown_reports_never_replace_each_other(tmp_path, capsys):
+    run = _small_eat_run(tmp_path)
+    assert main(["report", str(run), "--jobs", "1"]) == 0
+    assert main(["report", str(run), "--format", "md", "--jobs", "1"]) == 0
+    html, md = run / "report", run / "report-md"
+    assert (html / "index.html").is_file() and (md / "report.md").is_file()
+    assert not (html / "report.md").exists() and not list(md.glob("*.html"))
+    before = sorted(p.relative_to(html).as_posix() for p in html.rglob("*"))
+    capsys.readouterr()
+    for fmt, out in (("md", html), ("html", md)):
+        assert main(["report", str(run), "--format", fmt, "--out", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        other, mine = ("HTML", "Markdown") if fmt == "md" else ("Markdown", "HTML")
+        folder = "report-md" if fmt == "md" else "report"
+        assert f"holds the {other} report; write the {mine} report to another folder (its default is " in err
+        assert f"RESULTS/{folder})" in err
+    assert sorted(p.relative_to(html).as_posix() for p in html.rglob("*")) == before
+    assert main(["report", str(run), "--format", "md", "--overwrite", "--jobs", "1"]) == 0  # its own: replaced
+
+
+def test_a_report_stays_small_and_keeps_every_number(tmp_path):
+    """A perception run with the default 1,000 pairs per dimension (factor_pairs: 56,000 rows; its CSV in the
+    report was 25 MB): no CSV of the report is longer than 5,000 rows, a longer table is compressed Parquet with
+    every value of the run's, and the whole report is small."""
+    from tests.perception_fixtures import planted_vectors, write_causalface
+    from vlbias.datasets import load_dataset
+    from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
+
+    levels = {"age": (0.8, 2.6, 4.4), "smiling": (-2.5, 0.0, 3.0), "pose": (0.0, 3.0), "lighting": (-1.0, 3.0)}
+    tree = write_causalface(tmp_path / "cf", seeds=(101, 202), levels=levels, size=64, uncorrected_smiling=False)
+    table = load_dataset(f"causalface:{tree}").table
+    vocab = Vocabulary([load_lexicon("scm"), load_lexicon("abc")], load_control(), load_templates(), "as-written")
+    vectors = planted_vectors(tmp_path / "v.npz", table, vocab.prompt_set(), lambda row: 0.01 * (row.race == "black"))
+    run = tmp_path / "run"
+    args = ["perception", "-m", f"vectors:{vectors}", "-d", f"causalface:{tree}", "--n-bootstrap", "20"]
+    assert main([*args, "--n-random-rankings", "20", "--k", "20", "--out", str(run)]) == 0
+    pairs = pd.read_parquet(run / "factor_pairs.parquet")
+    assert len(pairs) == 56_000
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out), "--jobs", "1"]) == 0
+    for f in (out / "data").glob("*.csv"):
+        assert sum(1 for _ in f.open(encoding="utf-8")) - 1 <= 5_000, f.name
+    [stored] = [f for f in (out / "data").glob("*.parquet") if "factor_pairs" in f.name]
+    pd.testing.assert_frame_equal(pd.read_parquet(stored), pairs)  # every number, as the run stored it
+    assert (
+        "factor_pairs" in (out / "perception.html").read_text() and stored.name in (out / "perception.html").read_text()
+    )
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"report of one perception run: {size:,} bytes")
+    assert size < 2_500_000, size  # 28 MB before Parquet and palette PNGs
 
 
 # ---------------------------------------------------------------------------------------------- bad inputs
@@ -493,7 +627,7 @@ def test_report_csvs_carry_no_formulas_and_numbers_stay_numbers(hostile):
     assert eat["effect_size"].dtype == float and eat.loc[0, "effect_size"] < 0  # a negative number, kept a number
     disparity = pd.read_csv(hostile["zs-run", "md"] / "data" / "zeroshot-disparity.csv")
     assert '\'=HYPERLINK("http://evil","x")' in set(disparity["label"])
-    groups = set(disparity["max_group"]) | set(disparity["min_group"])
+    groups = set(disparity["max_group"].dropna()) | set(disparity["min_group"].dropna())
     assert groups and groups <= {"'@SUM(1+1)", "'+cmd", "'-2+3"}
     assert disparity["difference"].dtype == float
 
@@ -623,7 +757,7 @@ def test_report_in_headless_chromium(zoo, tmp_path):
         assert path.is_file() and report in path.parents, (source, href)
         if anchor:
             assert anchor in ids[target], (source, href)
-        csv_links += path.suffix == ".csv"
+        csv_links += path.suffix in (".csv", ".parquet")
     assert csv_links > 20
     assert all(u.startswith(("file://", "data:")) for u in requests), [u for u in requests if "file://" not in u]
     assert problems == []
@@ -651,3 +785,28 @@ def test_eat_methods_say_what_the_battery_and_the_preset_ran():
     # the effect-size CSV keeps the study's signed d beside d, where a run has it
     at = CSV_COLUMNS.index("effect_size")
     assert CSV_COLUMNS[at + 1 : at + 3] == ["reported_sign", "effect_size_reported"]
+
+
+def test_eat_rows_show_the_random_init_null_and_mark_p_beside_an_interval_covering_0():
+    """A run with null_seeds: each model page's table has the null's range and whether d is beyond it; a row whose
+    p < .05 while its interval covers 0 is marked †, and the caption says why; no null, no such columns."""
+    from vlbias.report.audits.eat import _rows
+
+    base = {"x_name": "X", "y_name": "Y", "a_name": "A", "b_name": "B", "x_size": 8, "y_size": 8, "a_size": 8,
+            "b_size": 8, "confidence": 0.95, "status": "ok", "reason": "", "n_permutations": 12870, "exact": True}  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            {**base, "test": "t1", "order": "all-text", "effect_size": 1.2, "ci_low": 0.4, "ci_high": 1.6,
+             "p_value": 0.001, "null_d_low": -0.5, "null_d_high": 0.7, "beyond_null": True},
+            {**base, "test": "t2", "order": "all-text", "effect_size": 0.6, "ci_low": -0.25, "ci_high": 1.53,
+             "p_value": 0.027, "null_d_low": -0.4, "null_d_high": 0.9, "beyond_null": False},
+        ]
+    )  # fmt: skip
+    t = _rows(rows).table
+    col = {name: i for i, name in enumerate(t.columns)}
+    assert [r[col["random-init null d"]] for r in t.rows] == ["[-0.50, +0.70]", "[-0.40, +0.90]"]
+    assert [r[col["beyond null"]] for r in t.rows] == ["yes", "no"]
+    assert [r[col["d [95% CI]"]][-1] for r in t.rows] == ["*", "†"]  # t2: p = .027, interval [-0.25, 1.53]
+    assert "the bootstrap interval also resamples A and B" in t.caption and "random-init null" in t.caption
+    plain = _rows(rows.drop(columns=["null_d_low", "null_d_high", "beyond_null"])).table
+    assert "random-init null d" not in plain.columns and "beyond null" not in plain.columns

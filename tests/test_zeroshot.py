@@ -231,6 +231,10 @@ def test_birhane_shares_and_probabilities_are_exact(cfd, birhane_vectors):
     assert images["top1"].to_dict() == planted
     i = images.loc["BF-204"]
     assert i["p_gorilla"] == pytest.approx(p_top[0]) and i["p_chimpanzee"] == pytest.approx(p_top[1])
+    assert [c for c in images.columns if c.startswith("p_")] == [  # usable in pandas and SQL without quoting
+        "p_human_being", "p_animal", "p_gorilla", "p_chimpanzee", "p_orangutan", "p_thief", "p_criminal",
+        "p_suspicious_person",
+    ]  # fmt: skip
     assert i["top1_prob"] == pytest.approx(p_top[0])
     assert "path" not in images.columns and images["Threatening"].notna().sum() == 15
 
@@ -450,7 +454,7 @@ def test_fixed_scale_100_versus_the_models_logit_scale(small_cfd, small_clip):
     img = small_clip.encode_images(ds.table["path"].tolist()).astype(np.float64)
     txt = small_clip.encode_texts([fill("A photo of a {c}", c) for c in BIRHANE]).astype(np.float64)
     cos = img @ txt.T
-    cols = [f"p_{c}" for c in BIRHANE]
+    cols = [f"p_{c.replace(' ', '_')}" for c in BIRHANE]
     for result, s in ((fixed, 100.0), (own, scale)):
         z = np.exp(s * cos - (s * cos).max(axis=1, keepdims=True))
         np.testing.assert_allclose(

@@ -365,3 +365,85 @@ def test_audit_zoo_analysis_hook(tmp_path):
     got = summary["tables"]["eat_by_family"]
     assert set(got["dataset_family"]) == {"laion", "openai", "datacomp"}
     assert "analysis.eat_by_family" in set(store.tables()["table"])
+
+
+# ---------------------------------------------------------------------------------------------- model facts
+def _factless_zoo(root, n_models: int):
+    """EAT parts of ``n_models`` models the catalogue knows nothing of, effect sizes planted from facts kept apart."""
+    rng = np.random.default_rng(3)
+    store = ResultsStore(root)
+    facts = []
+    for i in range(n_models):
+        spec = f"hf:lab/clip-{i}"
+        size, data = 10 ** (7 + i % 3), 10 ** (8 + (i // 2) % 3)
+        rows = pd.DataFrame(
+            [
+                {"test": t, "order": "all-text", "effect_size": 0.1 * np.log10(size) + rng.normal(scale=0.05)}
+                for t in ("weat1", "weat7", "weat8")
+            ]
+        )
+        rec = RunRecord(audit="eat", model={"spec": spec, "identity": f"id{i}"}, options={}, seed=0)
+        store.write_part(make_task(spec, "eat", {}), AuditResult("eat", {"results": rows}, rec), {})
+        family, dfam = ("ViT-B", "laion") if i % 2 else ("ViT-L", "openai")
+        facts.append(f"{spec},{size},{data},{family},{dfam}")
+    catalogue = root.parent / "facts.csv"
+    catalogue.write_text(
+        "spec,n_params,dataset_size,architecture_family,dataset_family\n" + "\n".join(facts) + "\n", encoding="utf-8"
+    )
+    return store, catalogue
+
+
+def test_facts_added_after_the_sweep_are_picked_up_and_the_advice_names_the_reason(tmp_path, capsys):
+    store, catalogue = _factless_zoo(tmp_path / "zoo", 6)
+    db = str(tmp_path / "zoo")
+    assert main(["analyze", "--db", db, "--no-plots"]) == 2  # nothing else to analyse: the reason is the answer
+    out = capsys.readouterr().err
+    assert (
+        "vlbias: error: missing model facts: the mixed model needs 3 models with a known parameter count, "
+        "dataset size, architecture family and dataset family, and 0 of the 6 models have them: hf:lab/clip-0 lacks "
+        "parameter count, architecture family, dataset family, dataset size;"
+    ) in out
+    assert "`vlbias results facts --catalogue FILE` or `vlbias analyze --catalogue FILE`" in out
+    assert main(["results", "facts", "--db", db, "--catalogue", str(catalogue)]) == 0
+    err = capsys.readouterr().err
+    assert "hf:lab/clip-1: architecture_family, dataset_family, dataset_size, n_params" in err
+    assert "facts of 6 model(s) changed" in err
+    models = store.query("SELECT model, n_params, dataset_size, architecture_family FROM models ORDER BY model")
+    assert models["n_params"].tolist() == [10**7, 10**8, 10**9, 10**7, 10**8, 10**9]
+    assert models["architecture_family"].tolist() == ["ViT-L", "ViT-B"] * 3
+    assert main(["analyze", "--db", db, "--no-plots"]) == 0  # the facts stay: no file needed again
+    out = capsys.readouterr().out
+    assert out.startswith("mixed model: 18 rows, 6 models, 3 groups")
+
+
+def test_analyze_takes_a_catalogue_file_and_says_when_models_are_too_few(tmp_path, capsys):
+    store, catalogue = _factless_zoo(tmp_path / "zoo", 4)
+    assert main(["analyze", "--db", str(tmp_path / "zoo"), "--no-plots", "--catalogue", str(catalogue)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("mixed model: 12 rows, 4 models, 3 groups")
+    assert "facts of hf:lab/clip-0 refreshed: " in captured.err
+    two, catalogue2 = _factless_zoo(tmp_path / "two" / "zoo", 2)
+    assert main(["analyze", "--db", str(tmp_path / "two" / "zoo"), "--no-plots", "--catalogue", str(catalogue2)]) == 2
+    out = capsys.readouterr().err
+    assert (
+        "vlbias: error: too few models: the mixed model separates upstream facts across models and needs "
+        "at least 3; these results have 2 (sweep more models)"
+    ) in out
+
+
+def test_a_loaded_encoder_gives_the_facts_the_catalogue_lacks(tmp_path):
+    """MiniLM has no catalogue row: its architecture and parameter count come from the loaded encoder."""
+    import yaml
+
+    config = {
+        "models": ["st:all-MiniLM-L6-v2"],
+        "audits": {"eat": {"tests": ["weat7"], "permutations": 100, "n_bootstrap": 0}},
+        "encoder": {"device": "cpu", "cache_dir": str(tmp_path / "cache")},
+    }
+    path = tmp_path / "zoo.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "zoo")]) == 0
+    models = ResultsStore(tmp_path / "zoo").query("SELECT * FROM models")
+    row = models.iloc[0]
+    assert row["architecture"] == "BertModel" and row["n_params"] == 22_713_216 and row["embed_dim"] == 384
+    assert pd.isna(row["dataset_size"])  # what no catalogue and no encoder knows stays unknown

@@ -208,6 +208,12 @@ class ModelCache:
             rows = conn.execute("SELECT k, v FROM meta").fetchall()
         return {k: json.loads(v) for k, v in rows}
 
+    def set_meta(self, key: str, value) -> None:
+        """Store ``value`` (JSON) under ``key`` of the meta table, replacing what was there."""
+        self._db()
+        with self._guard(), self._transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, json.dumps(value, default=str)))
+
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()

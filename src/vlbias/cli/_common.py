@@ -138,6 +138,19 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, soft_wrap=True, width=width, markup=False, emoji=False)
 
 
+def note_figures(result, folder: Path, figures) -> None:
+    """The figures a command could not draw (``figures.not_drawn``, see :class:`vlbias.plots.style.Figures`) added
+    to the result's notes and to the ``skipped.csv`` of the output being written in ``folder``."""
+    notes = figures.notes() if hasattr(figures, "notes") else []
+    if not notes:
+        return
+    import pandas as pd
+
+    frames = [f for f in (result.skipped, pd.DataFrame(notes, columns=["item", "reason"])) if len(f)]
+    result.skipped = pd.concat(frames, ignore_index=True)
+    result.skipped.to_csv(Path(folder) / "skipped.csv", index=False)
+
+
 MITIGATION_HELP = (
     "Debias the model's embeddings before the audit: a method NAME[:KEY=VALUE,...] fitted now (hard_debias, "
     "projection, clipclip, sfid; `vlbias mitigations`) or a saved mitigation.npz. The fit set's images are never "

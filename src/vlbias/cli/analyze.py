@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from vlbias.cli._common import out_option
@@ -49,6 +51,14 @@ from vlbias.errors import plural
 @click.option(
     "--within", default=None, metavar="FACT", help="One comparison per value of this fact (family: Birhane et al.'s)."
 )
+@click.option(
+    "--catalogue",
+    "catalogues",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A model catalogue file (CSV: spec and facts) whose facts the models get before the analysis; repeatable. "
+    "Facts are refreshed from the catalogue at every analysis.",
+)
 @out_option("analysis", short=False, help="Folder for the tables and plots [default: DB/analysis, updated in place].")
 @click.option("--no-plots", is_flag=True)
 def analyze(
@@ -68,6 +78,7 @@ def analyze(
     baseline,
     pair_by,
     within,
+    catalogues,
     out,
     overwrite,
     no_plots,
@@ -108,8 +119,10 @@ def analyze(
             k: v for k, v in (("by", compare_by), ("baseline", baseline), ("pair_by", pair_by), ("within", within)) if v
         },
     )
-    summary = run(ResultsStore.open(db), out, settings, plots=not no_plots, overwrite=overwrite)
+    summary = run(ResultsStore.open(db), out, settings, plots=not no_plots, overwrite=overwrite, catalogues=catalogues)
     tables = summary["tables"]
+    for model, facts in summary.get("facts_refreshed", {}).items():
+        click.echo(f"facts of {model} refreshed: {', '.join(facts)}", err=True)
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         mm = summary["mixed_model"]
         if isinstance(mm, dict):

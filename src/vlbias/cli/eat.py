@@ -131,8 +131,11 @@ def render_table(result) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from vlbias.plots.eat import COVERS_ZERO, P_AND_INTERVAL, covers_zero
+
     df = result.results
     ok = df[df["status"] == "ok"]
+    null = "null_d_low" in df.columns and df["null_d_low"].notna().any()
     title = f"Embedding association tests: {result.record.model.get('spec')}"
     table = Table(title=title, title_justify="left", header_style="bold")
     for col, just in (
@@ -144,18 +147,22 @@ def render_table(result) -> None:
         ("d", "right"),
         ("95% CI" if (df["confidence"].dropna() == 0.95).all() else "CI", "right"),
         ("p", "right"),
+        *((("random-init null", "right"),) if null else ()),
         ("", "left"),
     ):
         table.add_column(col, justify=just, overflow="fold")
     for _, r in df.iterrows():
         pair = f"{r.x_name} vs {r.y_name}", f"{r.a_name} vs {r.b_name}"
         if r.status != "ok":
-            table.add_row(r.test, r.order, *pair, "", "", "", "", Text(f"skipped: {r.reason}", style="dim"))
+            blank = [""] * (5 if null else 4)
+            table.add_row(r.test, r.order, *pair, *blank, Text(f"skipped: {r.reason}", style="dim"))
             continue
         big, sig = abs(r.effect_size) >= 0.2, r.p_value < 0.05
         d = f"{r.effect_size:+.2f}"
         ci = "" if r.ci_low != r.ci_low else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-        p = _fmt_p(r.p_value)
+        p = _fmt_p(r.p_value) + (COVERS_ZERO if covers_zero(r.p_value, r.ci_low, r.ci_high) else "")
+        beyond = null and r.beyond_null is True
+        shown_null = "" if r.null_d_low != r.null_d_low else f"[{r.null_d_low:+.2f}, {r.null_d_high:+.2f}]"
         table.add_row(
             r.test,
             r.order,
@@ -164,6 +171,7 @@ def render_table(result) -> None:
             Text(d, style="bold" if big else ""),
             ci,
             Text(p, style="bold" if sig else ""),
+            *((Text(shown_null + (" beyond" if beyond else ""), style="bold" if beyond else ""),) if null else ()),
             Text("✓", style="bold") if big and sig else "",
         )
     con = console()
@@ -175,3 +183,16 @@ def render_table(result) -> None:
         f"exact in {exact}, sampled ({result.record.options.get('permutations')}) in {len(ok) - exact}; "
         f"✓: |d| ≥ 0.2 and p < 0.05 (bold: either); sizes |X|/|Y|/|A|/|B|"
     )
+    n_covers = sum(covers_zero(p, lo, hi) for p, lo, hi in zip(ok["p_value"], ok["ci_low"], ok["ci_high"]))
+    if n_covers:
+        con.print(f"{n_covers} of them: {P_AND_INTERVAL}")
+    if null:
+        n_beyond = int(ok["beyond_null"].fillna(False).astype(bool).sum())
+        seeds = result.record.options.get("null_seeds")
+        con.print(
+            f"random-init null: the smallest and largest d of {seeds} random-init copies of the architecture on the "
+            f"same stimuli; {n_beyond} of {int(ok['null_d_low'].notna().sum())} rows beyond it"
+        )
+    for item, reason in zip(result.skipped["item"], result.skipped["reason"]):
+        if item == "null_seeds":
+            con.print(f"note: {reason}")

@@ -5,7 +5,14 @@ from pathlib import Path
 import click
 
 from vlbias.audits.perception import PerceptionOptions
-from vlbias.cli._common import mitigated_layers, mitigation_option, model_options, out_option, save_mitigation
+from vlbias.cli._common import (
+    mitigated_layers,
+    mitigation_option,
+    model_options,
+    note_figures,
+    out_option,
+    save_mitigation,
+)
 from vlbias.cli._options import options_flags
 from vlbias.errors import plural
 
@@ -44,7 +51,7 @@ def perception(model, mitigation, raw_options, no_plots, out, overwrite, encoder
     top = split_layers(result)[-1]  # the deepest layer read (the run itself without layers)
 
     def plots(tmp: Path) -> None:
-        draw_all(top.tables, tmp / "plots")
+        note_figures(result, tmp, draw_all(top.tables, tmp / "plots"))
         if len(result.layers) > 1 and "factor_effects" in result.tables:
             spec = result.record.model.get("spec")
             perception_depth(result.tables["factor_effects"], tmp / "plots" / "depth.png", model=spec)
@@ -65,8 +72,10 @@ def _report(result, out: Path) -> None:
         con.print(f"factor effects (median |change|, Delta points, all scales): {ranking}")
     vs = t.get("variance_shares")
     if vs is not None and len(vs):
-        mean = vs.groupby("attribute")["share"].mean().sort_values(ascending=False)
-        con.print("explained-variance shares (mean over scales): " + ", ".join(f"{a} {v:.2f}" for a, v in mean.items()))
+        mean = vs.groupby("attribute")["share_pct"].mean().sort_values(ascending=False)
+        con.print(
+            "explained-variance shares (mean over scales): " + ", ".join(f"{a} {v:.1f}%" for a, v in mean.items())
+        )
     ex = t.get("extreme_groups")
     if ex is not None and len(ex):
         for attr, g in ex[ex["rank"] == 1].groupby("attribute"):

@@ -10,7 +10,9 @@ from vlbias.errors import plural
 
 @click.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@out_option("report", short=False, help="Report folder [default: RESULTS/report].")
+@out_option(
+    "report", short=False, help="Report folder [default: RESULTS/report, or RESULTS/report-md for --format md]."
+)
 @click.option(
     "--format",
     "fmt",

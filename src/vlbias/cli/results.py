@@ -110,6 +110,32 @@ def ingest(db, force):
         )
 
 
+@results.command()
+@db_option
+@click.option(
+    "--catalogue",
+    "catalogues",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A model catalogue file (CSV: spec and any facts) whose rows replace the models' facts; repeatable.",
+)
+def facts(db, catalogues):
+    """Refresh the models' facts (architecture, parameters, pretraining data) from the model catalogue: the shipped
+    rows, $VLBIAS_CATALOGUE and --catalogue files, made before or after the sweep. Facts stored before are kept
+    where the catalogue is silent; a file's rows replace them. The models table and its *_with_models views take
+    them at once (with, where every catalogue is silent, what the loaded encoders reported)."""
+    from vlbias.zoo.store import ResultsStore
+
+    store = ResultsStore.open(db)
+    changed = store.refresh_model_facts(catalogues=catalogues)
+    store.ingest()
+    for model, names in changed.items():
+        if names:
+            click.echo(f"{model}: {', '.join(names)}", err=True)
+    n = sum(bool(v) for v in changed.values())
+    click.echo(f"facts of {n} model(s) changed; the models table is up to date", err=True)
+
+
 @results.command("import-accuracy")
 @click.argument("source")
 @db_option

@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from vlbias.audits.zeroshot import ZeroshotOptions
-from vlbias.cli._common import console, mitigated_layers, mitigation_option, model_options, out_option, save_mitigation
+from vlbias.cli._common import (
+    console,
+    mitigated_layers,
+    mitigation_option,
+    model_options,
+    note_figures,
+    out_option,
+    save_mitigation,
+)
 from vlbias.cli._options import options_flags
 from vlbias.errors import plural
 
@@ -63,7 +71,8 @@ def zeroshot(model, mitigation, raw_options, out, overwrite, no_plots, encoder_k
     if not no_plots:
 
         def extras(tmp: Path) -> None:
-            plot_audit(top.tables, tmp / "plots", result.content_warning, model=str(encoders[0].spec))
+            drawn = plot_audit(top.tables, tmp / "plots", result.content_warning, model=str(encoders[0].spec))
+            note_figures(result, tmp, drawn)
             if len(result.layers) > 1:
                 zeroshot_depth(result.tables["results"], tmp / "plots" / "depth", model=str(encoders[0].spec))
 
@@ -225,7 +234,7 @@ def zeroshot_compare(
     def extras(tmp: Path) -> None:  # one folder of plots per value compared within
         for value, df in parts:
             folder = tmp / "plots" if value is None else tmp / "plots" / _slug(f"{within}-{value}")
-            plot_comparison({"results": df}, folder, result.content_warning)
+            note_figures(result, tmp, plot_comparison({"results": df}, folder, result.content_warning))
 
     result.write(out, extras=None if no_plots else extras, overwrite=overwrite)
     _echo_warning(result.content_warning)

@@ -181,7 +181,7 @@ def load(path: str | Path, **options) -> FaceDataset:
                     {
                         "path": str(f),
                         "key": rel,
-                        "seed": int(sm.group(1)),
+                        "face_seed": int(sm.group(1)),
                         "race_label": m["race"],
                         "gender_label": m["gender"],
                         "attribute": attribute,
@@ -193,7 +193,7 @@ def load(path: str | Path, **options) -> FaceDataset:
                 )
     table = pd.DataFrame(
         rows,
-        columns=["path", "key", "seed", "race_label", "gender_label", "attribute", "level", "o2", "corrected", "rm_bg"],
+        columns=["path", "key", "face_seed", "race_label", "gender_label", "attribute", "level", "o2", "corrected", "rm_bg"],
     )
     table = _select_variants(table, want_rm_bg, smiling_corrected, report)
     table = _check_labels(table, report)
@@ -219,7 +219,7 @@ def load(path: str | Path, **options) -> FaceDataset:
     else:
         table["crop"] = None
 
-    table["identity"] = "seed_" + table["seed"].astype(str)
+    table["identity"] = "seed_" + table["face_seed"].astype(str)
     table["race"] = table["race_label"]
     table["gender"] = table["gender_label"]
     table["age"] = np.nan
@@ -228,9 +228,9 @@ def load(path: str | Path, **options) -> FaceDataset:
         ("_o2" if o else "") + ("_corrected" if c else "") + ("_rm_bg" if r else "")
         for o, c, r in zip(table["o2"], table["corrected"], table["rm_bg"])
     ]
-    order = ["path", "key", "identity", "race", "race_label", "gender", "age", "age_group", "seed", "attribute"]
+    order = ["path", "key", "identity", "race", "race_label", "gender", "age", "age_group", "face_seed", "attribute"]
     order += ["level", "variant", "o2", "corrected", "rm_bg", "crop"]
-    table = table[order].sort_values(["attribute", "seed", "race", "gender", "level"], kind="stable")
+    table = table[order].sort_values(["attribute", "face_seed", "race", "gender", "level"], kind="stable")
     table = table.reset_index(drop=True)
     options = o.to_dict()
     options["attributes"] = sorted(folders)
@@ -261,8 +261,8 @@ def _select_variants(table: pd.DataFrame, want_rm_bg: bool, smiling_corrected: b
         table = table[~(smiling & table["corrected"])]
     # preference: corrected (smiling) > _o2 > plain; the rest of a duplicate set is reported
     table = table.assign(_pref=-(2 * table["corrected"].astype(int) + table["o2"].astype(int)))
-    table = table.sort_values(["attribute", "seed", "race_label", "gender_label", "level", "_pref"], kind="stable")
-    dup = table.duplicated(["attribute", "seed", "race_label", "gender_label", "level"], keep="first")
+    table = table.sort_values(["attribute", "face_seed", "race_label", "gender_label", "level", "_pref"], kind="stable")
+    dup = table.duplicated(["attribute", "face_seed", "race_label", "gender_label", "level"], keep="first")
     superseded = table.loc[dup, "key"].tolist()
     if superseded:
         corrected_won = int((dup & (table["attribute"] == "smiling")).sum())
@@ -295,7 +295,7 @@ def _report_missing(table: pd.DataFrame, report: LoadReport) -> None:
     for attribute, sub in table.groupby("attribute", sort=True):
         levels = sorted(set(LEVELS[attribute]) | set(sub["level"]))
         expected = len(RACES) * len(GENDERS) * len(levels)
-        counts = sub.groupby("seed").size()
+        counts = sub.groupby("face_seed").size()
         short = counts[counts < expected]
         if len(short):
             lack = sorted({int(n) for n in expected - short})  # per seed

@@ -41,6 +41,9 @@ CATALOGUE_FACTS = (
     "fine_tuned",
 )
 
+#: the model facts an encoder knows itself (for the catalogue's columns of the same names, where it is silent)
+ENCODER_FACTS = ("architecture", "embed_dim", "n_params", "n_params_image", "n_params_text")
+
 
 def check_encoder_options(
     device: Any = "auto", batch_size: Any = None, precision: Any = "fp32", num_workers: Any = None
@@ -236,6 +239,40 @@ class Encoder(ABC):
             precision=self.precision,
             **fields,
         )
+
+    def settings(self) -> dict[str, Any]:
+        """The options this encoder was made with (device, batch size, precision, workers, cache): another model
+        made with ``load_model(spec, **enc.settings())`` encodes alike and shares the cache."""
+        return {
+            "device": self.requested_device,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "num_workers": self.num_workers,
+            "cache": self._cache_store if self._cache_store is not None else False,
+        }
+
+    def random_copies(self, n: int) -> list[str]:
+        """Specs of ``n`` copies of this model's architecture with seeded random weights, for an empirical null of
+        what an untrained network of the same shape gives; [] where the backend cannot make them."""
+        return []
+
+    def facts(self) -> dict[str, Any]:
+        """The model facts the encoder knows itself (:data:`ENCODER_FACTS`; unknown ones left out), never loading
+        weights for them: a loaded model's own architecture, embedding size and parameter counts (kept in its
+        embedding cache), else what its cache kept from an earlier load, else nothing. So a sweep served from the
+        cache records the same facts as the run that loaded the model (open_clip architectures have theirs in the
+        model catalogue, computed on the meta device)."""
+        cache = self._cache()
+        if cache is None:  # without a cache the facts would depend on whether this run loaded the model
+            return {}
+        if self._loaded:
+            info = self.info
+            facts = {k: getattr(info, k) for k in ENCODER_FACTS if getattr(info, k) is not None}
+            if facts:
+                cache.set_meta("facts", facts)
+            return facts
+        stored = cache.meta().get("facts")
+        return dict(stored) if isinstance(stored, dict) else {}
 
     def _catalogue_facts(self) -> dict[str, Any]:
         """Pretraining-data metadata of this model from its facts (the model catalogue's shipped and user rows)."""

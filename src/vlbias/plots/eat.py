@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.plots.forest import forest
-from vlbias.plots.style import new_figure, save, wrap
+from vlbias.plots.style import new_figure, require_rows, save, wrap
 
 #: the effect size's colour scale is fixed, so heat maps of different reports compare (|d| < 2 for equal set sizes)
 D_LIMIT = 2.0
@@ -18,11 +18,35 @@ STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 ORDERS = ("all-text", "all-image", "image-as-target", "text-as-target")
 
 
+#: the mark of a row whose p-value is below .05 while its interval covers 0
+COVERS_ZERO = "†"
+#: why such a row is no contradiction, said wherever the marks are
+P_AND_INTERVAL = (
+    "† p < .05 while the interval covers 0: no contradiction. The permutation test holds the attribute sets A and B "
+    "fixed and asks whether X and Y differ in their association with these very stimuli; the bootstrap interval "
+    "also resamples A and B, so it carries the uncertainty of which attribute stimuli were chosen too, and is "
+    "wider. Such a row is significant for these stimuli, not robustly beyond them."
+)
+
+
 def stars(p) -> str:
     """Significance marks of a p-value: *** < .001, ** < .01, * < .05."""
     if p is None or not np.isfinite(p):
         return ""
     return next((mark for level, mark in STARS if p < level), "")
+
+
+def covers_zero(p, low, high) -> bool:
+    """p < .05 while the interval [low, high] covers 0 (see :data:`P_AND_INTERVAL`)."""
+    values = [p, low, high]
+    if any(v is None or not np.isfinite(v) for v in values):
+        return False
+    return p < 0.05 and low <= 0 <= high
+
+
+def marks(p, low, high) -> str:
+    """The marks of a row: its significance stars, and † when the interval covers 0 all the same."""
+    return stars(p) + (COVERS_ZERO if covers_zero(p, low, high) else "")
 
 
 def _unique(values) -> list:
@@ -42,8 +66,9 @@ def _alternative_text(results: pd.DataFrame) -> str:
 
 def significance_note(results: pd.DataFrame) -> str:
     return (
-        f"* p < .05, ** p < .01, *** p < .001 ({_alternative_text(results)}; unadjusted); hatched: skipped; "
-        "n/a: d undefined (all associations equal)"
+        f"* p < .05, ** p < .01, *** p < .001 ({_alternative_text(results)}; unadjusted); {COVERS_ZERO} the bootstrap "
+        "interval covers 0 all the same (it also resamples the attribute stimuli); hatched: skipped; n/a: d undefined "
+        "(all associations equal)"
     )
 
 
@@ -53,6 +78,7 @@ def effect_heatmap(results: pd.DataFrame, path: Path, *, title: str, row: str = 
     Several models: one row per model (``row``), one column per test, grouped by order. One model: one row per test,
     one column per order. Skipped rows are hatched; cells never run stay blank.
     """
+    require_rows(results, "association-test rows", (row, "test", "order", "status", "effect_size", "p_value"))
     df = results.copy()
     row_keys = _unique(df[row])
     present = set(df["order"])
@@ -70,7 +96,7 @@ def effect_heatmap(results: pd.DataFrame, path: Path, *, title: str, row: str = 
             for r in df.itertuples()
         }
     mat = np.full((len(rows), len(cols)), np.nan)
-    pval = np.full_like(mat, np.nan)
+    cell_marks = np.full(mat.shape, "", dtype=object)
     skipped = np.zeros(mat.shape, dtype=bool)
     undefined = np.zeros(mat.shape, dtype=bool)  # ran, but d has no value (every association equal)
     for r in df.itertuples():
@@ -78,7 +104,7 @@ def effect_heatmap(results: pd.DataFrame, path: Path, *, title: str, row: str = 
         i, j = index[key]
         if r.status == "ok" and pd.notna(r.effect_size):
             mat[i, j] = r.effect_size
-            pval[i, j] = r.p_value
+            cell_marks[i, j] = marks(r.p_value, getattr(r, "ci_low", np.nan), getattr(r, "ci_high", np.nan))
         elif r.status == "ok":
             undefined[i, j] = True
         else:
@@ -97,7 +123,7 @@ def effect_heatmap(results: pd.DataFrame, path: Path, *, title: str, row: str = 
             elif undefined[i, j]:
                 ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="0.35")
             elif np.isfinite(mat[i, j]):
-                text = (f"{mat[i, j]:+.2f}" if annotate else "") + stars(pval[i, j])
+                text = (f"{mat[i, j]:+.2f}" if annotate else "") + cell_marks[i, j]
                 colour = "white" if abs(mat[i, j]) > 1.2 else "black"
                 ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=8)
@@ -137,6 +163,7 @@ def _row_label(df: pd.DataFrame) -> pd.Series:
 def effect_forest(results: pd.DataFrame, path: Path, *, title: str, series: str | None = None) -> Path:
     """Effect sizes with their intervals: one row per test and order (one model), or per test with one marker per
     model (``series``) and one panel per order."""
+    require_rows(results, "association-test rows", ("test", "order", "status", "effect_size", "ci_low", "ci_high"))
     df = results.copy()
     conf = pd.to_numeric(df.get("confidence"), errors="coerce").dropna()
     level = f"{conf.iloc[0]:.0%}" if len(conf) else "bootstrap"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlbias.plots.style import BLUE, new_figure, save, series_style, wrap
+from vlbias.plots.style import BLUE, NotDrawn, new_figure, save, series_style, wrap
 
 #: beyond this many series the legend is left out (the figure's data CSV names every marker)
 MAX_LEGEND = 24
@@ -45,10 +45,14 @@ def forest(
     Each row of ``df`` is one estimate (``est``) with its interval (``low``, ``high``), placed on the y axis by
     ``row``; ``series`` dodges several estimates of a row (one per model) with a colour and marker each; ``panel``
     draws one panel per value, sharing both axes. Estimates without an interval are drawn hollow; rows without an
-    estimate keep their place and read "(no estimate)".
+    estimate keep their place and read "(no estimate)". :class:`~vlbias.plots.style.NotDrawn` without a row.
     """
+    if df is None or not len(df) or any(c not in df.columns for c in (row, est, low, high)):
+        raise NotDrawn("no estimates to draw")
     panels = _unique(df[panel]) if panel else [None]
     row_keys = rows if rows is not None else _unique(df[row])
+    if not row_keys:
+        raise NotDrawn("no rows to draw")
     series_keys = _unique(df[series]) if series else [None]
     n_s = len(series_keys)
     crowd = n_s > MAX_LEGEND  # too many to tell apart: one neutral colour, and the title says so

@@ -1,7 +1,8 @@
 """Figures of zero-shot audit outputs: group shares, mean probabilities, accuracy and model-group changes.
 
-Every bar shows its bootstrap interval; a result with a content warning carries it on each figure. Drawn in the
-house style (:mod:`vlbias.plots.style`); matplotlib is imported only when a figure is drawn.
+Every bar shows its bootstrap interval; a result with a content warning carries it on each figure; the panels of
+one figure share their y scale, so bars compare across panels. Drawn in the house style
+(:mod:`vlbias.plots.style`); matplotlib is imported only when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlbias.plots.style import new_figure, save, series_colour
+from vlbias.plots.style import Figures, new_figure, save, series_colour
 
 _NCOLS = 4
 
@@ -27,7 +28,7 @@ def _figure(n_panels: int, width_per: float = 3.4, height_per: float = 2.9):
     ncols = min(_NCOLS, n_panels)
     nrows = math.ceil(n_panels / ncols)
     fig = new_figure(max(width_per * ncols + 0.6, 7.5), height_per * nrows + 1.2)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
@@ -92,18 +93,19 @@ def _panels(
     labels = list(dict.fromkeys(df["label"]))
     fig, axes = _figure(len(labels))
     handles = []
-    for ax, label in zip(axes, labels):
+    for i, (ax, label) in enumerate(zip(axes, labels)):
         sub = df[df["label"] == label]
         handles = _group_bars(ax, sub, x_col, hue_col, y, low, high) or handles
         ax.set_title(str(label), fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=8)
+        if i % _NCOLS == 0:  # the panels share the y scale: its label once per row
+            ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xlabel(x_col.replace("_", " "), fontsize=8)
         if zero_line:
             ax.axhline(0, color="#555555", linewidth=0.8)
-        else:  # shares, probabilities and accuracies start at zero
-            top = pd.concat([sub[y], sub[high]]).max(skipna=True)
-            ax.set_ylim(0, max(float(top) * 1.08, 1.0) if pd.notna(top) else 1.0)
         ax.grid(axis="y", alpha=0.3)
+    if not zero_line:  # shares, probabilities and accuracies start at zero, on one scale for every panel
+        top = pd.to_numeric(pd.concat([df[y], df[high]]), errors="coerce").max(skipna=True)
+        axes[0].set_ylim(0, max(float(top) * 1.08, 1.0) if pd.notna(top) else 1.0)
     return _finish(fig, title, warning, path, handles, hue_col)
 
 
@@ -113,16 +115,38 @@ def _template_tag(df: pd.DataFrame, task: str, template: str) -> str:
     return "" if len(templates) == 1 else f"t{templates.index(template) + 1}"
 
 
-def plot_audit(
-    tables: dict[str, pd.DataFrame], folder: Path, warning: str | None = None, model: str = ""
-) -> list[Path]:
-    """Figures of one zeroshot run (the ``results`` and ``accuracy`` tables) into ``folder``; returns the files."""
-    out: list[Path] = []
-    results = tables.get("results", pd.DataFrame())
+#: the columns a zero-shot table needs to be drawn, by table
+NEEDED = {
+    "results": ("task", "template", "grouping", "group", "label", "top1_pct", "mean_prob"),
+    "accuracy": ("task", "template", "grouping", "group", "scoring", "accuracy_pct"),
+    "comparison": ("task", "template", "grouping", "group", "metric", "level", "baseline", "label", "difference"),
+}
+
+
+def _drawable(df: pd.DataFrame | None, table: str, done: Figures) -> pd.DataFrame:
+    """The table's rows that are drawn (every grouping but ``all``), or an empty frame (noting why when there were
+    rows to draw)."""
+    if df is None or not len(df):
+        return pd.DataFrame()
+    absent = [c for c in NEEDED[table] if c not in df.columns]
+    if absent:
+        done.skip(table, f"the table lacks the column(s) {', '.join(absent)}")
+        return pd.DataFrame()
+    rows = df[df["grouping"] != "all"]
+    if not len(rows):
+        done.skip(table, "only the ungrouped results (grouping all): no group to draw")
+    return rows
+
+
+def plot_audit(tables: dict[str, pd.DataFrame], folder: Path, warning: str | None = None, model: str = "") -> Figures:
+    """Figures of one zeroshot run (the ``results`` and ``accuracy`` tables) into ``folder``; returns the files
+    (and, in ``not_drawn``, what its tables cannot draw)."""
+    out = Figures()
+    results = _drawable(tables.get("results"), "results", out)
     ci = "95% interval over people"
-    for (task, template, grouping), df in results.groupby(["task", "template", "grouping"], sort=False):
-        if grouping == "all":
-            continue
+    for (task, template, grouping), df in (
+        results.groupby(["task", "template", "grouping"], sort=False) if len(results) else []
+    ):
         tag = _template_tag(results, task, template)
         out.append(
             _panels(
@@ -153,12 +177,10 @@ def plot_audit(
                 folder / f"{_slug('probability', task, tag, grouping)}.png",
             )
         )
-    acc = tables.get("accuracy", pd.DataFrame())
+    acc = _drawable(tables.get("accuracy"), "accuracy", out)
     for (task, template, grouping), df in (
         acc.groupby(["task", "template", "grouping"], sort=False) if not acc.empty else []
     ):
-        if grouping == "all":
-            continue
         tag = _template_tag(acc, task, template)
         df = df.assign(label=f"{task} accuracy ({df['scoring'].iloc[0]})")
         out.append(
@@ -175,15 +197,13 @@ def plot_audit(
     return out
 
 
-def plot_comparison(tables: dict[str, pd.DataFrame], folder: Path, warning: str | None = None) -> list[Path]:
+def plot_comparison(tables: dict[str, pd.DataFrame], folder: Path, warning: str | None = None) -> Figures:
     """Figures of a model comparison: change in percentage points per group and class, with intervals."""
-    out: list[Path] = []
-    comp = tables.get("results", pd.DataFrame())
-    for (task, template, grouping, metric, level), df in comp.groupby(
-        ["task", "template", "grouping", "metric", "level"], sort=False
+    out = Figures()
+    comp = _drawable(tables.get("results"), "comparison", out)
+    for (task, template, grouping, metric, level), df in (
+        comp.groupby(["task", "template", "grouping", "metric", "level"], sort=False) if len(comp) else []
     ):
-        if grouping == "all":
-            continue
         base = df["baseline"].iloc[0]
         what = "top-1 share" if metric == "top1_pct" else "mean probability"
         out.append(

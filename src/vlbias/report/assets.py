@@ -1,10 +1,12 @@
-"""The files beside a report's pages: figures (PNG) and the data behind them (CSV).
+"""The files beside a report's pages: figures (PNG) and the data behind them: CSV files, and compressed Parquet for
+tables too long to read in a spreadsheet (every value kept, so a report of many models stays small).
 
 Sections plan their figures as jobs (a plotting function, its arguments and the file it writes); all jobs are then
 rendered once each, in worker processes when there are many (figures are independent, and drawing is most of a
 report's time; the workers claim jobs one at a time, so slow and quick figures balance), and a page that shows a
-figure twice shows the same file. A figure that cannot be drawn is reported
-on the summary page and on stderr instead of stopping the report.
+figure twice shows the same file. A figure that fails is reported as an error on the summary page and on stderr
+instead of stopping the report; a figure its data cannot make (:class:`~vlbias.plots.style.NotDrawn`, or the
+``not_drawn`` of a function that draws several) is noted where it would be, with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ import pandas as pd
 
 from vlbias.utils.io import stable_hash
 
+#: the longest table, and the largest CSV file, written as CSV; larger ones are compressed Parquet (a CSV of the
+#: 56,000 perception pairs of one model is 25 MB, its Parquet 0.1 MB; every row of a run's table repeats its
+#: provenance, which Parquet stores once)
+CSV_ROWS = 1_000
+CSV_BYTES = 64_000
 #: how a spreadsheet formula starts: a CSV cell that starts so runs when the file is opened in Excel or LibreOffice
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -63,6 +70,7 @@ class Figure:
     title: str
     caption: str = ""
     data: list[tuple[str, str]] = field(default_factory=list)  # (label, relative CSV path)
+    not_drawn: str | None = None  # why its data cannot make it (then path is "")
 
 
 @dataclass
@@ -71,6 +79,7 @@ class FigureGroup:
 
     figures: list[Figure] = field(default_factory=list)
     error: str | None = None
+    not_drawn: list[tuple[str, str]] = field(default_factory=list)  # (figure, reason): what its data cannot make
 
 
 @dataclass
@@ -82,16 +91,25 @@ class _Job:
     name: str = ""
 
 
-def _call(fn: str, kwargs: dict[str, Any]) -> tuple[list[str], str | None]:
-    """Run one plotting job; returns the files written, or the error (worker processes call this)."""
+#: what one job returns: the files written, the error, and the figures its data cannot make (figure, reason)
+Outcome = tuple[list[str], str | None, list[tuple[str, str]]]
+
+
+def _call(fn: str, kwargs: dict[str, Any]) -> Outcome:
+    """Run one plotting job; returns the files written, the error, and what was not drawn (worker processes call
+    this)."""
+    from vlbias.plots.style import NotDrawn
+
     module, _, attr = fn.partition(":")
     try:
         out = getattr(importlib.import_module(module), attr)(**kwargs)
+    except NotDrawn as e:
+        return [], None, [("", str(e))]
     except Exception as e:  # noqa: BLE001 - a figure that cannot be drawn must not lose the whole report
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        return [], tb
+        return [], tb, []
     paths = out if isinstance(out, (list, tuple)) else [out]
-    return [str(p) for p in paths if p is not None], None
+    return [str(p) for p in paths if p is not None], None, list(getattr(out, "not_drawn", []))
 
 
 class Assets:
@@ -101,6 +119,7 @@ class Assets:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         self.jobs: list[_Job] = []
         self.errors: list[str] = []
+        self.not_drawn: list[str] = []  # figures whose data cannot make them, with the reason
         self._names: set[str] = set()
 
     def _unique(self, folder: str, stem: str, suffix: str) -> str:
@@ -111,10 +130,18 @@ class Assets:
         self._names.add(name)
         return name
 
-    def csv(self, stem: str, df: pd.DataFrame) -> str:
-        """Write ``df`` as data/<stem>.csv (formula-like text neutralised); returns its path relative to the report."""
-        rel = self._unique("data", stem, ".csv")
-        spreadsheet_safe(df).to_csv(self.root / rel, index=False)
+    def data(self, stem: str, df: pd.DataFrame, *, csv: bool = False) -> str:
+        """Write ``df`` beside the pages; returns its path relative to the report. A table of at most
+        :data:`CSV_ROWS` rows whose CSV is at most :data:`CSV_BYTES` (or any, with ``csv``: a file another command
+        reads, as the rerun config's catalogue) is data/<stem>.csv, with formula-like text neutralised; a larger one
+        is data/<stem>.parquet, compressed (zstd), every value as stored."""
+        text = spreadsheet_safe(df).to_csv(index=False) if csv or len(df) <= CSV_ROWS else None
+        if text is not None and (csv or len(text.encode()) <= CSV_BYTES):
+            rel = self._unique("data", stem, ".csv")
+            (self.root / rel).write_text(text, encoding="utf-8")
+        else:
+            rel = self._unique("data", stem, ".parquet")
+            df.to_parquet(self.root / rel, index=False, compression="zstd")
         return rel
 
     def text(self, stem: str, suffix: str, content: str) -> str:
@@ -146,7 +173,13 @@ class Assets:
             results = _parallel(calls, workers, self.root)
         else:
             results = [_call(fn, kw) for fn, kw in calls]
-        for job, (files, error) in zip(jobs, results):
+        for job, (files, error, not_drawn) in zip(jobs, results):
+            for figure, reason in not_drawn:
+                self.not_drawn.append(f"{job.name}{': ' + figure if figure else ''}: {reason}")
+                if isinstance(job.target, FigureGroup):
+                    job.target.not_drawn.append((figure, reason))
+                else:
+                    job.target.path, job.target.not_drawn = "", reason
             if error:
                 self.errors.append(f"figure not drawn ({job.name}): {error}")
                 if isinstance(job.target, FigureGroup):
@@ -176,7 +209,7 @@ def work(jobs_file: Path, folder: Path) -> None:
         os.replace(tmp, Path(folder) / f"{i}.done")
 
 
-def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path) -> list[tuple[list[str], str | None]]:
+def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path) -> list[Outcome]:
     """Run the jobs in ``workers`` processes: this one and fresh interpreters (``python -m vlbias.report._worker``),
     which never import the caller's main module (multiprocessing's spawn would re-run a script without a main guard
     and cannot start from a script read on stdin)."""
@@ -207,7 +240,9 @@ def _parallel(calls: list[tuple[str, dict[str, Any]]], workers: int, root: Path)
         out = []
         for i in range(len(calls)):
             done = folder / f"{i}.done"
-            out.append(pickle.loads(done.read_bytes()) if done.is_file() else ([], "a worker process died drawing it"))
+            out.append(
+                pickle.loads(done.read_bytes()) if done.is_file() else ([], "a worker process died drawing it", [])
+            )
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)

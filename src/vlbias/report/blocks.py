@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from vlbias.report.assets import Figure, FigureGroup
-from vlbias.report.fmt import Table, md_text, safe_href
+from vlbias.report.fmt import Table, data_label, md_text, safe_href
 
 
 @dataclass
@@ -126,13 +126,19 @@ def markdown(blocks: list[Block], level: int = 2) -> str:
             out.append(f"> {md_text(b.text)}")
         elif b.kind == "figure" and b.figure is not None and b.figure.path:
             f = b.figure
-            data = ", ".join(md_link(label, href) for label, href in f.data)
+            data = ", ".join(md_link(data_label(label, href), href) for label, href in f.data)
             out.append(
                 f"{md_link(f.title, f.path, image=True)}\n\n*{md_text(f.title)}.* {md_text(f.caption)}"
                 + (f" Data: {data}." if data else "")
             )
+        elif b.kind == "figure" and b.figure is not None and b.figure.not_drawn:
+            out.append(f"> {md_text(b.figure.title)}: not drawn, {md_text(b.figure.not_drawn, line_start=False)}.")
         elif b.kind == "group" and b.group is not None:
             out += [md_link(f.title, f.path, image=True) for f in b.group.figures]
+            out += [
+                f"> {md_text(n + ': ' if n else '')}not drawn, {md_text(w, line_start=False)}."
+                for n, w in b.group.not_drawn
+            ]
         elif b.kind == "table" and b.table is not None:
             cap = f"*{md_text(b.table.caption)}*\n\n" if b.table.caption else ""
             csv = f"\n\nData: {md_link(b.table.csv, b.table.csv)}" if b.table.csv else ""

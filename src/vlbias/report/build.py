@@ -19,7 +19,7 @@ from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.report import blocks as B
 from vlbias.report.assets import Assets, default_workers
-from vlbias.report.fmt import CODE_SPAN, fixed, md_text, num, safe_href, table
+from vlbias.report.fmt import CODE_SPAN, data_label, fixed, md_text, num, safe_href, table
 from vlbias.report.methods import methods_section
 from vlbias.report.presentation import Presentation, presentation
 from vlbias.report.sections import Context, upstream_section
@@ -72,8 +72,26 @@ class ReportSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def default_out(data: ReportData) -> Path:
-    return data.path / "report"
+#: each format's default folder, beside the results: the two reports of one results folder never replace each other
+DEFAULT_FOLDERS = {"html": "report", "md": "report-md"}
+FORMAT_NAMES = {"html": "HTML", "md": "Markdown"}
+
+
+def default_out(data: ReportData, fmt: str = "html") -> Path:
+    return data.path / DEFAULT_FOLDERS[fmt]
+
+
+def refuse_other_format(out: Path, fmt: str) -> None:
+    """A report replaces only a report of its own format: an HTML report and a Markdown one live in two folders."""
+    try:
+        other = json.loads((out / MARKER).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return  # no report there (or not a readable one: the output rule of atomic_dir decides)
+    if other in FORMAT_NAMES and other != fmt:
+        raise VlbiasError(
+            f"--out {out} holds the {FORMAT_NAMES[other]} report; write the {FORMAT_NAMES[fmt]} report to another "
+            f"folder (its default is RESULTS/{DEFAULT_FOLDERS[fmt]})"
+        )
 
 
 def refuse_input(out: Path, source: Path) -> None:
@@ -108,7 +126,24 @@ def _datasets(ctx: Context) -> pd.DataFrame:
     return df
 
 
-def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) -> list[B.Block]:
+def headline_blocks(ctx: Context, shown: list[Presentation]) -> list[B.Block]:
+    """Each audit's headline numbers (its presentation's ``headline``), under the audit's title, with a link to its
+    page (HTML; the Markdown report has the audit's section below in the same file)."""
+    out: list[B.Block] = []
+    for s in shown:
+        blocks = s.headline(ctx, ctx.data.runs_of(s.audit))
+        if blocks:
+            out += [
+                B.h3(s.title, id=f"headline-{s.audit}"),
+                *blocks,
+                B.bullets([B.Link(f"{s.title}: all", s.page)], md=False),
+            ]
+    return [B.h2("Headlines", id="headlines"), *out] if out else []
+
+
+def summary_blocks(
+    ctx: Context, shown: list[Presentation], has_upstream: bool, headlines: list[B.Block] | None = None
+) -> list[B.Block]:
     data = ctx.data
     audit_pages = {s.audit: s.page for s in shown}
     tasks = data.tasks
@@ -130,6 +165,7 @@ def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) 
                 "items they skipped are not listed."
             )
         )
+    out += headlines or []
     out += [
         B.h2("At a glance", id="glance"),
         B.bullets(
@@ -161,7 +197,7 @@ def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) 
     models_table = table(
         pd.DataFrame(rows), {k: k for k in rows[0]} if rows else {}, caption="Models (each links its page)"
     )
-    models_table.csv = ctx.assets.csv("models", data.models.reset_index(drop=True))
+    models_table.csv = ctx.assets.data("models", data.models.reset_index(drop=True))
     for i, m in enumerate(data.model_order):
         models_table.links[(i, 0)] = ctx.pages[m]
     out += [B.h2("Models", id="models"), B.table(models_table)]
@@ -217,7 +253,7 @@ def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) 
                 "error": lambda r: f"{r['error_type']}: {r['error']}",
             },
             caption="Failed tasks (a rerun of the sweep retries them)",
-            csv=ctx.assets.csv("failed-tasks", failed.drop(columns=[c for c in ("traceback",) if c in failed])),
+            csv=ctx.assets.data("failed-tasks", failed.drop(columns=[c for c in ("traceback",) if c in failed])),
         )
         out.append(B.table(ft))
     if len(skipped):
@@ -255,8 +291,15 @@ def summary_blocks(ctx: Context, shown: list[Presentation], has_upstream: bool) 
         )
     if not len(failed) and not len(skipped) and not inner:
         out.append(B.p("Nothing: every task ran and no stimulus was left out."))
-    if ctx.assets.errors:
-        out += [B.h2("Report notes", id="notes"), B.bullets(ctx.assets.errors)]
+    notes = list(ctx.assets.errors)
+    if ctx.assets.not_drawn:
+        listed = "; ".join(ctx.assets.not_drawn[:3]) + ("; …" if len(ctx.assets.not_drawn) > 3 else "")
+        notes.append(
+            f"{len(ctx.assets.not_drawn)} figure(s) not drawn because their data cannot make them, each noted where "
+            f"it would be: {listed}"
+        )
+    if notes:
+        out += [B.h2("Report notes", id="notes"), B.bullets(notes)]
     contents = [B.Link(s.title, s.page) for s in shown]
     if has_upstream:
         contents.append(B.Link("Upstream analysis", "upstream.html"))
@@ -318,6 +361,7 @@ def _templates():
     )
     env.filters["inline"] = _inline
     env.filters["href"] = safe_href
+    env.filters["data_label"] = data_label
     return env
 
 
@@ -330,7 +374,7 @@ def _inline(text: str, root: str = ""):
     html = str(escape(text))
     html = CODE_SPAN.sub(r"<code>\1</code>", html)
     html = re.sub(
-        r"(?<![\w/\"])(data/[A-Za-z0-9._+-]+\.(?:csv|yaml))",
+        r"(?<![\w/\"])(data/[A-Za-z0-9._+-]+\.(?:csv|parquet|yaml))",
         lambda m: f'<a href="{root}{m.group(1)}">{m.group(1)}</a>',
         html,
     )
@@ -361,8 +405,9 @@ def build_report(
     if fmt not in FORMATS:
         raise VlbiasError(f"unknown report format {fmt!r}; use {' or '.join(FORMATS)}")
     data = load(results)
-    out_path = Path(out) if out is not None else default_out(data)
+    out_path = Path(out) if out is not None else default_out(data, fmt)
     refuse_input(out_path, data.path)
+    refuse_other_format(out_path, fmt)
     with atomic_dir(out_path, "report", overwrite) as tmp:
         assets = Assets(tmp)
         ctx = Context(data, assets)
@@ -381,8 +426,10 @@ def build_report(
                 if not pg.file.startswith("models/"):
                     _md_targets(pg.blocks, keep)
             assets.jobs = [j for j in assets.jobs if id(j.target) in keep]
+        headlines = headline_blocks(ctx, shown)
         assets.render(workers or default_workers())
-        summary_page = B.Page("index.html", "Summary", "summary", summary_blocks(ctx, shown, bool(upstream)))
+        summary = summary_blocks(ctx, shown, bool(upstream), headlines)
+        summary_page = B.Page("index.html", "Summary", "summary", summary)
         pages.insert(0, summary_page)
         name = data.path.name if data.kind == "sweep" else f"{data.runs[0].audit} run of {data.runs[0].model}"
         title = f"vlbias report: {name}"
@@ -412,7 +459,7 @@ def build_report(
         if warnings:  # the figures of offensive label sets point here
             (tmp / "CONTENT_WARNING.txt").write_text("\n\n".join(warnings) + "\n", encoding="utf-8")
         figures = sorted(p.relative_to(tmp).as_posix() for p in tmp.glob("figures/**/*.png"))
-        csvs = sorted(p.relative_to(tmp).as_posix() for p in tmp.glob("data/*.csv"))
+        csvs = sorted(p.relative_to(tmp).as_posix() for p in tmp.glob("data/*") if p.suffix in (".csv", ".parquet"))
         marker = {
             "vlbias_report": 1,
             "format": fmt,
@@ -425,6 +472,7 @@ def build_report(
             "data": csvs,
             "rerun": files.get("rerun"),
             "errors": assets.errors,
+            "not_drawn": assets.not_drawn,
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return ReportSummary(out_path, fmt, written, len(figures), len(csvs), time.perf_counter() - t0, assets.errors)

@@ -103,6 +103,12 @@ def safe_href(href: Any) -> str | None:
     return quote(href, safe="/#?=&:.,;-_~+@%!$")
 
 
+def data_label(label: str, path: str) -> str:
+    """A link's text for a data file: its label and its kind, e.g. 'effect sizes (CSV)', 'pairs (Parquet)'."""
+    kind = "Parquet" if str(path).endswith(".parquet") else "CSV"
+    return f"{label} ({kind})"
+
+
 @dataclass
 class Table:
     """A table for a page: header and rows of text; ``links`` maps (row, column) to an href."""

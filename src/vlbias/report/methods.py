@@ -107,11 +107,11 @@ def methods_section(ctx: Context) -> tuple[list[B.Block], dict[str, str]]:
     config = rerun_config(ctx)
     cat = _catalogue(ctx)
     if cat is not None:
-        files["catalogue"] = ctx.assets.csv("catalogue", cat)
+        files["catalogue"] = ctx.assets.data("catalogue", cat, csv=True)
         config["catalogue"] = [files["catalogue"].rsplit("/", 1)[-1]]
     acc = _accuracy_wide(ctx)
     if acc is not None:
-        files["accuracy"] = ctx.assets.csv("accuracy", acc)
+        files["accuracy"] = ctx.assets.data("accuracy", acc, csv=True)
         config["accuracy"] = files["accuracy"].rsplit("/", 1)[-1]
     versions = sorted({str(r.record.vlbias_version) for r in data.runs if r.record.vlbias_version})
     header = (

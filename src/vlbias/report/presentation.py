@@ -10,6 +10,8 @@ An audit's :class:`~vlbias.audits.registry.AuditSpec` names in ``presentation`` 
   :mod:`vlbias.plots` and the tables it draws), using the helpers of :mod:`vlbias.report.sections`;
 - ``methods(ctx, runs)`` (optional): how the audit measured, for the methods page (the page adds the options, the
   stimuli and the seeds of the runs to it);
+- ``headline(ctx, runs)`` (optional): the audit's headline numbers with their intervals and the models that stand
+  out, which lead the report's summary page.
 - ``depth(ctx, runs)`` (optional): the audit's numbers over the layers of models read at several layers
   (:mod:`vlbias.report.depth`: ``section`` then gets one run per model and options, and ``depth`` the runs of every
   layer).
@@ -45,9 +47,10 @@ class Presentation:
     page: str  # the audit's page, relative to the report root
     section: Callable[[Context, list[Run]], list[B.Block]]
     methods: Callable[[Context, list[Run]], list[B.Block]]
+    headline: Callable[[Context, list[Run]], list[B.Block]]
 
 
-def _no_methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
+def _nothing(ctx: Context, runs: list[Run]) -> list[B.Block]:
     return []
 
 
@@ -58,7 +61,7 @@ def presentation(audit: str) -> Presentation:
     except VlbiasError:  # an audit this vlbias does not know (a plugin not installed here)
         module_name = None
     if module_name is None:
-        return Presentation(audit, f"Audit {audit}", f"audit-{audit}.html", other_section, _no_methods)
+        return Presentation(audit, f"Audit {audit}", f"audit-{audit}.html", other_section, _nothing, _nothing)
     try:
         module = importlib.import_module(module_name)
         title, section = str(module.TITLE), module.section
@@ -69,4 +72,6 @@ def presentation(audit: str) -> Presentation:
         ) from None
     page = f"audit-{audit}.html" if audit in OWN_PAGES else f"{audit}.html"
     section = with_depth(section, getattr(module, "depth", None))
-    return Presentation(audit, title, page, section, getattr(module, "methods", _no_methods))
+    return Presentation(
+        audit, title, page, section, getattr(module, "methods", _nothing), getattr(module, "headline", _nothing)
+    )

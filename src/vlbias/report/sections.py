@@ -119,7 +119,7 @@ def skipped_summary(ctx: Context, runs: list[Run]) -> list[B.Block]:
         .agg(n=("item", "size"), models=("model", "nunique"), examples=("item", lambda s: ", ".join(s.unique()[:3])))
         .reset_index()
     )
-    csv = ctx.assets.csv("skipped", df)
+    csv = ctx.assets.data("skipped", df)
     return [
         B.table(
             table(
@@ -182,7 +182,7 @@ def upstream_section(ctx: Context) -> list[B.Block]:
         ]
     else:
         mm = summary.get("mixed_model") if isinstance(summary.get("mixed_model"), dict) else {}
-        csv = ctx.assets.csv("mixed-model-fixed-effects", fixed_tab)
+        csv = ctx.assets.data("mixed-model-fixed-effects", fixed_tab)
         effect = summary.get("effect", "effect_size")
         title = f"{effect} ~ upstream facts" + (
             f" ({mm.get('n_obs')} rows, {mm.get('models')} models, {mm.get('n_groups')} groups)" if mm else ""
@@ -194,7 +194,7 @@ def upstream_section(ctx: Context) -> list[B.Block]:
             title="Mixed-model coefficients with 95% intervals",
             caption="Fixed effects of the upstream facts on the effect size (numeric terms per standard deviation of "
             "their log10; families against the reference level); random intercepts and slopes per test × order.",
-            data=[("fixed effects (CSV)", csv)],
+            data=[("fixed effects", csv)],
         )
         out += [B.h2("Mixed model", id="mixed"), B.figure(fig)]
         out.append(
@@ -219,7 +219,7 @@ def upstream_section(ctx: Context) -> list[B.Block]:
         )
         for name in ("mixed_model_random_effects", "mixed_model_scaling"):
             if name in a:
-                out.append(B.p(f"{name.replace('_', ' ')}: {ctx.assets.csv(name, a[name])}"))
+                out.append(B.p(f"{name.replace('_', ' ')}: {ctx.assets.data(name, a[name])}"))
         facts = []
         if mm:
             facts.append(f"reference levels: {', '.join(f'{k}={v}' for k, v in (mm.get('reference') or {}).items())}")
@@ -251,8 +251,8 @@ def upstream_section(ctx: Context) -> list[B.Block]:
         (c for c in data.columns if c not in {"model", "accuracy", "metric", *by}), "effect_size"
     )
     metric = str(data["metric"].iloc[0]) if "metric" in data.columns and len(data) else None
-    dcsv = ctx.assets.csv("bias-vs-accuracy-data", data)
-    ccsv = ctx.assets.csv("bias-vs-accuracy", corr)
+    dcsv = ctx.assets.data("bias-vs-accuracy-data", data)
+    ccsv = ctx.assets.data("bias-vs-accuracy", corr)
     out.append(
         B.figure(
             ctx.assets.figure(
@@ -262,7 +262,7 @@ def upstream_section(ctx: Context) -> list[B.Block]:
                 title=f"Effect size against downstream accuracy ({metric}), per test",
                 caption="One point per model; line: least-squares fit; panel titles: Pearson's r with its 95% "
                 "interval and the Benjamini-Hochberg adjusted p-value across tests.",
-                data=[("points (CSV)", dcsv), ("correlations (CSV)", ccsv)],
+                data=[("points", dcsv), ("correlations", ccsv)],
             )
         )
     )
@@ -294,7 +294,7 @@ def other_section(ctx: Context, runs: list[Run]) -> list[B.Block]:
     for run in runs:
         audit = run.audit
         links = [
-            B.Link(f"{name} ({len(t)} rows)", ctx.assets.csv(f"{audit}-{name}-{ctx.labels[run.model]}", t))
+            B.Link(f"{name} ({len(t)} rows)", ctx.assets.data(f"{audit}-{name}-{ctx.labels[run.model]}", t))
             for name, t in run.tables.items()
         ]
         blocks = wrap_warning(run.content_warning, [B.bullets(links)])

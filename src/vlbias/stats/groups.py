@@ -9,8 +9,8 @@ from all of them at once, so the groups' replicates stay jointly consistent. Int
 (:mod:`vlbias.stats.bootstrap`).
 
 :func:`group_means` returns a :class:`GroupStats`, a small MetricFrame-like object: ``frame()`` gives one row per
-group and value with the estimate and its interval; ``disparity()`` the largest minus the smallest group (and their
-ratio) per value with intervals from the same replicates. :func:`compare_levels` compares groups of *units* (for
+group and value with the estimate and its interval; ``disparity()`` the largest minus the smallest group (and the
+smallest over the largest, at most 1) per value with intervals from the same replicates. :func:`compare_levels` compares groups of *units* (for
 example models grouped by their pretraining data) measured on the same rows, resampling clusters jointly across
 units.
 """
@@ -59,10 +59,14 @@ class GroupStats:
         return [" ".join(str(v) for v in row) for row in self.groups[self.group_columns].itertuples(index=False)]
 
     def disparity(self, scale: float = 1.0, value_name: str = "value") -> pd.DataFrame:
-        """Per value: the groups with the largest and smallest estimate, their difference and ratio, with intervals.
+        """Per value: the groups with the largest and smallest estimate, their difference (largest minus smallest)
+        and ratio (smallest over largest, at most 1, as fairlearn's ``demographic_parity_ratio``; 1 when both are
+        0), with intervals.
 
         The two groups are chosen on the estimates; the intervals resample their difference (and ratio) with the
-        same replicates, so they describe that contrast, not the range over all groups.
+        same replicates, so they describe that contrast, not the range over all groups. Where every group has the
+        same estimate no group is largest or smallest: ``max_group`` and ``min_group`` are missing, the difference
+        is 0 and the ratio 1, without interval (no contrast was chosen to resample).
         """
         if len(self.groups) < 2:
             return pd.DataFrame()
@@ -72,18 +76,23 @@ class GroupStats:
             for k, value in enumerate(self.values):
                 est = self.estimate[:, k]
                 hi_g, lo_g = int(np.nanargmax(est)), int(np.nanargmin(est))
-                diff = self.replicates[:, hi_g, k] - self.replicates[:, lo_g, k]
-                ratio_rep = self.replicates[:, hi_g, k] / self.replicates[:, lo_g, k]
-                ratio_rep[np.isnan(ratio_rep) & ~np.isnan(diff)] = 1.0  # 0 / 0: both groups at zero
-                d_lo, d_hi = percentile_interval(diff[:, None], self.confidence)
-                r_lo, r_hi = percentile_interval(ratio_rep[:, None], self.confidence)
-                ratio = est[hi_g] / est[lo_g] if est[lo_g] != 0 else (1.0 if est[hi_g] == 0 else np.inf)
+                if est[hi_g] == est[lo_g]:  # all groups equal: no largest or smallest group to name
+                    d_lo = d_hi = r_lo = r_hi = np.array([np.nan])
+                    groups = (None, None)
+                else:
+                    diff = self.replicates[:, hi_g, k] - self.replicates[:, lo_g, k]
+                    ratio_rep = self.replicates[:, lo_g, k] / self.replicates[:, hi_g, k]
+                    ratio_rep[np.isnan(ratio_rep) & ~np.isnan(diff)] = 1.0  # 0 / 0: both groups at zero
+                    d_lo, d_hi = percentile_interval(diff[:, None], self.confidence)
+                    r_lo, r_hi = percentile_interval(ratio_rep[:, None], self.confidence)
+                    groups = (labels[hi_g], labels[lo_g])
+                ratio = est[lo_g] / est[hi_g] if est[hi_g] != 0 else 1.0  # the largest is 0: every group is
                 rows.append(
                     {
                         value_name: value,
-                        "max_group": labels[hi_g],
+                        "max_group": groups[0],
                         "max": est[hi_g] * scale,
-                        "min_group": labels[lo_g],
+                        "min_group": groups[1],
                         "min": est[lo_g] * scale,
                         "difference": (est[hi_g] - est[lo_g]) * scale,
                         "difference_low": float(d_lo[0]) * scale,

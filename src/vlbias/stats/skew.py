@@ -111,10 +111,11 @@ def ranking_skew(
 
     ``scores`` is (n,) or (n, w): one ranking per column (named by ``names``). Ties keep the input order.
     ``ndkl_depth``: how many positions NDKL sums: -1 the top k (as MaxSkew@k), None the whole ranking.
-    Returns one row per ranking: ``k`` (the k used, at most n), ``max_skew`` and its group, ``min_skew`` and its
-    group, ``ndkl`` and ``ndkl_depth`` (the positions it sums), and from ``n_perm`` random rankings of the same
-    items: the null mean and 95th percentile of each statistic and the permutation p-value
-    ``(1 + #{null >= observed}) / (1 + n_perm)``.
+    Returns one row per ranking: ``k`` (as asked) and ``k_used`` (at most n: the top k of n < k items are all n),
+    ``max_skew`` and its group, ``min_skew`` and its group, ``ndkl`` and ``ndkl_depth`` (the positions it sums),
+    and from ``n_perm`` random rankings of the same items: the null mean and 95th percentile of each statistic and
+    the permutation p-value ``(1 + #{null >= observed}) / (1 + n_perm)``. With ``k_used = n`` the top k is the whole
+    set, the same for every ranking: MaxSkew then measures the set, not the ranking (0 for a balanced set).
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
@@ -127,7 +128,7 @@ def ranking_skew(
     if n_groups < 2:
         raise ValueError("skew needs at least two groups")
     q = _target(n_groups, target)
-    k = min(k, n)
+    asked, k = k, min(k, n)
     depth = k if ndkl_depth == -1 else n if ndkl_depth is None else min(ndkl_depth, n)
     names = names or [str(i) for i in range(scores.shape[1])]
     order = np.argsort(-scores, axis=0, kind="stable")  # (n, w)
@@ -137,7 +138,8 @@ def ranking_skew(
     out = pd.DataFrame(
         {
             "ranking": names,
-            "k": k,
+            "k": asked,
+            "k_used": k,
             "n_items": n,
             "n_groups": n_groups,
             "max_skew": sk.max(axis=1),

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from vlbias.errors import VlbiasError
+from vlbias.plots.style import NotDrawn
 from vlbias.plots.upstream import plot_bias_vs_accuracy, plot_coefficients
 from vlbias.zoo.store import ResultsStore, quote
 
@@ -128,14 +129,47 @@ def mixed_model_data(df: pd.DataFrame, s: AnalysisSettings) -> tuple[pd.DataFram
     return d[ok].reset_index(drop=True), info
 
 
+#: the model facts the mixed model needs, and what they are called in its advice
+MIXED_MODEL_FACTS = {
+    "architecture_family": "architecture family",
+    "dataset_family": "dataset family",
+    "dataset_size": "dataset size",
+}
+#: fewer models than this cannot separate the upstream facts
+MIN_MIXED_MODELS = 3
+
+
+def _missing_facts(df: pd.DataFrame, s: AnalysisSettings) -> dict[str, list[str]]:
+    """Per model, the facts the mixed model needs that it lacks."""
+    need = {s.size_column: "parameter count" if s.size_column == "n_params" else s.size_column, **MIXED_MODEL_FACTS}
+    out = {}
+    for model, rows in df.groupby("model", sort=True):
+        lacking = [name for col, name in need.items() if col not in rows or rows[col].isna().all()]
+        if lacking:
+            out[model] = lacking
+    return out
+
+
 def run_mixed_model(df: pd.DataFrame, s: AnalysisSettings):
     from vlbias.stats.mixed import fit_mixed_model
 
     data, info = mixed_model_data(df, s)
-    if info["models"] < 3:
+    n_models = df["model"].nunique()
+    if n_models < MIN_MIXED_MODELS:
         raise VlbiasError(
-            f"the mixed model needs models with known parameters, dataset size and families; only {info['models']} "
-            f"of the swept models have them (add their facts with a catalogue file, see `vlbias models --help`)"
+            f"too few models: the mixed model separates upstream facts across models and needs at least "
+            f"{MIN_MIXED_MODELS}; these results have {n_models} (sweep more models)"
+        )
+    if info["models"] < MIN_MIXED_MODELS:
+        lacking = _missing_facts(df, s)
+        shown = "; ".join(f"{m} lacks {', '.join(f)}" for m, f in list(lacking.items())[:3])
+        more = f"; and {len(lacking) - 3} more models" if len(lacking) > 3 else ""
+        random = " (random-init models have no pretraining data)" if any("/random" in m for m in lacking) else ""
+        raise VlbiasError(
+            f"missing model facts: the mixed model needs {MIN_MIXED_MODELS} models with a known parameter count, "
+            f"dataset size, architecture family and dataset family, and {info['models']} of the {n_models} models "
+            f"have them: {shown}{more}{random}; add the facts in a catalogue file (columns spec and the facts) and "
+            f"give it to `vlbias results facts --catalogue FILE` or `vlbias analyze --catalogue FILE`"
         )
     try:
         result = fit_mixed_model(
@@ -248,22 +282,27 @@ def _write_analysis_folder(
     """The tables as CSV, the plots, the content warnings and analysis.json, into the folder ``out``."""
     from vlbias.utils.io import write_json
 
+    figures = []
     if plots and "mixed_model" in tables:
         mm = summary["mixed_model"]
-        plot_coefficients(
-            tables["mixed_model"],
-            out / "mixed_model_coefficients.png",
-            f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)",
-        )
+        title = f"{s.effect} ~ upstream facts ({mm['n_obs']} rows, {mm['models']} models, {mm['n_groups']} groups)"
+        figures.append(lambda: plot_coefficients(tables["mixed_model"], out / "mixed_model_coefficients.png", title))
     if plots and len(tables.get("bias_vs_accuracy_data", [])):
-        plot_bias_vs_accuracy(
-            tables["bias_vs_accuracy_data"],
-            tables["bias_vs_accuracy"],
-            out / "bias_vs_accuracy.png",
-            by=list(s.by),
-            effect=s.effect,
-            metric=s.metric,
+        figures.append(
+            lambda: plot_bias_vs_accuracy(
+                tables["bias_vs_accuracy_data"],
+                tables["bias_vs_accuracy"],
+                out / "bias_vs_accuracy.png",
+                by=list(s.by),
+                effect=s.effect,
+                metric=s.metric,
+            )
         )
+    for draw in figures:
+        try:
+            draw()
+        except NotDrawn as e:  # the tables are the analysis; a figure they cannot make is said, not fatal
+            summary.setdefault("not_drawn", []).append(str(e))
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     if warnings:
@@ -272,19 +311,29 @@ def _write_analysis_folder(
 
 
 def analyze(
-    store: ResultsStore, out: Path | None, s: AnalysisSettings, plots: bool = True, overwrite: bool = False
+    store: ResultsStore,
+    out: Path | None,
+    s: AnalysisSettings,
+    plots: bool = True,
+    overwrite: bool = False,
+    catalogues=(),
 ) -> dict[str, Any]:
     """Run the analyses that the data allow; write tables (and plots); return a summary. ``out`` is written
     atomically under the output rule (an earlier analysis there is replaced only with ``overwrite``); without it, the
-    sweep folder's own ``analysis/`` (whose tables the database also reads) is updated in place."""
+    sweep folder's own ``analysis/`` (whose tables the database also reads) is updated in place. The models' facts
+    are refreshed first (:meth:`ResultsStore.refresh_model_facts`, with the ``catalogues`` files), so a catalogue
+    made after the sweep counts."""
     from vlbias.utils.io import atomic_dir, check_out
 
     in_place = out is None
     out = Path(out) if out is not None else store.root / "analysis"
     if not in_place:
         check_out(out, "analysis", overwrite)
+    refreshed = store.refresh_model_facts(catalogues=catalogues)
     tables: dict[str, pd.DataFrame] = {}
     summary: dict[str, Any] = {"audit": s.audit, "table": s.table, "effect": s.effect, "by": list(s.by)}
+    if refreshed:
+        summary["facts_refreshed"] = {m: f for m, f in refreshed.items() if f}
     if s.terms:
         summary["terms"] = list(s.terms)
     zoo_tables, warnings = zoo_analyses(store, s)

@@ -30,7 +30,6 @@ from vlbias.audits.registry import get_audit
 from vlbias.errors import ModalityError, SpecError, VlbiasError, WeightsUnavailableError
 from vlbias.mitigation import Mitigated, fit_transform
 from vlbias.models import load_model
-from vlbias.models.catalogue import load_catalogue, model_facts
 from vlbias.models.layers import Layers, layer_encoders
 from vlbias.utils.io import sha256_file, write_json
 from vlbias.zoo.accuracy import fetch_openclip_results, load_accuracy
@@ -193,10 +192,12 @@ def run_model_tasks(
                 if not isinstance(result, AuditResult):
                     raise TypeError(f"audit {task.audit!r} returned {type(result).__name__}, not an AuditResult")
                 seconds = time.perf_counter() - t0
+                facts = enc.facts()  # what the loaded encoder knows (architecture, parameters), for the models table
                 store.write_part(
                     task,
                     result,
-                    {"model_identity": identity, "seconds": seconds, "finished": time.time(), "host": host},
+                    {"model_identity": identity, "seconds": seconds, "finished": time.time(), "host": host}
+                    | ({"model_facts": facts} if facts else {}),
                     transforms.get(task.mitigation) if task.mitigation else None,
                 )
                 store.clear_status(task.task_id)
@@ -230,15 +231,9 @@ def _layer_views(enc, tasks: list[Task]) -> dict[tuple[int, str], Any]:
 
 
 def _write_model_facts(store: ResultsStore, identities: dict[str, str | None], extra_catalogues=()) -> None:
-    """Each model's catalogue facts (the config's catalogue files included), once per sweep folder, in the driver
+    """Each model's catalogue facts (the config's catalogue files included), refreshed at every sweep, in the driver
     (workers only run tasks)."""
-
-    catalogue = None
-    for model, identity in identities.items():
-        if not store.has_model_facts(model):
-            catalogue = catalogue if catalogue is not None else load_catalogue(extra_catalogues)
-            facts = model_facts(model, catalogue, profile=True)
-            store.write_model_facts(model, {**facts, "model_identity": identity})
+    store.refresh_model_facts(identities, extra_catalogues)
 
 
 def _import_accuracy(store: ResultsStore, source: str) -> None:

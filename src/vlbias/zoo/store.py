@@ -47,7 +47,15 @@ from typing import TYPE_CHECKING, Any
 
 from vlbias import __version__
 from vlbias.errors import VlbiasError, VlbiasWarning
-from vlbias.models.catalogue import COLUMNS, load_catalogue, model_facts
+from vlbias.models.catalogue import (
+    COLUMNS,
+    _py,
+    catalogue_key,
+    load_catalogue,
+    model_facts,
+    read_catalogue_file,
+    user_catalogue_paths,
+)
 from vlbias.utils.io import atomic_path, stable_hash, write_json
 from vlbias.utils.provenance import label
 from vlbias.zoo.plan import is_task_id
@@ -75,6 +83,15 @@ def stimuli_label(stimuli: list[dict[str, Any]]) -> str | None:
     if not stimuli:
         return None
     return "; ".join(label(s) for s in stimuli)
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON file's object ({} for a file that is missing, unreadable or not an object)."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
 
 
 def _process_gone(host: Any, pid: Any) -> bool:
@@ -190,11 +207,60 @@ class ResultsStore:
         except FileNotFoundError:
             pass
 
+    def model_facts_path(self, spec: str) -> Path:
+        return self.root / "models" / f"{stable_hash(spec, n=16)}.json"
+
     def write_model_facts(self, spec: str, facts: dict[str, Any]) -> None:
-        write_json(self.root / "models" / f"{stable_hash(spec, n=16)}.json", {**facts, "model": spec})
+        write_json(self.model_facts_path(spec), {**facts, "model": spec})
 
     def has_model_facts(self, spec: str) -> bool:
-        return (self.root / "models" / f"{stable_hash(spec, n=16)}.json").is_file()
+        return self.model_facts_path(spec).is_file()
+
+    def stored_model_facts(self, spec: str) -> dict[str, Any]:
+        """The facts ``models/`` holds for a model ({} if none)."""
+        return _json_object(self.model_facts_path(spec))
+
+    def refresh_model_facts(
+        self, identities: dict[str, str | None] | None = None, catalogues=()
+    ) -> dict[str, list[str]]:
+        """Each model's facts, brought up to date with the model catalogue: the facts stored before are kept, what
+        they lack is added from the catalogue (shipped rows, with the architecture's facts computed on the meta
+        device for open_clip models without a row), and the rows of the user's catalogue files
+        (``$VLBIAS_CATALOGUE`` and ``catalogues``: a file made after the sweep is picked up here) replace them.
+        ``identities`` (spec -> model identity) names the models; default: every model of the tasks and of
+        ``models/``. Returns, per model whose facts changed, the names of the facts that changed. The database
+        takes them (and, where every catalogue is silent, what the loaded encoders reported) at its next
+        ingestion."""
+        if identities is None:
+            specs = {d.get("model") for d in self._task_records()}
+            specs |= {_json_object(f).get("model") for f in self.root.glob("models/*.json")}
+            identities = {s: None for s in sorted(x for x in specs if isinstance(x, str))}
+        catalogue = load_catalogue(catalogues)
+        given: dict[str, dict[str, Any]] = {}
+        for path in user_catalogue_paths(catalogues):
+            for row in read_catalogue_file(path).to_dict("records"):
+                facts = {k: _py(v) for k, v in row.items()}
+                given.setdefault(row["spec"], {}).update({k: v for k, v in facts.items() if v is not None})
+        changed: dict[str, list[str]] = {}
+        for spec, identity in identities.items():
+            old = self.stored_model_facts(spec)
+            known = {k: v for k, v in model_facts(spec, catalogue, profile=True).items() if v is not None}
+            facts = {**known, **old, **given.get(catalogue_key(spec), {})}
+            facts.update(model_identity=identity or old.get("model_identity"), model=spec)
+            diff = sorted(k for k in facts if k not in ("model", "spec") and facts.get(k) != old.get(k))
+            if diff or not old:
+                self.write_model_facts(spec, facts)
+                changed[spec] = diff
+        return changed
+
+    def _task_records(self) -> list[dict[str, Any]]:
+        """The task.json of every finished part and the record of every failed or skipped task."""
+        out = []
+        for f in [p / "task.json" for p in self.completed_parts()] + sorted(self.root.glob("status/*.json")):
+            d = _json_object(f)
+            if d:
+                out.append(d)
+        return out
 
     def accuracy_path(self, name: str) -> Path:
         return self.root / "accuracy" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.parquet"
@@ -717,6 +783,14 @@ class ResultsStore:
             if spec not in facts:
                 catalogue = catalogue if catalogue is not None else load_catalogue()
                 facts[spec] = {**model_facts(spec, catalogue), "model": spec}
+        # where the catalogue is silent, what the loaded encoder reported (a text model's architecture and size)
+        for part in self.completed_parts():
+            d = _json_object(part / "task.json")
+            mine = facts.get(d.get("model"))
+            if mine is not None and isinstance(d.get("model_facts"), dict):
+                for k, v in d["model_facts"].items():
+                    if mine.get(k) is None and v is not None:
+                        mine[k] = v
         cols = ["model"] + [c for c in COLUMNS if c != "spec"]
         rows = [{c: d.get(c) for c in cols} | {"model_identity": d.get("model_identity")} for d in facts.values()]
         df = pd.DataFrame(rows, columns=cols + ["model_identity"])

@@ -68,6 +68,11 @@ class EATOptions(Options):
         DEFAULT_BOOTSTRAP, "bootstrap resamples for the interval of d (0: none)", min=0, old_flags=("--bootstrap",)
     )
     confidence: float = option(DEFAULT_CONFIDENCE, "level of the interval", min=0, max=1, min_open=True, max_open=True)
+    null_seeds: int = option(
+        0, "random-init copies of an open_clip model's architecture (openclip:ARCH/random-1 ... random-N, cached like "
+        "any model) whose effect sizes bound each row: null_d_low/null_d_high and beyond_null (0: none; other "
+        "models: a note)", min=0, metavar="N",
+    )
     item_tests: bool = option(False, "also test each target item alone (SC-EAT vs A and B): the items table")
     item_permutations: int = option(10_000, "permutation budget of each item's SC-EAT", min=1)
     drop_missing: bool = option(

@@ -63,6 +63,11 @@ RESULT_COLUMNS = [
     "ci_high",
     "confidence",
     "dropped",
+    # the random-init null (null_seeds): the smallest and largest d of the random copies, and whether d is beyond
+    # them in the direction of the alternative
+    "null_d_low",
+    "null_d_high",
+    "beyond_null",
 ]
 
 ITEM_COLUMNS = ["concept", "test", "order", "role", "item", "association", "sc_effect_size", "sc_p_value"]
@@ -464,16 +469,22 @@ def run(encoder, opts: EATOptions) -> AuditResult:
             results.append(record)
             items += row_items
             bar.advance(1)
+    null_models, null_notes = [], []
+    if opts.null_seeds:
+        null_models, null_notes = _null(encoder, opts, rows, sets, results, has_images)
     table = pd.DataFrame(results, columns=result_columns(opts))
+    for col in ("exact", "beyond_null"):  # True/False, and missing where the row did not run
+        table[col] = table[col].astype("boolean")
     items_table = pd.DataFrame(items, columns=ITEM_COLUMNS)
     skipped = [(f"{r['test']} [{r['order']}]", r["reason"]) for r in results if r["status"] == "skipped"]
-    skipped += emb.skipped
+    skipped += emb.skipped + null_notes
     record = RunRecord(
         audit="eat",
         model={"spec": str(encoder.spec), "identity": encoder.identity},
         options=opts.to_dict(),
         seed=opts.seed,
         stimuli=provenance,
+        resolved={"null_models": null_models} if null_models else {},
     )
     return AuditResult(
         audit="eat",
@@ -481,6 +492,47 @@ def run(encoder, opts: EATOptions) -> AuditResult:
         record=record,
         skipped=pd.DataFrame(skipped, columns=["item", "reason"]),
     )
+
+
+def _null(encoder, opts: EATOptions, rows, sets, results, has_images) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The random-init null of every row that ran: its effect size in ``null_seeds`` random-init copies of the
+    model's architecture (the same stimuli, encoded by each copy and cached like any model), whose smallest and
+    largest d go into ``null_d_low`` and ``null_d_high`` of ``results`` (in place); ``beyond_null`` says whether the
+    model's d lies beyond them in the direction of the alternative (greater: above the largest; less: below the
+    smallest; two-sided: either). Returns the copies (spec, identity) and notes for the skipped table."""
+    from vlbias.models import load_model
+    from vlbias.stats.eat import effect_size
+
+    specs = encoder.random_copies(opts.null_seeds)
+    if not specs:
+        why = f"{encoder.spec} has no random-init copies (open_clip models only), so no row has a random-init null"
+        return [], [("null_seeds", why)]
+    ran = [i for i, (_, _, vecs) in enumerate(sets) if vecs]
+    null_d: dict[int, list[float]] = {i: [] for i in ran}
+    models = []
+    with progress("random-init null", len(specs), "models") as bar:
+        for spec in specs:
+            copy = load_model(spec, **encoder.settings())
+            emb = _Embeddings(copy, opts)
+            emb.prepare_texts([t for i in ran for s in rows[i].sides.values() if s.modality == "text" for t in s.texts])
+            if has_images:
+                emb.prepare_images([s for i in ran for s in rows[i].sides.values() if s.modality == "image"])
+            for i in ran:
+                _, _, vecs = _row_sets(rows[i], emb, opts, has_images)
+                if vecs:
+                    null_d[i].append(effect_size(*(vecs[r] for r in ROLES)))
+            models.append({"spec": spec, "identity": copy.identity})
+            del copy, emb
+            bar.advance(1)
+    for i, values in null_d.items():
+        values = [v for v in values if np.isfinite(v)]
+        rec = results[i]
+        if len(values) < len(specs) or not np.isfinite(rec["effect_size"]):
+            continue
+        low, high, d = min(values), max(values), rec["effect_size"]
+        beyond = {"greater": d > high, "less": d < low}.get(opts.alternative, d > high or d < low)
+        rec.update(null_d_low=low, null_d_high=high, beyond_null=bool(beyond))
+    return models, []
 
 
 #: columns a sign convention adds after effect_size (option sign_convention)
@@ -517,7 +569,7 @@ def _base_record(row: RowPlan) -> dict[str, Any]:
     )
     for c in ("x_size", "y_size", "a_size", "b_size", "n_permutations"):
         rec[c] = 0
-    for c in ("effect_size", "p_value", "ci_low", "ci_high", "confidence"):
+    for c in ("effect_size", "p_value", "ci_low", "ci_high", "confidence", "null_d_low", "null_d_high"):
         rec[c] = float("nan")
     return rec
 

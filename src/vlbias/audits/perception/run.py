@@ -13,6 +13,7 @@ from vlbias.stats import perception as sp
 from vlbias.stats import skew as sk
 from vlbias.stats.perception import dimension_rng
 from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
+from vlbias.utils.names import column_names
 
 #: the study's order of dimensions in the factor-effect figure
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
@@ -99,8 +100,8 @@ def run(encoder, opts: PerceptionOptions):
     scales = vocab.scales
     scale_scores = np.column_stack([word_delta[:, [windex[w] for w in ws]].mean(axis=1) for ws in scales.values()])
 
-    scores = _scores_table(table, neutral, scales, scale_scores, words, word_delta)
-    tables: dict[str, pd.DataFrame] = {"scores": scores}
+    scores = _scores_table(table, neutral, scales, scale_scores)
+    tables: dict[str, pd.DataFrame] = {"scores": scores, "word_scores": _word_scores_table(table, words, word_delta)}
     notes: list[dict[str, str]] = []
     # every image is scored; the group analyses need its race and gender (a loader leaves labels it cannot map
     # empty, and reports them)
@@ -136,6 +137,7 @@ def run(encoder, opts: PerceptionOptions):
     with threadpool_limits(limits=1, user_api="blas"):
         for analysis in runnable:
             tables.update(getattr(ctx, analysis)())
+    notes += _skew_notes(tables.get("skew"))
     tables = {"results": _summary(tables, ctx), **tables}
 
     stimuli = [
@@ -231,16 +233,43 @@ def _age_group_lower(label: str) -> float:
     return float(m.group()) if m else np.nan
 
 
-def _scores_table(table, neutral, scales, scale_scores, words, word_delta) -> pd.DataFrame:
+def _percent(df: pd.DataFrame, col: str, name: str) -> pd.DataFrame:
+    """A share (0-1) and its interval ends as percent, renamed ``name``, ``name_ci_low``, ``name_ci_high``: every
+    share of vlbias's tables is a percentage named so (as the zero-shot audit's top1_pct)."""
+    if col not in df:
+        return df
+    cols = {col: name, f"{col}_ci_low": f"{name}_ci_low", f"{col}_ci_high": f"{name}_ci_high"}
+    df = df.copy()
+    for c in cols:
+        if c in df:
+            df[c] = df[c] * 100
+    return df.rename(columns=cols)
+
+
+def _scores_table(table, neutral, scales, scale_scores) -> pd.DataFrame:
+    """One row per image: its metadata, cos with the neutral prompt, and a column per scale named so that pandas
+    and SQL need no quoting (agency+ -> agency_pos; :func:`vlbias.utils.names.column_names`)."""
     meta = [c for c in table.columns if c != "crop"]
     out = table[meta].copy()
     if "crop" in table.columns:
         out["crop"] = [crop_text(c) for c in table["crop"]]
     out["cos_neutral"] = neutral
-    for j, s in enumerate(scales):
-        out[s] = scale_scores[:, j]
-    word_cols = pd.DataFrame(word_delta, columns=[f"word:{w}" for w in words], index=out.index)
-    return pd.concat([out, word_cols], axis=1)
+    for j, col in enumerate(column_names(scales)):
+        out[col] = scale_scores[:, j]
+    return out
+
+
+def _word_scores_table(table, words, word_delta) -> pd.DataFrame:
+    """The word scores, long: one row per image and word (key, word, score), so any word is a value, not a column
+    name."""
+    n, k = word_delta.shape
+    return pd.DataFrame(
+        {
+            "key": np.repeat(table["key"].to_numpy(), k),
+            "word": np.tile(np.asarray(words, dtype=object), n),
+            "score": word_delta.reshape(-1),
+        }
+    )
 
 
 def _design(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
@@ -471,7 +500,7 @@ class _Context:
             confidence=self.conf,
             rng=self.rng("regression"),
         )
-        shares = shares.rename(columns={"outcome": "scale", "factor": "attribute"})
+        shares = _percent(shares.rename(columns={"outcome": "scale", "factor": "attribute"}), "share", "share_pct")
         shares["protected"] = shares["attribute"].isin(PROTECTED)
         coefs = sp.regression_coefficients(
             self.scores,
@@ -577,11 +606,10 @@ class _Context:
                         }
                     )
                 )
-        t = _concat(frames)
+        t = _percent(_concat(frames), "share", "neutral_closer_pct")
         return {
             "markedness": t.rename(
-                columns={"share": "share_neutral_closer", "margin": "margin_neutral_minus_own"}
-                | {f"share_ci_{s}": f"share_neutral_closer_ci_{s}" for s in ("low", "high")}
+                columns={"margin": "margin_neutral_minus_own"}
                 | {f"margin_ci_{s}": f"margin_neutral_minus_own_ci_{s}" for s in ("low", "high")}
             )
         }
@@ -646,6 +674,7 @@ class _Context:
         out.insert(0, "grouping", grouping)
         out["n_scales"] = len(scales)
         out["k"] = int(scales["k"].iloc[0])
+        out["k_used"] = int(scales["k_used"].iloc[0])
         out["ndkl_depth"] = int(scales["ndkl_depth"].iloc[0])
         out["n_items"] = int(scales["n_items"].iloc[0])
         return out
@@ -740,8 +769,29 @@ class _Context:
         from vlbias.stats import perception as sp
 
         return sp.level_correlation(
-            x, values, clusters, n_bootstrap=self.opts.n_bootstrap, confidence=self.conf, rng=self.rng(f"levels:{setting}")
+            x,
+            values,
+            clusters,
+            n_bootstrap=self.opts.n_bootstrap,
+            confidence=self.conf,
+            rng=self.rng(f"levels:{setting}"),
         )
+
+
+def _skew_notes(skew: pd.DataFrame | None) -> list[dict[str, str]]:
+    """A k beyond the ranked set, said: the skew used the whole set, the same top k for every ranking."""
+    if skew is None or not len(skew):
+        return []
+    cut = skew[skew["k_used"] < skew["k"]].drop_duplicates("grouping")
+    return [
+        {
+            "item": f"skew over {r.grouping}",
+            "reason": f"k = {r.k} is more than the {r.n_items} images ranked: MaxSkew and NDKL used k = {r.k_used}, "
+            f"the whole set, the same for every ranking (MaxSkew measures the set, 0 for a balanced one, not the "
+            f"ranking); give a k below {r.n_items}",
+        }
+        for r in cut.itertuples()
+    ]
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -775,8 +825,8 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
         lc = lc[lc["kind"] == "study list"]
     if ex is not None and len(ex):
         ex = ex[ex["rank"] == 1]
-    if mk is not None and len(mk) and "share_neutral_closer" in mk:
-        mk = mk[mk["share_neutral_closer"].notna()]
+    if mk is not None and len(mk) and "neutral_closer_pct" in mk:
+        mk = mk[mk["neutral_closer_pct"].notna()]
     parts = [
         _headline(
             tables.get("factor_effects"),
@@ -793,13 +843,13 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
         _headline(
             tables.get("variance_shares"),
             "regression",
-            "share of explained variance",
+            "share of explained variance (%)",
             attribute="attribute",
             scale="scale",
             item="attribute",
-            value="share",
-            ci_low="share_ci_low",
-            ci_high="share_ci_high",
+            value="share_pct",
+            ci_low="share_pct_ci_low",
+            ci_high="share_pct_ci_high",
             rank="rank",
         ),
         _headline(
@@ -816,17 +866,17 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
         _headline(
             mk,
             "markedness",
-            "share neutral prompt closer than own {dimension}",
+            "% of images whose neutral prompt is closer than their own {dimension}'s",
             attribute="dimension",
             item="group",
-            value="share_neutral_closer",
-            ci_low="share_neutral_closer_ci_low",
-            ci_high="share_neutral_closer_ci_high",
+            value="neutral_closer_pct",
+            ci_low="neutral_closer_pct_ci_low",
+            ci_high="neutral_closer_pct_ci_high",
         ),
         _headline(
             sk,
             "skew",
-            "max_skew@{k}",
+            "max_skew",
             attribute="grouping",
             scale="ranking",
             item="grouping",
@@ -836,7 +886,7 @@ def _summary(tables: dict[str, pd.DataFrame], ctx: _Context) -> pd.DataFrame:
         _headline(
             sk,
             "skew",
-            "ndkl@{ndkl_depth}",
+            "ndkl",
             attribute="grouping",
             scale="ranking",
             item="grouping",

@@ -24,6 +24,7 @@ from vlbias.stimuli.zeroshot import (
     model_facts,
 )
 from vlbias.utils.io import stable_hash
+from vlbias.utils.names import column_names
 from vlbias.utils.options import whole_number
 from vlbias.utils.provenance import entry, of_kind
 
@@ -386,8 +387,8 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
                 else:
                     correct = np.where(known, top1 == truth.to_numpy(), np.nan)
                 rows["correct"] = pd.array(np.where(known, correct == 1, None), dtype="boolean")
-            for j, c in enumerate(classes):
-                rows[f"p_{c}"] = probs[:, j]
+            for j, col in enumerate(column_names(classes, "p_")):  # p_suspicious_person: no quoting needed
+                rows[col] = probs[:, j]
             image_rows.append(rows)
 
             values, labels, kinds = label_values(top, probs, classes, task.categories, opts.category_probability)
@@ -619,7 +620,7 @@ def compare_runs(
         vals = []
         for sub in subs:
             top = pd.Categorical(sub["top1"], categories=classes).codes
-            probs = sub[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
+            probs = sub[column_names(classes, "p_")].to_numpy(dtype=np.float64)
             v, labels, kinds = label_values(top, probs, classes, categories, pool)
             vals.append(v)
         values = np.stack(vals)

@@ -201,6 +201,15 @@ class Backend(Encoder):
             hint += f" ({tag} is a tag of {', '.join(elsewhere)})"
         raise SpecError(f"unknown pretrained tag {tag!r} for {arch} in {self.spec}; {hint}")
 
+    def random_copies(self, n: int) -> list[str]:
+        """``openclip:ARCH/random-1`` ... (seeds 1, 2, ..., this model's own seed left out) for a model named by its
+        architecture; [] for hf-hub: and local-dir: models."""
+        if not self.arch:
+            return []
+        own = self.seed if self.kind == "random" else None
+        seeds = [k for k in range(1, n + 2) if k != own][:n]
+        return [f"openclip:{self.arch}/random-{k}" for k in seeds]
+
     # -------------------------------------------------------------- identity
     def _identity_payload(self) -> dict[str, Any]:
         p: dict[str, Any] = {"kind": self.kind, "precision": self.precision}

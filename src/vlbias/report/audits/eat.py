@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from vlbias.audits.eat.run import RESULT_COLUMNS, SIGN_COLUMNS
-from vlbias.plots.eat import stars
+from vlbias.plots.eat import COVERS_ZERO, P_AND_INTERVAL, covers_zero, marks
 from vlbias.report import blocks as B
 from vlbias.report.depth import LENS_NOTE, by_model, layers_text
 from vlbias.report.fmt import interval, num, pvalue, signed, table
@@ -29,25 +29,51 @@ def _title(o: dict[str, Any]) -> str:
     return " + ".join(x for x in parts if x)
 
 
+def has_null(df: pd.DataFrame) -> bool:
+    """Whether the rows carry a random-init null (the null_seeds option)."""
+    return "null_d_low" in df.columns and df["null_d_low"].notna().any()
+
+
+def _null_range(r) -> str:
+    return "–" if missing(r.get("null_d_low")) else f"[{signed(r['null_d_low'])}, {signed(r['null_d_high'])}]"
+
+
+def _beyond(r) -> str:
+    v = r.get("beyond_null")
+    return "–" if missing(v) else "yes" if bool(v) else "no"
+
+
+NULL_NOTE = (
+    "random-init null: the smallest and largest d of random-init copies of the model's architecture (the "
+    "null_seeds option) on the same stimuli; beyond: d lies beyond them in the direction of the test"
+)
+
+
 def _rows(df: pd.DataFrame) -> B.Block:
-    """One model's rows: sets, sizes, d with its interval and marks, p, permutations, status."""
+    """One model's rows: sets, sizes, d with its interval and marks, p, permutations, the random-init null where
+    there is one, status."""
     conf = pd.to_numeric(df.get("confidence"), errors="coerce").dropna()
     level = f"{conf.iloc[0]:.0%}" if len(conf) else "95%"
+    null = {"random-init null d": _null_range, "beyond null": _beyond} if has_null(df) else {}
     cols: dict[str, Any] = {
         "test": "test",
         "order": "order",
         "X vs Y": lambda r: f"{r['x_name']} vs {r['y_name']}",
         "A vs B": lambda r: f"{r['a_name']} vs {r['b_name']}",
         "sizes X/Y/A/B": lambda r: "/".join(num(r[c]) for c in ("x_size", "y_size", "a_size", "b_size")),
-        f"d [{level} CI]": lambda r: interval(r["effect_size"], r["ci_low"], r["ci_high"]) + stars(r["p_value"]),
+        f"d [{level} CI]": lambda r: (
+            interval(r["effect_size"], r["ci_low"], r["ci_high"]) + marks(r["p_value"], r["ci_low"], r["ci_high"])
+        ),
         "p": lambda r: pvalue(r["p_value"]),
+        **null,
         "permutations": lambda r: (
             ("exact " if r.get("exact") in (True,) else "")
             + (num(r["n_permutations"]) if r.get("status") == "ok" else "–")
         ),
         "status": lambda r: r["status"] if r["status"] == "ok" else f"skipped: {r['reason']}",
     }
-    return B.table(table(df, cols, caption="One row per test and order; * p < .05, ** < .01, *** < .001 (unadjusted)"))
+    caption = "One row per test and order; * p < .05, ** < .01, *** < .001 (unadjusted); " + P_AND_INTERVAL
+    return B.table(table(df, cols, caption=caption + (f" {NULL_NOTE}." if null else "")))
 
 
 def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
@@ -57,14 +83,15 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             "closer the targets X are to the attributes A than to B and how much closer the targets Y are, in "
             "pooled standard deviations (Caliskan et al. 2017); orders run the targets and attributes as texts, "
             "images, or one of each. p is a permutation test; intervals are percentile bootstrap intervals."
-        )
+        ),
+        B.note(P_AND_INTERVAL),
     ]
     for title, group in configurations(runs, _title):
         res = ctx.concat(group, "results")
         if res.empty:
             continue
         cols = ["model_label"] + [c for c in CSV_COLUMNS if c in res.columns]
-        csv = ctx.assets.csv("eat-results", res[cols])
+        csv = ctx.assets.data("eat-results", res[cols])
         n_models = res["model"].nunique()
         out.append(B.h2(f"Association tests: {title}" if title else "Association tests", id=f"eat-{len(out)}"))
         heat = ctx.assets.figure(
@@ -74,7 +101,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             title="Effect sizes by model, test and order",
             caption="Cell colour and value: effect size d (red: X closer to A than Y is; blue: the reverse), on a "
             "fixed scale from -2 to +2; marks: permutation-test significance; hatched: rows that were skipped.",
-            data=[("effect sizes (CSV)", csv)],
+            data=[("effect sizes", csv)],
         )
         forest = ctx.assets.figure(
             "vlbias.plots.eat:effect_forest",
@@ -83,7 +110,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             title="Effect sizes with their bootstrap intervals",
             caption="Each marker is one model's effect size; the bar is its bootstrap interval; the dashed line is "
             "no association (d = 0). Hollow markers have no interval (bootstrap switched off).",
-            data=[("effect sizes (CSV)", csv)],
+            data=[("effect sizes", csv)],
         )
         out += [B.figure(heat), B.figure(forest)]
         ok = res[res["status"] == "ok"]
@@ -99,9 +126,18 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             )
             .reset_index()
         )
+        ok = ok.assign(
+            covers=[covers_zero(p, lo, hi) for p, lo, hi in zip(ok["p_value"], ok["ci_low"], ok["ci_high"])],
+            beyond=ok["beyond_null"].astype("boolean") if has_null(ok) else pd.NA,
+        )
         stats = (
             ok.groupby(["test", "order"], sort=False)
-            .agg(median=("effect_size", "median"), sig=("p_value", lambda s: int((s < 0.05).sum())))
+            .agg(
+                median=("effect_size", "median"),
+                sig=("p_value", lambda s: int((s < 0.05).sum())),
+                covers=("covers", "sum"),
+                beyond=("beyond", lambda s: int(s.fillna(False).sum()) if s.notna().any() else pd.NA),
+            )
             .reset_index()
         )
         summary = summary.merge(stats, on=["test", "order"], how="left")
@@ -117,9 +153,15 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         "models run": "run",
                         "skipped": "skipped",
                         "median d": lambda r: signed(r["median"]),
-                        "models with p < .05": lambda r: num(r["sig"]) if not missing(r["sig"]) else "–",
+                        "models with p < .05": lambda r: (
+                            "–"
+                            if missing(r["sig"])
+                            else num(r["sig"]) + (f" ({num(r['covers'])}{COVERS_ZERO})" if r["covers"] else "")
+                        ),
+                        **({"models beyond the random-init null": lambda r: num(r["beyond"])} if has_null(ok) else {}),
                     },
-                    caption="Tests across models (per-model values on each model's page and in the CSV)",
+                    caption="Tests across models (per-model values on each model's page and in the data); "
+                    f"(n{COVERS_ZERO}): of those, n whose interval covers 0",
                     csv=csv,
                 )
             )
@@ -136,7 +178,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                     stem=f"eat-forest-{ctx.labels[run.model]}",
                     title="Effect sizes with their bootstrap intervals",
                     caption="One row per test and order; bar: bootstrap interval; dashed line: d = 0.",
-                    data=[("effect sizes (CSV)", csv)],
+                    data=[("effect sizes", csv)],
                 )
             ctx.add(
                 run.model,
@@ -178,7 +220,19 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
     presets = {str(r.options.get("preset")) for r in runs if r.options.get("preset")}
     if presets:
         text += f" Preset: {', '.join(sorted(presets))} (its differences from vlbias's defaults: docs/deviations.md)."
-    out = [B.p(text)]
+    out = [B.p(text), B.p(P_AND_INTERVAL)]
+    seeds = option_value(runs, "null_seeds")
+    if seeds not in ("0", "null"):
+        out.append(
+            B.p(
+                f"Random-init null ({seeds} seeds): each row's effect size in random-init copies of the model's "
+                "architecture (openclip:ARCH/random-1, random-2, …; the model's own seed left out), the same stimuli "
+                "encoded by each; the row shows the smallest and largest of them, and whether the model's d lies "
+                "beyond them in the direction of the alternative (greater: above the largest). With N copies, a "
+                "trained model's d beyond all of them would happen by chance 1 time in N + 1 if it were one more "
+                "untrained network."
+            )
+        )
     res = ctx.concat(runs, "results")
     if len(res):
         first = res.drop_duplicates(["test", "order"])
@@ -203,6 +257,48 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
     return out
 
 
+def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """Per test and order, the model with the largest |d| among the runs, with its interval and the median d across
+    models; the largest first."""
+    res = ctx.concat(runs, "results")
+    if res.empty:
+        return []
+    ok = res[(res["status"] == "ok") & res["effect_size"].notna()].copy()
+    if ok.empty:
+        return [B.p(f"No association test could be computed ({len(res)} row(s), every one skipped).")]
+    ok["abs_d"] = ok["effect_size"].abs()
+    top = ok.loc[ok.groupby(["test", "order"], sort=False)["abs_d"].idxmax()]
+    stats = ok.groupby(["test", "order"], sort=False).agg(models=("model", "nunique"), median=("effect_size", "median"))
+    top = top.merge(stats.reset_index(), on=["test", "order"]).sort_values("abs_d", ascending=False)
+    n_models = ok["model"].nunique()
+    cols = ["test", "order", "model_label", "effect_size", "ci_low", "ci_high", "p_value", "models", "median"]
+    cols += [c for c in ("null_d_low", "null_d_high", "beyond_null") if has_null(top)]
+    csv = ctx.assets.data("eat-headline", top[cols].rename(columns={"model_label": "model_with_largest_abs_d"}))
+    return [
+        B.table(
+            table(
+                top,
+                {
+                    "test": "test",
+                    "order": "order",
+                    "largest |d|: model": "model_label",
+                    "d [95% CI]": lambda r: (
+                        interval(r["effect_size"], r["ci_low"], r["ci_high"])
+                        + marks(r["p_value"], r["ci_low"], r["ci_high"])
+                    ),
+                    **({"beyond random-init null": _beyond} if has_null(top) else {}),
+                    "median d (models)": lambda r: f"{signed(r['median'])} ({num(r['models'])})",
+                },
+                caption=f"Per test and order, the model with the largest |d| of {n_models} model(s), with its "
+                "bootstrap interval (* p < .05, ** < .01, *** < .001, unadjusted; † the interval covers 0 all the "
+                "same, see the association-test page), and the median d across models; largest first",
+                csv=csv,
+                limit=12,
+            )
+        )
+    ]
+
+
 def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
     """Effect sizes over depth: per model read at several layers, one panel per test, one curve per order."""
     out = [
@@ -219,7 +315,7 @@ def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 continue
             label = ctx.labels.get(model, model)
             cols = ["model_label", "layer", "reading"] + [c for c in CSV_COLUMNS if c in res.columns]
-            csv = ctx.assets.csv(f"eat-depth-{label}", res[[c for c in dict.fromkeys(cols) if c in res.columns]])
+            csv = ctx.assets.data(f"eat-depth-{label}", res[[c for c in dict.fromkeys(cols) if c in res.columns]])
             fig = ctx.assets.figure(
                 "vlbias.plots.depth:eat_depth",
                 {"results": res, "model": label, "title": f"Effect sizes over depth{': ' + title if title else ''}"},
@@ -227,7 +323,7 @@ def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 title=f"{label}: effect sizes over depth ({layers_text(mine)}, {reading})",
                 caption="One panel per test, one curve per order; marker: the effect size d at that layer; band: "
                 "its bootstrap interval; dashed line: no association (d = 0).",
-                data=[("effect sizes by layer (CSV)", csv)],
+                data=[("effect sizes by layer", csv)],
             )
             out.append(B.figure(fig))
             ctx.add(model, B.h2("Association tests over depth", id=f"eat-depth-{label}"), B.figure(fig))

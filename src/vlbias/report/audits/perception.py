@@ -70,7 +70,7 @@ def _describe(csvs: dict[str, str]):
         else:
             title, caption = path.stem.replace("_", " "), ""
         kind = next((k for k in FIGURE_DATA if path.stem.startswith(k)), None)
-        data = [(f"{t} (CSV)", csvs[t]) for t in FIGURE_DATA.get(kind, ()) if t in csvs]
+        data = [(t, csvs[t]) for t in FIGURE_DATA.get(kind, ()) if t in csvs]
         return Figure("", title, caption + ".", data)
 
     return describe
@@ -89,12 +89,13 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
     ]
     for title, group in configurations(runs, lambda o: f"on {dataset_name(o.get('dataset'))}"):
         out.append(B.h2(f"Perception {title}", id=f"pe-{len(out)}"))
+        shared: dict[str, str] = {}  # tables of every model in one file, which each model's figures link too
         fe = ctx.concat(group, "factor_effects")
         if len(fe):
             pooled = fe[fe["scale"] == "all scales"].copy()
             present = [d for d in DIMENSIONS if d in set(pooled["dimension"])]
             present += [d for d in dict.fromkeys(pooled["dimension"]) if d not in present]
-            fcsv = ctx.assets.csv("perception-factor-effects", fe)
+            fcsv = shared["factor_effects"] = ctx.assets.data("perception-factor-effects", fe)
             out.append(
                 B.figure(
                     ctx.assets.figure(
@@ -116,7 +117,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         title="Factor effects across models",
                         caption="Each marker: one model's median absolute change of the scale scores when only that "
                         "dimension of the face changes (larger: the dimension moves social perception more).",
-                        data=[("factor effects (CSV)", fcsv)],
+                        data=[("factor effects", fcsv)],
                     )
                 )
             )
@@ -143,7 +144,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             )
         vs = ctx.concat(group, "variance_shares")
         if len(vs):
-            vcsv = ctx.assets.csv("perception-variance-shares", vs)
+            vcsv = shared["variance_shares"] = ctx.assets.data("perception-variance-shares", vs)
             out.append(
                 B.figure(
                     ctx.assets.figure(
@@ -153,11 +154,11 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                             "row": "attribute",
                             "series": "model_label",
                             "panel": "scale",
-                            "est": "share",
-                            "low": "share_ci_low",
-                            "high": "share_ci_high",
+                            "est": "share_pct",
+                            "low": "share_pct_ci_low",
+                            "high": "share_pct_ci_high",
                             "ref": None,
-                            "xlabel": "share of the scale score's explained variance (LMG, 0-1); bars: 95% "
+                            "xlabel": "share of the scale score's explained variance (LMG, %); bars: 95% "
                             "cluster-bootstrap interval over identities",
                             "title": "What explains each scale score, across models",
                             "ncols": 4,
@@ -167,14 +168,18 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         title="Variance shares across models",
                         caption="Each attribute's share of the variance of each scale score that the face's "
                         "attributes explain, per model.",
-                        data=[("variance shares (CSV)", vcsv)],
+                        data=[("variance shares", vcsv)],
                     )
                 )
             )
         per_model = []
         for run in group:
             tabs = {n: run.tables[n] for n in FIGURE_TABLES if n in run.tables}
-            csvs = {n: ctx.assets.csv(f"perception-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items() if len(t)}
+            csvs = {
+                n: shared.get(n) or ctx.assets.data(f"perception-{n}-{ctx.labels[run.model]}", t)
+                for n, t in tabs.items()
+                if len(t)
+            }
             g = ctx.assets.group(
                 "vlbias.plots.perception:draw_all",
                 {"tables": tabs},
@@ -184,7 +189,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 name=f"perception figures of {run.model}",
             )
             res = run.tables.get("results")
-            rcsv = ctx.assets.csv(f"perception-{ctx.labels[run.model]}", res) if res is not None else None
+            rcsv = ctx.assets.data(f"perception-{ctx.labels[run.model]}", res) if res is not None else None
             per_model.append(B.details(ctx.labels[run.model], [B.group(g), *([B.p(f"Data: {rcsv}")] if rcsv else [])]))
             blocks = [B.group(g)]
             if res is not None and len(res):
@@ -272,6 +277,78 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
     ]
 
 
+def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """Per model and dataset, the dimension that moves social perception most (the pooled factor effect ranked
+    first, with its interval); without factor effects (an observational dataset), the attribute that explains the
+    largest share of the scale scores' variance, averaged over the scales."""
+    factors, shares = [], []
+    for run in runs:
+        base = {"model": ctx.labels.get(run.model, run.model), "dataset": dataset_name(run.dataset)}
+        fe = run.tables.get("factor_effects") if "factor_effects" in run.tables else None
+        if fe is not None and len(fe):
+            pooled = fe[fe["scale"] == "all scales"].sort_values("rank")
+            if len(pooled):
+                first = pooled.iloc[0]
+                factors.append(
+                    {
+                        **base,
+                        "dimension": first["dimension"],
+                        "median": first["median"],
+                        "median_ci_low": first.get("median_ci_low"),
+                        "median_ci_high": first.get("median_ci_high"),
+                        "second": pooled.iloc[1]["dimension"] if len(pooled) > 1 else "",
+                    }
+                )
+                continue
+        vs = run.tables.get("variance_shares") if "variance_shares" in run.tables else None
+        if vs is not None and len(vs):
+            mean = vs.groupby("attribute", sort=False)["share_pct"].mean().sort_values(ascending=False)
+            shares.append({**base, "attribute": mean.index[0], "mean_share_pct": mean.iloc[0]})
+    out: list[B.Block] = []
+    if factors:
+        df = pd.DataFrame(factors)
+        out.append(
+            B.table(
+                table(
+                    df,
+                    {
+                        "model": "model",
+                        "dataset": "dataset",
+                        "top factor": "dimension",
+                        f"median |change| ({DELTA_UNIT}) [95% CI]": lambda r: interval(
+                            r["median"], r["median_ci_low"], r["median_ci_high"], lambda v: f"{float(v):.2f}"
+                        ),
+                        "second": "second",
+                    },
+                    caption="The dimension whose change alone moves the scale scores most (all scales pooled)",
+                    csv=ctx.assets.data("perception-headline-factors", df),
+                    limit=12,
+                )
+            )
+        )
+    if shares:
+        df = pd.DataFrame(shares)
+        out.append(
+            B.table(
+                table(
+                    df,
+                    {
+                        "model": "model",
+                        "dataset": "dataset",
+                        "top attribute": "attribute",
+                        "mean share of explained variance": lambda r: f"{float(r['mean_share_pct']):.1f}%",
+                    },
+                    caption="Runs without factor effects (an observational dataset): the attribute that explains the "
+                    "largest share of the scale scores' variance (LMG, the mean over the scales; intervals per scale "
+                    "on the perception page)",
+                    csv=ctx.assets.data("perception-headline-variance", df),
+                    limit=12,
+                )
+            )
+        )
+    return out
+
+
 def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
     """Factor effects over depth: per model read at several layers, one curve per face dimension."""
     out = [
@@ -288,7 +365,7 @@ def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
             if fe.empty or "layer" not in fe.columns:
                 continue
             label = ctx.labels.get(model, model)
-            csv = ctx.assets.csv(f"perception-depth-{label}", fe)
+            csv = ctx.assets.data(f"perception-depth-{label}", fe)
             fig = ctx.assets.figure(
                 "vlbias.plots.depth:perception_depth",
                 {"factor_effects": fe, "model": label},
@@ -296,7 +373,7 @@ def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 title=f"{label}: factor effects over depth {title} ({layers_text(mine)}, {reading})",
                 caption="One curve per dimension: the median absolute change of the scale scores within pairs of "
                 "images that differ in that dimension only, at each layer; band: 95% interval of the median.",
-                data=[("factor effects by layer (CSV)", csv)],
+                data=[("factor effects by layer", csv)],
             )
             out.append(B.figure(fig))
             ctx.add(model, B.h2(f"Perception over depth {title}", id=f"pe-depth-{label}"), B.figure(fig))

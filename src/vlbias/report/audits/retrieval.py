@@ -78,7 +78,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         if res.empty:
             continue
         res = res.assign(what=_what(res))
-        csv = ctx.assets.csv("retrieval-results", res)
+        csv = ctx.assets.data("retrieval-results", res)
         ci = float(group[0].options.get("confidence", 0.95) or 0.95)
         inner: list[B.Block] = []
         fig = ctx.assets.figure(
@@ -98,7 +98,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             title=f"Mean MaxSkew@k by grouping: {title}",
             caption="One marker per model: the mean over the protocol's rankings (subjects; captions) of MaxSkew@k, "
             "with its bootstrap interval; 0 is the intended representation.",
-            data=[("summaries (CSV)", csv)],
+            data=[("summaries", csv)],
         )
         inner += [
             B.figure(fig),
@@ -107,7 +107,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         assoc = ctx.concat(group, "association")
         if len(assoc):
             pooled = assoc[assoc["scene"].astype(str) == "all"]
-            acsv = ctx.assets.csv("retrieval-association", assoc)
+            acsv = ctx.assets.data("retrieval-association", assoc)
             inner.append(
                 B.table(
                     table(
@@ -126,7 +126,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             ranks = run.tables.get("rankings")
             if ranks is not None and len(ranks):
                 blocks.append(
-                    B.p(f"Every ranking: {ctx.assets.csv(f'retrieval-rankings-{ctx.labels[run.model]}', ranks)}")
+                    B.p(f"Every ranking: {ctx.assets.data(f'retrieval-rankings-{ctx.labels[run.model]}', ranks)}")
                 )
             ctx.add(
                 run.model,

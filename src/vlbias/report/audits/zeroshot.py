@@ -24,7 +24,7 @@ from vlbias.report.sections import (
     warning_text,
     wrap_warning,
 )
-from vlbias.report.source import Run
+from vlbias.report.source import Run, missing
 from vlbias.utils.provenance import of_kind
 
 TITLE = "Zero-shot"
@@ -63,6 +63,12 @@ def _describe(ci: float, data: dict[str, list[tuple[str, str]]]):
     return describe
 
 
+def _group(r, end: str) -> str:
+    """A disparity row's highest or lowest group with its share; "all equal" where no group is either."""
+    name = r.get(f"{end}_group")
+    return f"{'all equal' if missing(name) else name} ({fixed(r[end])}%)"
+
+
 #: figures draw one panel per label: a task with more labels (FACET's 52 classes) shows the ones whose top-1 share
 #: differs most between groups (every label is in the CSV files)
 MAX_LABELS = 12
@@ -86,10 +92,21 @@ GAP_COLUMNS: dict[str, Any] = {
     "task": "task",
     "grouping": "grouping",
     "label": "label",
-    "highest group": lambda r: f"{r['max_group']} ({fixed(r['max'])}%)",
-    "lowest group": lambda r: f"{r['min_group']} ({fixed(r['min'])}%)",
+    "highest group": lambda r: _group(r, "max"),
+    "lowest group": lambda r: _group(r, "min"),
     "gap, pp [CI]": lambda r: interval(r["difference"], r.get("difference_low"), r.get("difference_high"), fixed),
 }
+
+
+def within_column(comp: pd.DataFrame) -> str | None:
+    """The model fact a comparison was made within (``--within``, e.g. family): the column `vlbias analyze` puts
+    right after ``baseline`` that names no group (the grouping columns follow it), or None."""
+    cols = list(comp.columns)
+    if "baseline" not in cols or cols.index("baseline") + 1 >= len(cols):
+        return None
+    after = cols[cols.index("baseline") + 1]
+    grouping = {c for g in comp["grouping"].dropna().astype(str) for c in g.split("+")} if "grouping" in comp else set()
+    return None if after in grouping | {"group", "difference"} else after
 
 
 def _title(o: dict[str, Any]) -> str:
@@ -114,7 +131,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         ci = float(group[0].options.get("confidence", 0.95) or 0.95)
         warning = warning_text(group)
         inner: list[B.Block] = []
-        csv = ctx.assets.csv("zeroshot-results", res)
+        csv = ctx.assets.data("zeroshot-results", res)
         headline = res[res["kind"] == "category"] if (res.get("kind") == "category").any() else res
         headline = _widest(headline, MAX_LABELS)
         labels = list(dict.fromkeys(headline["label"]))
@@ -140,13 +157,13 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 title=f"Models compared: {task}, by {grouping.replace('+', ' × ')}",
                 caption="One marker per model and group: the share of the group's images whose top-1 class is the "
                 "label (or a class of the category).",
-                data=[("group results (CSV)", csv)],
+                data=[("group results", csv)],
             )
             inner.append(B.figure(fig))
         disp = ctx.concat(group, "disparity")
         if len(disp):
             disp = disp[(disp["metric"] == "top1_pct") & disp["label"].isin(labels) & (disp["grouping"] != "all")]
-            dcsv = ctx.assets.csv("zeroshot-disparity", disp)
+            dcsv = ctx.assets.data("zeroshot-disparity", disp)
             inner.append(
                 B.table(
                     table(
@@ -167,15 +184,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 & (comparison["dataset"].astype(str) == str(o.get("dataset")))
             ]
             if len(comp):
-                ccsv = ctx.assets.csv("zeroshot-comparison", comp)
-                g = ctx.assets.group(
-                    "vlbias.plots.zeroshot:plot_comparison",
-                    {"tables": {"results": comp}, "warning": warning},
-                    folder=f"zeroshot-comparison-{title}",
-                    describe=_describe(ci, {"change": [("comparison (CSV)", ccsv)]}),
-                    arg="folder",
-                    name="zero-shot comparison",
-                )
+                ccsv = ctx.assets.data("zeroshot-comparison", comp)
+                within = within_column(comp)
                 by = next((c for c in comp.columns if c in ("level",)), None)
                 inner += [
                     B.h3("Model groups compared"),
@@ -183,10 +193,25 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         f"The change from the baseline level ({', '.join(map(str, comp['baseline'].unique()))}) to "
                         f"each other level ({', '.join(map(str, comp[by].unique())) if by else ''}) of the model "
                         "fact compared, averaged over the models of each level (within pairs where `--pair-by` was "
-                        f"given), with intervals over people. Data: {ccsv}."
+                        "given"
+                        + (f"; one comparison per {within}, each with its own figures" if within else "")
+                        + f"), with intervals over people. Data: {ccsv}."
                     ),
-                    B.group(g, md=True),
                 ]
+                parts = [(None, comp)] if within is None else list(comp.groupby(within, sort=False, dropna=False))
+                for value, part in parts:
+                    where = "" if within is None else f"{within}-{value}-"
+                    g = ctx.assets.group(
+                        "vlbias.plots.zeroshot:plot_comparison",
+                        {"tables": {"results": part}, "warning": warning},
+                        folder=f"zeroshot-comparison-{where}{title}",
+                        describe=_describe(ci, {"change": [("comparison", ccsv)]}),
+                        arg="folder",
+                        name="zero-shot comparison" + (f" ({within} {value})" if within else ""),
+                    )
+                    if within is not None:
+                        inner.append(B.h3(f"Within {within} {value}"))
+                    inner.append(B.group(g, md=True))
         if comp_notes is not None and len(comp_notes):
             inner.append(B.bullets([f"comparison note: {n}" for n in comp_notes["note"]]))
         per_model = []
@@ -194,14 +219,18 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             tabs = {n: run.tables[n] for n in ("results", "accuracy") if n in run.tables}
             if "results" in tabs:
                 tabs["results"] = _widest(tabs["results"], MAX_LABELS)
-            csvs = {n: ctx.assets.csv(f"zeroshot-{n}-{ctx.labels[run.model]}", t) for n, t in tabs.items()}
+            # every model's group results are in one file (csv); its accuracy, in a file of its own
+            csvs = {
+                n: csv if n == "results" else ctx.assets.data(f"zeroshot-{n}-{ctx.labels[run.model]}", t)
+                for n, t in tabs.items()
+            }
             rcsv = csvs.get("results")
             links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
             g = ctx.assets.group(
                 "vlbias.plots.zeroshot:plot_audit",
                 {"tables": tabs, "warning": run.content_warning, "model": ctx.labels[run.model]},
                 folder=f"zeroshot-{ctx.labels[run.model]}-{title}",
-                describe=_describe(ci, {k: [(f"{t} (CSV)", csvs[t])] for k, t in links.items() if t in csvs}),
+                describe=_describe(ci, {k: [(t, csvs[t])] for k, t in links.items() if t in csvs}),
                 arg="folder",
                 name=f"zero-shot bar charts of {run.model}",
             )
@@ -248,8 +277,8 @@ def _recall_blocks(ctx: Context, group: list[Run]) -> list[B.Block]:
     gaps = ctx.concat(group, "recall_disparity")
     if gaps.empty:
         return []
-    csv = ctx.assets.csv("zeroshot-recall-disparity", gaps)
-    rcsv = ctx.assets.csv("zeroshot-recall", ctx.concat(group, "recall"))
+    csv = ctx.assets.data("zeroshot-recall-disparity", gaps)
+    rcsv = ctx.assets.data("zeroshot-recall", ctx.concat(group, "recall"))
     top = gaps.reindex(gaps["disparity"].abs().sort_values(ascending=False).index)
     return [
         B.h3("Recall disparities by class"),
@@ -306,6 +335,38 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
     return out
 
 
+def headline(ctx: Context, runs: list[Run]) -> list[B.Block]:
+    """The largest gaps between groups in the share of images given a headline label (a category where the protocol
+    has them), across models, with their intervals over people; behind the content warning."""
+    parts = []
+    for run in runs:
+        disp = run.tables.get("disparity") if "disparity" in run.tables else None
+        if disp is None or not len(disp) or "metric" not in disp:
+            continue
+        d = disp[(disp["metric"] == "top1_pct") & (disp["grouping"] != "all")]
+        if "kind" in d and (d["kind"] == "category").any():
+            d = d[d["kind"] == "category"]
+        if len(d):
+            parts.append(d.assign(model_label=ctx.labels.get(run.model, run.model), setting=_title(run.options)))
+    if not parts:
+        return []
+    gaps = pd.concat(parts, ignore_index=True).sort_values("difference", ascending=False)
+    csv = ctx.assets.data("zeroshot-headline", gaps)
+    blocks = [
+        B.table(
+            table(
+                gaps,
+                {"model": "model_label", "protocol and dataset": "setting", **GAP_COLUMNS},
+                caption=f"The largest gaps between groups in the top-1 share of a label, of {len(parts)} run(s); "
+                "largest first (intervals: cluster bootstrap over people)",
+                csv=csv,
+                limit=8,
+            )
+        )
+    ]
+    return wrap_warning(warning_text(runs), blocks)
+
+
 def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
     """Top-1 shares over depth: per model read at several layers, per task and grouping, one panel per label and
     one curve per group."""
@@ -323,7 +384,7 @@ def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
             if res.empty or "layer" not in res.columns:
                 continue
             label = ctx.labels.get(model, model)
-            csv = ctx.assets.csv(f"zeroshot-depth-{label}-{title}", res)
+            csv = ctx.assets.data(f"zeroshot-depth-{label}-{title}", res)
             ci = float(mine[0].options.get("confidence", 0.95) or 0.95)
 
             def describe(path: Path, csv: str = csv, ci: float = ci) -> Figure:
@@ -333,7 +394,7 @@ def depth(ctx: Context, runs: list[Run]) -> list[B.Block]:
                     f"Shares over depth ({what})",
                     f"One panel per label, one curve per group: the top-1 share at each layer; band: "
                     f"{CI_OVER_PEOPLE.format(ci=ci).removeprefix('bars: ')}.",
-                    [("group results by layer (CSV)", csv)],
+                    [("group results by layer", csv)],
                 )
 
             g = ctx.assets.group(
