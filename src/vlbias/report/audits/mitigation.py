@@ -32,7 +32,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
     res = ctx.concat(runs, "results")
     if res.empty:
         return out + [B.note("No comparison rows.")]
-    csv = ctx.assets.csv("mitigation-comparison", res)
+    csv = ctx.assets.data("mitigation-comparison", res)
     fig = ctx.assets.figure(
         "vlbias.plots.mitigation:tradeoff",
         {"table": res},
