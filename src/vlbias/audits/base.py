@@ -25,10 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlbias import __version__
-from vlbias.errors import VlbiasError
+from vlbias.datasets.base import image_refs
+from vlbias.errors import MissingKeysError, VlbiasError, plural
 from vlbias.utils.io import atomic_dir, load_json, stable_hash
 
 
@@ -290,6 +292,27 @@ def _pandas_constant(name: str, value: Any, string: bool) -> tuple[Any, dict[str
     column = pd.array([value], dtype="string") if string else [value]
     table = pa.Table.from_pandas(pd.DataFrame({name: column}), preserve_index=False)
     return table.schema.field(0).type, json.loads(table.schema.metadata[b"pandas"])["columns"][0]
+
+# ---------------------------------------------------------------------------------------------------- images
+def encode_dataset_images(encoder, dataset, table: pd.DataFrame, skip_bad: bool):
+    """The embeddings of a dataset table's images (their crops where the table has them), from the cache where
+    possible: ``(ok, vectors, skipped)``, ``ok`` a mask over the table's rows, ``vectors`` float64 for the rows
+    that are ok, ``skipped`` a frame (item, reason) of the images left out with ``skip_bad``. A ``vectors:`` file
+    lacking images is one line that says how its keys are read."""
+    try:
+        enc = encoder.try_encode_images(image_refs(table), root=dataset.root, skip_bad=skip_bad)
+    except MissingKeysError as e:
+        shown = ", ".join(repr(m) for m in e.missing[:3])
+        raise VlbiasError(
+            f"{e.source} has no vector for {plural(len(e.missing), 'image')} of {dataset.spec} ({shown}…); image keys "
+            f"are paths relative to {dataset.root}; add them, or pass --skip-bad-images to leave them out"
+        ) from None
+    skipped = pd.DataFrame(
+        [{"item": table["key"].iloc[i], "reason": f"image skipped: {why}"} for i, _, why in enc.skipped],
+        columns=["item", "reason"],
+    )
+    return enc.ok, np.asarray(enc.vectors, dtype=np.float64), skipped
+
 
 # ---------------------------------------------------------------------------------------------------- layers
 def combine_layers(results: list[AuditResult], notes: Iterable[tuple[str, str, int | None]] = ()) -> AuditResult:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
-from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord, encode_dataset_images
 from vlbias.audits.retrieval.options import RetrievalOptions
-from vlbias.datasets.base import FaceDataset, image_refs
-from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.errors import VlbiasError, plural
 from vlbias.stats.bootstrap import count_chunks, percentile_interval
 from vlbias.stats.groups import group_means
 from vlbias.stats.skew import ranking_skew, resampled_skew
@@ -57,28 +57,6 @@ def _skew_row(est: pd.Series, reps: dict[str, np.ndarray], confidence: float) ->
         if col in est.index:
             row[col] = float(est[col])
     return row
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _encode_images(encoder, dataset: FaceDataset, table: pd.DataFrame, skip_bad: bool):
-    try:
-        enc = encoder.try_encode_images(image_refs(table), root=dataset.root, skip_bad=skip_bad)
-    except MissingKeysError as e:
-        shown = ", ".join(repr(m) for m in e.missing[:3])
-        raise VlbiasError(
-            f"{e.source} has no vector for {plural(len(e.missing), 'image')} of {dataset.spec} ({shown}…); image keys "
-            f"are paths relative to {dataset.root}; add them, or pass --skip-bad-images to leave them out"
-        ) from None
-    skipped = pd.DataFrame(
-        [{"item": table["key"].iloc[i], "reason": f"image skipped: {why}"} for i, _, why in enc.skipped],
-        columns=["item", "reason"],
-    )
-    return enc.ok, enc.vectors.astype(np.float64), skipped
 
 
 def _summarise(
@@ -321,7 +299,7 @@ def _captions(encoder, table: pd.DataFrame, vecs: np.ndarray, captions: pd.DataF
         # association with the negative captions (needs both polarities)
         negative = polarity == "negative"
         if negative.any() and (~negative).any():
-            probs = _softmax(scale * cos)
+            probs = softmax(scale * cos, axis=1)
             p_neg = probs[:, negative].sum(axis=1)
             top_neg = negative[best].astype(np.float64)
             assoc_rows.append(pd.DataFrame({**base, "group": labels, "p_negative": p_neg, "top1_negative": top_neg,
@@ -406,7 +384,7 @@ def run(encoder, opts: RetrievalOptions) -> AuditResult:
     if proto.datasets and dataset.name not in proto.datasets:
         notes.append(f"protocol {proto.name} was published on {', '.join(proto.datasets)}, not {dataset.name}")
     table = dataset.table.reset_index(drop=True)
-    ok, vecs, skipped_images = _encode_images(encoder, dataset, table, opts.skip_bad_images)
+    ok, vecs, skipped_images = encode_dataset_images(encoder, dataset, table, opts.skip_bad_images)
     full = np.full((len(table), vecs.shape[1]), np.nan)
     full[ok] = vecs
     table = table[ok]  # the index still points into `full`

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.base import AuditResult, RunRecord, encode_dataset_images
 from vlbias.audits.zeroshot.options import ZeroshotOptions
-from vlbias.datasets.base import GENDERS, RACES, FaceDataset, crop_text, image_refs
-from vlbias.errors import MissingKeysError, VlbiasError, plural
+from vlbias.datasets.base import GENDERS, RACES, FaceDataset, crop_text
+from vlbias.errors import VlbiasError
 from vlbias.stats.bootstrap import percentile_interval
 from vlbias.stats.groups import compare_levels, group_means
 from vlbias.stimuli.zeroshot import (
@@ -333,24 +333,12 @@ def run(encoder, opts: ZeroshotOptions) -> AuditResult:
     prompt_vectors = dict(zip(unique, text_vecs.astype(np.float64)))
 
     # images: from the cache where possible
-    try:
-        enc = encoder.try_encode_images(image_refs(table), root=dataset.root, skip_bad=opts.skip_bad_images)
-    except MissingKeysError as e:
-        shown = ", ".join(repr(m) for m in e.missing[:3])
-        raise VlbiasError(
-            f"{e.source} has no vector for {plural(len(e.missing), 'image')} of {dataset.spec} ({shown}…); image keys "
-            f"are paths relative to {dataset.root}; add them, or pass --skip-bad-images to leave them out"
-        ) from None
+    ok, image_vecs, skipped_images = encode_dataset_images(encoder, dataset, table, opts.skip_bad_images)
     scale, scale_kind = _scale(opts, encoder)
     skipped = [dataset.report.as_frame()]
-    if enc.skipped:
-        skipped.append(
-            pd.DataFrame(
-                [{"item": table["key"].iloc[i], "reason": f"image skipped: {why}"} for i, _, why in enc.skipped]
-            )
-        )
-    table = table[enc.ok].reset_index(drop=True)
-    image_vecs = enc.vectors.astype(np.float64)
+    if len(skipped_images):
+        skipped.append(skipped_images)
+    table = table[ok].reset_index(drop=True)
     if not len(table):
         raise VlbiasError(f"no image of {dataset.spec} could be encoded")
 
