@@ -38,8 +38,8 @@ import numpy as np
 from vlbias.errors import StimulusError, VlbiasError, VlbiasWarning, plural
 from vlbias.models.base import ImageEncoding, l2_normalise
 from vlbias.models.images import as_ref, describe
-from vlbias.stats.eat import _one_blas_thread
 from vlbias.utils.io import atomic_path, stable_hash
+from vlbias.utils.threads import one_blas_thread
 
 TOWERS = ("text", "image")
 FILE_FORMAT = 1
@@ -59,7 +59,7 @@ class Linear:
         return np.ascontiguousarray(self.matrix.T, dtype=np.float32)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
-        with _one_blas_thread():
+        with one_blas_thread():
             return v @ self._applied
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -33,16 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from vlbias.errors import VlbiasError
 from vlbias.stats.bootstrap import percentile_interval, stratified_count_chunks
 from vlbias.stats.legacy_shuffle import legacy_shuffle_test
 from vlbias.stats.permutation import ALTERNATIVES, subset_sum_test, subset_sum_tests
+from vlbias.utils.threads import one_blas_thread
 
 DEFAULT_PERMUTATIONS = 1_000_000
 DEFAULT_BOOTSTRAP = 2000
@@ -83,17 +82,6 @@ class EATResult:
 
 
 # ---------------------------------------------------------------------------------------------------- basics
-@lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()  # inspects the loaded libraries once (threadpool_limits does so on every call)
-
-
-def _one_blas_thread():
-    """A context in which the BLAS libraries loaded when the EAT statistics first ran (numpy's among them) use one
-    thread."""
-    return _blas().limit(limits=1, user_api="blas")
-
-
 def _as_set(a, name: str, dim: int | None = None, min_size: int = 2) -> np.ndarray:
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim == 1 and arr.size and min_size <= 1:
@@ -132,7 +120,7 @@ def association(W, A, B) -> np.ndarray:
     Wn = _as_set(W, "W", min_size=1)
     d = Wn.shape[1]
     An, Bn = _as_set(A, "A", d), _as_set(B, "B", d)
-    with _one_blas_thread():
+    with one_blas_thread():
         return (Wn @ An.T).mean(axis=1) - (Wn @ Bn.T).mean(axis=1)
 
 
@@ -323,7 +311,7 @@ def eat_many(
     ``sampler="ghate2025-legacy"`` tests one at a time, each from a fresh ``RandomState(seed)`` (as the study)."""
     _check_common(alternative, n_bootstrap, confidence)
     _check_permutations(permutations, sampler)
-    with _one_blas_thread():
+    with one_blas_thread():
         prepared = []
         for X, Y, A, B in tests:
             Xn, Yn, An, Bn = _sets(X, Y, A, B)
@@ -338,7 +326,7 @@ def _eat_results(
     tested: dict[int, Any] = {}
     for i, (Xn, Yn, An, Bn, s) in enumerate(prepared):
         sizes = (len(Xn), len(Yn), len(An), len(Bn))
-        with _one_blas_thread():
+        with one_blas_thread():
             if sampler == "ghate2025-legacy":  # the study reseeds its generator before every test
                 tested[i] = _permutation(s, sizes[0], permutations, alternative, seed, sampler)
             elif i not in tested:
@@ -371,7 +359,7 @@ def sc_eat(
     An, Bn = _as_set(A, "A", d), _as_set(B, "B", d)
     na = len(An)
     perm_seed, boot_seed = _seeds(seed)
-    with _one_blas_thread():
+    with one_blas_thread():
         c = np.concatenate([An @ Wn.T, Bn @ Wn.T]).mean(axis=1)  # mean cosine of each attribute to the target(s)
         perm = _permutation(c, na, permutations, alternative, perm_seed)
         ci = _bootstrap_sc(Wn, An, Bn, n_bootstrap, confidence, boot_seed)

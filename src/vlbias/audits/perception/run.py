@@ -14,6 +14,7 @@ from vlbias.stats import skew as sk
 from vlbias.stats.perception import dimension_rng
 from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
 from vlbias.utils.names import column_names
+from vlbias.utils.threads import one_blas_thread
 
 #: the study's order of dimensions in the factor-effect figure
 DIMENSIONS = ("lighting", "pose", "smiling", "identity", "age", "gender", "race")
@@ -45,8 +46,6 @@ LEVEL_LISTS = {
 
 
 def run(encoder, opts: PerceptionOptions):
-    from threadpoolctl import threadpool_limits
-
     missing = [m for m in ("text", "image") if m not in encoder.modalities]
     if missing:
         raise ModalityError(
@@ -134,7 +133,7 @@ def run(encoder, opts: PerceptionOptions):
             runnable.append(analysis)
     # the analyses solve thousands of small least-squares problems, on which BLAS threads only contend (a 600 x 30
     # SVD takes 1 ms on one thread and up to 80 ms on two busy cores): they run single-threaded
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for analysis in runnable:
             tables.update(getattr(ctx, analysis)())
     notes += _skew_notes(tables.get("skew"))
