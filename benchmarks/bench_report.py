@@ -12,8 +12,9 @@ Printed: wall time, the share spent drawing figures, figures and pages written, 
 one-process HTML report. All runs write byte-identical figures (checked).
 
 ``--sizes 1,2,5,10`` instead prints the size of the HTML report per model count (perception with its default
-1,000 pairs per dimension, as users run it): the whole folder, per model, its figures, its data files and the
-largest file. The 2-model report was 59 MB before long tables became compressed Parquet and figures palette PNGs.
+1,000 pairs per dimension, as users run it), as built by default and with ``--self-contained``: the whole folder,
+per model, its figures, its data files and the largest file. The 2-model report was 59 MB before long tables became
+compressed Parquet and figures palette PNGs.
 
     python benchmarks/bench_report.py
     python benchmarks/bench_report.py --models 16 --jobs 1,2,4,8
@@ -116,27 +117,32 @@ def _zoo(root: Path, n: int, pairs: int | None = None) -> dict:
 
 
 def sizes(counts: list[int]) -> None:
-    """The HTML report's size per model count, perception with the default 1,000 pairs per dimension."""
+    """The HTML report's size per model count, perception with the default 1,000 pairs per dimension: as built by
+    default (a run's tables over 64 kB linked in the results) and ``--self-contained`` (every table copied)."""
     from vlbias.report import build_report
 
     rows = []
     for n in counts:
         with tempfile.TemporaryDirectory() as tmp:
             info = _zoo(Path(tmp), n, pairs=1000)
-            out = Path(tmp) / "report"
-            build_report(info["out"], out, workers=max(1, min(8, os.cpu_count() or 1)))
-            files = [f for f in out.rglob("*") if f.is_file()]
-            total = sum(f.stat().st_size for f in files)
-            part = {
-                k: sum(f.stat().st_size for f in files if f.relative_to(out).parts[0] == k) for k in ("figures", "data")
-            }
-            big = max(files, key=lambda f: f.stat().st_size)
-            rows.append((n, total, part, big.relative_to(out).as_posix(), big.stat().st_size))
-    print("\n| models | report | per model | figures | data | largest file |")
-    print("|---:|---:|---:|---:|---:|---|")
-    for n, total, part, big, big_size in rows:
+            for self_contained in (False, True):
+                out = Path(tmp) / f"report-{self_contained}"
+                workers = max(1, min(8, os.cpu_count() or 1))
+                build_report(info["out"], out, workers=workers, self_contained=self_contained)
+                files = [f for f in out.rglob("*") if f.is_file()]
+                total = sum(f.stat().st_size for f in files)
+                part = {
+                    k: sum(f.stat().st_size for f in files if f.relative_to(out).parts[0] == k)
+                    for k in ("figures", "data")
+                }
+                big = max(files, key=lambda f: f.stat().st_size)
+                how = "self-contained" if self_contained else "default"
+                rows.append((n, how, total, part, big.relative_to(out).as_posix(), big.stat().st_size))
+    print("\n| models | report | size | per model | figures | data | largest file |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for n, how, total, part, big, big_size in rows:
         print(
-            f"| {n} | {total / 1e6:.2f} MB | {total / n / 1e6:.2f} MB | {part['figures'] / 1e6:.2f} MB | "
+            f"| {n} | {how} | {total / 1e6:.2f} MB | {total / n / 1e6:.2f} MB | {part['figures'] / 1e6:.2f} MB | "
             f"{part['data'] / 1e6:.2f} MB | {big} ({big_size / 1e6:.2f} MB) |"
         )
 

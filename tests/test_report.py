@@ -9,6 +9,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -402,8 +403,10 @@ def test_html_and_markdown_reports_never_replace_each_other(tmp_path, capsys):
 
 def test_a_report_stays_small_and_keeps_every_number(tmp_path):
     """A perception run with the default 1,000 pairs per dimension (factor_pairs: 56,000 rows; its CSV in the
-    report was 25 MB): no CSV of the report is longer than 5,000 rows, a longer table is compressed Parquet with
-    every value of the run's, and the whole report is small."""
+    report was 25 MB): no CSV of the report is longer than 5,000 rows; by default the run's large tables are linked
+    where the run keeps them (the link resolves from the page, the summary says so), with --self-contained a long
+    table is compressed Parquet with every value of the run's; the whole report is small either way."""
+
     from tests.perception_fixtures import planted_vectors, write_causalface
     from vlbias.datasets import load_dataset
     from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
@@ -418,18 +421,30 @@ def test_a_report_stays_small_and_keeps_every_number(tmp_path):
     assert main([*args, "--n-random-rankings", "20", "--k", "20", "--out", str(run)]) == 0
     pairs = pd.read_parquet(run / "factor_pairs.parquet")
     assert len(pairs) == 56_000
-    out = tmp_path / "report"
-    assert main(["report", str(run), "--out", str(out), "--jobs", "1"]) == 0
-    for f in (out / "data").glob("*.csv"):
-        assert sum(1 for _ in f.open(encoding="utf-8")) - 1 <= 5_000, f.name
-    [stored] = [f for f in (out / "data").glob("*.parquet") if "factor_pairs" in f.name]
-    pd.testing.assert_frame_equal(pd.read_parquet(stored), pairs)  # every number, as the run stored it
-    assert (
-        "factor_pairs" in (out / "perception.html").read_text() and stored.name in (out / "perception.html").read_text()
-    )
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"report of one perception run: {size:,} bytes")
-    assert size < 2_500_000, size  # 28 MB before Parquet and palette PNGs
+    sizes = {}
+    for how in ("linked", "self-contained"):
+        out = tmp_path / how
+        flags = ["--self-contained"] if how == "self-contained" else []
+        assert main(["report", str(run), "--out", str(out), "--jobs", "1", *flags]) == 0
+        for f in (out / "data").glob("*.csv"):
+            assert sum(1 for _ in f.open(encoding="utf-8")) - 1 <= 5_000, f.name
+        page = (out / "perception.html").read_text()
+        copies = [f for f in (out / "data").glob("*.parquet") if "factor_pairs" in f.name]
+        marker = json.loads((out / "report.json").read_text())
+        if how == "linked":
+            assert not copies
+            [href] = {h for h in re.findall(r'href="([^"]+)"', page) if h.endswith("factor_pairs.parquet")}
+            assert (out / unquote(href)).resolve() == (run / "factor_pairs.parquet").resolve()
+            assert str((run / "factor_pairs.parquet").resolve()) in marker["linked"]
+            assert "Linked, not copied" in (out / "index.html").read_text()
+        else:
+            [stored] = copies
+            pd.testing.assert_frame_equal(pd.read_parquet(stored), pairs)  # every number, as the run stored it
+            assert "factor_pairs" in page and stored.name in page
+            assert marker["linked"] == [] and "Linked, not copied" not in (out / "index.html").read_text()
+        sizes[how] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"report of one perception run: {sizes}")
+    assert sizes["linked"] < sizes["self-contained"] < 2_500_000, sizes  # 28 MB before Parquet and palette PNGs
 
 
 # ---------------------------------------------------------------------------------------------- bad inputs
@@ -750,11 +765,13 @@ def test_report_in_headless_chromium(zoo, tmp_path):
     assert len(files) == 11
     assert (tmp_path / "report.png").stat().st_size > 10_000
     csv_links = 0
+    linked = set(json.loads((report / "report.json").read_text())["linked"])  # a run's large tables, in the results
+    assert linked
     for source, href in links:
-        assert href.startswith("file://"), (source, href)  # no link leaves the report
+        assert href.startswith("file://"), (source, href)  # no link leaves the report but to the results' files
         target, _, anchor = href.partition("#")
-        path = Path(target.removeprefix("file://"))
-        assert path.is_file() and report in path.parents, (source, href)
+        path = Path(unquote(target.removeprefix("file://")))
+        assert path.is_file() and (report in path.parents or str(path) in linked), (source, href)
         if anchor:
             assert anchor in ids[target], (source, href)
         csv_links += path.suffix in (".csv", ".parquet")

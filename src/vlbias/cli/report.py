@@ -27,7 +27,13 @@ from vlbias.errors import plural
     default=None,
     help="Processes drawing the figures [default: the CPU count, at most 8].",
 )
-def report(results, out, overwrite, fmt, jobs):
+@click.option(
+    "--self-contained",
+    is_flag=True,
+    help="Copy every table into the report; by default a run's table over 64 kB (perception's pairs and curve grid) "
+    "is linked where the results keep it, which keeps a report of ten models under 5 MB.",
+)
+def report(results, out, overwrite, fmt, jobs, self_contained):
     """Write a static report of RESULTS: a sweep folder, its results.duckdb, or one audit's output folder.
 
     \b
@@ -38,7 +44,7 @@ def report(results, out, overwrite, fmt, jobs):
     """
     from vlbias.report import build_report
 
-    summary = build_report(results, out, fmt=fmt, workers=jobs, overwrite=overwrite)
+    summary = build_report(results, out, fmt=fmt, workers=jobs, overwrite=overwrite, self_contained=self_contained)
     for e in summary.errors:
         click.echo(f"vlbias: warning: {e}", err=True)
     main = "index.html" if fmt == "html" else "report.md"

@@ -1,5 +1,8 @@
 """The files beside a report's pages: figures (PNG) and the data behind them: CSV files, and compressed Parquet for
-tables too long to read in a spreadsheet (every value kept, so a report of many models stays small).
+tables too long to read in a spreadsheet (every value kept, so a report of many models stays small). A table of
+one run whose own Parquet file in the results is larger than :data:`LINK_BYTES` (perception's 56,000 pairs of a
+model, its curve grid) is linked there instead of copied, unless the report is built ``self_contained``: the
+report of ten models then stays under 5 MB, and every number is still one click away.
 
 Sections plan their figures as jobs (a plotting function, its arguments and the file it writes); all jobs are then
 rendered once each, in worker processes when there are many (figures are independent, and drawing is most of a
@@ -29,7 +32,10 @@ from vlbias.utils.io import stable_hash
 #: 56,000 perception pairs of one model is 25 MB, its Parquet 0.1 MB; every row of a run's table repeats its
 #: provenance, which Parquet stores once)
 CSV_ROWS = 1_000
-CSV_BYTES = 64_000
+CSV_BYTES = 16_000
+#: a run's table whose own Parquet file (in the sweep's part or the audit's output folder) is larger than this is
+#: linked there, not copied into the report (unless it is built self-contained)
+LINK_BYTES = 64_000
 #: how a spreadsheet formula starts: a CSV cell that starts so runs when the file is opened in Excel or LibreOffice
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -113,8 +119,14 @@ def _call(fn: str, kwargs: dict[str, Any]) -> Outcome:
 
 
 class Assets:
-    def __init__(self, root: Path):
+    """The files of a report being written in ``root``; ``final`` is the folder it will be (links to the results
+    are relative to it), ``self_contained`` copies every table instead of linking the large ones."""
+
+    def __init__(self, root: Path, final: Path | None = None, self_contained: bool = False):
         self.root = Path(root).resolve()
+        self.final = Path(final).resolve() if final is not None else self.root
+        self.self_contained = self_contained
+        self.linked: list[str] = []  # the results' own files the report links (absolute paths)
         (self.root / "figures").mkdir(parents=True, exist_ok=True)
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         self.jobs: list[_Job] = []
@@ -123,18 +135,23 @@ class Assets:
         self._names: set[str] = set()
 
     def _unique(self, folder: str, stem: str, suffix: str) -> str:
-        stem = slug(stem)
+        stem = slug(stem).replace(".", "-")  # `vectors:model.parquet` makes no data/…-model.parquet.parquet
         name = f"{folder}/{stem}{suffix}"
         if name in self._names:
             name = f"{folder}/{stem}-{stable_hash([stem, len(self._names)], n=6)}{suffix}"
         self._names.add(name)
         return name
 
-    def data(self, stem: str, df: pd.DataFrame, *, csv: bool = False) -> str:
+    def data(self, stem: str, df: pd.DataFrame, *, csv: bool = False, source: Path | None = None) -> str:
         """Write ``df`` beside the pages; returns its path relative to the report. A table of at most
         :data:`CSV_ROWS` rows whose CSV is at most :data:`CSV_BYTES` (or any, with ``csv``: a file another command
         reads, as the rerun config's catalogue) is data/<stem>.csv, with formula-like text neutralised; a larger one
-        is data/<stem>.parquet, compressed (zstd), every value as stored."""
+        is data/<stem>.parquet, compressed (zstd), every value as stored. ``source``: the Parquet file in the results
+        that holds exactly ``df`` (a run's table); larger than :data:`LINK_BYTES`, it is linked, not copied."""
+        if source is not None and not csv and not self.self_contained:
+            link = self._link(Path(source))
+            if link is not None:
+                return link
         text = spreadsheet_safe(df).to_csv(index=False) if csv or len(df) <= CSV_ROWS else None
         if text is not None and (csv or len(text.encode()) <= CSV_BYTES):
             rel = self._unique("data", stem, ".csv")
@@ -143,6 +160,21 @@ class Assets:
             rel = self._unique("data", stem, ".parquet")
             df.to_parquet(self.root / rel, index=False, compression="zstd")
         return rel
+
+    def _link(self, source: Path) -> str | None:
+        """``source``'s path relative to the report (a ``file:`` URI where no relative path leads there), if it is
+        larger than :data:`LINK_BYTES`; None for a smaller or unreadable file."""
+        try:
+            if source.stat().st_size <= LINK_BYTES:
+                return None
+        except OSError:
+            return None
+        source = source.resolve()
+        self.linked.append(str(source))
+        try:
+            return Path(os.path.relpath(source, self.final)).as_posix()
+        except ValueError:  # another drive
+            return source.as_uri()
 
     def text(self, stem: str, suffix: str, content: str) -> str:
         rel = self._unique("data", stem, suffix)

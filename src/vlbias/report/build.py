@@ -16,9 +16,9 @@ import pandas as pd
 
 from vlbias import __version__
 from vlbias.audits.registry import get_audit
-from vlbias.errors import VlbiasError
+from vlbias.errors import VlbiasError, plural
 from vlbias.report import blocks as B
-from vlbias.report.assets import Assets, default_workers
+from vlbias.report.assets import LINK_BYTES, Assets, default_workers
 from vlbias.report.fmt import CODE_SPAN, data_label, fixed, md_text, num, safe_href, table
 from vlbias.report.methods import methods_section
 from vlbias.report.presentation import Presentation, presentation
@@ -298,6 +298,12 @@ def summary_blocks(
             f"{len(ctx.assets.not_drawn)} figure(s) not drawn because their data cannot make them, each noted where "
             f"it would be: {listed}"
         )
+    if ctx.assets.linked:
+        notes.append(
+            f"Linked, not copied: {plural(len(ctx.assets.linked), 'table')} of single runs larger than "
+            f"{LINK_BYTES // 1000} kB, in the results' own files (under {_common_folder(ctx.assets.linked)}); a copy "
+            "of this report away from its results loses those links, and `vlbias report --self-contained` copies them"
+        )
     if notes:
         out += [B.h2("Report notes", id="notes"), B.bullets(notes)]
     contents = [B.Link(s.title, s.page) for s in shown]
@@ -365,6 +371,10 @@ def _templates():
     return env
 
 
+def _common_folder(paths: list[str]) -> str:
+    return os.path.commonpath([os.path.dirname(p) for p in paths])
+
+
 def _inline(text: str, root: str = ""):
     """Escaped text with `code` spans and links to the report's data files."""
     import re
@@ -398,9 +408,11 @@ def build_report(
     fmt: str = "html",
     workers: int | None = None,
     overwrite: bool = False,
+    self_contained: bool = False,
 ) -> ReportSummary:
     """Write the report of ``results`` (a sweep folder, its results.duckdb, or an audit output folder) into ``out``;
-    an earlier report there is replaced only with ``overwrite``, anything else never."""
+    an earlier report there is replaced only with ``overwrite``, anything else never. A run's table larger than
+    :data:`~vlbias.report.assets.LINK_BYTES` is linked in the results, not copied, unless ``self_contained``."""
     t0 = time.perf_counter()
     if fmt not in FORMATS:
         raise VlbiasError(f"unknown report format {fmt!r}; use {' or '.join(FORMATS)}")
@@ -409,7 +421,7 @@ def build_report(
     refuse_input(out_path, data.path)
     refuse_other_format(out_path, fmt)
     with atomic_dir(out_path, "report", overwrite) as tmp:
-        assets = Assets(tmp)
+        assets = Assets(tmp, final=out_path, self_contained=self_contained)
         ctx = Context(data, assets)
         shown = [presentation(a) for a in data.audits if data.runs_of(a)]  # each audit presents its runs
         pages = [B.Page(s.page, s.title, s.audit, s.section(ctx, data.runs_of(s.audit))) for s in shown]
@@ -473,6 +485,7 @@ def build_report(
             "rerun": files.get("rerun"),
             "errors": assets.errors,
             "not_drawn": assets.not_drawn,
+            "linked": assets.linked,
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return ReportSummary(out_path, fmt, written, len(figures), len(csvs), time.perf_counter() - t0, assets.errors)

@@ -41,6 +41,12 @@ class Context:
     def add(self, model: str, *blocks: B.Block) -> None:
         self.model_blocks.setdefault(model, []).extend(blocks)
 
+    def run_data(self, run: Run, name: str, stem: str) -> str:
+        """Run ``run``'s table ``name`` for the report (see :meth:`Assets.data`): a copy as data/<stem>, or a link to
+        the run's own file in the results where that is large."""
+        source = run.folder / f"{name}.parquet" if run.folder is not None else None
+        return self.assets.data(stem, run.tables[name], source=source)
+
     def concat(self, runs: list[Run], name: str) -> pd.DataFrame:
         """Table ``name`` of every run, with the model's display name (``model_label``) in front."""
         parts = []
@@ -294,7 +300,7 @@ def other_section(ctx: Context, runs: list[Run]) -> list[B.Block]:
     for run in runs:
         audit = run.audit
         links = [
-            B.Link(f"{name} ({len(t)} rows)", ctx.assets.data(f"{audit}-{name}-{ctx.labels[run.model]}", t))
+            B.Link(f"{name} ({len(t)} rows)", ctx.run_data(run, name, f"{audit}-{name}-{ctx.labels[run.model]}"))
             for name, t in run.tables.items()
         ]
         blocks = wrap_warning(run.content_warning, [B.bullets(links)])

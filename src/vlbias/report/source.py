@@ -42,6 +42,9 @@ class Run(AuditResult):
     #: labels without their kinds and hashes, no creation time; its config_hash is not the run's) and nothing is
     #: known about skipped items
     from_database: bool = False
+    #: the folder of the run's own files (its part, or the audit output folder): each table is <folder>/<name>.parquet;
+    #: None where the run's tables are not one file each (read from a database, or one layer of a several-layer run)
+    folder: Path | None = None
 
     @classmethod
     def of(cls, result: AuditResult, **context: Any) -> Run:
@@ -151,7 +154,7 @@ def _read_run(folder: Path, damaged: str, **context: Any) -> Run:
             f"{folder / 'record.json'} is not a vlbias run record; give an audit output folder (vlbias eat/zeroshot/"
             f"perception --out DIR)"
         ) from None
-    return Run.of(AuditResult.read(folder, lazy=True), **context)
+    return Run.of(AuditResult.read(folder, lazy=True), folder=folder, **context)
 
 
 def load_audit_folder(folder: Path) -> ReportData:
@@ -166,7 +169,11 @@ def load_audit_folder(folder: Path) -> ReportData:
     dataset = record.options.get("dataset")
     dataset = str(dataset) if dataset else None
     # a result of several layers of the model (--layer all): one run per layer
-    runs = [Run.of(part, model=model, options=dict(options), dataset=dataset) for part in split_layers(run)]
+    layers = split_layers(run)
+    runs = [
+        Run.of(part, model=model, options=dict(options), dataset=dataset, folder=folder if len(layers) == 1 else None)
+        for part in layers
+    ]
     tasks = pd.DataFrame(
         [
             {

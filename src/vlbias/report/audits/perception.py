@@ -14,7 +14,7 @@ from vlbias.plots.perception import DELTA_UNIT
 from vlbias.report import blocks as B
 from vlbias.report.assets import Figure
 from vlbias.report.depth import LENS_NOTE, by_model, layers_text
-from vlbias.report.fmt import interval, table
+from vlbias.report.fmt import data_label, interval, table
 from vlbias.report.sections import Context, configurations, dataset_name, option_value, skipped_summary, stimuli_of
 from vlbias.report.source import Run
 from vlbias.stimuli.perception import load_lexicon, load_templates
@@ -176,7 +176,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
         for run in group:
             tabs = {n: run.tables[n] for n in FIGURE_TABLES if n in run.tables}
             csvs = {
-                n: shared.get(n) or ctx.assets.data(f"perception-{n}-{ctx.labels[run.model]}", t)
+                n: shared.get(n) or ctx.run_data(run, n, f"perception-{n}-{ctx.labels[run.model]}")
                 for n, t in tabs.items()
                 if len(t)
             }
@@ -189,8 +189,9 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 name=f"perception figures of {run.model}",
             )
             res = run.tables.get("results")
-            rcsv = ctx.assets.data(f"perception-{ctx.labels[run.model]}", res) if res is not None else None
-            per_model.append(B.details(ctx.labels[run.model], [B.group(g), *([B.p(f"Data: {rcsv}")] if rcsv else [])]))
+            rcsv = ctx.run_data(run, "results", f"perception-{ctx.labels[run.model]}") if res is not None else None
+            data = [B.bullets([B.Link(data_label("data: the run's results", rcsv), rcsv)])] if rcsv else []
+            per_model.append(B.details(ctx.labels[run.model], [B.group(g), *data]))
             blocks = [B.group(g)]
             if res is not None and len(res):
                 head = (

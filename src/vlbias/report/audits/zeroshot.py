@@ -221,8 +221,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                 tabs["results"] = _widest(tabs["results"], MAX_LABELS)
             # every model's group results are in one file (csv); its accuracy, in a file of its own
             csvs = {
-                n: csv if n == "results" else ctx.assets.data(f"zeroshot-{n}-{ctx.labels[run.model]}", t)
-                for n, t in tabs.items()
+                n: csv if n == "results" else ctx.run_data(run, n, f"zeroshot-{n}-{ctx.labels[run.model]}")
+                for n in tabs
             }
             rcsv = csvs.get("results")
             links = {"share": "results", "probability": "results", "accuracy": "accuracy"}
