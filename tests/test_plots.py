@@ -488,3 +488,62 @@ def test_perception_command_notes_what_it_cannot_draw(tmp_path):
         }
     ]
     assert (out / "plots" / "level_curves_age.png").is_file() and (out / "results.parquet").is_file()
+
+
+def test_a_forest_plot_of_many_models_sorts_each_row_and_names_its_extremes(tmp_path):
+    """Past MAX_LEGEND series (a zoo of 200 models) no legend can say which marker is which: each row is sorted by
+    estimate (highest on top) and its highest and lowest models are named beside their markers."""
+    n = forest.MAX_LEGEND + 6
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in ("weat1", "weat7"):
+        for i in range(n):
+            d = float(rng.normal()) if not (t == "weat7" and i == 3) else float("nan")
+            rows.append({"test": t, "model_label": f"m{i:02d}", "d": d, "lo": d - 0.2, "hi": d + 0.2})
+    df = pd.DataFrame(rows)
+    y_of = {"weat1": 1, "weat7": 0}
+    y, e, lo, hi, named = forest.crowd_layout(
+        df, row="test", series="model_label", est="d", low="lo", high="hi", y_of=y_of
+    )
+    for t, base in y_of.items():
+        sel = (df["test"] == t).to_numpy()
+        ok = sel & np.isfinite(e)
+        assert y[sel].max() == pytest.approx(base + 0.3) and y[sel].min() == pytest.approx(base - 0.3)
+        # higher estimate, higher marker; the missing estimate at the bottom of its row
+        assert (np.diff(y[ok][np.argsort(e[ok])]) < 0).sum() == 0
+        if t == "weat7":
+            assert y[sel & ~np.isfinite(e)][0] == pytest.approx(base - 0.3)
+        top, bottom = df[ok].loc[lambda x: x["d"].idxmax()], df[ok].loc[lambda x: x["d"].idxmin()]
+        assert (top["model_label"], top["d"], True) in [(a, b, c) for a, b, _, c in named]
+        assert (bottom["model_label"], bottom["d"], False) in [(a, b, _ok) for a, b, _, _ok in named]
+    assert len(named) == 4
+    texts = []
+    real_save = forest.save
+
+    def capture(fig, path, dpi=110):
+        texts.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        texts.append(fig._suptitle.get_text())
+        real_save(fig, path, dpi)
+
+    forest.save = capture
+    try:
+        forest.forest(
+            df,
+            tmp_path / "f.png",
+            row="test",
+            est="d",
+            low="lo",
+            high="hi",
+            series="model_label",
+            xlabel="d",
+            title="effect sizes",
+        )
+    finally:
+        forest.save = real_save
+    assert sorted(texts[:-1]) == sorted(name for name, *_ in named)
+    assert f"one marker per model ({n}), sorted by estimate" in texts[-1].replace("\n", " ")
+    # one model only: its single marker is both the highest and the lowest, named once
+    one = df[df["model_label"] == "m00"]
+    assert (
+        len(forest.crowd_layout(one, row="test", series="model_label", est="d", low="lo", high="hi", y_of=y_of)[4]) == 2
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlbias.plots.style import BLUE, NotDrawn, new_figure, save, series_style, wrap
+from vlbias.plots.style import BLUE, ORANGE, NotDrawn, new_figure, save, series_style, wrap
 
 #: beyond this many series the legend is left out (the figure's data CSV names every marker)
 MAX_LEGEND = 24
@@ -18,6 +18,34 @@ MAX_LEGEND = 24
 
 def _unique(values) -> list:
     return list(dict.fromkeys(v for v in values if not (isinstance(v, float) and math.isnan(v))))
+
+
+def crowd_layout(
+    part: pd.DataFrame, *, row: str, series: str, est: str, low: str, high: str, y_of: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, float, float, bool]]]:
+    """Where a forest plot of many series puts each estimate: within its row, the series sorted by estimate, the
+    highest at the top of the row's band (+0.3) and the lowest at its bottom (-0.3), estimates without a value
+    below them; returns y, the estimate, low, high (arrays in ``part``'s order) and the markers to name: per row,
+    (series, estimate, y, True) for the highest and (…, False) for the lowest, the lowest only where it differs."""
+    e = pd.to_numeric(part[est], errors="coerce").to_numpy(dtype=float)
+    lo = pd.to_numeric(part[low], errors="coerce").to_numpy(dtype=float)
+    hi = pd.to_numeric(part[high], errors="coerce").to_numpy(dtype=float)
+    y = np.zeros(len(part))
+    named: list[tuple[str, float, float, bool]] = []
+    keys = part[row].to_numpy()
+    names = part[series].astype(str).to_numpy()
+    for r, base in y_of.items():
+        idx = np.flatnonzero(keys == r)
+        if not len(idx):
+            continue
+        order = idx[np.lexsort((np.arange(len(idx)), -np.nan_to_num(e[idx], nan=-np.inf)))]  # highest first, stable
+        y[order] = base + (np.linspace(0.3, -0.3, len(order)) if len(order) > 1 else 0.0)
+        valued = [i for i in order if np.isfinite(e[i])]
+        if valued:
+            named.append((names[valued[0]], e[valued[0]], y[valued[0]], True))
+            if len(valued) > 1:
+                named.append((names[valued[-1]], e[valued[-1]], y[valued[-1]], False))
+    return y, e, lo, hi, named
 
 
 def forest(
@@ -74,11 +102,30 @@ def forest(
     for ax, p in zip(axes, panels):
         sub = df if p is None else df[df[panel] == p]
         has_estimate = set()
-        for si, s in enumerate(series_keys):
+        if crowd:  # many models: per row, sorted by estimate, the highest and the lowest named
+            part = sub[sub[row].isin(y_of)]
+            y, e, lo, hi, named = crowd_layout(part, row=row, series=series, est=est, low=low, high=high, y_of=y_of)
+            ok = np.isfinite(e)
+            has_estimate |= set(part.loc[ok, row])
+            with_ci = ok & np.isfinite(lo) & np.isfinite(hi)
+            ax.hlines(y[with_ci], lo[with_ci], hi[with_ci], color="0.55", lw=0.5)
+            ax.plot(e[with_ci], y[with_ci], "o", color="0.3", ms=2.2, ls="none")
+            ax.plot(e[ok & ~with_ci], y[ok & ~with_ci], "o", mfc="white", mec="0.3", ms=2.2, ls="none")
+            for name, x, yy, top in named:
+                ax.plot([x], [yy], "o", color=BLUE if top else ORANGE, ms=3.5, ls="none")
+                ax.annotate(  # the highest to the left of its marker, the lowest to the right: inside the axes
+                    name,
+                    (x, yy),
+                    xytext=(-5 if top else 5, 0),
+                    textcoords="offset points",
+                    ha="right" if top else "left",
+                    va="center",
+                    fontsize=6.5,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+                )
+        for si, s in enumerate([] if crowd else series_keys):
             part = sub if s is None else sub[sub[series] == s]
             colour, marker = series_style(si) if s is not None else (BLUE, "o")
-            if crowd:
-                colour, marker = "0.3", "o"
             part = part[part[row].isin(y_of)]
             if part.empty:
                 continue
@@ -89,7 +136,7 @@ def forest(
             ok = np.isfinite(e)
             has_estimate |= set(part.loc[ok, row])
             with_ci = ok & np.isfinite(lo) & np.isfinite(hi)
-            lw, ms = (0.6, 2.5) if crowd else (1.4, 5)
+            lw, ms = 1.4, 5
             ax.hlines(y[with_ci], lo[with_ci], hi[with_ci], color=colour, lw=lw)
             h = ax.plot(e[with_ci], y[with_ci], marker, color=colour, ms=ms, ls="none")
             ax.plot(e[ok & ~with_ci], y[ok & ~with_ci], marker, mfc="white", mec=colour, ms=ms, ls="none")
@@ -107,9 +154,10 @@ def forest(
             ax.set_title(str(p), fontsize=9)
     fig.supxlabel(wrap(xlabel, fig.get_figwidth(), 9), fontsize=9)
     if crowd:
-        note = (
-            f"{note}; " if note else ""
-        ) + f"one marker per {series.replace('_label', '')} ({n_s}), in the order of the data"
+        note = (f"{note}; " if note else "") + (
+            f"one marker per {series.replace('_label', '')} ({n_s}), sorted by estimate within each row; "
+            "the highest (blue) and the lowest (orange) named"
+        )
     fig.suptitle(wrap(title + (f"\n{note}" if note else ""), fig.get_figwidth(), 10), fontsize=10)
     if 1 < n_s <= MAX_LEGEND and handles:
         fig.legend(
