@@ -277,10 +277,10 @@ def test_pata_association_with_the_negative_captions(pata):
     top_neg = pd.Series(neg[logits.argmax(axis=1)].astype(float), index=imgs["race"].to_numpy())
     got = assoc[(assoc["scene"] == "office") & (assoc["attribute"] == "race")].set_index("group")
     for race in ("black", "white", "east_asian"):
-        assert got.loc[race, "p_negative"] == pytest.approx(100 * p_neg[race].mean(), abs=1e-4)
-        assert got.loc[race, "top1_negative"] == pytest.approx(100 * top_neg[race].mean())
-    assert got["p_negative"].idxmax() == "black" and got.loc["black", "top1_negative"] == 100.0
-    gap = res.tables["association_gap"].query("scene == 'office' and attribute == 'race' and measure == 'p_negative'")
+        assert got.loc[race, "p_negative_pct"] == pytest.approx(100 * p_neg[race].mean(), abs=1e-4)
+        assert got.loc[race, "top1_negative_pct"] == pytest.approx(100 * top_neg[race].mean())
+    assert got["p_negative_pct"].idxmax() == "black" and got.loc["black", "top1_negative_pct"] == 100.0
+    gap = res.tables["association_gap"].query("scene == 'office' and attribute == 'race' and measure == 'p_negative_pct'")
     assert gap["max_group"].iloc[0] == "black" and gap["difference_low"].iloc[0] > 0
     # gun_range's gender captions have no negative one: no association, and a note saying so
     assert assoc.query("scene == 'gun_range' and attribute == 'gender'").empty

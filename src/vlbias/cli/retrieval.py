@@ -68,7 +68,7 @@ def _summary(result, out: Path) -> None:
         for attribute, part in pooled.groupby("attribute", sort=False):
             con.print(
                 f"{attribute}: P(negative caption) "
-                + ", ".join(f"{g} {v:.1f}%" for g, v in zip(part["group"], part["p_negative"]))
+                + ", ".join(f"{g} {v:.1f}%" for g, v in zip(part["group"], part["p_negative_pct"]))
             )
     n_skipped = len(result.skipped)
     note = f"; {n_skipped} item(s) in skipped.csv" if n_skipped else ""

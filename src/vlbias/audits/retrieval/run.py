@@ -302,7 +302,7 @@ def _captions(encoder, table: pd.DataFrame, vecs: np.ndarray, captions: pd.DataF
             probs = softmax(scale * cos, axis=1)
             p_neg = probs[:, negative].sum(axis=1)
             top_neg = negative[best].astype(np.float64)
-            assoc_rows.append(pd.DataFrame({**base, "group": labels, "p_negative": p_neg, "top1_negative": top_neg,
+            assoc_rows.append(pd.DataFrame({**base, "group": labels, "p_negative_pct": p_neg, "top1_negative_pct": top_neg,
                                             "cluster": clusters}))  # fmt: skip
         else:
             notes.append(f"scene {scene}, {attribute}: no {'negative' if not negative.any() else 'positive'} caption, "
@@ -347,7 +347,7 @@ def _captions(encoder, table: pd.DataFrame, vecs: np.ndarray, captions: pd.DataF
     association, gaps = [], []
     if assoc_rows:
         frame = pd.concat(assoc_rows, ignore_index=True)
-        names = ["p_negative", "top1_negative"]
+        names = ["p_negative_pct", "top1_negative_pct"]
         for attribute, part in frame.groupby("attribute", sort=True):
             for scene, sub in [("all", part), *part.groupby(pool_col, sort=True)]:
                 stats = group_means(sub[names], sub["group"].rename("group"), sub["cluster"],

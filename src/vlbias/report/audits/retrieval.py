@@ -56,10 +56,10 @@ ASSOCIATION_COLUMNS: dict[str, Any] = {
     "group": "group",
     "images": lambda r: num(r["n_images"]),
     "P(negative caption), % [CI]": lambda r: interval(
-        r["p_negative"], r["p_negative_low"], r["p_negative_high"], fixed
+        r["p_negative_pct"], r["p_negative_pct_low"], r["p_negative_pct_high"], fixed
     ),
     "best caption negative, % [CI]": lambda r: interval(
-        r["top1_negative"], r["top1_negative_low"], r["top1_negative_high"], fixed
+        r["top1_negative_pct"], r["top1_negative_pct_low"], r["top1_negative_pct_high"], fixed
     ),
 }
 
