@@ -16,7 +16,7 @@ from vlbias.audits.eat import AUDIT as EAT
 from vlbias.audits.zeroshot import AUDIT as ZEROSHOT
 from vlbias.cli import main
 from vlbias.errors import VlbiasError
-from vlbias.mitigation import Mitigated, fit_transform, load_transform, method_names, mitigate, split_people
+from vlbias.mitigation import Mitigated, Transform, fit_transform, load_transform, method_names, mitigate, split_people
 from vlbias.mitigation.methods.hard_debias import bias_subspace
 from vlbias.mitigation.methods.projection import calibrated, span_complement
 from vlbias.mitigation.registry import split_spec
@@ -355,3 +355,36 @@ def test_no_embedding_path_bypasses_the_transform(world):
     with pytest.raises(AttributeError, match="mitigated encoder has no _embed_texts"):
         menc._embed_texts(["he"])
     assert menc.spec == world["encoder"].spec and menc.modalities == world["encoder"].modalities
+
+
+def test_perception_comparison_pairs_each_scale_s_group_range(tmp_path):
+    """The perception comparison: per scale, the range over gender of the mean scale score, before (the audit's own
+    scores) and after a transform that removes the planted social axis from the images; identities resampled
+    jointly, the difference's interval below 0, and the values exactly those of the two runs' scores tables."""
+    from tests.perception_fixtures import DIM as PDIM
+    from tests.perception_fixtures import axis, planted_vectors, write_causalface
+    from vlbias.datasets import load_dataset
+    from vlbias.mitigation.base import Linear
+    from vlbias.stimuli.perception import Vocabulary, load_control, load_lexicon, load_templates
+
+    tree = write_causalface(tmp_path / "cf", seeds=(101, 202, 303, 404))
+    table = load_dataset(f"causalface:{tree}").table
+    vocab = Vocabulary([load_lexicon("scm"), load_lexicon("abc")], load_control(), load_templates(), "as-written")
+    social = lambda row: 0.05 * (row.gender == "female")  # noqa: E731 - women move every scale score
+    enc = load_model(f"vectors:{planted_vectors(tmp_path / 'v.npz', table, vocab.prompt_set(), social)}", cache=False)
+    project = np.eye(PDIM) - np.outer(axis(1), axis(1))  # the images lose the social axis
+    t = Transform("projection", "drop-social", {}, {"image": Linear(project)}, {}, "fit0")
+    opts = {"dataset": f"causalface:{tree}", "analyses": "factors", "pairs": 50, "n_bootstrap": 0}
+    c = compare(enc, t, "perception", opts, n_bootstrap=300, seed=2)
+    bias = c.table[(c.table["kind"] == "bias") & (c.table["value"] != "overall")]
+    assert set(c.table["statistic"]) == {"score range (Delta points)"} and len(bias) == 8
+    for side, run in (("before", c.before), ("after", c.after)):
+        scores = run.tables["scores"]
+        for row in bias.itertuples():
+            scale = row.value.split(":")[0]
+            means = scores.groupby("gender")[scale].mean()
+            assert getattr(row, side) == pytest.approx(means.max() - means.min(), abs=1e-9)
+    assert (bias["difference_high"] < 0).all() and (bias["n_units"] == 4).all()
+    assert c.table.loc[c.table["value"] == "overall", "difference"].iloc[0] < 0
+    with pytest.raises(VlbiasError, match="no column 'religion'"):
+        compare(enc, t, "perception", opts, group_by="religion", n_bootstrap=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from vlbias.cli._common import console, model_options, out_option
+from vlbias.zoo.mitigation import COMPARED
 
 
 @click.command()
@@ -35,10 +36,11 @@ def mitigations(name):
 @model_options
 @click.option("--mitigation", "mitigations", multiple=True, required=True, metavar="NAME[:KEY=VALUE,...]|FILE",
               help="A mitigation to compare (repeat for several; each fitted on the model).")  # fmt: skip
-@click.option("--audit", required=True, type=click.Choice(["eat", "zeroshot"]), help="The audit run before and after.")
+@click.option("--audit", required=True, type=click.Choice(COMPARED), help="The audit run before and after.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="An option of the audit, as in a sweep config (test_files=FILE, dataset=NAME:PATH, ...).")  # fmt: skip
-@click.option("--group-by", default=None, help="zeroshot: the column whose groups' top-1 shares are compared "
+@click.option("--group-by", default=None, help="zeroshot, perception: the column whose groups' top-1 shares (scale "
+              "scores) are compared "
               "[default: the mitigation's attribute, else gender].")  # fmt: skip
 @click.option("--n-bootstrap", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Paired bootstrap replicates of the comparison.")  # fmt: skip

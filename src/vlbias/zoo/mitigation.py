@@ -13,6 +13,9 @@ Values compared, per audit:
 - ``zeroshot``: per task with true labels, the accuracy in percent, people resampled (kind ``accuracy``: the cost);
   per task and class, the range over the groups of ``group_by`` (the mitigation's attribute by default) of the
   top-1 share in percent, people resampled jointly across groups (kind ``bias``).
+- ``perception``: per scale, the range over the groups of ``group_by`` (the mitigation's attribute by default) of
+  the mean scale score (Delta points, the audit's own scores of each image), identities resampled jointly across
+  groups (kind ``bias``); perception has no accuracy to pay.
 
 Each kind is summarised by one ``overall`` row (the mean over its values of |before| and |after|, from the same
 draws), so a method that lowers bias by collapsing accuracy shows both in two lines.
@@ -33,7 +36,7 @@ from vlbias.mitigation import Mitigated, Transform, fit_transform
 from vlbias.stats.paired import Paired, paired_eat, paired_group_contrasts, stack
 from vlbias.utils.io import stable_hash
 
-COMPARED = ("eat", "zeroshot")
+COMPARED = ("eat", "zeroshot", "perception")
 
 
 @dataclass(frozen=True)
@@ -104,17 +107,19 @@ def compare(
     before = spec.run(Mitigated(encoder, transform.holdout_only()), options or {})
     after = spec.run(Mitigated(encoder, transform), options or {})
     kw = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
+    attribute = group_by or transform.options.get("attribute") or "gender"
     if audit == "eat":
         parts = [("bias", "effect_size", 1.0, _eat_pairs(before, after, kw))]
+    elif audit == "perception":
+        parts = _perception_pairs(before, after, attribute, kw)
     else:
-        attribute = group_by or transform.options.get("attribute") or "gender"
         parts = _zeroshot_pairs(before, after, attribute, kw)
     frames = []
     for kind, what, scale, pairs in parts:
         if not pairs:
             continue
         joined = stack(pairs)
-        if audit == "zeroshot":  # every task's values come from the same people
+        if audit in ("zeroshot", "perception"):  # every value comes from the same people
             joined = replace(joined, n_units=max(p.n_units for p in pairs))
         frame = pd.concat([joined.frame(scale), joined.aggregate("overall").frame(scale)], ignore_index=True)
         frames.append(frame.assign(kind=kind, statistic=what))
@@ -164,3 +169,20 @@ def _zeroshot_pairs(before: AuditResult, after: AuditResult, attribute: str, kw:
             names = [f"{task}: {c} top-1 share, range over {attribute}" for c in classes]
             bias.append(paired_group_contrasts(vb, va, g["identity_b"], g[group_col], names=names, **kw))
     return [("bias", "share range (pct points)", 100.0, bias), ("accuracy", "accuracy (pct)", 100.0, accuracy)]
+
+
+def _perception_pairs(before: AuditResult, after: AuditResult, attribute: str, kw: dict) -> list:
+    b, a = before.tables["scores"], after.tables["scores"]
+    scales = [c for c in b.columns[b.columns.get_loc("cos_neutral") + 1 :] if pd.api.types.is_float_dtype(b[c])]
+    joined = b.merge(a[["key", *scales]], on="key", suffixes=("_b", "_a"))
+    if len(joined) != len(b) or len(joined) != len(a):
+        raise VlbiasError("the before and after runs scored different images; they cannot be paired")
+    if attribute not in joined.columns:
+        raise VlbiasError(
+            f"the perception scores have no column {attribute!r} to compare groups of; give --group-by race or gender"
+        )
+    joined = joined[joined[attribute].notna()]
+    vb, va = (joined[[f"{s}_{side}" for s in scales]].to_numpy(float) for side in "ba")
+    names = [f"{s}: score range over {attribute}" for s in scales]
+    p = paired_group_contrasts(vb, va, joined["identity"], joined[attribute], names=names, **kw)
+    return [("bias", "score range (Delta points)", 1.0, [p])]
