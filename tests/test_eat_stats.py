@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from vlbias.stats.eat import EATInputError, association, eat, eat_many, effect_size, sc_eat, sc_eat_each
+from vlbias.stats.eat import EATInputError, association, beyond_null, eat, eat_many, effect_size, sc_eat, sc_eat_each
 from vlbias.stats.permutation import sample_subset_sums, subset_sum_test, subset_sum_tests
 
 C60, S60 = np.cos(np.pi / 3), np.sin(np.pi / 3)
@@ -529,3 +529,32 @@ def test_the_legacy_shuffle_sampler_draws_the_studys_partitions():
         legacy_shuffle_test(v, 8, permutations=300, alternative="two-sided", seed=7)
     with pytest.raises(ValueError, match="seed from 0 to 2\\*\\*32 - 1"):
         legacy_shuffle_test(v, 8, permutations=300, seed=2**32)
+
+
+# ---------------------------------------------------------------------------------------------- random-init null
+def test_beyond_null_compares_the_magnitude_of_the_copies_hand_cases():
+    # the copies reach |d| = 1.1 with the other sign: an untrained network does that much, so +0.96 is not beyond
+    assert beyond_null(0.96, [-1.10, -0.96, -1.0]) is False
+    assert beyond_null(1.2, [-1.10, 0.3]) is True
+    assert beyond_null(-1.2, [-1.10, 0.3], "less") is True and beyond_null(-1.0, [-1.10, 0.3], "less") is False
+    assert beyond_null(-1.2, [0.5, 1.1], "two-sided") is True and beyond_null(1.05, [-1.1], "two-sided") is False
+    assert beyond_null(1.1, [-1.1]) is False  # a tie is not beyond
+    with pytest.raises(EATInputError, match="at least one finite"):
+        beyond_null(0.5, [])
+    with pytest.raises(EATInputError, match="at least one finite"):
+        beyond_null(0.5, [float("nan")])
+    with pytest.raises(EATInputError, match="unknown alternative"):
+        beyond_null(0.5, [0.1], "bigger")
+
+
+def test_beyond_null_happens_at_most_one_time_in_n_plus_one_for_an_untrained_model():
+    """The guarantee, by simulation: a model exchangeable with its N copies (all d i.i.d., symmetric: the random sign
+    of untrained networks) is beyond two-sided 1/(N+1) of the time, one-sided half that."""
+    rng = np.random.default_rng(3)
+    n, reps = 3, 20_000
+    d = rng.standard_normal((reps, n + 1))
+    two = np.mean([beyond_null(r[0], r[1:], "two-sided") for r in d])
+    greater = np.mean([beyond_null(r[0], r[1:], "greater") for r in d])
+    se = np.sqrt(0.25 * 0.75 / reps)
+    assert abs(two - 1 / (n + 1)) < 4 * se, two
+    assert abs(greater - 0.5 / (n + 1)) < 4 * se, greater

@@ -372,3 +372,20 @@ def sc_eat_each(W, A, B, **kw) -> list[EATResult]:
     same re-partitions of A ∪ B are drawn for each."""
     Wn = _as_set(W, "W", min_size=1)
     return [sc_eat(w[None, :], A, B, **kw) for w in Wn]
+
+
+def beyond_null(d: float, null: Iterable[float], alternative: str = "greater") -> bool:
+    """Whether effect size ``d`` exceeds what untrained networks of the same shape produce: the d of the same test
+    in random-init copies of the architecture (``null``). The sign of a random network's association is arbitrary
+    (copies differing only in their seed give d of either sign, up to |d| = 1.1 on the standard battery's cross-modal
+    rows), so the copies bound the *magnitude* an untrained network reaches, m = max |null|: d is beyond when
+    d > m (greater), d < -m (less), |d| > m (two-sided).
+
+    Guarantee: if the model were one more untrained copy (its d exchangeable with the N copies'), it would be
+    beyond with probability at most 1 / (N + 1) (exactly that, two-sided, without ties)."""
+    _check_common(alternative, 0, DEFAULT_CONFIDENCE)
+    values = np.asarray(list(null), dtype=np.float64)
+    if not len(values) or not np.isfinite(values).all() or not np.isfinite(d):
+        raise EATInputError("beyond_null needs a finite d and at least one finite null effect size")
+    m = float(np.abs(values).max())
+    return bool({"greater": d > m, "less": d < -m}.get(alternative, abs(d) > m))

@@ -16,7 +16,9 @@ from vlbias.errors import MissingKeysError, StimulusError, VlbiasError
 from vlbias.stats.eat import (
     EATInputError,
     EATResult,
+    beyond_null,
     eat_many,
+    effect_size,
     sc_eat,
 )
 from vlbias.stimuli import ieat, mmbias
@@ -498,10 +500,9 @@ def _null(encoder, opts: EATOptions, rows, sets, results, has_images) -> tuple[l
     """The random-init null of every row that ran: its effect size in ``null_seeds`` random-init copies of the
     model's architecture (the same stimuli, encoded by each copy and cached like any model), whose smallest and
     largest d go into ``null_d_low`` and ``null_d_high`` of ``results`` (in place); ``beyond_null`` says whether the
-    model's d lies beyond them in the direction of the alternative (greater: above the largest; less: below the
-    smallest; two-sided: either). Returns the copies (spec, identity) and notes for the skipped table."""
+    model's d exceeds the largest magnitude among them in the direction of the alternative
+    (:func:`vlbias.stats.eat.beyond_null`). Returns the copies (spec, identity) and notes for the skipped table."""
     from vlbias.models import load_model
-    from vlbias.stats.eat import effect_size
 
     specs = encoder.random_copies(opts.null_seeds)
     if not specs:
@@ -529,9 +530,10 @@ def _null(encoder, opts: EATOptions, rows, sets, results, has_images) -> tuple[l
         rec = results[i]
         if len(values) < len(specs) or not np.isfinite(rec["effect_size"]):
             continue
-        low, high, d = min(values), max(values), rec["effect_size"]
-        beyond = {"greater": d > high, "less": d < low}.get(opts.alternative, d > high or d < low)
-        rec.update(null_d_low=low, null_d_high=high, beyond_null=bool(beyond))
+        d = rec["effect_size"]
+        rec.update(
+            null_d_low=min(values), null_d_high=max(values), beyond_null=beyond_null(d, values, opts.alternative)
+        )
     return models, []
 
 

@@ -45,7 +45,8 @@ def _beyond(r) -> str:
 
 NULL_NOTE = (
     "random-init null: the smallest and largest d of random-init copies of the model's architecture (the "
-    "null_seeds option) on the same stimuli; beyond: d lies beyond them in the direction of the test"
+    "null_seeds option) on the same stimuli; beyond: d exceeds the largest of their magnitudes in the direction of "
+    "the test (a random network's sign is arbitrary)"
 )
 
 
@@ -227,10 +228,11 @@ def methods(ctx: Context, runs: list[Run]) -> list[B.Block]:
             B.p(
                 f"Random-init null ({seeds} seeds): each row's effect size in random-init copies of the model's "
                 "architecture (openclip:ARCH/random-1, random-2, …; the model's own seed left out), the same stimuli "
-                "encoded by each; the row shows the smallest and largest of them, and whether the model's d lies "
-                "beyond them in the direction of the alternative (greater: above the largest). With N copies, a "
-                "trained model's d beyond all of them would happen by chance 1 time in N + 1 if it were one more "
-                "untrained network."
+                "encoded by each; the row shows the smallest and largest of them, and whether the model's d exceeds "
+                "the largest of their magnitudes in the direction of the alternative (greater: d above max |d|). "
+                "The magnitude, because a random network's sign is arbitrary: copies that differ only in their seed "
+                "give d of either sign. With N copies, a model that were one more untrained network would be beyond "
+                "at most 1 time in N + 1 by chance."
             )
         )
     res = ctx.concat(runs, "results")
