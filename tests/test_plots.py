@@ -547,3 +547,32 @@ def test_a_forest_plot_of_many_models_sorts_each_row_and_names_its_extremes(tmp_
     assert (
         len(forest.crowd_layout(one, row="test", series="model_label", est="d", low="lo", high="hi", y_of=y_of)[4]) == 2
     )
+
+
+def test_a_forest_panel_without_estimates_is_named_not_drawn_empty(tmp_path):
+    df = pd.DataFrame(
+        {
+            "test": ["weat1", "weat7", "weat1", "weat7"],
+            "order": ["all-text", "all-text", "all-image", "all-image"],
+            "d": [0.4, -0.2, np.nan, np.nan],  # every all-image row skipped
+            "lo": [0.1, -0.5, np.nan, np.nan],
+            "hi": [0.7, 0.1, np.nan, np.nan],
+        }
+    )
+    shown = []
+    real_save = forest.save
+
+    def capture(fig, path, dpi=110):
+        shown.append(([ax.get_title() for ax in fig.axes if ax.get_visible()], fig._suptitle.get_text()))
+        real_save(fig, path, dpi)
+
+    forest.save = capture
+    try:
+        kw = {"row": "test", "est": "d", "low": "lo", "high": "hi", "panel": "order", "xlabel": "d", "title": "t"}
+        forest.forest(df, tmp_path / "f.png", **kw)
+        with pytest.raises(NotDrawn, match="no estimates"):
+            forest.forest(df[df["order"] == "all-image"], tmp_path / "g.png", **kw)
+    finally:
+        forest.save = real_save
+    [(titles, suptitle)] = shown
+    assert titles == ["all-text"] and "no estimate in all-image" in suptitle.replace("\n", " ")

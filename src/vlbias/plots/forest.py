@@ -78,6 +78,14 @@ def forest(
     if df is None or not len(df) or any(c not in df.columns for c in (row, est, low, high)):
         raise NotDrawn("no estimates to draw")
     panels = _unique(df[panel]) if panel else [None]
+    if panel:  # a panel without any estimate (an order whose rows were all skipped) is named, not drawn empty
+        valued = set(df.loc[pd.to_numeric(df[est], errors="coerce").notna(), panel])
+        empty = [p for p in panels if p not in valued]
+        panels = [p for p in panels if p in valued]
+        if not panels:
+            raise NotDrawn("no estimates to draw")
+        if empty:
+            note = (f"{note}; " if note else "") + f"no estimate in {', '.join(str(p) for p in empty)}"
     row_keys = rows if rows is not None else _unique(df[row])
     if not row_keys:
         raise NotDrawn("no rows to draw")
