@@ -92,7 +92,7 @@ def forest(
     series_keys = _unique(df[series]) if series else [None]
     n_s = len(series_keys)
     crowd = n_s > MAX_LEGEND  # too many to tell apart: one neutral colour, and the title says so
-    per_row = max(0.32, 0.1 * min(n_s, MAX_LEGEND) + 0.12)
+    per_row = 1.4 if crowd else max(0.32, 0.1 * n_s + 0.12)  # a crowd: one sorted band per row, no dodging
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
     label_width = min(3.2, 0.07 * max((len(str(r)) for r in row_keys), default=10) + 0.4)
