@@ -388,3 +388,12 @@ def test_perception_comparison_pairs_each_scale_s_group_range(tmp_path):
     assert c.table.loc[c.table["value"] == "overall", "difference"].iloc[0] < 0
     with pytest.raises(VlbiasError, match="no column 'religion'"):
         compare(enc, t, "perception", opts, group_by="religion", n_bootstrap=10)
+    # the groups the audit compares, not every scored image: its races and group_subsets apply
+    kept = {**opts, "races": "black,white", "group_subsets": "age"}
+    c = compare(enc, t, "perception", kept, group_by="race", n_bootstrap=50)
+    scores = c.before.tables["scores"]
+    scores = scores[scores["race"].isin(["black", "white"]) & (scores["attribute"] == "age")]
+    assert 0 < len(scores) < len(c.before.tables["scores"])
+    row = c.table[c.table["value"] == "warm: score range over race"].iloc[0]
+    means = scores.groupby("race")["warm"].mean()
+    assert row.before == pytest.approx(means.max() - means.min(), abs=1e-9)

@@ -191,7 +191,7 @@ def render_table(result) -> None:
         seeds = result.record.options.get("null_seeds")
         con.print(
             f"random-init null: the smallest and largest d of {seeds} random-init copies of the architecture on the "
-            f"same stimuli; {n_beyond} of {int(ok['null_d_low'].notna().sum())} rows beyond it"
+            f"same stimuli; {n_beyond} of {int(ok['null_d_low'].notna().sum())} rows beyond the largest |d| of them"
         )
     for item, reason in zip(result.skipped["item"], result.skipped["reason"]):
         if item == "null_seeds":

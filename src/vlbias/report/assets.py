@@ -23,6 +23,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -124,7 +125,7 @@ class Assets:
 
     def __init__(self, root: Path, final: Path | None = None, self_contained: bool = False):
         self.root = Path(root).resolve()
-        self.final = Path(final).resolve() if final is not None else self.root
+        self.final = os.path.abspath(final if final is not None else root)
         self.self_contained = self_contained
         self.linked: list[str] = []  # the results' own files the report links (absolute paths)
         (self.root / "figures").mkdir(parents=True, exist_ok=True)
@@ -162,19 +163,18 @@ class Assets:
         return rel
 
     def _link(self, source: Path) -> str | None:
-        """``source``'s path relative to the report (a ``file:`` URI where no relative path leads there), if it is
-        larger than :data:`LINK_BYTES`; None for a smaller or unreadable file."""
+        """``source``'s path relative to the report, each part percent-encoded (a folder named ``run#1`` links too),
+        if it is larger than :data:`LINK_BYTES`; None (copy it) for a smaller or unreadable file, or one that no
+        relative path reaches (another drive). Paths are made absolute without resolving links: a browser resolves
+        ``..`` against the path the report was opened by."""
         try:
             if source.stat().st_size <= LINK_BYTES:
                 return None
-        except OSError:
+            rel = os.path.relpath(os.path.abspath(source), self.final)
+        except (OSError, ValueError):
             return None
-        source = source.resolve()
-        self.linked.append(str(source))
-        try:
-            return Path(os.path.relpath(source, self.final)).as_posix()
-        except ValueError:  # another drive
-            return source.as_uri()
+        self.linked.append(os.path.abspath(source))
+        return quote(Path(rel).as_posix(), safe="/")
 
     def text(self, stem: str, suffix: str, content: str) -> str:
         rel = self._unique("data", stem, suffix)

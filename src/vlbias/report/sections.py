@@ -131,7 +131,7 @@ def skipped_summary(ctx: Context, runs: list[Run]) -> list[B.Block]:
             table(
                 agg,
                 {"reason": "reason", "items": "n", "models": "models", "examples": "examples"},
-                caption="Skipped items and notes, by reason (every item in the CSV)",
+                caption="Skipped items and notes, by reason (every item in the data file)",
                 csv=csv,
                 limit=30,
             )

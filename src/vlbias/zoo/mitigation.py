@@ -14,7 +14,8 @@ Values compared, per audit:
   per task and class, the range over the groups of ``group_by`` (the mitigation's attribute by default) of the
   top-1 share in percent, people resampled jointly across groups (kind ``bias``).
 - ``perception``: per scale, the range over the groups of ``group_by`` (the mitigation's attribute by default) of
-  the mean scale score (Delta points, the audit's own scores of each image), identities resampled jointly across
+  the mean scale score (Delta points, the audit's own scores of each image) among the people whose groups the audit
+  compares (its ``races``, ``merge_races``, ``min_age`` and ``group_subsets``), identities resampled jointly across
   groups (kind ``bias``); perception has no accuracy to pay.
 
 Each kind is summarised by one ``overall`` row (the mean over its values of |before| and |after|, from the same
@@ -30,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from vlbias.audits.base import AuditResult, RunRecord
+from vlbias.audits.perception.options import PerceptionOptions
+from vlbias.audits.perception.run import group_people
 from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.mitigation import Mitigated, Transform, fit_transform
@@ -173,6 +176,8 @@ def _zeroshot_pairs(before: AuditResult, after: AuditResult, attribute: str, kw:
 
 def _perception_pairs(before: AuditResult, after: AuditResult, attribute: str, kw: dict) -> list:
     b, a = before.tables["scores"], after.tables["scores"]
+    if "layer" in b.columns:
+        raise VlbiasError("mitigation comparisons pair a model's embedding, not its layers; leave layer out")
     scales = [c for c in b.columns[b.columns.get_loc("cos_neutral") + 1 :] if pd.api.types.is_float_dtype(b[c])]
     joined = b.merge(a[["key", *scales]], on="key", suffixes=("_b", "_a"))
     if len(joined) != len(b) or len(joined) != len(a):
@@ -181,6 +186,8 @@ def _perception_pairs(before: AuditResult, after: AuditResult, attribute: str, k
         raise VlbiasError(
             f"the perception scores have no column {attribute!r} to compare groups of; give --group-by race or gender"
         )
+    # the people whose groups the audit compares (races, merge_races, min_age, group_subsets), not every scored image
+    joined = group_people(joined, PerceptionOptions.parse(before.record.options, warn=False))
     joined = joined[joined[attribute].notna()]
     vb, va = (joined[[f"{s}_{side}" for s in scales]].to_numpy(float) for side in "ba")
     names = [f"{s}: score range over {attribute}" for s in scales]

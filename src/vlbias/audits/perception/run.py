@@ -204,6 +204,19 @@ def _races(table: pd.DataFrame, opts: PerceptionOptions, notes: list[dict]) -> t
     return table[keep].reset_index(drop=True), keep
 
 
+def group_people(scores: pd.DataFrame, opts: PerceptionOptions) -> pd.DataFrame:
+    """The rows of a ``scores`` table whose groups the audit compares (markedness, skew, group means): known race
+    and gender, the ``races`` kept, at least ``min_age``, and on CausalFace the ``group_subsets`` folders; race after
+    ``merge_races``. The scores table itself keeps every scored image as labelled."""
+    table = scores[scores["race"].notna() & scores["gender"].notna()].reset_index(drop=True)
+    table, _ = _races(table, opts, [])  # the rows kept, race merged
+    _, controlled = _design(table)
+    table = table[_adults(table, opts.min_age, controlled, [])]
+    if controlled and opts.group_subsets != "all":
+        table = table[table["attribute"].astype(str).isin(opts.group_subsets)]
+    return table.reset_index(drop=True)
+
+
 def _adults(table: pd.DataFrame, min_age: float | None, controlled: bool, notes: list[dict]) -> np.ndarray:
     """Which rows are at least ``min_age`` old: by the age in years, else by the lower edge of the age bin (so 20
     keeps FairFace's 20-29 and older, as the study's filter); unknown ages fail. Controlled data (CausalFace) has

@@ -24,8 +24,9 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             "Each mitigation was fitted on a fit set and the audit run twice on the same evaluation set, disjoint from "
             "it (by person for image-fitted methods): before (no vector changed) and after. Differences are after "
             "minus before, with percentile intervals from one bootstrap draw of the same units for both runs (targets "
-            "of an association test; people of a face dataset). Bias rows: |d| of association tests, or the range "
-            "over groups of a class's top-1 share (percentage points); accuracy rows: zero-shot accuracy on labelled "
+            "of an association test; people of a face dataset). Bias rows: |d| of association tests, the range "
+            "over groups of a class's top-1 share (percentage points), or of a perception scale's mean score (Delta "
+            "points); accuracy rows: zero-shot accuracy on labelled "
             "tasks (percent), the cost. 'overall' is the mean of the absolute values of its kind."
         )
     ]

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from vlbias.report import blocks as B
-from vlbias.report.fmt import fixed, interval, num, table
+from vlbias.report.fmt import data_label, fixed, interval, num, table
 from vlbias.report.sections import (
     Context,
     configurations,
@@ -114,7 +114,7 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
                         pooled,
                         ASSOCIATION_COLUMNS,
                         caption="Association of each group with the negative captions, pooled over scenes (per scene "
-                        "in the CSV)",
+                        "in the data file)",
                         csv=acsv,
                         limit=80,
                     )
@@ -125,9 +125,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             blocks = [B.table(table(mine, {k: v for k, v in SUMMARY_COLUMNS.items() if k != "model"}))]
             ranks = run.tables.get("rankings")
             if ranks is not None and len(ranks):
-                blocks.append(
-                    B.p(f"Every ranking: {ctx.assets.data(f'retrieval-rankings-{ctx.labels[run.model]}', ranks)}")
-                )
+                path = ctx.run_data(run, "rankings", f"retrieval-rankings-{ctx.labels[run.model]}")
+                blocks.append(B.bullets([B.Link(data_label("every ranking", path), path)]))
             ctx.add(
                 run.model,
                 B.h2(f"Retrieval: {title}", id=f"rt-{run.task_id or 'run'}"),
