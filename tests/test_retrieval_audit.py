@@ -280,7 +280,9 @@ def test_pata_association_with_the_negative_captions(pata):
         assert got.loc[race, "p_negative_pct"] == pytest.approx(100 * p_neg[race].mean(), abs=1e-4)
         assert got.loc[race, "top1_negative_pct"] == pytest.approx(100 * top_neg[race].mean())
     assert got["p_negative_pct"].idxmax() == "black" and got.loc["black", "top1_negative_pct"] == 100.0
-    gap = res.tables["association_gap"].query("scene == 'office' and attribute == 'race' and measure == 'p_negative_pct'")
+    gap = res.tables["association_gap"].query(
+        "scene == 'office' and attribute == 'race' and measure == 'p_negative_pct'"
+    )
     assert gap["max_group"].iloc[0] == "black" and gap["difference_low"].iloc[0] > 0
     # gun_range's gender captions have no negative one: no association, and a note saying so
     assert assoc.query("scene == 'gun_range' and attribute == 'gender'").empty
@@ -324,3 +326,36 @@ def test_pata_needs_its_captions(pata, tmp_path):
         protocol_for("facet")
     res = _pata(pata, n_bootstrap=0, k=3, scale=10.0)
     assert res.record.resolved["scale"] == 10.0
+
+
+def test_pata_mitigation_comparison_pairs_the_association_with_negative_captions(pata):
+    """mitigation-compare on the retrieval audit: per scene and attribute, the range over groups of the mean
+    P(negative caption) and of the share of images whose best caption is negative, before and after a transform
+    that removes the planted "servant" direction from the images: exactly the runs' own per-image values, and the
+    office's race range falls."""
+    from vlbias.mitigation import Transform
+    from vlbias.mitigation.base import Linear
+    from vlbias.zoo.mitigation import compare
+
+    servant = pata["vec"]["photo of a servant"]
+    t = Transform("projection", "drop-servant", {}, {"image": Linear(np.eye(16) - np.outer(servant, servant))}, {}, "f")
+    opts = {"dataset": f"pata:{pata['root']}", "n_bootstrap": 0, "k": 6}
+    model = load_model(pata["spec"])
+    c = compare(model, t, "retrieval", opts, n_bootstrap=200, seed=1)
+    rows = c.table[c.table["value"] != "overall"].set_index("value")
+    assert set(c.table["statistic"]) == {"range over groups (pct points)"}
+    assert "gun_range, gender: P(negative caption)" not in rows.index  # no negative gender caption there
+    for side, run in (("before", c.before), ("after", c.after)):
+        img = run.tables["images"]
+        img = img[(img["scene"] == "office") & (img["attribute"] == "race")]
+        means = img.groupby("group")["p_negative_pct"].mean()
+        got = rows.loc["office, race: P(negative caption)", side]
+        assert got == pytest.approx(means.max() - means.min(), abs=1e-9)
+        share = (img["best_polarity"] == "negative").groupby(img["group"]).mean() * 100
+        assert rows.loc["office, race: best caption negative", side] == pytest.approx(share.max() - share.min())
+    race = rows.loc["office, race: P(negative caption)"]
+    assert race.before > 80 and race.after < 10 and race.difference_high < 0, race
+    with pytest.raises(VlbiasError, match="no attribute 'religion'"):
+        compare(model, t, "retrieval", opts, group_by="religion", n_bootstrap=10)
+    only = compare(model, t, "retrieval", opts, group_by="race", n_bootstrap=10).table
+    assert only["value"].str.contains(", race: |overall").all()

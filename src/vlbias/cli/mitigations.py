@@ -40,7 +40,7 @@ def mitigations(name):
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="An option of the audit, as in a sweep config (test_files=FILE, dataset=NAME:PATH, ...).")  # fmt: skip
 @click.option("--group-by", default=None, help="zeroshot, perception: the column whose groups' top-1 shares (scale "
-              "scores) are compared "
+              "scores) are compared; retrieval: the one attribute compared "
               "[default: the mitigation's attribute, else gender].")  # fmt: skip
 @click.option("--n-bootstrap", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Paired bootstrap replicates of the comparison.")  # fmt: skip

@@ -17,6 +17,9 @@ Values compared, per audit:
   the mean scale score (Delta points, the audit's own scores of each image) among the people whose groups the audit
   compares (its ``races``, ``merge_races``, ``min_age`` and ``group_subsets``), identities resampled jointly across
   groups (kind ``bias``); perception has no accuracy to pay.
+- ``retrieval`` (protocols whose captions have both polarities, as PATA's): per scene and attribute of the protocol
+  (or only ``group_by``), the range over its groups of the mean probability of a negative caption and of the share
+  of images whose best caption is negative (percent), the protocol's clusters resampled (kind ``bias``).
 
 Each kind is summarised by one ``overall`` row (the mean over its values of |before| and |after|, from the same
 draws), so a method that lowers bias by collapsing accuracy shows both in two lines.
@@ -37,9 +40,10 @@ from vlbias.audits.registry import get_audit
 from vlbias.errors import VlbiasError
 from vlbias.mitigation import Mitigated, Transform, fit_transform
 from vlbias.stats.paired import Paired, paired_eat, paired_group_contrasts, stack
+from vlbias.stimuli.retrieval import load_protocol
 from vlbias.utils.io import stable_hash
 
-COMPARED = ("eat", "zeroshot", "perception")
+COMPARED = ("eat", "zeroshot", "perception", "retrieval")
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def compare(
         parts = [("bias", "effect_size", 1.0, _eat_pairs(before, after, kw))]
     elif audit == "perception":
         parts = _perception_pairs(before, after, attribute, kw)
+    elif audit == "retrieval":
+        parts = _retrieval_pairs(before, after, group_by, kw)
     else:
         parts = _zeroshot_pairs(before, after, attribute, kw)
     frames = []
@@ -122,7 +128,7 @@ def compare(
         if not pairs:
             continue
         joined = stack(pairs)
-        if audit in ("zeroshot", "perception"):  # every value comes from the same people
+        if audit != "eat":  # every value comes from the same people
             joined = replace(joined, n_units=max(p.n_units for p in pairs))
         frame = pd.concat([joined.frame(scale), joined.aggregate("overall").frame(scale)], ignore_index=True)
         frames.append(frame.assign(kind=kind, statistic=what))
@@ -193,3 +199,34 @@ def _perception_pairs(before: AuditResult, after: AuditResult, attribute: str, k
     names = [f"{s}: score range over {attribute}" for s in scales]
     p = paired_group_contrasts(vb, va, joined["identity"], joined[attribute], names=names, **kw)
     return [("bias", "score range (Delta points)", 1.0, [p])]
+
+
+def _retrieval_pairs(before: AuditResult, after: AuditResult, group_by: str | None, kw: dict) -> list:
+    b, a = before.tables.get("images"), after.tables.get("images")
+    if b is None or "p_negative_pct" not in b.columns or b["p_negative_pct"].isna().all():
+        raise VlbiasError(
+            "the retrieval comparison pairs the association with negative captions (protocols whose captions have "
+            "both polarities, as pata); this run has none"
+        )
+    proto = load_protocol(before.record.resolved["protocol"])
+    scene = proto.pools[0]
+    cols = ["key", "attribute", "p_negative_pct", "best_polarity"]
+    joined = b.merge(a[cols], on=["key", "attribute"], suffixes=("_b", "_a"))
+    if len(joined) != len(b) or len(joined) != len(a):
+        raise VlbiasError("the before and after runs evaluated different images; they cannot be paired")
+    joined = joined[joined["p_negative_pct_b"].notna()]
+    attributes = sorted(set(joined["attribute"]))
+    if group_by is not None:
+        if group_by not in attributes:
+            raise VlbiasError(f"the retrieval run has no attribute {group_by!r} to compare; use one of {attributes}")
+        joined = joined[joined["attribute"] == group_by]
+    bias = []
+    for (where, attribute), g in joined.groupby([scene, "attribute"], sort=True):
+        if g["group"].nunique() < 2:
+            continue
+        values = [
+            np.column_stack([g[f"p_negative_pct_{s}"], 100.0 * (g[f"best_polarity_{s}"] == "negative")]) for s in "ba"
+        ]
+        names = [f"{where}, {attribute}: P(negative caption)", f"{where}, {attribute}: best caption negative"]
+        bias.append(paired_group_contrasts(*values, g[proto.clusters], g["group"], names=names, **kw))
+    return [("bias", "range over groups (pct points)", 1.0, bias)]

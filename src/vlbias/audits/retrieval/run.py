@@ -298,6 +298,7 @@ def _captions(encoder, table: pd.DataFrame, vecs: np.ndarray, captions: pd.DataF
         clusters = pool[proto.clusters].to_numpy()
         # association with the negative captions (needs both polarities)
         negative = polarity == "negative"
+        p_neg = np.full(len(pool), np.nan)  # per image: P(a negative caption), where the pool has both polarities
         if negative.any() and (~negative).any():
             probs = softmax(scale * cos, axis=1)
             p_neg = probs[:, negative].sum(axis=1)
@@ -309,7 +310,7 @@ def _captions(encoder, table: pd.DataFrame, vecs: np.ndarray, captions: pd.DataF
                          f"so no association with the negative captions")  # fmt: skip
         images.append(pool[["key", pool_col, proto.clusters]].assign(
             attribute=attribute, group=labels, best_caption=[texts[b] for b in best],
-            best_polarity=polarity[best], best_cos=cos[np.arange(len(best)), best]))  # fmt: skip
+            best_polarity=polarity[best], best_cos=cos[np.arange(len(best)), best], p_negative_pct=100 * p_neg))  # fmt: skip
         # mean Skew: the images each caption is the best match for, against the scene's shares
         est = assigned_skew(best, labels, groups, len(texts))[0]
         _, cid = np.unique(clusters.astype(str), return_inverse=True)

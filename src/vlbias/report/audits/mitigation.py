@@ -25,8 +25,8 @@ def section(ctx: Context, runs: list[Run]) -> list[B.Block]:
             "it (by person for image-fitted methods): before (no vector changed) and after. Differences are after "
             "minus before, with percentile intervals from one bootstrap draw of the same units for both runs (targets "
             "of an association test; people of a face dataset). Bias rows: |d| of association tests, the range "
-            "over groups of a class's top-1 share (percentage points), or of a perception scale's mean score (Delta "
-            "points); accuracy rows: zero-shot accuracy on labelled "
+            "over groups of a class's top-1 share (percentage points), of a perception scale's mean score (Delta "
+            "points), or of retrieval's association with negative captions (percentage points); accuracy rows: zero-shot accuracy on labelled "
             "tasks (percent), the cost. 'overall' is the mean of the absolute values of its kind."
         )
     ]
