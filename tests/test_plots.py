@@ -490,7 +490,7 @@ def test_perception_command_notes_what_it_cannot_draw(tmp_path):
     assert (out / "plots" / "level_curves_age.png").is_file() and (out / "results.parquet").is_file()
 
 
-def test_a_forest_plot_of_many_models_sorts_each_row_and_names_its_extremes(tmp_path):
+def test_a_forest_plot_of_many_models_sorts_each_row_and_names_its_extremes(tmp_path, monkeypatch):
     """Past MAX_LEGEND series (a zoo of 200 models) no legend can say which marker is which: each row is sorted by
     estimate (highest on top) and its highest and lowest models are named beside their markers."""
     n = forest.MAX_LEGEND + 6
@@ -525,21 +525,18 @@ def test_a_forest_plot_of_many_models_sorts_each_row_and_names_its_extremes(tmp_
         texts.append(fig._suptitle.get_text())
         real_save(fig, path, dpi)
 
-    forest.save = capture
-    try:
-        forest.forest(
-            df,
-            tmp_path / "f.png",
-            row="test",
-            est="d",
-            low="lo",
-            high="hi",
-            series="model_label",
-            xlabel="d",
-            title="effect sizes",
-        )
-    finally:
-        forest.save = real_save
+    monkeypatch.setattr(forest, "save", capture)
+    forest.forest(
+        df,
+        tmp_path / "f.png",
+        row="test",
+        est="d",
+        low="lo",
+        high="hi",
+        series="model_label",
+        xlabel="d",
+        title="effect sizes",
+    )
     assert sorted(texts[:-1]) == sorted(name for name, *_ in named)
     assert f"one marker per model ({n}), sorted by estimate" in texts[-1].replace("\n", " ")
     # one model only: its single marker is both the highest and the lowest, named once
@@ -549,7 +546,7 @@ def test_a_forest_plot_of_many_models_sorts_each_row_and_names_its_extremes(tmp_
     )
 
 
-def test_a_forest_panel_without_estimates_is_named_not_drawn_empty(tmp_path):
+def test_a_forest_panel_without_estimates_is_named_not_drawn_empty(tmp_path, monkeypatch):
     df = pd.DataFrame(
         {
             "test": ["weat1", "weat7", "weat1", "weat7"],
@@ -566,13 +563,10 @@ def test_a_forest_panel_without_estimates_is_named_not_drawn_empty(tmp_path):
         shown.append(([ax.get_title() for ax in fig.axes if ax.get_visible()], fig._suptitle.get_text()))
         real_save(fig, path, dpi)
 
-    forest.save = capture
-    try:
-        kw = {"row": "test", "est": "d", "low": "lo", "high": "hi", "panel": "order", "xlabel": "d", "title": "t"}
-        forest.forest(df, tmp_path / "f.png", **kw)
-        with pytest.raises(NotDrawn, match="no estimates"):
-            forest.forest(df[df["order"] == "all-image"], tmp_path / "g.png", **kw)
-    finally:
-        forest.save = real_save
+    monkeypatch.setattr(forest, "save", capture)
+    kw = {"row": "test", "est": "d", "low": "lo", "high": "hi", "panel": "order", "xlabel": "d", "title": "t"}
+    forest.forest(df, tmp_path / "f.png", **kw)
+    with pytest.raises(NotDrawn, match="no estimates"):
+        forest.forest(df[df["order"] == "all-image"], tmp_path / "g.png", **kw)
     [(titles, suptitle)] = shown
     assert titles == ["all-text"] and "no estimate in all-image" in suptitle.replace("\n", " ")
