@@ -827,3 +827,16 @@ def test_eat_rows_show_the_random_init_null_and_mark_p_beside_an_interval_coveri
     assert "the bootstrap interval also resamples A and B" in t.caption and "random-init null" in t.caption
     plain = _rows(rows.drop(columns=["null_d_low", "null_d_high", "beyond_null"])).table
     assert "random-init null d" not in plain.columns and "beyond null" not in plain.columns
+
+
+def test_results_lacking_a_column_the_report_reads_are_one_line(tmp_path, capsys):
+    """Results written before a column was renamed (here: an EAT run without effect_size) are one line that says what
+    to do, and no report folder."""
+    run = _small_eat_run(tmp_path)
+    results = pd.read_parquet(run / "results.parquet")
+    results.rename(columns={"effect_size": "d"}).to_parquet(run / "results.parquet", index=False)
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 2
+    err = _err(capsys)
+    assert "lack the column 'effect_size'" in err and "run the eat audit again" in err, err
+    assert not (tmp_path / "report").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -371,14 +372,26 @@ def _templates():
     return env
 
 
+def _section(shown: Presentation, ctx: Context, runs: list) -> list[B.Block]:
+    """An audit's section; results that lack a column it reads (written before a column was renamed) are one line
+    that says what to do, not a traceback."""
+    try:
+        return shown.section(ctx, runs)
+    except KeyError as e:
+        key = str(e.args[0]) if e.args else ""
+        named = re.findall(r"'([^']*)'", key) if " " in key else []  # pandas: "['x'] not in index", "Label(s) ['x'] …"
+        raise VlbiasError(
+            f"the {shown.audit} results lack the column {(named[0] if named else key)!r} that the report reads (were "
+            f"they written by an earlier vlbias?); run the {shown.audit} audit again with vlbias {__version__}"
+        ) from None
+
+
 def _common_folder(paths: list[str]) -> str:
     return os.path.commonpath([os.path.dirname(p) for p in paths])
 
 
 def _inline(text: str, root: str = ""):
     """Escaped text with `code` spans and links to the report's data files."""
-    import re
-
     from markupsafe import Markup, escape
 
     html = str(escape(text))
@@ -424,7 +437,7 @@ def build_report(
         assets = Assets(tmp, final=out_path, self_contained=self_contained)
         ctx = Context(data, assets)
         shown = [presentation(a) for a in data.audits if data.runs_of(a)]  # each audit presents its runs
-        pages = [B.Page(s.page, s.title, s.audit, s.section(ctx, data.runs_of(s.audit))) for s in shown]
+        pages = [B.Page(s.page, s.title, s.audit, _section(s, ctx, data.runs_of(s.audit))) for s in shown]
         upstream = upstream_section(ctx)
         methods, files = methods_section(ctx)
         if upstream:
