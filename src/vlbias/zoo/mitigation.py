@@ -141,6 +141,15 @@ def compare(
     return Comparison(table[front + [c for c in table.columns if c not in front]], before, after, transform)
 
 
+def _paired_rows(before: pd.DataFrame, after: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The two runs' rows side by side on ``keys`` (columns of both suffixed _b and _a); one line if the runs did not
+    evaluate the same images."""
+    joined = before.merge(after, on=keys, suffixes=("_b", "_a"))
+    if len(joined) != len(before) or len(joined) != len(after):
+        raise VlbiasError("the before and after runs evaluated different images; they cannot be paired")
+    return joined
+
+
 def _eat_pairs(before: AuditResult, after: AuditResult, kw: dict) -> list[Paired]:
     keys = ["test", "order"]
     ok = before.results[before.results["status"] == "ok"][keys].merge(
@@ -161,9 +170,7 @@ def _eat_pairs(before: AuditResult, after: AuditResult, kw: dict) -> list[Paired
 def _zeroshot_pairs(before: AuditResult, after: AuditResult, attribute: str, kw: dict) -> list:
     b, a = before.tables["images"], after.tables["images"]
     keys = ["task", "template", "key"]
-    joined = b.merge(a, on=keys, suffixes=("_b", "_a"))
-    if len(joined) != len(b) or len(joined) != len(a):
-        raise VlbiasError("the before and after runs evaluated different images; they cannot be paired")
+    joined = _paired_rows(b, a, keys)
     accuracy, bias = [], []
     for (task, _template), g in joined.groupby(["task", "template"], sort=False):
         if "correct_b" in g and g["correct_b"].notna().any():
@@ -185,9 +192,7 @@ def _perception_pairs(before: AuditResult, after: AuditResult, attribute: str, k
     if "layer" in b.columns:
         raise VlbiasError("mitigation comparisons pair a model's embedding, not its layers; leave layer out")
     scales = [c for c in b.columns[b.columns.get_loc("cos_neutral") + 1 :] if pd.api.types.is_float_dtype(b[c])]
-    joined = b.merge(a[["key", *scales]], on="key", suffixes=("_b", "_a"))
-    if len(joined) != len(b) or len(joined) != len(a):
-        raise VlbiasError("the before and after runs scored different images; they cannot be paired")
+    joined = _paired_rows(b, a[["key", *scales]], ["key"])
     if attribute not in joined.columns:
         raise VlbiasError(
             f"the perception scores have no column {attribute!r} to compare groups of; give --group-by race or gender"
@@ -211,9 +216,7 @@ def _retrieval_pairs(before: AuditResult, after: AuditResult, group_by: str | No
     proto = load_protocol(before.record.resolved["protocol"])
     scene = proto.pools[0]
     cols = ["key", "attribute", "p_negative_pct", "best_polarity"]
-    joined = b.merge(a[cols], on=["key", "attribute"], suffixes=("_b", "_a"))
-    if len(joined) != len(b) or len(joined) != len(a):
-        raise VlbiasError("the before and after runs evaluated different images; they cannot be paired")
+    joined = _paired_rows(b, a[cols], ["key", "attribute"])
     joined = joined[joined["p_negative_pct_b"].notna()]
     attributes = sorted(set(joined["attribute"]))
     if group_by is not None:
